@@ -1,0 +1,121 @@
+package plugin
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Registry maps plugin names to descriptors. Tests build their own; the
+// daemon uses Default, filled by the plugins' init functions.
+type Registry struct {
+	byName map[string]*Descriptor
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{byName: make(map[string]*Descriptor)}
+}
+
+// Default is the registry the built-in plugins register into.
+var Default = NewRegistry()
+
+// Register adds d to the default registry. It panics on a duplicate name,
+// which is a programming error.
+func Register(d *Descriptor) { Default.Register(d) }
+
+// Register adds d. It panics on a duplicate or empty name.
+func (r *Registry) Register(d *Descriptor) {
+	if d.Name == "" || d.New == nil || d.Kind == 0 {
+		panic("plugin: incomplete descriptor " + d.Name)
+	}
+	if _, dup := r.byName[d.Name]; dup {
+		panic("plugin: " + d.Name + " registered twice")
+	}
+	r.byName[d.Name] = d
+}
+
+// Lookup finds a plugin by its exact (case-sensitive) name.
+func (r *Registry) Lookup(name string) (*Descriptor, bool) {
+	d, ok := r.byName[name]
+	return d, ok
+}
+
+// Names returns every registered name, sorted.
+func (r *Registry) Names() []string {
+	names := make([]string, 0, len(r.byName))
+	for n := range r.byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Suggest returns registered names close to name (case-insensitive equal,
+// or within a small edit distance), best first.
+func (r *Registry) Suggest(name string) []string {
+	type cand struct {
+		name string
+		d    int
+	}
+	var cs []cand
+	for n := range r.byName {
+		d := EditDistance(strings.ToUpper(name), strings.ToUpper(n))
+		if d <= 2 || strings.EqualFold(n, name) {
+			cs = append(cs, cand{n, d})
+		}
+	}
+	sort.Slice(cs, func(i, j int) bool {
+		if cs[i].d != cs[j].d {
+			return cs[i].d < cs[j].d
+		}
+		return cs[i].name < cs[j].name
+	})
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.name
+	}
+	return out
+}
+
+// NameFromSO maps a ulogd2 plugin file name, as written in plugin= lines,
+// to the built-in plugin name: "/usr/lib/ulogd/ulogd_inpflow_NFCT.so" →
+// "NFCT", "ulogd_raw2packet_BASE.so" → "BASE".
+func NameFromSO(path string) (string, error) {
+	base := filepath.Base(path)
+	s, ok := strings.CutSuffix(base, ".so")
+	if !ok {
+		return "", fmt.Errorf("%q is not a ulogd plugin file name (ulogd_<kind>_<NAME>.so)", base)
+	}
+	s, ok = strings.CutPrefix(s, "ulogd_")
+	if !ok {
+		return "", fmt.Errorf("%q is not a ulogd plugin file name (ulogd_<kind>_<NAME>.so)", base)
+	}
+	_, name, ok := strings.Cut(s, "_")
+	if !ok || name == "" {
+		return "", fmt.Errorf("%q is not a ulogd plugin file name (ulogd_<kind>_<NAME>.so)", base)
+	}
+	return name, nil
+}
+
+// EditDistance is the Levenshtein distance between a and b (bytes).
+func EditDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
