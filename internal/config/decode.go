@@ -1,0 +1,389 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Option describes one option of a config struct, for --info.
+type Option struct {
+	Name      string
+	Integer   bool   // integer (or 0/1 boolean) rather than string
+	Default   string // the default as ulogd.conf would spell it
+	Mandatory bool
+}
+
+// field is one tagged field of a config struct.
+type field struct {
+	name      string
+	mandatory bool
+	index     []int
+	kind      reflect.Kind
+}
+
+func (f *field) integer() bool { return f.kind != reflect.String }
+
+// fieldsOf lists the tagged fields of struct type t, in field order. Untagged
+// anonymous struct fields are walked into, so option sets can be shared by
+// embedding. Fields tagged `ulogd:"-"` and other untagged fields are skipped.
+func fieldsOf(t reflect.Type) ([]field, error) {
+	var out []field
+	seen := make(map[string]bool)
+	var walk func(t reflect.Type, prefix []int) error
+	walk = func(t reflect.Type, prefix []int) error {
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			index := append(append([]int(nil), prefix...), i)
+			tag, tagged := sf.Tag.Lookup("ulogd")
+			if !tagged {
+				if sf.Anonymous && sf.Type.Kind() == reflect.Struct {
+					if err := walk(sf.Type, index); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if tag == "-" {
+				continue
+			}
+			name, flags, _ := strings.Cut(tag, ",")
+			f := field{name: name, index: index, kind: sf.Type.Kind()}
+			switch flags {
+			case "":
+			case "mandatory":
+				f.mandatory = true
+			default:
+				return fmt.Errorf("config: field %s.%s: unknown tag flags %q", t, sf.Name, flags)
+			}
+			if name == "" {
+				return fmt.Errorf("config: field %s.%s: empty option name", t, sf.Name)
+			}
+			if !sf.IsExported() {
+				return fmt.Errorf("config: field %s.%s: option %q on an unexported field", t, sf.Name, name)
+			}
+			if _, _, ok := intBounds(f.kind); !ok && f.kind != reflect.String {
+				return fmt.Errorf("config: field %s.%s: unsupported type %s for option %q", t, sf.Name, sf.Type, name)
+			}
+			if seen[name] {
+				return fmt.Errorf("config: option %q declared twice in %s", name, t)
+			}
+			seen[name] = true
+			out = append(out, f)
+		}
+		return nil
+	}
+	if err := walk(t, nil); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// structOf returns the struct value dst points to.
+func structOf(dst any) (reflect.Value, error) {
+	v := reflect.ValueOf(dst)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return reflect.Value{}, fmt.Errorf("config: Decode needs a non-nil pointer to a struct, not %T", dst)
+	}
+	return v.Elem(), nil
+}
+
+// Decode fills the struct dst points to from sec. Fields carry
+// `ulogd:"name"` or `ulogd:"name,mandatory"` tags; their kinds may be any
+// integer kind, bool (written 0 or non-0, as in ulogd) or string. Fields
+// not set in sec keep their value, so dst should hold the defaults.
+//
+// sec may be nil (the instance has no section): then only the mandatory
+// options are checked, and reported at at, the position of the line that
+// refers to the instance.
+//
+// The error joins one *Error per problem: unknown option (with near
+// matches), malformed integer, integer out of range, option given more than
+// once, mandatory option missing. A dst that is not a pointer to a suitable
+// struct is a programming error, reported as a plain error.
+func Decode(sec *Section, at Pos, dst any) error {
+	v, err := structOf(dst)
+	if err != nil {
+		return err
+	}
+	fields, err := fieldsOf(v.Type())
+	if err != nil {
+		return err
+	}
+	var errs []error
+	report := func(pos Pos, format string, args ...any) {
+		errs = append(errs, &Error{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+	}
+	if sec == nil {
+		for _, f := range fields {
+			if f.mandatory {
+				report(at, "mandatory option %q not found: the instance has no section", f.name)
+			}
+		}
+		return errors.Join(errs...)
+	}
+
+	byName := make(map[string]*field, len(fields))
+	for i := range fields {
+		byName[fields[i].name] = &fields[i]
+	}
+	first := make(map[string]Pos)
+	for _, e := range sec.Entries {
+		f, ok := byName[e.Key]
+		if !ok {
+			msg := fmt.Sprintf("unknown option %q in section [%s]", e.Key, sec.Name)
+			if s := suggest(e.Key, fields); len(s) > 0 {
+				msg += " (did you mean " + orList(s) + "?)"
+			}
+			errs = append(errs, &Error{Pos: e.Pos, Msg: msg})
+			continue
+		}
+		if p, dup := first[e.Key]; dup {
+			report(e.Pos, "option %q occurred more than once (first on line %d)", e.Key, p.Line)
+			continue
+		}
+		first[e.Key] = e.Pos
+		switch err := set(v.FieldByIndex(f.index), f.kind, e.Value); err {
+		case errSyntax:
+			report(e.Pos, "integer has invalid format for key %q", e.Key)
+		case errRange:
+			report(e.Pos, "integer is out of range for key %q", e.Key)
+		}
+	}
+	for _, f := range fields {
+		if _, ok := first[f.name]; f.mandatory && !ok {
+			report(sec.Pos, "mandatory option %q not found in section [%s]", f.name, sec.Name)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// set stores value in fv, of the given kind. It returns nil, errSyntax or
+// errRange; on error fv is left alone.
+func set(fv reflect.Value, kind reflect.Kind, value string) error {
+	if kind == reflect.String {
+		fv.SetString(value)
+		return nil
+	}
+	neg, mag, err := parseInteger(value)
+	if err != nil {
+		return err
+	}
+	minMag, max, _ := intBounds(kind)
+	if (neg && mag > minMag) || (!neg && mag > max) {
+		return errRange
+	}
+	switch kind {
+	case reflect.Bool:
+		fv.SetBool(mag != 0)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n := int64(mag) // mag ≤ 1<<63; for 1<<63 and neg this wraps to MinInt64, as wanted
+		if neg {
+			n = -n
+		}
+		fv.SetInt(n)
+	default:
+		fv.SetUint(mag)
+	}
+	return nil
+}
+
+// intBounds returns, for an integer-like kind, the magnitude of its most
+// negative accepted value and its largest accepted value.
+//
+// An int option accepts -2^31 .. 2^32-1, like a C int that was filled by
+// strtoul: "mask=0xffffffff" and "mask=-1" both work, and the plugin reads
+// the bits it needs. A bool option accepts the same range (0 or not 0).
+func intBounds(k reflect.Kind) (minMag, max uint64, ok bool) {
+	switch k {
+	case reflect.Int, reflect.Bool:
+		if bits.UintSize == 32 {
+			return 1 << 31, math.MaxInt32, true
+		}
+		return 1 << 31, math.MaxUint32, true
+	case reflect.Int8:
+		return 1 << 7, math.MaxInt8, true
+	case reflect.Int16:
+		return 1 << 15, math.MaxInt16, true
+	case reflect.Int32:
+		return 1 << 31, math.MaxInt32, true
+	case reflect.Int64:
+		return 1 << 63, math.MaxInt64, true
+	case reflect.Uint8:
+		return 0, math.MaxUint8, true
+	case reflect.Uint16:
+		return 0, math.MaxUint16, true
+	case reflect.Uint32:
+		return 0, math.MaxUint32, true
+	case reflect.Uint, reflect.Uint64:
+		return 0, math.MaxUint, true
+	}
+	return 0, 0, false
+}
+
+var (
+	errSyntax = errors.New("invalid integer")
+	errRange  = errors.New("integer out of range")
+)
+
+// parseInteger parses s the way C strtoul(s, NULL, 0) does, but strictly:
+// an optional sign, then decimal digits, "0x"/"0X" and hex digits, or "0"
+// and octal digits, and nothing else. It returns the sign and magnitude;
+// errRange means the magnitude does not fit 64 bits.
+func parseInteger(s string) (neg bool, mag uint64, err error) {
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		neg, s = s[0] == '-', s[1:]
+	}
+	base := uint64(10)
+	switch {
+	case len(s) >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'):
+		base, s = 16, s[2:]
+	case len(s) >= 2 && s[0] == '0':
+		base, s = 8, s[1:]
+	}
+	if s == "" {
+		return false, 0, errSyntax
+	}
+	overflow := false
+	for i := 0; i < len(s); i++ {
+		var d uint64
+		switch c := s[i]; {
+		case '0' <= c && c <= '9':
+			d = uint64(c - '0')
+		case 'a' <= c && c <= 'f':
+			d = uint64(c-'a') + 10
+		case 'A' <= c && c <= 'F':
+			d = uint64(c-'A') + 10
+		default:
+			return false, 0, errSyntax
+		}
+		if d >= base {
+			return false, 0, errSyntax
+		}
+		hi, lo := bits.Mul64(mag, base)
+		lo, carry := bits.Add64(lo, d, 0)
+		if hi != 0 || carry != 0 {
+			overflow = true
+		}
+		mag = lo
+	}
+	if overflow {
+		return false, 0, errRange
+	}
+	return neg, mag, nil
+}
+
+// Options lists the options of a config struct (a pointer to it, as
+// returned by a plugin's NewConfig, or the struct itself) in field order,
+// with the values it holds as defaults. It returns nil for nil or for
+// anything that is not a suitable struct.
+func Options(cfg any) []Option {
+	if cfg == nil {
+		return nil
+	}
+	v := reflect.ValueOf(cfg)
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			v = reflect.Zero(v.Type().Elem())
+		} else {
+			v = v.Elem()
+		}
+	}
+	if v.Kind() != reflect.Struct {
+		return nil
+	}
+	fields, err := fieldsOf(v.Type())
+	if err != nil {
+		return nil
+	}
+	var out []Option
+	for _, f := range fields {
+		fv := v.FieldByIndex(f.index)
+		var def string
+		switch f.kind {
+		case reflect.String:
+			def = fv.String()
+		case reflect.Bool:
+			def = "0"
+			if fv.Bool() {
+				def = "1"
+			}
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			def = strconv.FormatInt(fv.Int(), 10)
+		default:
+			def = strconv.FormatUint(fv.Uint(), 10)
+		}
+		out = append(out, Option{Name: f.name, Integer: f.integer(), Default: def, Mandatory: f.mandatory})
+	}
+	return out
+}
+
+// suggest returns the option names close to key, best first (at most 3).
+func suggest(key string, fields []field) []string {
+	type cand struct {
+		name string
+		d    int
+	}
+	lk := strings.ToLower(key)
+	limit := min(3, max(1, len(key)/3))
+	var cs []cand
+	for _, f := range fields {
+		lf := strings.ToLower(f.name)
+		d := editDistance(lk, lf)
+		if d > limit && !(len(lk) >= 4 && (strings.HasPrefix(lf, lk) || strings.HasPrefix(lk, lf))) {
+			continue
+		}
+		cs = append(cs, cand{f.name, d})
+	}
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].d < cs[j].d })
+	var out []string
+	for i := 0; i < len(cs) && i < 3; i++ {
+		out = append(out, cs[i].name)
+	}
+	return out
+}
+
+// orList renders ["a" "b" "c"] as `"a", "b" or "c"`.
+func orList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+// editDistance is the optimal-string-alignment distance between a and b
+// (insertions, deletions, substitutions and adjacent transpositions), on
+// bytes.
+func editDistance(a, b string) int {
+	// Three rows: two back (for transpositions), previous, current.
+	pp := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], pp[j-2]+1)
+			}
+		}
+		pp, prev, cur = prev, cur, pp
+	}
+	return prev[len(b)]
+}
