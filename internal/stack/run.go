@@ -1,0 +1,264 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/plugin"
+)
+
+// Counters are the per-instance event counters. Sources count received
+// (emitted) and lost events; filters and sinks count what they stopped or
+// failed.
+type Counters struct {
+	Received atomic.Uint64 // events that reached this instance
+	Stopped  atomic.Uint64 // walks ended here with Stop
+	Failed   atomic.Uint64 // walks ended here with Fail
+	Lost     atomic.Uint64 // events the source knows it lost
+}
+
+// runner is the Emitter of one source: it serialises the walks of every
+// stack the source feeds.
+type runner struct {
+	src      *Source
+	mu       sync.Mutex
+	log      *slog.Logger
+	lastFail atomic.Int64 // unix seconds of the last failure notice
+}
+
+var _ plugin.Emitter = (*runner)(nil)
+
+func (r *runner) NewRecord() *keys.Record {
+	types := make([]keys.Type, len(r.src.Out))
+	for i, s := range r.src.Out {
+		types[i] = s.Type
+	}
+	return keys.NewRecord(types)
+}
+
+func (r *runner) Emit(rec *keys.Record) {
+	r.src.stats.Received.Add(1)
+	r.mu.Lock()
+	for _, st := range r.src.Stacks {
+		st.walk(rec, r)
+	}
+	r.mu.Unlock()
+	rec.Reset()
+}
+
+func (r *runner) Flush() {
+	r.mu.Lock()
+	r.flushLocked()
+	r.mu.Unlock()
+}
+
+func (r *runner) flushLocked() {
+	for _, st := range r.src.Stacks {
+		for _, in := range st.Instances[1:] {
+			if f, ok := in.Inst.(plugin.Flusher); ok {
+				if err := f.Flush(); err != nil {
+					r.failNotice(in, err)
+				}
+			}
+		}
+	}
+}
+
+func (r *runner) Lost(n uint64) { r.src.stats.Lost.Add(n) }
+
+// failNotice logs a failure at most once per second per source.
+func (r *runner) failNotice(in *Instance, err error) {
+	now := time.Now().Unix()
+	if last := r.lastFail.Load(); now == last || !r.lastFail.CompareAndSwap(last, now) {
+		return
+	}
+	msg := "error during propagate_results"
+	if err != nil {
+		msg += ": " + err.Error()
+	}
+	r.log.Log(context.Background(), slog.LevelError, msg, "instance", in.ID, "plugin", in.Desc.Name,
+		"failed", in.stats.Failed.Load())
+}
+
+// walk runs one event through the stack: copy the source's values, call
+// each instance in order, reset.
+func (st *Stack) walk(src *keys.Record, r *runner) {
+	rec := st.rec
+	rec.CopyFrom(src)
+	for _, in := range st.Instances[1:] {
+		in.stats.Received.Add(1)
+		switch in.interp.Interp(rec) {
+		case plugin.Continue:
+			continue
+		case plugin.Stop:
+			in.stats.Stopped.Add(1)
+		default:
+			in.stats.Failed.Add(1)
+			r.failNotice(in, nil)
+		}
+		break
+	}
+	rec.Reset()
+}
+
+// order returns every distinct instance: sinks, then filters, then sources.
+func (g *Graph) order() []*Instance {
+	var out []*Instance
+	seen := map[*Instance]bool{}
+	for _, kind := range []plugin.Kind{plugin.Sink, plugin.Filter, plugin.Source} {
+		for _, st := range g.Stacks {
+			for _, in := range st.Instances {
+				if in.Desc.Kind == kind && !seen[in] {
+					seen[in] = true
+					out = append(out, in)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Start starts sinks first, then filters, then sources. If one fails, what
+// was started is stopped again in reverse order and the error returned.
+func (g *Graph) Start(ctx context.Context) error {
+	for _, in := range g.order() {
+		if err := in.Inst.Start(ctx); err != nil {
+			err = fmt.Errorf("error starting `%s' (%s): %w", in.ID, in.Desc.Name, err)
+			g.stopStarted(ctx)
+			return err
+		}
+		g.started = append(g.started, in)
+	}
+	return nil
+}
+
+func (g *Graph) stopStarted(ctx context.Context) {
+	for i := len(g.started) - 1; i >= 0; i-- {
+		in := g.started[i]
+		if err := in.Inst.Stop(ctx); err != nil {
+			g.log.Error("error stopping instance", "instance", in.ID, "plugin", in.Desc.Name, "err", err)
+		}
+	}
+	g.started = nil
+}
+
+// Run runs every source in its own goroutine until ctx is cancelled, and
+// flushes buffering sinks once a second so that nothing waits in memory
+// for long when traffic is low. It returns the first source error, after
+// cancelling the others.
+func (g *Graph) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for _, src := range g.Sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			si := src.Inst.(plugin.SourceInstance)
+			if err := si.Run(ctx, src.run); err != nil && ctx.Err() == nil {
+				cancel(fmt.Errorf("source %s (%s): %w", src.ID, src.Desc.Name, err))
+			}
+		}()
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for {
+		select {
+		case <-tick.C:
+			for _, src := range g.Sources {
+				src.run.Flush()
+			}
+		case <-done:
+			if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return nil
+		case <-ctx.Done():
+			// Sources return once Stop closes their sockets.
+			<-done
+			if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return nil
+		}
+	}
+}
+
+// Stop stops sources first (so no event is in flight), flushes every
+// buffering sink, then stops filters and sinks.
+func (g *Graph) Stop(ctx context.Context) {
+	if g.stopped {
+		return
+	}
+	g.stopped = true
+	var rest []*Instance
+	for i := len(g.started) - 1; i >= 0; i-- {
+		in := g.started[i]
+		if in.Desc.Kind != plugin.Source {
+			rest = append([]*Instance{in}, rest...)
+			continue
+		}
+		if err := in.Inst.Stop(ctx); err != nil {
+			g.log.Error("error stopping instance", "instance", in.ID, "plugin", in.Desc.Name, "err", err)
+		}
+	}
+	for _, src := range g.Sources {
+		if src.run != nil {
+			src.run.Flush()
+		}
+	}
+	g.started = rest
+	g.stopStarted(ctx)
+}
+
+// Reopen asks every Reopener (file outputs) to reopen its file, between
+// events. It returns the errors joined.
+func (g *Graph) Reopen() error {
+	var errs []error
+	for _, src := range g.Sources {
+		src.run.mu.Lock()
+		for _, st := range src.Stacks {
+			for _, in := range st.Instances[1:] {
+				if ro, ok := in.Inst.(plugin.Reopener); ok {
+					if err := ro.Reopen(); err != nil {
+						errs = append(errs, fmt.Errorf("%s (%s): %w", in.ID, in.Desc.Name, err))
+					}
+				}
+			}
+		}
+		src.run.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// Signal delivers SIGUSR1/SIGUSR2/SIGALRM to every instance that wants it:
+// sources directly (they act through their Emitter), filters and sinks
+// between events.
+func (g *Graph) Signal(sig os.Signal) {
+	for _, src := range g.Sources {
+		if s, ok := src.Inst.(plugin.Signaler); ok {
+			s.Signal(sig)
+		}
+		src.run.mu.Lock()
+		for _, st := range src.Stacks {
+			for _, in := range st.Instances[1:] {
+				if s, ok := in.Inst.(plugin.Signaler); ok {
+					s.Signal(sig)
+				}
+			}
+		}
+		src.run.mu.Unlock()
+	}
+}
+
+// Instances returns every distinct instance (sinks, filters, sources).
+func (g *Graph) Instances() []*Instance { return g.order() }
