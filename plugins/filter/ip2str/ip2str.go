@@ -1,0 +1,117 @@
+// Package ip2str is the IP2STR filter: it turns the address keys of
+// packets (ip.*), flows (orig.ip.*, reply.ip.*) and ARP packets (arp.*)
+// into text.
+package ip2str
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/plugin"
+)
+
+// Address families and ethertypes (oob.family, oob.protocol).
+const (
+	afInet   = 2
+	afBridge = 7
+	afInet6  = 10
+
+	ethIPv4 = 0x0800
+	ethARP  = 0x0806
+	ethIPv6 = 0x86dd
+)
+
+// Input key positions.
+const (
+	inFamily = iota
+	inProtocol
+	inAddrs // the address inputs start here, in the order of addrNames
+)
+
+// addrNames are the address keys converted, in ulogd2's order; the output
+// of each is its name + ".str".
+var addrNames = []string{
+	"ip.saddr", "ip.daddr",
+	"orig.ip.saddr", "orig.ip.daddr",
+	"reply.ip.saddr", "reply.ip.daddr",
+	"arp.saddr", "arp.daddr",
+}
+
+func keySpecs(any) (in, out []keys.Spec, err error) {
+	in = []keys.Spec{
+		{Name: "oob.family", Type: keys.Uint8},
+		{Name: "oob.protocol", Type: keys.Uint16},
+	}
+	for _, n := range addrNames {
+		in = append(in, keys.Spec{Name: n, Type: keys.IPAddr, Flags: keys.Optional})
+		out = append(out, keys.Spec{Name: n + ".str", Type: keys.String})
+	}
+	return in, out, nil
+}
+
+func init() {
+	plugin.Register(&plugin.Descriptor{
+		Name:    "IP2STR",
+		Kind:    plugin.Filter,
+		Summary: "convert IPv4/IPv6 address keys to text",
+		Input:   plugin.DTPacket | plugin.DTFlow,
+		Output:  plugin.DTPacket | plugin.DTFlow,
+		Keys:    keySpecs,
+		New: func(env *plugin.Env) (plugin.Instance, error) {
+			return &filter{in: env.In, out: env.Out, log: env.Log}, nil
+		},
+	})
+}
+
+type filter struct {
+	in, out []keys.Slot
+	log     *slog.Logger
+	noted   bool
+}
+
+func (f *filter) Start(context.Context) error { return nil }
+func (f *filter) Stop(context.Context) error  { return nil }
+
+// Interp converts every valid address input. The family decides what an
+// address may be: for a bridge family the ethertype tells; an unknown
+// family is an error for this event, as in ulogd2.
+func (f *filter) Interp(r *keys.Record) plugin.Verdict {
+	switch r.Uint(f.in[inFamily]) {
+	case afInet, afInet6:
+	case afBridge:
+		if !r.Valid(f.in[inProtocol]) {
+			f.notice("No protocol inside AF_BRIDGE packet")
+			return plugin.Fail
+		}
+		switch r.Uint(f.in[inProtocol]) {
+		case ethIPv4, ethARP, ethIPv6:
+		default:
+			f.notice("Unknown protocol inside AF_BRIDGE packet")
+			return plugin.Fail
+		}
+	default:
+		f.notice("Unknown protocol family")
+		return plugin.Fail
+	}
+	for i := range addrNames {
+		b := r.Bytes(f.in[inAddrs+i])
+		if len(b) != 4 && len(b) != 16 {
+			continue
+		}
+		a := r.Arena()
+		n := len(a)
+		a = keys.AppendIP(a, b)
+		r.SetBytes(f.out[i], r.Commit(a, n))
+	}
+	return plugin.Continue
+}
+
+// notice logs a family problem once per instance: the event itself is
+// counted as failed by the engine.
+func (f *filter) notice(msg string) {
+	if !f.noted {
+		f.noted = true
+		f.log.Log(context.Background(), slog.Level(2), msg)
+	}
+}

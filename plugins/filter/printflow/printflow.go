@@ -1,0 +1,160 @@
+// Package printflow is the PRINTFLOW filter: it formats a conntrack event
+// as one text line in ulogd2's format, for LOGEMU or SYSLOG.
+//
+//	[DESTROY] ORIG: SRC=10.0.0.1 DST=10.0.0.2 PROTO=TCP SPT=48142 DPT=5001 PKTS=5 BYTES=274 , REPLY: SRC=... \n
+//
+// One deliberate difference from ulogd2: ICMP type and code are printed
+// under the right labels (ulogd2 swaps them, see docs/compat.md).
+package printflow
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/plugin"
+)
+
+// Input key positions, in ulogd2's declaration order.
+const (
+	origSaddr = iota
+	origDaddr
+	origProto
+	origSport
+	origDport
+	origBytes
+	origPkts
+	replySaddr
+	replyDaddr
+	replyProto
+	replySport
+	replyDport
+	replyBytes
+	replyPkts
+	icmpCode
+	icmpType
+	ctEvent
+)
+
+var inputs = []keys.Spec{
+	{Name: "orig.ip.saddr.str", Type: keys.String},
+	{Name: "orig.ip.daddr.str", Type: keys.String},
+	{Name: "orig.ip.protocol", Type: keys.Uint8},
+	{Name: "orig.l4.sport", Type: keys.Uint16},
+	{Name: "orig.l4.dport", Type: keys.Uint16},
+	{Name: "orig.raw.pktlen", Type: keys.Uint64},
+	{Name: "orig.raw.pktcount", Type: keys.Uint64},
+	{Name: "reply.ip.saddr.str", Type: keys.String},
+	{Name: "reply.ip.daddr.str", Type: keys.String},
+	{Name: "reply.ip.protocol", Type: keys.Uint8},
+	{Name: "reply.l4.sport", Type: keys.Uint16},
+	{Name: "reply.l4.dport", Type: keys.Uint16},
+	{Name: "reply.raw.pktlen", Type: keys.Uint64},
+	{Name: "reply.raw.pktcount", Type: keys.Uint64},
+	{Name: "icmp.code", Type: keys.Uint8},
+	{Name: "icmp.type", Type: keys.Uint8},
+	{Name: "ct.event", Type: keys.Uint32},
+}
+
+var outputs = []keys.Spec{{Name: "print", Type: keys.String}}
+
+func init() {
+	plugin.Register(&plugin.Descriptor{
+		Name:    "PRINTFLOW",
+		Kind:    plugin.Filter,
+		Summary: "format a conntrack event as a text line",
+		Input:   plugin.DTFlow,
+		Output:  plugin.DTFlow,
+		Keys:    func(any) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
+		New: func(env *plugin.Env) (plugin.Instance, error) {
+			return &filter{in: env.In, out: env.Out[0]}, nil
+		},
+	})
+}
+
+type filter struct {
+	in  []keys.Slot
+	out keys.Slot
+}
+
+func (f *filter) Start(context.Context) error { return nil }
+func (f *filter) Stop(context.Context) error  { return nil }
+
+// Protocol numbers with a name in the line.
+const (
+	protoICMP = 1
+	protoTCP  = 6
+	protoUDP  = 17
+	protoESP  = 50
+	protoAH   = 51
+)
+
+func (f *filter) Interp(r *keys.Record) plugin.Verdict {
+	a := r.Arena()
+	start := len(a)
+	if r.Valid(f.in[ctEvent]) {
+		switch r.Uint(f.in[ctEvent]) {
+		case 1:
+			a = append(a, "[NEW] "...)
+		case 2:
+			a = append(a, "[UPDATE] "...)
+		case 4:
+			a = append(a, "[DESTROY] "...)
+		}
+	}
+	a = append(a, "ORIG: "...)
+	a = f.side(a, r, origSaddr)
+	a = append(a, ", REPLY: "...)
+	a = f.side(a, r, replySaddr)
+	a = append(a, '\n')
+	r.SetBytes(f.out, r.Commit(a, start))
+	return plugin.Continue
+}
+
+// side formats one direction; base is origSaddr or replySaddr, and the
+// other keys of that direction follow at fixed offsets.
+func (f *filter) side(a []byte, r *keys.Record, base int) []byte {
+	if s := f.in[base+0]; r.Valid(s) {
+		a = append(append(append(a, "SRC="...), r.Bytes(s)...), ' ')
+	}
+	if s := f.in[base+1]; r.Valid(s) {
+		a = append(append(append(a, "DST="...), r.Bytes(s)...), ' ')
+	}
+	if s := f.in[base+2]; r.Valid(s) {
+		switch p := r.Uint(s); p {
+		case protoTCP, protoUDP:
+			if p == protoTCP {
+				a = append(a, "PROTO=TCP "...)
+			} else {
+				a = append(a, "PROTO=UDP "...)
+			}
+			a = field(a, r, "SPT=", f.in[base+3])
+			a = field(a, r, "DPT=", f.in[base+4])
+		case protoICMP:
+			a = append(a, "PROTO=ICMP "...)
+			a = field(a, r, "TYPE=", f.in[icmpType])
+			a = field(a, r, "CODE=", f.in[icmpCode])
+		case protoESP:
+			a = append(a, "PROTO=ESP "...)
+		case protoAH:
+			a = append(a, "PROTO=AH "...)
+		default:
+			a = append(a, "PROTO="...)
+			a = strconv.AppendUint(a, p, 10)
+			a = append(a, ' ')
+		}
+	}
+	a = field(a, r, "PKTS=", f.in[base+6])
+	a = field(a, r, "BYTES=", f.in[base+5])
+	return a
+}
+
+// field appends "LABEL<n> " when the slot is valid.
+func field(a []byte, r *keys.Record, label string, s keys.Slot) []byte {
+	if !r.Valid(s) {
+		return a
+	}
+	a = append(a, label...)
+	a = strconv.AppendUint(a, r.Uint(s), 10)
+	return append(a, ' ')
+}

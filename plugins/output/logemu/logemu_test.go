@@ -1,0 +1,118 @@
+package logemu
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/plugintest"
+)
+
+var provides = []keys.Spec{
+	{Name: "print", Type: keys.String},
+	{Name: "oob.time.sec", Type: keys.Uint32},
+}
+
+func read(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func hostname(t *testing.T) string {
+	h, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _, _ = strings.Cut(h, ".")
+	return h
+}
+
+func TestLineFormatAndSync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "emu.log")
+	h := plugintest.New(t, "emu1:LOGEMU", "[emu1]\nfile=\""+path+"\"\nsync=1\n", provides)
+	ts := time.Date(2026, 11, 5, 8, 1, 2, 0, time.Local)
+	h.Event(map[string]any{"print": "[NEW] ORIG: SRC=10.0.0.1 \n", "oob.time.sec": int(ts.Unix())})
+	if got := read(t, path); got != "" {
+		t.Fatalf("written before the end of the batch: %q", got)
+	}
+	h.Flush()
+	want := "Nov  5 08:01:02 " + hostname(t) + " [NEW] ORIG: SRC=10.0.0.1 \n"
+	if got := read(t, path); got != want {
+		t.Fatalf("file = %q, want %q", got, want)
+	}
+	// Without oob.time.sec the line is stamped with the current time.
+	before := time.Now().Truncate(time.Second)
+	h.Event(map[string]any{"print": "x\n"})
+	h.Flush()
+	lines := strings.Split(strings.TrimSuffix(read(t, path), "\n"), "\n")
+	stamp, err := time.ParseInLocation(time.Stamp, lines[1][:15], time.Local)
+	if err != nil {
+		t.Fatalf("second line %q: %v", lines[1], err)
+	}
+	stamp = stamp.AddDate(before.Year(), 0, 0)
+	if d := stamp.Sub(before); d < 0 || d > 5*time.Second {
+		t.Errorf("stamp %v is not now (%v)", stamp, before)
+	}
+}
+
+func TestSync0BuffersUntilStop(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "emu.log")
+	h := plugintest.New(t, "emu1:LOGEMU", "[emu1]\nfile=\""+path+"\"\n", provides)
+	h.Event(map[string]any{"print": "a\n", "oob.time.sec": 1})
+	h.Flush()
+	if got := read(t, path); got != "" {
+		t.Fatalf("sync=0 wrote at once: %q", got)
+	}
+	h.Graph.Stop(t.Context())
+	if got := read(t, path); !strings.HasSuffix(got, " a\n") {
+		t.Fatalf("after stop file = %q, want the buffered line", got)
+	}
+}
+
+func TestReopenAfterRotate(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "emu.log")
+	h := plugintest.New(t, "emu1:LOGEMU", "[emu1]\nfile=\""+path+"\"\nsync=1\n", provides)
+	h.Event(map[string]any{"print": "one\n", "oob.time.sec": 1})
+	h.Event(map[string]any{"print": "two\n", "oob.time.sec": 1})
+	// logrotate renames, then signals; lines still buffered belong to the
+	// old file.
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	h.Event(map[string]any{"print": "three\n", "oob.time.sec": 1})
+	h.Flush()
+	old, cur := read(t, path+".1"), read(t, path)
+	if strings.Count(old, "\n") != 2 || !strings.HasSuffix(old, " two\n") {
+		t.Errorf("rotated file = %q, want lines one and two", old)
+	}
+	if strings.Count(cur, "\n") != 1 || !strings.HasSuffix(cur, " three\n") {
+		t.Errorf("new file = %q, want line three", cur)
+	}
+}
+
+func TestOpenFailureFailsStart(t *testing.T) {
+	f, err := os.Open("/nonexistent-dir-ulogd-test/x")
+	if err == nil {
+		f.Close()
+		t.Skip("path unexpectedly exists")
+	}
+	d, cfg := desc(), &Config{File: "/nonexistent-dir-ulogd-test/emu.log"}
+	inst, err := d.New(envFor(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.Start(t.Context()); err == nil || !strings.Contains(err.Error(), "can't open syslogemu") {
+		t.Fatalf("Start error = %v", err)
+	}
+}
