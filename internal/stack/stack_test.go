@@ -157,7 +157,7 @@ func newTestRegistry() *testReg {
 	})
 	tr.Register(&plugin.Descriptor{
 		Name: "BADSTART", Kind: plugin.Sink,
-		New:  func(env *plugin.Env) (plugin.Instance, error) { return &failStart{}, nil },
+		New: func(env *plugin.Env) (plugin.Instance, error) { return &failStart{}, nil },
 	})
 	return tr
 }
