@@ -1,0 +1,164 @@
+// Package nltest runs real-kernel netlink tests inside private, uniquely
+// named network namespaces.
+//
+//	ns := nltest.NewNS(t)              // skips unless root; deleted at cleanup
+//	ns.Sysctl(t, "net.netfilter.nf_conntrack_acct", "1")
+//	var c *nl.Conn
+//	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
+//	ns.Run(t, "conntrack", "-I", ...)
+//
+// Sockets opened inside Do stay in the namespace for their whole life, and
+// may be used from any goroutine afterwards.
+package nltest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+var counter atomic.Uint32
+
+// NS is a private network namespace created by NewNS.
+type NS struct {
+	Name string // e.g. ulogdtest-1234-1
+	Path string // /var/run/netns/<Name>
+}
+
+// RequireRoot skips t unless the test runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root (network namespaces and netfilter); run `go test` as root")
+	}
+}
+
+// NewNS creates the namespace ulogdtest-<pid>-<n> with its loopback up, and
+// deletes it when t finishes. It skips t when not root and fails it when the
+// namespace cannot be created.
+func NewNS(t testing.TB) *NS {
+	t.Helper()
+	RequireRoot(t)
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("skipping: the ip command (iproute2) is not installed")
+	}
+	name := fmt.Sprintf("ulogdtest-%d-%d", os.Getpid(), counter.Add(1))
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	}
+	ns := &NS{Name: name, Path: "/var/run/netns/" + name}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	ns.Run(t, "ip", "link", "set", "lo", "up")
+	return ns
+}
+
+// Run runs cmd inside the namespace (ip netns exec) and returns its combined
+// output; a non-zero exit fails t.
+func (ns *NS) Run(t testing.TB, cmd ...string) string {
+	t.Helper()
+	out, err := ns.Exec(cmd...)
+	if err != nil {
+		t.Fatalf("ip netns exec %s %s: %v\n%s", ns.Name, strings.Join(cmd, " "), err, out)
+	}
+	return out
+}
+
+// Exec is Run without the test: it returns the output and the error.
+func (ns *NS) Exec(cmd ...string) (string, error) {
+	args := append([]string{"netns", "exec", ns.Name}, cmd...)
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	return string(out), err
+}
+
+// Sysctl sets key=value inside the namespace (e.g.
+// "net.netfilter.nf_conntrack_acct", "1").
+func (ns *NS) Sysctl(t testing.TB, key, value string) {
+	t.Helper()
+	ns.Run(t, "sysctl", "-q", "-w", key+"="+value)
+}
+
+// EnableConntrack installs an nftables table that makes conntrack track the
+// namespace's own traffic (conntrack hooks are registered only when a rule
+// needs them), and turns on per-flow counters and timestamps.
+func (ns *NS) EnableConntrack(t testing.TB) {
+	t.Helper()
+	ns.Sysctl(t, "net.netfilter.nf_conntrack_acct", "1")
+	ns.Sysctl(t, "net.netfilter.nf_conntrack_timestamp", "1")
+	ns.Run(t, "nft", "add table inet ulogdtest; "+
+		"add chain inet ulogdtest out { type filter hook output priority 0; }; "+
+		"add chain inet ulogdtest in { type filter hook input priority 0; }; "+
+		"add rule inet ulogdtest out ct state new,established,related accept; "+
+		"add rule inet ulogdtest in ct state new,established,related accept")
+}
+
+// Do runs fn on an OS thread switched into the namespace, and waits for it.
+// Sockets created by fn belong to the namespace. If the thread cannot be
+// switched back, it is left locked so that the runtime discards it.
+func (ns *NS) Do(t testing.TB, fn func()) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		// A Goexit in fn (t.FailNow from this goroutine) must not leave the
+		// caller waiting; the thread stays locked and is discarded.
+		done := false
+		defer func() {
+			if !done {
+				errc <- fmt.Errorf("fn exited its goroutine (t.FailNow must not be called inside Do)")
+			}
+		}()
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done = true
+			errc <- fmt.Errorf("open own netns: %w", err)
+			return
+		}
+		defer unix.Close(orig)
+		target, err := unix.Open(ns.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done = true
+			errc <- fmt.Errorf("open %s: %w", ns.Path, err)
+			return
+		}
+		defer unix.Close(target)
+		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done = true
+			errc <- fmt.Errorf("setns %s: %w", ns.Name, err)
+			return
+		}
+		var ferr error
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					ferr = fmt.Errorf("panic in NS.Do: %v", r)
+				}
+			}()
+			fn()
+		}()
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+			// Stay locked: the goroutine exits and the thread dies with it.
+			done = true
+			errc <- fmt.Errorf("setns back: %w", err)
+			return
+		}
+		runtime.UnlockOSThread()
+		done = true
+		errc <- ferr
+	}()
+	if err := <-errc; err != nil {
+		t.Fatalf("netns %s: %v", ns.Name, err)
+	}
+}
