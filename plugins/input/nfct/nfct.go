@@ -1,0 +1,417 @@
+// Package nfct is the NFCT source: conntrack flows from ctnetlink, as
+// ulogd2's ulogd_inpflow_NFCT.so produces them.
+//
+// In event mode the instance subscribes to the conntrack multicast groups
+// and reads them with a batched receive loop; with hash_enable=1 it keeps a
+// userspace flow table so that a single record per flow comes out when the
+// flow is destroyed. In polling mode it dumps the kernel table every
+// pollinterval seconds and emits the flows that disappeared. SIGUSR2 dumps
+// and zeroes the kernel counters. See README.md.
+package nfct
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/nl"
+	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
+	"github.com/ulogd-go/ulogd/internal/plugin"
+)
+
+func init() {
+	plugin.Register(Descriptor())
+}
+
+// Descriptor returns the NFCT plugin descriptor.
+func Descriptor() *plugin.Descriptor {
+	return &plugin.Descriptor{
+		Name:      "NFCT",
+		Kind:      plugin.Source,
+		Summary:   "conntrack flows from ctnetlink (events, polling, counter dump-and-reset)",
+		Input:     plugin.DTSource,
+		Output:    plugin.DTFlow,
+		NewConfig: func() any { return defaultConfig() },
+		Keys:      keysOf,
+		New:       newInstance,
+	}
+}
+
+// keysOf validates the config (purely: no file, no socket) and returns the
+// output keys.
+func keysOf(cfg any) (in, out []keys.Spec, err error) {
+	c, err := configOf(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	errs := []error{c.validate()}
+	if _, err := parseFilters(c, nil); err != nil {
+		errs = append(errs, err)
+	}
+	return nil, OutputKeys(), errors.Join(errs...)
+}
+
+func configOf(cfg any) (*Config, error) {
+	switch c := cfg.(type) {
+	case nil:
+		return defaultConfig(), nil
+	case *Config:
+		return c, nil
+	}
+	return nil, fmt.Errorf("NFCT: unexpected config type %T", cfg)
+}
+
+// levelNotice is ulogd's NOTICE level (the daemon's LevelNotice).
+const levelNotice = slog.Level(2)
+
+// Tunables.
+const (
+	defaultBufferSize = 64 << 20 // requested when netlink_socket_buffer_size is 0
+	batchCount        = 64       // datagrams per recvmmsg
+	batchSlot         = nl.EventDatagramSize
+	noticeEvery       = 10 * time.Second
+	procConntrack     = "/proc/sys/net/netfilter/"
+	protocolsFile     = "/etc/protocols"
+)
+
+// instance is one running NFCT instance.
+type instance struct {
+	cfg     Config
+	log     *slog.Logger
+	sl      slots
+	flt     filters
+	table   *flowTable // nil with hash_enable=0
+	polling bool
+
+	done     chan struct{} // closed by Stop
+	stopOnce sync.Once
+	usr2     chan struct{} // SIGUSR2 requests (one pending at most)
+	resync   chan struct{} // resync requests from the receive loop
+
+	ns      netns // where Start ran: dump sockets open there
+	mu      sync.Mutex
+	conn    *nl.Conn              // event socket (event mode)
+	aux     map[*nl.Conn]struct{} // open dump sockets, closed by Stop
+	ended   bool                  // Stop ran: no new socket may open
+	started bool                  // Start pinned the namespace
+
+	rx rxState // owned by the receive goroutine
+}
+
+// rxState is the receive loop's reused state.
+type rxState struct {
+	batch   *nl.Batch
+	ev      ctnl.Event
+	bufSize int // last requested socket buffer size
+
+	lost       uint64 // events lost to overruns (cumulative)
+	overruns   uint64
+	lostNote   limiter
+	maxNoticed bool
+	drops      uint64 // last socket drop counter seen (SO_MEMINFO)
+	hasDrops   bool
+	dropsAt    time.Time // last periodic read of the drop counter
+
+	decodeErrs uint64
+	decodeNote limiter
+	updates    uint64
+	updateNote limiter
+	otherErrs  uint64
+	otherNote  limiter
+}
+
+func newInstance(env *plugin.Env) (plugin.Instance, error) {
+	c, err := configOf(env.Config)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	flt, err := parseFilters(c, systemProtocols(protocolsFile))
+	if err != nil {
+		return nil, err
+	}
+	if len(env.Out) != int(numKeys) {
+		return nil, fmt.Errorf("NFCT: %d output slots for %d keys", len(env.Out), numKeys)
+	}
+	log := env.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	in := &instance{
+		cfg:     *c,
+		log:     log,
+		flt:     flt,
+		polling: c.PollInterval > 0,
+		done:    make(chan struct{}),
+		usr2:    make(chan struct{}, 1),
+		resync:  make(chan struct{}, 1),
+		aux:     make(map[*nl.Conn]struct{}),
+	}
+	copy(in.sl[:], env.Out)
+	if c.HashEnable != 0 {
+		in.table = newFlowTable(c.HashBuckets, c.HashMaxEntries)
+	}
+	return in, nil
+}
+
+// Start opens the event socket (event mode), fills the flow table from a
+// first dump (hash event mode) and reports the kernel settings that make
+// counters and timestamps zero.
+func (in *instance) Start(ctx context.Context) error {
+	in.mu.Lock()
+	in.ns = pinNetns()
+	in.started = true
+	in.mu.Unlock()
+	if in.polling {
+		in.log.Log(ctx, levelNotice, "NFCT working in polling mode")
+		if !in.flt.empty() {
+			in.log.Log(ctx, levelNotice, "NFCT accept_* filters are not applied in polling mode")
+		}
+	} else {
+		in.log.Log(ctx, levelNotice, "NFCT plugin working in event mode")
+		if err := in.openEvents(ctx); err != nil {
+			in.closeAll()
+			return err
+		}
+	}
+	in.checkSysctls(ctx)
+	if in.table != nil && !in.polling {
+		switch err := in.initialDump(); {
+		case errors.Is(err, ctnl.ErrDumpInterrupted), errors.Is(err, nl.ErrNoBuffers):
+			// The table changed during the dump: fix it up with a resync.
+			in.log.Warn("NFCT initial conntrack table dump was inconsistent, resync scheduled", "err", err)
+			in.resync <- struct{}{}
+		case err != nil:
+			in.closeAll()
+			return fmt.Errorf("NFCT: initial conntrack table dump: %w", err)
+		}
+		in.log.Debug("NFCT initial dump done", "flows", in.table.Len())
+	}
+	return nil
+}
+
+// groupsOf maps event_mask to ctnetlink multicast groups.
+func groupsOf(mask int) []uint32 {
+	var g []uint32
+	if mask&maskNew != 0 {
+		g = append(g, ctnl.GroupNew)
+	}
+	if mask&maskUpdate != 0 {
+		g = append(g, ctnl.GroupUpdate)
+	}
+	if mask&maskDestroy != 0 {
+		g = append(g, ctnl.GroupDestroy)
+	}
+	return g
+}
+
+func (in *instance) openEvents(ctx context.Context) error {
+	c, err := in.ns.open()
+	if err != nil {
+		return fmt.Errorf("NFCT: open ctnetlink event socket: %w", err)
+	}
+	fail := func(err error) error {
+		c.Close()
+		return err
+	}
+	in.setBuffer(ctx, c)
+	if in.cfg.Reliable != 0 {
+		if err := c.SetReliable(true); err != nil {
+			return fail(fmt.Errorf("NFCT: reliable=1: %w", err))
+		}
+		in.log.Log(ctx, levelNotice, "NFCT reliable logging has been enabled.")
+	}
+	if !in.flt.empty() {
+		for i, p := range in.flt.protos {
+			in.log.Log(ctx, levelNotice, fmt.Sprintf("adding proto to filter: %q (%d)", in.flt.protoNames[i], p))
+		}
+		prog, err := ctnl.Filter{Src: in.flt.src, Dst: in.flt.dst, Protos: in.flt.protos}.Program()
+		if err != nil {
+			return fail(fmt.Errorf("NFCT: build accept_* filter: %w", err))
+		}
+		if err := c.AttachFilter(prog); err != nil {
+			return fail(fmt.Errorf("NFCT: attach accept_* filter: %w", err))
+		}
+	}
+	if g := groupsOf(in.cfg.EventMask); len(g) > 0 {
+		if err := c.JoinGroups(g...); err != nil {
+			return fail(fmt.Errorf("NFCT: join conntrack event groups (event_mask=%d): %w", in.cfg.EventMask, err))
+		}
+	} else {
+		in.log.Warn("NFCT event_mask selects no conntrack event (1 NEW, 2 UPDATE, 4 DESTROY): nothing will be logged", "event_mask", in.cfg.EventMask)
+	}
+	in.rx.batch = nl.NewBatch(batchCount, batchSlot)
+	in.rx.hasDrops = false
+	if d, err := c.Drops(); err == nil {
+		in.rx.drops, in.rx.hasDrops = d, true
+	}
+	in.mu.Lock()
+	in.conn = c
+	in.mu.Unlock()
+	return nil
+}
+
+// setBuffer sizes the event socket's receive buffer. Unlike ulogd2 (Q24)
+// netlink_socket_buffer_size is applied whatever the maximum; when it is 0
+// a large buffer is requested (capped at the maximum when one is set).
+func (in *instance) setBuffer(ctx context.Context, c *nl.Conn) {
+	want := in.cfg.BufferSize
+	if want == 0 {
+		want = defaultBufferSize
+		if m := in.cfg.BufferMaxSize; m > 0 && m < want {
+			want = m
+		}
+	}
+	in.rx.bufSize = want
+	eff, err := c.SetReadBuffer(want)
+	if err != nil {
+		in.log.Warn("NFCT cannot set the netlink socket buffer size", "requested", want, "err", err)
+		return
+	}
+	in.log.Info(fmt.Sprintf("NFCT netlink buffer size has been set to %d", eff), "requested", want)
+}
+
+// checkSysctls warns when the kernel does not account bytes/packets or
+// timestamp flows in this network namespace.
+func (in *instance) checkSysctls(ctx context.Context) {
+	for _, s := range []struct{ name, what string }{
+		{"nf_conntrack_acct", "orig/reply.raw.pktlen and .pktcount will be 0"},
+		{"nf_conntrack_timestamp", "flow.start/flow.end will be the time ulogd saw the event, not the kernel's"},
+	} {
+		b, err := os.ReadFile(procConntrack + s.name)
+		if err != nil {
+			in.log.Debug("NFCT cannot read conntrack setting", "sysctl", "net.netfilter."+s.name, "err", err)
+			continue
+		}
+		if strings.TrimSpace(string(b)) == "0" {
+			in.log.Warn(fmt.Sprintf("NFCT: net.netfilter.%s is 0: %s; fix: sysctl -w net.netfilter.%s=1 (or install contrib's sysctl drop-in); it applies to flows created afterwards", s.name, s.what, s.name))
+		}
+	}
+}
+
+// Stop closes every socket; Run returns promptly.
+func (in *instance) Stop(ctx context.Context) error {
+	in.closeAll()
+	return nil
+}
+
+func (in *instance) closeAll() {
+	in.stopOnce.Do(func() { close(in.done) })
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.ended = true
+	if in.conn != nil {
+		in.conn.Close()
+	}
+	for c := range in.aux {
+		c.Close()
+		delete(in.aux, c)
+	}
+	if in.started {
+		in.started = false
+		in.ns.close()
+	}
+}
+
+func (in *instance) stopped() bool {
+	select {
+	case <-in.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Signal handles SIGUSR2: a dump-and-zero of the kernel counters, run by
+// the maintenance goroutine (requests coalesce while one is pending).
+func (in *instance) Signal(sig os.Signal) {
+	if sig != syscall.SIGUSR2 {
+		return
+	}
+	select {
+	case in.usr2 <- struct{}{}:
+	default:
+	}
+}
+
+// Run reads events until ctx is cancelled or Stop is called.
+func (in *instance) Run(ctx context.Context, e plugin.Emitter) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		in.maintain(ctx, e)
+	}()
+	go func() {
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+			in.closeAll()
+		case <-in.done:
+		}
+	}()
+	in.mu.Lock()
+	c := in.conn
+	in.mu.Unlock()
+	if c != nil {
+		in.receive(c, e)
+	} else {
+		select {
+		case <-ctx.Done():
+		case <-in.done:
+		}
+	}
+	cancel()
+	in.closeAll()
+	wg.Wait()
+	return nil
+}
+
+// openAux opens a request socket for a dump; Stop closes it.
+func (in *instance) openAux() (*nl.Conn, error) {
+	c, err := in.ns.open()
+	if err != nil {
+		return nil, err
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.ended {
+		c.Close()
+		return nil, nl.ErrClosed
+	}
+	in.aux[c] = struct{}{}
+	return c, nil
+}
+
+func (in *instance) closeAux(c *nl.Conn) {
+	in.mu.Lock()
+	delete(in.aux, c)
+	in.mu.Unlock()
+	c.Close()
+}
+
+// limiter lets a message through at most once per noticeEvery.
+type limiter struct {
+	last time.Time
+}
+
+func (l *limiter) allow(now time.Time) bool {
+	if !l.last.IsZero() && now.Sub(l.last) < noticeEvery {
+		return false
+	}
+	l.last = now
+	return true
+}
+
+func now() timeval { return timeToTimeval(time.Now()) }

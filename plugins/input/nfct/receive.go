@@ -1,0 +1,234 @@
+package nfct
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/nl"
+	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
+	"github.com/ulogd-go/ulogd/internal/plugin"
+)
+
+// Netlink message types handled before decoding.
+const (
+	nlmsgNoop    = 0x1 // NLMSG_NOOP
+	nlmsgError   = 0x2 // NLMSG_ERROR
+	nlmsgDone    = 0x3 // NLMSG_DONE
+	nlmsgOverrun = 0x4 // NLMSG_OVERRUN
+	subsysCT     = 1   // NFNL_SUBSYS_CTNETLINK (expectations, 2, are skipped)
+)
+
+// receive is the event loop: it never stops on its own. Overruns and decode
+// errors are counted and reported; only Stop (or ctx) ends it.
+func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
+	rec := e.NewRecord()
+	b := in.rx.batch
+	for {
+		n, err := c.Receive(b)
+		if err != nil {
+			switch {
+			case in.stopped() || errors.Is(err, nl.ErrClosed):
+				return
+			case errors.Is(err, nl.ErrNoBuffers):
+				in.overrun(c, e)
+			default:
+				in.otherError(err)
+			}
+			if n == 0 {
+				continue
+			}
+		}
+		if in.rx.hasDrops {
+			if t := time.Now(); t.Sub(in.rx.dropsAt) >= time.Second {
+				in.rx.dropsAt = t
+				if before := in.rx.lost; in.countDrops(c, e) && in.rx.lost != before && in.rx.lostNote.allow(t) {
+					in.log.Log(context.Background(), levelNotice, "NFCT socket dropped events",
+						"lost", in.rx.lost, "reliable", in.cfg.Reliable != 0)
+				}
+			}
+		}
+		for i := 0; i < n; i++ {
+			if b.Truncated(i) {
+				// The messages before the cut are whole; the cut one is
+				// counted here, once.
+				in.decodeError(nl.ErrTruncated)
+				in.walk(rec, e, b.Datagram(i), true)
+				continue
+			}
+			in.datagram(rec, e, b.Datagram(i))
+		}
+		e.Flush()
+	}
+}
+
+// datagram handles every netlink message of one datagram.
+func (in *instance) datagram(rec *keys.Record, e plugin.Emitter, buf []byte) {
+	in.walk(rec, e, buf, false)
+}
+
+// walk handles the messages of buf; a malformed tail is counted unless the
+// datagram is known to be truncated (already counted).
+func (in *instance) walk(rec *keys.Record, e plugin.Emitter, buf []byte, truncated bool) {
+	for len(buf) > 0 {
+		m, rest, err := nl.NextMsg(buf)
+		if err != nil {
+			if !truncated {
+				in.decodeError(err)
+			}
+			return
+		}
+		raw := buf[:len(buf)-len(rest)]
+		if len(raw) >= 4 {
+			if l := int(binary.NativeEndian.Uint32(raw)); l <= len(raw) {
+				raw = raw[:l]
+			}
+		}
+		buf = rest
+		switch m.Type {
+		case nlmsgNoop, nlmsgDone, nlmsgError, nlmsgOverrun:
+			continue
+		}
+		if m.Type>>8 != subsysCT {
+			// Expectation events (event_mask 0x8/0x10/0x20 in ulogd)
+			// are not logged.
+			continue
+		}
+		if err := ctnl.Decode(m, &in.rx.ev); err != nil {
+			in.decodeError(err)
+			continue
+		}
+		in.event(rec, e, &in.rx.ev, raw)
+	}
+}
+
+// event applies one decoded conntrack event: §7.3 (hash) or §7.4 (no hash).
+func (in *instance) event(rec *keys.Record, e plugin.Emitter, ev *ctnl.Event, raw []byte) {
+	sl := &in.sl
+	if in.table != nil {
+		switch ev.Type {
+		case ctnl.New, ctnl.Update:
+			if ok, first := in.table.upsert(ev, now()); !ok && first {
+				in.tableFull()
+			}
+		case ctnl.Destroy:
+			start, ok := in.table.take(ev)
+			if !ok {
+				// ulogd2 drops the kernel's start time here (Q20).
+				start = startOf(ev)
+			}
+			sl.fill(rec, ev, eventDestroy, raw)
+			sl.setStart(rec, start)
+			sl.setEnd(rec, stopOf(ev).or(now()))
+			e.Emit(rec)
+		}
+		return
+	}
+	switch ev.Type {
+	case ctnl.New:
+		sl.fill(rec, ev, eventNew, raw)
+		sl.setStart(rec, startOf(ev).or(now()))
+		e.Emit(rec)
+	case ctnl.Destroy:
+		sl.fill(rec, ev, eventDestroy, raw)
+		sl.setStart(rec, startOf(ev))
+		sl.setEnd(rec, stopOf(ev).or(now()))
+		e.Emit(rec)
+	default:
+		in.rx.updates++
+		if in.rx.updateNote.allow(time.Now()) {
+			in.log.Log(context.Background(), levelNotice, "unsupported message type",
+				"detail", "UPDATE events are not logged with hash_enable=0", "count", in.rx.updates)
+		}
+	}
+}
+
+func (in *instance) tableFull() {
+	in.log.Log(context.Background(), levelNotice, fmt.Sprintf("NFCT flow table is full (hash_max_entries=%d): new flows are not tracked until entries are freed; their DESTROY records carry the kernel's start time only", in.cfg.HashMaxEntries))
+}
+
+func (in *instance) decodeError(err error) {
+	in.rx.decodeErrs++
+	if in.rx.decodeNote.allow(time.Now()) {
+		in.log.Warn("NFCT cannot decode a conntrack message (skipped)", "err", err, "count", in.rx.decodeErrs)
+	}
+}
+
+func (in *instance) otherError(err error) {
+	in.rx.otherErrs++
+	if in.rx.otherNote.allow(time.Now()) {
+		in.log.Error("NFCT receive error", "err", err, "count", in.rx.otherErrs)
+	}
+	// Do not spin on a persistent error.
+	select {
+	case <-in.done:
+	case <-time.After(10 * time.Millisecond):
+	}
+}
+
+// overrun handles ENOBUFS: the kernel dropped events. It counts them (the
+// socket's drop counter when readable, else one per overrun), grows the
+// buffer up to netlink_socket_buffer_maxsize, and schedules a resync of the
+// flow table.
+func (in *instance) overrun(c *nl.Conn, e plugin.Emitter) {
+	rx := &in.rx
+	rx.overruns++
+	if !in.countDrops(c, e) {
+		rx.lost++
+		e.Lost(1)
+	}
+
+	nowT := time.Now()
+	if limit := in.cfg.BufferMaxSize; limit != 0 {
+		next := rx.bufSize * 2
+		if next <= limit {
+			rx.bufSize = next
+			eff, err := c.SetReadBuffer(next)
+			switch {
+			case !rx.lostNote.allow(nowT):
+			case err != nil:
+				in.log.Warn("NFCT cannot grow the netlink socket buffer", "requested", next, "err", err,
+					"lost", rx.lost, "overruns", rx.overruns)
+			default:
+				in.log.Log(context.Background(), levelNotice, fmt.Sprintf("We are losing events, increasing buffer size to %d", eff),
+					"lost", rx.lost, "overruns", rx.overruns)
+			}
+		} else if !rx.maxNoticed {
+			rx.maxNoticed = true
+			rx.lostNote.last = nowT
+			in.log.Log(context.Background(), levelNotice, fmt.Sprintf("Maximum buffer size (%d) in NFCT has been reached. Please, consider rising `netlink_socket_buffer_size` and `netlink_socket_buffer_maxsize` clauses.", rx.bufSize),
+				"lost", rx.lost, "overruns", rx.overruns)
+		} else if rx.lostNote.allow(nowT) {
+			in.log.Log(context.Background(), levelNotice, "We are losing events", "lost", rx.lost, "overruns", rx.overruns)
+		}
+	} else if rx.lostNote.allow(nowT) {
+		in.log.Log(context.Background(), levelNotice, "We are losing events. Please, consider using the clauses `netlink_socket_buffer_size' and `netlink_socket_buffer_maxsize'",
+			"lost", rx.lost, "overruns", rx.overruns)
+	}
+	if in.table != nil {
+		select {
+		case in.resync <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// countDrops reports the growth of the socket's drop counter (the kernel
+// counts every event it could not queue, also in reliable mode where no
+// ENOBUFS is reported). It returns false when the counter is unreadable.
+func (in *instance) countDrops(c *nl.Conn, e plugin.Emitter) bool {
+	rx := &in.rx
+	d, err := c.Drops()
+	if err != nil {
+		return false
+	}
+	if rx.hasDrops && d > rx.drops {
+		rx.lost += d - rx.drops
+		e.Lost(d - rx.drops)
+	}
+	rx.drops, rx.hasDrops = d, true
+	return true
+}
