@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -135,8 +136,18 @@ func serve(o *options, args []string, stderr io.Writer) int {
 	}
 	fatal := func(msg string, args ...any) int {
 		log.Log(context.Background(), daemon.LevelFatal, msg, args...)
-		fmt.Fprintln(stderr, "Fatal error, check the log or use the '-v' flag.")
+		if dest := dlog.Dest(); dest != "" && dest != "stdout" && !o.verbose {
+			fmt.Fprintf(stderr, "Fatal error, check logfile \"%s\" or use '-v' flag.\n", dest)
+		} else {
+			fmt.Fprintln(stderr, "Fatal error.")
+		}
 		return 1
+	}
+	if o.user != "" {
+		if _, err := user.Lookup(o.user); err != nil {
+			fmt.Fprintf(os.Stdout, "Unknown user %s.\n", o.user)
+			return 1
+		}
 	}
 
 	var pid *daemon.PidFile
@@ -237,6 +248,9 @@ func serve(o *options, args []string, stderr io.Writer) int {
 				}
 				continue
 			}
+			if sig == syscall.SIGUSR1 {
+				logCounters(log, g)
+			}
 			g.Signal(sig)
 		case err := <-runErr:
 			if err != nil {
@@ -255,13 +269,23 @@ func serve(o *options, args []string, stderr io.Writer) int {
 			log.Error("source stopped with an error", "err", err)
 		}
 	}
+	logCounters(log, g)
+	return exit
+}
+
+// logCounters writes every instance's counters to the daemon log (on
+// SIGUSR1 and at exit).
+func logCounters(log *slog.Logger, g *stack.Graph) {
 	for _, in := range g.Instances() {
 		st := in.Stats()
 		if in.Desc.Kind == plugin.Source {
-			log.Info("source counters", "instance", in.ID, "events", st.Received.Load(), "lost", st.Lost.Load())
+			log.Log(context.Background(), daemon.LevelNotice, "counters", "instance", in.ID, "plugin", in.Desc.Name,
+				"events", st.Received.Load(), "lost", st.Lost.Load())
+			continue
 		}
+		log.Log(context.Background(), daemon.LevelNotice, "counters", "instance", in.ID, "plugin", in.Desc.Name,
+			"received", st.Received.Load(), "stopped", st.Stopped.Load(), "failed", st.Failed.Load())
 	}
-	return exit
 }
 
 // printInfo prints a plugin's description (-i): its options and keys.
