@@ -14,6 +14,7 @@ import (
 // Address families and ethertypes (oob.family, oob.protocol).
 const (
 	afInet   = 2
+	afARP    = 3 // NFPROTO_ARP: ARP packets, IPv4 addresses
 	afBridge = 7
 	afInet6  = 10
 
@@ -78,7 +79,7 @@ func (f *filter) Stop(context.Context) error  { return nil }
 // family is an error for this event, as in ulogd2.
 func (f *filter) Interp(r *keys.Record) plugin.Verdict {
 	switch r.Uint(f.in[inFamily]) {
-	case afInet, afInet6:
+	case afInet, afInet6, afARP:
 	case afBridge:
 		if !r.Valid(f.in[inProtocol]) {
 			f.notice("No protocol inside AF_BRIDGE packet")

@@ -51,6 +51,12 @@ func TestIP2STR(t *testing.T) {
 			want:    map[string]string{"ip.saddr.str": "192.0.2.1"},
 		},
 		{
+			name:    "arp family",
+			in:      map[string]any{"oob.family": 3, "ip.saddr": []byte{10, 99, 0, 1}},
+			reached: true,
+			want:    map[string]string{"ip.saddr.str": "10.99.0.1"},
+		},
+		{
 			name: "bridge without protocol fails",
 			in:   map[string]any{"oob.family": 7, "ip.saddr": []byte{192, 0, 2, 1}},
 		},
@@ -60,7 +66,7 @@ func TestIP2STR(t *testing.T) {
 		},
 		{
 			name: "unknown family fails",
-			in:   map[string]any{"oob.family": 3, "ip.saddr": []byte{192, 0, 2, 1}},
+			in:   map[string]any{"oob.family": 4, "ip.saddr": []byte{192, 0, 2, 1}},
 		},
 	}
 	for _, tt := range tests {
