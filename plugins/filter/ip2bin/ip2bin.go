@@ -1,0 +1,131 @@
+// Package ip2bin is the IP2BIN filter: it turns the address keys of packets
+// (ip.*) and flows (orig.ip.*, reply.ip.*) into "0x" and 32 hex digits,
+// the text form a MySQL BINARY(16) column takes unquoted.
+package ip2bin
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/plugin"
+)
+
+// Address families and ethertypes (oob.family, oob.protocol).
+const (
+	afInet   = 2
+	afBridge = 7
+	afInet6  = 10
+
+	ethIPv4 = 0x0800
+	ethARP  = 0x0806
+	ethIPv6 = 0x86dd
+)
+
+// Input key positions.
+const (
+	inFamily = iota
+	inProtocol
+	inAddrs // the address inputs start here, in the order of addrNames
+)
+
+// addrNames are the address keys converted, in ulogd2's order; the output
+// of each is its name + ".bin".
+var addrNames = []string{
+	"ip.saddr", "ip.daddr",
+	"orig.ip.saddr", "orig.ip.daddr",
+	"reply.ip.saddr", "reply.ip.daddr",
+}
+
+func keySpecs(any) (in, out []keys.Spec, err error) {
+	in = []keys.Spec{
+		{Name: "oob.family", Type: keys.Uint8},
+		{Name: "oob.protocol", Type: keys.Uint16},
+	}
+	for _, n := range addrNames {
+		in = append(in, keys.Spec{Name: n, Type: keys.IPAddr, Flags: keys.Optional})
+		out = append(out, keys.Spec{Name: n + ".bin", Type: keys.RawStr})
+	}
+	return in, out, nil
+}
+
+func init() {
+	plugin.Register(&plugin.Descriptor{
+		Name:    "IP2BIN",
+		Kind:    plugin.Filter,
+		Summary: "convert IPv4/IPv6 address keys to 0x-prefixed hex (IPv4 mapped to IPv6) for SQL BINARY(16)",
+		Input:   plugin.DTPacket | plugin.DTFlow,
+		Output:  plugin.DTPacket | plugin.DTFlow,
+		Keys:    keySpecs,
+		New: func(env *plugin.Env) (plugin.Instance, error) {
+			return &filter{in: env.In, out: env.Out, log: env.Log}, nil
+		},
+	})
+}
+
+type filter struct {
+	in, out []keys.Slot
+	log     *slog.Logger
+	noted   bool
+}
+
+func (f *filter) Start(context.Context) error { return nil }
+func (f *filter) Stop(context.Context) error  { return nil }
+
+const hexDigits = "0123456789abcdef"
+
+// v4Prefix is ::ffff:0:0/96, the prefix of IPv4-mapped IPv6 addresses.
+var v4Prefix = [12]byte{10: 0xff, 11: 0xff}
+
+// Interp converts every valid address input (all six, reply.ip.daddr
+// included). The family rules are IP2STR's.
+func (f *filter) Interp(r *keys.Record) plugin.Verdict {
+	switch r.Uint(f.in[inFamily]) {
+	case afInet, afInet6:
+	case afBridge:
+		if !r.Valid(f.in[inProtocol]) {
+			f.notice("No protocol inside AF_BRIDGE packet")
+			return plugin.Fail
+		}
+		switch r.Uint(f.in[inProtocol]) {
+		case ethIPv4, ethARP, ethIPv6:
+		default:
+			f.notice("Unknown protocol inside AF_BRIDGE packet")
+			return plugin.Fail
+		}
+	default:
+		f.notice("Unknown protocol family")
+		return plugin.Fail
+	}
+	for i := range addrNames {
+		b := r.Bytes(f.in[inAddrs+i])
+		if len(b) != 4 && len(b) != 16 {
+			continue
+		}
+		a := r.Arena()
+		n := len(a)
+		a = append(a, '0', 'x')
+		if len(b) == 4 {
+			a = appendHex(a, v4Prefix[:])
+		}
+		a = appendHex(a, b)
+		r.SetBytes(f.out[i], r.Commit(a, n))
+	}
+	return plugin.Continue
+}
+
+func appendHex(dst, b []byte) []byte {
+	for _, c := range b {
+		dst = append(dst, hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return dst
+}
+
+// notice logs a family problem once per instance: the event itself is
+// counted as failed by the engine.
+func (f *filter) notice(msg string) {
+	if !f.noted {
+		f.noted = true
+		f.log.Log(context.Background(), slog.Level(2), msg)
+	}
+}
