@@ -23,6 +23,11 @@ import (
 // Messages that are not conntrack entries (NLMSG_ERROR, NLMSG_DONE,
 // expectations) and conntrack messages without an original tuple are
 // always accepted.
+//
+// Attach the program to event sockets only. The kernel runs a socket filter
+// once per datagram, on its first message; a dump reply datagram packs many
+// entries and often the closing NLMSG_DONE, so a filtered socket loses parts
+// of dumps (and a Dump on it can wait for ever).
 type Filter struct {
 	Src, Dst []netip.Prefix
 	Protos   []uint8
