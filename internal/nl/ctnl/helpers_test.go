@@ -34,6 +34,10 @@ func openIn(t *testing.T, ns *nltest.NS, groups ...uint32) *nl.Conn {
 		if err := c.JoinGroups(groups...); err != nil {
 			t.Fatalf("JoinGroups: %v", err)
 		}
+	} else {
+		// Request/response socket: a lost reply fails the test instead of
+		// hanging it.
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	}
 	return c
 }

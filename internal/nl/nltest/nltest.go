@@ -17,13 +17,39 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
 
-var counter atomic.Uint32
+var (
+	counter   atomic.Uint32
+	sweepOnce sync.Once
+)
+
+// sweepStale deletes namespaces left behind by test processes that no
+// longer exist (a test binary killed by -timeout runs no cleanup). Only
+// names of the form ulogdtest-<pid>-<n> whose pid is gone are touched.
+func sweepStale() {
+	entries, err := os.ReadDir("/var/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		var pid, n int
+		if _, err := fmt.Sscanf(e.Name(), "ulogdtest-%d-%d", &pid, &n); err != nil || pid <= 0 {
+			continue
+		}
+		if e.Name() != fmt.Sprintf("ulogdtest-%d-%d", pid, n) {
+			continue
+		}
+		if err := unix.Kill(pid, 0); err == unix.ESRCH {
+			exec.Command("ip", "netns", "del", e.Name()).Run()
+		}
+	}
+}
 
 // NS is a private network namespace created by NewNS.
 type NS struct {
@@ -41,13 +67,15 @@ func RequireRoot(t testing.TB) {
 
 // NewNS creates the namespace ulogdtest-<pid>-<n> with its loopback up, and
 // deletes it when t finishes. It skips t when not root and fails it when the
-// namespace cannot be created.
+// namespace cannot be created. The first call in a process also deletes
+// namespaces of that form whose process no longer exists.
 func NewNS(t testing.TB) *NS {
 	t.Helper()
 	RequireRoot(t)
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("skipping: the ip command (iproute2) is not installed")
 	}
+	sweepOnce.Do(sweepStale)
 	name := fmt.Sprintf("ulogdtest-%d-%d", os.Getpid(), counter.Add(1))
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v: %s", name, err, out)

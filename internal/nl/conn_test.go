@@ -1,0 +1,281 @@
+package nl_test
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/ulogd-go/ulogd/internal/nl"
+	"github.com/ulogd-go/ulogd/internal/nl/nltest"
+	"golang.org/x/sys/unix"
+)
+
+// Conntrack multicast groups (NFNLGRP_CONNTRACK_NEW, _DESTROY).
+const groupNew, groupDestroy = 1, 3
+
+func open(t *testing.T, ns *nltest.NS) *nl.Conn {
+	t.Helper()
+	var c *nl.Conn
+	var err error
+	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// udpBurst sends one datagram to each of n ports on the namespace's loopback:
+// n new conntrack entries, n NEW events.
+func udpBurst(t *testing.T, ns *nltest.NS, first, n int) {
+	t.Helper()
+	var c *net.UDPConn
+	var err error
+	ns.Do(t, func() { c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for p := first; p < first+n; p++ {
+		c.WriteToUDP([]byte("x"), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
+	}
+}
+
+// drain reads until nothing arrives for a short while; it returns the number
+// of datagrams and of ENOBUFS errors.
+func drain(t *testing.T, c *nl.Conn, b *nl.Batch) (n, overruns int) {
+	t.Helper()
+	for {
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		k, err := c.Receive(b)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			c.SetReadDeadline(time.Time{})
+			return n, overruns
+		case errors.Is(err, nl.ErrNoBuffers):
+			overruns++
+		case err != nil:
+			t.Fatalf("Receive: %v", err)
+		}
+		for i := range k {
+			if b.Truncated(i) {
+				t.Errorf("datagram %d truncated", i)
+			}
+			if pid, groups := b.Sender(i); pid != 0 || groups == 0 {
+				t.Errorf("sender pid %d groups %#x, want kernel multicast", pid, groups)
+			}
+		}
+		n += k
+	}
+}
+
+func TestConnBasics(t *testing.T) {
+	ns := nltest.NewNS(t)
+	c := open(t, ns)
+	if c.PortID() == 0 {
+		t.Error("PortID = 0, want kernel-assigned")
+	}
+	// SO_RCVBUFFORCE goes beyond rmem_max; the kernel doubles the value.
+	const want = 8 << 20
+	got, err := c.SetReadBuffer(want)
+	if err != nil || got != 2*want {
+		t.Errorf("SetReadBuffer(%d) = %d, %v; want %d", want, got, err, 2*want)
+	}
+	if rb, err := c.ReadBuffer(); err != nil || rb != got {
+		t.Errorf("ReadBuffer = %d, %v", rb, err)
+	}
+	if err := c.SetReliable(true); err != nil {
+		t.Error(err)
+	}
+	if err := c.SetReliable(false); err != nil {
+		t.Error(err)
+	}
+	if err := c.JoinGroups(groupNew, groupDestroy); err != nil {
+		t.Error(err)
+	}
+	if err := c.LeaveGroups(groupDestroy); err != nil {
+		t.Error(err)
+	}
+	if err := c.JoinGroups(1000); err == nil {
+		t.Error("JoinGroups(1000) succeeded")
+	}
+	if err := c.AttachFilter([]unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}); err != nil {
+		t.Error(err)
+	}
+	if err := c.AttachFilter(nil); err != nil {
+		t.Error(err)
+	}
+	if d, err := c.Drops(); err != nil || d != 0 {
+		t.Errorf("Drops = %d, %v", d, err)
+	}
+	// Deadline.
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, err := c.Receive(nl.NewBatch(1, 0)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("Receive with deadline: %v", err)
+	}
+}
+
+func TestCloseUnblocksReceive(t *testing.T) {
+	ns := nltest.NewNS(t)
+	c := open(t, ns)
+	errc := make(chan error)
+	go func() {
+		_, err := c.Receive(nl.NewBatch(4, 0))
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let Receive park on the poller
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, nl.ErrClosed) {
+			t.Errorf("Receive after Close = %v, want ErrClosed", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close did not unblock Receive")
+	}
+	if _, err := c.Receive(nl.NewBatch(1, 0)); !errors.Is(err, nl.ErrClosed) {
+		t.Errorf("Receive on closed = %v", err)
+	}
+	if err := c.Send([]byte{}); !errors.Is(err, nl.ErrClosed) {
+		t.Errorf("Send on closed = %v", err)
+	}
+	if err := c.Close(); !errors.Is(err, nl.ErrClosed) {
+		t.Errorf("second Close = %v", err)
+	}
+}
+
+func TestNoBuffers(t *testing.T) {
+	ns := nltest.NewNS(t)
+	ns.EnableConntrack(t)
+	c := open(t, ns)
+	if _, err := c.SetReadBuffer(0); err != nil { // the kernel minimum
+		t.Fatal(err)
+	}
+	if err := c.JoinGroups(groupNew); err != nil {
+		t.Fatal(err)
+	}
+	b := nl.NewBatch(64, nl.EventDatagramSize)
+	const burst = 300
+	udpBurst(t, ns, 20000, burst)
+	drops, err := c.Drops()
+	if err != nil || drops == 0 {
+		t.Fatalf("Drops = %d, %v; want > 0 after a burst into a tiny buffer", drops, err)
+	}
+	if _, err := c.Receive(b); !errors.Is(err, nl.ErrNoBuffers) {
+		t.Fatalf("first Receive after overrun = %v, want ErrNoBuffers", err)
+	}
+	n, _ := drain(t, c, b)
+	if n == 0 || uint64(n)+drops != burst {
+		t.Errorf("received %d + dropped %d, want %d in all", n, drops, burst)
+	}
+	t.Logf("received %d, dropped %d (ENOBUFS reported once)", n, drops)
+	// The socket keeps delivering (with a buffer that holds the next burst).
+	if _, err := c.SetReadBuffer(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	udpBurst(t, ns, 30000, 3)
+	if n, overruns := drain(t, c, b); n != 3 || overruns != 0 {
+		t.Errorf("after overrun: %d datagrams, %d overruns; want 3, 0", n, overruns)
+	}
+	// Reliable mode: the kernel reports no ENOBUFS to this socket.
+	if err := c.SetReliable(true); err != nil {
+		t.Fatal(err)
+	}
+	udpBurst(t, ns, 40000, burst)
+	if n, overruns := drain(t, c, b); n == 0 || overruns != 0 {
+		t.Errorf("reliable: %d datagrams, %d overruns; want >0, 0", n, overruns)
+	}
+}
+
+func TestTruncated(t *testing.T) {
+	ns := nltest.NewNS(t)
+	ns.EnableConntrack(t)
+	udpBurst(t, ns, 20000, 200)
+	c := open(t, ns)
+	// A conntrack dump: the kernel packs many entries into each datagram.
+	// It sizes later dump datagrams after the largest buffer recvmsg was
+	// given (up to 32 KiB): read the first into a big slot, the second into
+	// a 4 KiB one.
+	req := nl.FinishMsg(append(nl.AppendHeader(nil, 0x101, 0x1|0x300, 1), 0, 0, 0, 0), 0)
+	if err := c.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Receive(nl.NewBatch(1, nl.DefaultDatagramSize)); err != nil {
+		t.Fatal(err)
+	}
+	b := nl.NewBatch(1, 4096)
+	n, err := c.Receive(b)
+	if err != nil || n != 1 {
+		t.Fatalf("Receive = %d, %v", n, err)
+	}
+	if !b.Truncated(0) || !errors.Is(b.Err(0), nl.ErrTruncated) || len(b.Datagram(0)) != 4096 {
+		t.Errorf("Truncated = %v, Err = %v, len %d; want a flagged 4096-byte datagram", b.Truncated(0), b.Err(0), len(b.Datagram(0)))
+	}
+	// The walk over the cut datagram fails at the cut, never past it.
+	msgs := 0
+	for rest := b.Datagram(0); len(rest) > 0; msgs++ {
+		var err error
+		if _, rest, err = nl.NextMsg(rest); err != nil {
+			break
+		}
+	}
+	if msgs == 0 {
+		t.Error("no complete message before the cut")
+	}
+}
+
+func ExampleConn_Receive() {
+	c, err := nl.Open(unix.NETLINK_NETFILTER)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	c.JoinGroups(groupDestroy)
+	b := nl.NewBatch(nl.DefaultBatchCount, nl.EventDatagramSize)
+	for {
+		n, err := c.Receive(b)
+		if errors.Is(err, nl.ErrNoBuffers) {
+			continue // count the loss, maybe grow the buffer, resync
+		}
+		if err != nil {
+			return
+		}
+		for i := range n {
+			for rest := b.Datagram(i); len(rest) > 0; {
+				var m nl.Msg
+				if m, rest, err = nl.NextMsg(rest); err != nil {
+					break
+				}
+				_ = m // decode, e.g. with ctnl.Decode
+			}
+		}
+	}
+}
+
+func TestReceiveAllocs(t *testing.T) {
+	ns := nltest.NewNS(t)
+	ns.EnableConntrack(t)
+	c := open(t, ns)
+	if _, err := c.SetReadBuffer(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.JoinGroups(groupNew); err != nil {
+		t.Fatal(err)
+	}
+	udpBurst(t, ns, 20000, 40)
+	b := nl.NewBatch(1, nl.EventDatagramSize)
+	if n := testing.AllocsPerRun(20, func() {
+		if n, err := c.Receive(b); n != 1 || err != nil {
+			t.Fatalf("Receive = %d, %v", n, err)
+		}
+	}); n != 0 {
+		t.Errorf("Receive allocates %v times per call", n)
+	}
+}
