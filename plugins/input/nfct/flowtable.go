@@ -57,7 +57,13 @@ type flow struct {
 	addrs [4][16]byte
 	start timeval
 	gen   uint64 // distinguishes successive uses of the same entry
-	next  *flow  // free list
+	// silent marks a flow learned from a dump and not confirmed by any
+	// event since. The kernel attaches its event cache to a conntrack entry
+	// only if a ctnetlink listener exists when the entry is created, so a
+	// flow that predates every listener never sends a DESTROY event: the
+	// silent sweep asks the kernel about these flows instead.
+	silent bool
+	next   *flow // free list
 }
 
 // set copies ev into f, including the addresses.
@@ -132,6 +138,7 @@ func (t *flowTable) alloc() *flow {
 
 func (t *flowTable) release(f *flow) {
 	f.ev = ctnl.Event{}
+	f.silent = false
 	f.next = t.free
 	t.free = f
 }
@@ -155,11 +162,30 @@ func (t *flowTable) upsert(ev *ctnl.Event, now timeval) (ok, first bool) {
 // upsertStart is upsert that also returns the flow's start time (the
 // kernel's, when the flow could not be tracked).
 func (t *flowTable) upsertStart(ev *ctnl.Event, now timeval) (start timeval, ok, first bool) {
+	return t.upsertFrom(ev, now, false)
+}
+
+// learn is upsert for a flow seen in a dump rather than in an event: a new
+// entry is marked silent until an event confirms it.
+func (t *flowTable) learn(ev *ctnl.Event, now timeval) (ok, first bool) {
+	_, ok, first = t.upsertFrom(ev, now, true)
+	return ok, first
+}
+
+// learnStart is learn that also returns the flow's start time.
+func (t *flowTable) learnStart(ev *ctnl.Event, now timeval) (start timeval, ok, first bool) {
+	return t.upsertFrom(ev, now, true)
+}
+
+func (t *flowTable) upsertFrom(ev *ctnl.Event, now timeval, dumped bool) (start timeval, ok, first bool) {
 	k := keyOf(ev)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if f := t.m[k]; f != nil {
 		f.refresh(ev)
+		if !dumped {
+			f.silent = false
+		}
 		if f.start.sec == 0 {
 			f.start = startOf(ev).or(now)
 		}
@@ -172,6 +198,7 @@ func (t *flowTable) upsertStart(ev *ctnl.Event, now timeval) (start timeval, ok,
 	f := t.alloc()
 	f.set(ev)
 	f.start = startOf(ev).or(now)
+	f.silent = dumped
 	t.m[k] = f
 	return f.start, true, false
 }
@@ -217,6 +244,18 @@ func (t *flowTable) snapshot(dst []flowRef) []flowRef {
 	defer t.mu.Unlock()
 	for k, f := range t.m {
 		dst = append(dst, flowRef{key: k, gen: f.gen})
+	}
+	return dst
+}
+
+// snapshotSilent appends a reference to every silent entry to dst.
+func (t *flowTable) snapshotSilent(dst []flowRef) []flowRef {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, f := range t.m {
+		if f.silent {
+			dst = append(dst, flowRef{key: k, gen: f.gen})
+		}
 	}
 	return dst
 }

@@ -35,6 +35,14 @@ func (in *instance) maintain(ctx context.Context, e plugin.Emitter) {
 		defer t.Stop()
 		poll = t.C
 	}
+	// The silent sweep: flows learned from a dump that no event confirmed
+	// are checked with the kernel every netlink_resync_timeout seconds.
+	var sweep <-chan time.Time
+	if in.table != nil && !in.polling {
+		t := time.NewTicker(max(time.Duration(in.cfg.ResyncTimeout)*time.Second, time.Second))
+		defer t.Stop()
+		sweep = t.C
+	}
 	var resync *time.Timer
 	var resyncC <-chan time.Time
 	defer func() {
@@ -50,6 +58,10 @@ func (in *instance) maintain(ctx context.Context, e plugin.Emitter) {
 			return
 		case <-poll:
 			m.poll()
+		case <-sweep:
+			if err := m.sweepSilent(); err != nil && !in.stopped() && m.note.allow(time.Now()) {
+				in.log.Warn("NFCT checking flows that predate the event subscription failed", "err", err)
+			}
 		case <-in.resync:
 			if resyncC == nil {
 				resync = time.NewTimer(time.Duration(in.cfg.ResyncTimeout) * time.Second)
@@ -81,14 +93,31 @@ func (in *instance) initialDump() error {
 	defer in.closeAux(c)
 	t := now()
 	return ctnl.Dump(c, afUnspec, false, func(ev *ctnl.Event) {
-		in.upsert(ev, t)
+		in.learn(ev, t)
 	})
 }
 
-func (in *instance) upsert(ev *ctnl.Event, t timeval) {
-	if ok, first := in.table.upsert(ev, t); !ok && first {
+// learn records a flow seen in a dump.
+func (in *instance) learn(ev *ctnl.Event, t timeval) {
+	if ok, first := in.table.learn(ev, t); !ok && first {
 		in.tableFull()
 	}
+}
+
+// sweepSilent emits a DESTROY for every silent flow (one that predates the
+// event subscription, so the kernel will never report its end) that the
+// kernel no longer has.
+func (m *maintainer) sweepSilent() error {
+	m.refs = m.in.table.snapshotSilent(m.refs[:0])
+	if len(m.refs) == 0 {
+		return nil
+	}
+	c, err := m.in.openAux()
+	if err != nil {
+		return err
+	}
+	defer m.in.closeAux(c)
+	return m.purgeRefs(c)
 }
 
 // poll is one polling round (§7.6): dump into the table, then purge.
@@ -121,7 +150,7 @@ func (m *maintainer) sync() error {
 	defer m.in.closeAux(c)
 	t := now()
 	if err := ctnl.Dump(c, afUnspec, false, func(ev *ctnl.Event) {
-		m.in.upsert(ev, t)
+		m.in.learn(ev, t)
 	}); err != nil {
 		return err
 	}
@@ -132,8 +161,14 @@ func (m *maintainer) sync() error {
 // is emitted as a DESTROY with the last known counters, the stored start
 // and end = now (ulogd 2.0.9; 2.0.8 left flow.end unset, Q19).
 func (m *maintainer) purge(c *nl.Conn) error {
+	m.refs = m.in.table.snapshot(m.refs[:0])
+	return m.purgeRefs(c)
+}
+
+// purgeRefs checks the entries in m.refs with the kernel and emits those it
+// no longer has.
+func (m *maintainer) purgeRefs(c *nl.Conn) error {
 	in := m.in
-	m.refs = in.table.snapshot(m.refs[:0])
 	emitted := false
 	defer func() {
 		if emitted {
@@ -184,7 +219,7 @@ func (m *maintainer) dumpAndZero() error {
 		start := startOf(ev)
 		if in.table != nil {
 			var ok, first bool
-			if start, ok, first = in.table.upsertStart(ev, t); !ok && first {
+			if start, ok, first = in.table.learnStart(ev, t); !ok && first {
 				in.tableFull()
 			}
 		}
