@@ -1,0 +1,114 @@
+package unixsock
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ulogd-go/ulogd/internal/config"
+	"github.com/ulogd-go/ulogd/internal/plugin"
+	"github.com/ulogd-go/ulogd/internal/stack"
+
+	_ "github.com/ulogd-go/ulogd/plugins/filter/base"
+	_ "github.com/ulogd-go/ulogd/plugins/filter/ip2str"
+	_ "github.com/ulogd-go/ulogd/plugins/filter/printpkt"
+	_ "github.com/ulogd-go/ulogd/plugins/output/logemu"
+)
+
+// TestStackLOGEMU runs the NuFW stack of the README through the real
+// plugins and checks the line of spec §9.22's observation.
+func TestStackLOGEMU(t *testing.T) {
+	dir := socketDir(t)
+	sock := filepath.Join(dir, "ulogd2.sock")
+	out := filepath.Join(dir, "syslogemu.log")
+	text := fmt.Sprintf(`[global]
+stack=nuauth1:UNIXSOCK,base1:BASE,ip2str1:IP2STR,print1:PRINTPKT,emu1:LOGEMU
+
+[nuauth1]
+socket_path=%q
+perms=0660
+
+[emu1]
+file=%q
+sync=1
+`, sock, out)
+	f, err := config.Parse("nufw.conf", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := stack.Build(f, plugin.Default, nil)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := g.Start(ctx); err != nil {
+		cancel()
+		t.Fatalf("start: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("run did not return")
+		}
+		g.Stop(context.Background())
+	}
+	t.Cleanup(stop)
+
+	fi, err := os.Lstat(sock)
+	if err != nil || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("socket: %v %v", fi, err)
+	}
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const sec = 1700000000
+	opts := []opt{
+		strOpt(optPrefix, "MYPREFIX"),
+		strOpt(optIn, "eth0"),
+		strOpt(optOut, "eth1"),
+		{optTimeSec, hostU32(sec)},
+		strOpt(optUserName, "alice"),
+		{optState, []byte{1}},
+	}
+	if _, err := c.Write(buildFrame(icmpEcho, opts...)); err != nil {
+		t.Fatal(err)
+	}
+
+	host, _ := os.Hostname()
+	host, _, _ = strings.Cut(host, ".")
+	want := time.Unix(sec, 0).Format(time.Stamp) + " " + host + " " +
+		"MYPREFIX IN=eth0 OUT=eth1 MAC= SRC=10.99.0.1 DST=10.99.0.2 LEN=28 TOS=00 PREC=0x00 TTL=64 ID=4660 PROTO=ICMP TYPE=8 CODE=0 ID=7 SEQ=1 \n"
+	var got string
+	waitFor(t, func() bool {
+		b, _ := os.ReadFile(out)
+		got = string(b)
+		return strings.HasSuffix(got, "\n")
+	})
+	if got != want {
+		t.Errorf("LOGEMU line:\n got %q\nwant %q", got, want)
+	}
+
+	stop()
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket not removed at stop: %v", err)
+	}
+}

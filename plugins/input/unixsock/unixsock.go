@@ -1,0 +1,541 @@
+// Package unixsock is the UNIXSOCK source: packets logged by NuFW (nuauth's
+// ulogd2 output) through a unix stream socket, as ulogd2's
+// ulogd_inppkt_UNIXSOCK.so receives them.
+//
+// The instance listens on socket_path; every client connection is served
+// by its own goroutine with its own record, which cuts the byte stream into
+// frames (see frame.go for the wire format) and emits one event per frame.
+// Malformed frames are skipped and counted; a stream that loses its frame
+// marker is closed; nothing a client sends can stop the daemon. See
+// README.md.
+package unixsock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/plugin"
+)
+
+func init() {
+	plugin.Register(Descriptor())
+}
+
+// Descriptor returns the UNIXSOCK plugin descriptor.
+func Descriptor() *plugin.Descriptor {
+	return &plugin.Descriptor{
+		Name:      "UNIXSOCK",
+		Kind:      plugin.Source,
+		Summary:   "packets logged by NuFW/nuauth through a unix stream socket",
+		Input:     plugin.DTSource,
+		Output:    plugin.DTRaw,
+		NewConfig: func() any { return defaultConfig() },
+		Keys:      keysOf,
+		Resources: func(cfg any) []string {
+			c, err := configOf(cfg)
+			if err != nil || c.SocketPath == "" {
+				return nil
+			}
+			return []string{c.resource()}
+		},
+		New: newInstance,
+	}
+}
+
+func keysOf(cfg any) (in, out []keys.Spec, err error) {
+	c, err := configOf(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return nil, OutputKeys(), c.validate()
+}
+
+func configOf(cfg any) (*Config, error) {
+	switch c := cfg.(type) {
+	case nil:
+		return defaultConfig(), nil
+	case *Config:
+		return c, nil
+	}
+	return nil, fmt.Errorf("UNIXSOCK: unexpected config type %T", cfg)
+}
+
+// levelNotice is ulogd's NOTICE level (the daemon's LevelNotice).
+const levelNotice = slog.Level(2)
+
+// Tunables.
+const (
+	maxClients  = 64               // concurrent client connections
+	noticeEvery = 10 * time.Second // rate limit of repeated notices
+	probeWait   = time.Second      // connect timeout when probing an existing socket
+)
+
+// instance is one running UNIXSOCK instance.
+type instance struct {
+	cfg   Config
+	log   *slog.Logger
+	sl    slots
+	limit int // largest frame accepted
+
+	done     chan struct{} // closed by Stop
+	stopOnce sync.Once
+
+	mu       sync.Mutex
+	ln       *net.UnixListener
+	sock     os.FileInfo // the socket file created by Start, unlinked by Stop
+	clients  map[*net.UnixConn]struct{}
+	clientWG sync.WaitGroup // one per serving goroutine
+	seq      uint64         // client numbers, for the log
+
+	stats      stats
+	notes      notes
+	reportOnce sync.Once // counters logged once, at the first Stop
+}
+
+// stats are the instance's counters.
+type stats struct {
+	frames    atomic.Uint64 // frames emitted
+	rejected  atomic.Uint64 // frames skipped: bad sizes, option overruns
+	outOfSync atomic.Uint64 // clients closed on a bad marker
+	unknown   atomic.Uint64 // unknown options ignored
+	malformed atomic.Uint64 // known options too short for their type
+	accepted  atomic.Uint64 // client connections served
+	refused   atomic.Uint64 // client connections refused (too many)
+	readErrs  atomic.Uint64 // client connections ended by a read error
+}
+
+// notes rate-limits the repeated messages.
+type notes struct {
+	mu                               sync.Mutex
+	reject, sync, option, refuse, ae limiter
+}
+
+func (n *notes) allow(l *limiter) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return l.allow(time.Now())
+}
+
+// limiter lets a message through at most once per noticeEvery.
+type limiter struct{ last time.Time }
+
+func (l *limiter) allow(now time.Time) bool {
+	if !l.last.IsZero() && now.Sub(l.last) < noticeEvery {
+		return false
+	}
+	l.last = now
+	return true
+}
+
+func newInstance(env *plugin.Env) (plugin.Instance, error) {
+	c, err := configOf(env.Config)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	if len(env.Out) != int(numKeys) {
+		return nil, fmt.Errorf("UNIXSOCK: %d output slots for %d keys", len(env.Out), numKeys)
+	}
+	log := env.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	in := &instance{
+		cfg:     *c,
+		log:     log,
+		limit:   c.frameLimit(),
+		done:    make(chan struct{}),
+		clients: make(map[*net.UnixConn]struct{}),
+	}
+	copy(in.sl[:], env.Out)
+	return in, nil
+}
+
+// Start creates the listening socket: it checks the directory, removes a
+// stale socket left by a crashed daemon, refuses a socket somebody listens
+// on, then sets the mode and owner.
+func (in *instance) Start(ctx context.Context) error {
+	path := in.cfg.SocketPath
+	uid, gid, err := lookupOwner(in.cfg.Owner, in.cfg.Group)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("socket_path=%q: directory %s: %w (create it before starting ulogd)", path, dir, err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("socket_path=%q: %s is not a directory", path, dir)
+	}
+	if err := in.clearStale(ctx, path); err != nil {
+		return err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("could not listen on unix socket %q: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(false) // Stop unlinks, and only our own socket
+	fail := func(err error) error {
+		ln.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := os.Chmod(path, fs.FileMode(in.cfg.Perms)&fs.ModePerm|modeBits(in.cfg.Perms)); err != nil {
+		return fail(fmt.Errorf("could not set permissions %#o on %q: %w", in.cfg.Perms, path, err))
+	}
+	if uid >= 0 || gid >= 0 {
+		if err := os.Chown(path, uid, gid); err != nil {
+			return fail(fmt.Errorf("could not set owner/group of %q (owner=%q group=%q): %w", path, in.cfg.Owner, in.cfg.Group, err))
+		}
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return fail(fmt.Errorf("%q vanished after bind: %w", path, err))
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.stopped() {
+		return fail(errors.New("stopped during start"))
+	}
+	in.ln, in.sock = ln, fi
+	in.log.Info("UNIXSOCK listening", "socket_path", path, "perms", fmt.Sprintf("%#o", in.cfg.Perms), "max_frame", in.limit)
+	return nil
+}
+
+// modeBits maps the setuid/setgid/sticky bits of a numeric mode to Go's.
+func modeBits(perms int) fs.FileMode {
+	var m fs.FileMode
+	if perms&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if perms&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if perms&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+
+// lookupOwner resolves the owner and group names; -1 leaves one unchanged.
+func lookupOwner(owner, group string) (uid, gid int, err error) {
+	uid, gid = -1, -1
+	if owner != "" {
+		u, err := user.Lookup(owner)
+		if err != nil {
+			return 0, 0, fmt.Errorf("invalid owner specified for unix socket (owner=%q): %w", owner, err)
+		}
+		if uid, err = strconv.Atoi(u.Uid); err != nil {
+			return 0, 0, fmt.Errorf("owner=%q: uid %q is not a number", owner, u.Uid)
+		}
+	}
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			return 0, 0, fmt.Errorf("invalid group specified for unix socket (group=%q): %w", group, err)
+		}
+		if gid, err = strconv.Atoi(g.Gid); err != nil {
+			return 0, 0, fmt.Errorf("group=%q: gid %q is not a number", group, g.Gid)
+		}
+	}
+	return uid, gid, nil
+}
+
+// clearStale deals with an existing file at path: a socket nobody listens
+// on (left by a crash) is removed; a live socket or any other file is an
+// error.
+func (in *instance) clearStale(ctx context.Context, path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("socket_path=%q: %w", path, err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("socket_path=%q exists and is not a socket (%s); refusing to replace it", path, fi.Mode().Type())
+	}
+	d := net.Dialer{Timeout: probeWait}
+	c, err := d.DialContext(ctx, "unix", path)
+	switch {
+	case err == nil:
+		c.Close()
+		return fmt.Errorf("socket_path=%q: another process is listening on this socket (another ulogd?)", path)
+	case errors.Is(err, syscall.EAGAIN):
+		return fmt.Errorf("socket_path=%q: another process is listening on this socket (another ulogd?); its connection queue is full", path)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("could not remove stale socket %q: %w", path, err)
+		}
+		in.log.Log(ctx, levelNotice, "UNIXSOCK removed stale socket (nobody was listening on it)", "socket_path", path)
+		return nil
+	}
+	return fmt.Errorf("socket_path=%q exists and could not be probed: %w", path, err)
+}
+
+// Stop closes the listener and every client, unlinks the socket and waits
+// for the client goroutines (bounded by ctx).
+func (in *instance) Stop(ctx context.Context) error {
+	in.closeAll()
+	done := make(chan struct{})
+	go func() {
+		in.clientWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		in.log.Warn("UNIXSOCK: clients still busy at stop")
+	}
+	in.reportOnce.Do(func() {
+		st := &in.stats
+		in.log.Info("UNIXSOCK counters", "frames", st.frames.Load(), "rejected", st.rejected.Load(),
+			"out_of_sync", st.outOfSync.Load(), "unknown_options", st.unknown.Load(),
+			"malformed_options", st.malformed.Load(), "clients", st.accepted.Load(),
+			"refused", st.refused.Load(), "read_errors", st.readErrs.Load())
+	})
+	return nil
+}
+
+func (in *instance) closeAll() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.stopped() {
+		return
+	}
+	in.stopOnce.Do(func() { close(in.done) })
+	if in.ln != nil {
+		in.ln.Close()
+		in.unlinkLocked()
+	}
+	for c := range in.clients {
+		c.Close()
+	}
+}
+
+// unlinkLocked removes the socket file if it is still the one Start
+// created (a successor may have replaced it).
+func (in *instance) unlinkLocked() {
+	path := in.cfg.SocketPath
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return
+	}
+	if in.sock != nil && !os.SameFile(fi, in.sock) {
+		in.log.Log(context.Background(), levelNotice, "UNIXSOCK: socket file was replaced by another process, not removing it", "socket_path", path)
+		return
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		in.log.Warn("UNIXSOCK: could not remove socket", "socket_path", path, "err", err)
+	}
+}
+
+func (in *instance) stopped() bool {
+	select {
+	case <-in.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Run accepts clients until ctx is cancelled or Stop is called.
+func (in *instance) Run(ctx context.Context, e plugin.Emitter) error {
+	in.mu.Lock()
+	ln := in.ln
+	in.mu.Unlock()
+	watch := make(chan struct{})
+	go func() {
+		defer close(watch)
+		select {
+		case <-ctx.Done():
+			in.closeAll()
+		case <-in.done:
+		}
+	}()
+	if ln != nil {
+		in.accept(ln, e)
+	}
+	in.closeAll()
+	<-watch
+	in.clientWG.Wait()
+	return nil
+}
+
+// accept runs the accept loop. Errors other than the listener being
+// closed (EMFILE, ENFILE, ...) are transient: logged, then retried after a
+// pause that grows up to a second.
+func (in *instance) accept(ln *net.UnixListener, e plugin.Emitter) {
+	var pause time.Duration
+	for {
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			if in.stopped() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			if in.notes.allow(&in.notes.ae) {
+				in.log.Warn("UNIXSOCK: error while accepting a new client; retrying", "err", err)
+			}
+			t := time.NewTimer(pause)
+			select {
+			case <-in.done:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		pause = 0
+		if id, ok := in.addClient(c); ok {
+			go in.serve(c, id, e)
+		}
+	}
+}
+
+// addClient registers a new connection, or closes it when the instance is
+// stopping or already serves maxClients.
+func (in *instance) addClient(c *net.UnixConn) (uint64, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.stopped() {
+		c.Close()
+		return 0, false
+	}
+	if len(in.clients) >= maxClients {
+		c.Close()
+		n := in.stats.refused.Add(1)
+		if in.notes.allow(&in.notes.refuse) {
+			in.log.Log(context.Background(), levelNotice, "UNIXSOCK: too many clients, rejecting new connection",
+				"max_clients", maxClients, "refused", n)
+		}
+		return 0, false
+	}
+	in.clients[c] = struct{}{}
+	in.clientWG.Add(1)
+	in.seq++
+	in.stats.accepted.Add(1)
+	in.log.Debug("UNIXSOCK: client connected", "client", in.seq, "clients", len(in.clients))
+	return in.seq, true
+}
+
+func (in *instance) removeClient(c *net.UnixConn) {
+	in.mu.Lock()
+	delete(in.clients, c)
+	in.mu.Unlock()
+	c.Close()
+}
+
+// serve reads one client until it disconnects, sends a bad marker, fails a
+// read or the instance stops.
+func (in *instance) serve(c *net.UnixConn, id uint64, e plugin.Emitter) {
+	defer in.clientWG.Done()
+	defer in.removeClient(c)
+	rec := e.NewRecord()
+	s := newStream(in.limit)
+	for {
+		n, err := c.Read(s.space())
+		if n > 0 {
+			s.wrote(n)
+			if !in.process(s, rec, e, time.Now(), id) {
+				return
+			}
+		}
+		if err == nil {
+			continue
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			in.log.Debug("UNIXSOCK: client disconnected", "client", id)
+		case in.stopped():
+		default:
+			in.stats.readErrs.Add(1)
+			in.log.Warn("UNIXSOCK: read error, closing this client", "client", id, "err", err)
+		}
+		if s.end > s.start {
+			in.stats.rejected.Add(1)
+			if !in.stopped() {
+				in.log.Log(context.Background(), levelNotice, "UNIXSOCK: client went away in the middle of a frame",
+					"client", id, "bytes", s.end-s.start)
+			}
+		}
+		return
+	}
+}
+
+// process emits every complete frame in s. It returns false when the
+// stream is out of sync and the client must be closed.
+func (in *instance) process(s *stream, r *keys.Record, e plugin.Emitter, now time.Time, client uint64) bool {
+	emitted := false
+	defer func() {
+		if emitted {
+			e.Flush()
+		}
+	}()
+	for {
+		f, p, got := s.next()
+		switch p {
+		case needMore:
+			return true
+		case badMarker:
+			n := in.stats.outOfSync.Add(1)
+			if in.notes.allow(&in.notes.sync) {
+				in.log.Error(fmt.Sprintf("UNIXSOCK: invalid packet marker received (read %08x, expected %08x), closing the client connection", got, uint32(marker)),
+					"client", client, "closed", n)
+			}
+			return false
+		case frameOK:
+			var st optStats
+			if p := decode(r, &in.sl, f, now, &st); p != frameOK {
+				in.reject(p, len(f), client)
+				continue
+			}
+			if st.unknown+st.malformed > 0 {
+				in.noteOptions(&st, client)
+			}
+			in.stats.frames.Add(1)
+			e.Emit(r)
+			emitted = true
+		default:
+			in.reject(p, int(got), client)
+		}
+	}
+}
+
+func (in *instance) reject(p problem, size int, client uint64) {
+	n := in.stats.rejected.Add(1)
+	if in.notes.allow(&in.notes.reject) {
+		in.log.Warn("UNIXSOCK: frame skipped: "+p.String(), "client", client, "frame_len", size,
+			"max_frame", in.limit, "rejected", n)
+	}
+}
+
+func (in *instance) noteOptions(st *optStats, client uint64) {
+	u := in.stats.unknown.Add(uint64(st.unknown))
+	m := in.stats.malformed.Add(uint64(st.malformed))
+	if !in.notes.allow(&in.notes.option) {
+		return
+	}
+	if st.unknown > 0 {
+		in.log.Log(context.Background(), levelNotice, fmt.Sprintf("UNIXSOCK: unknown option %d ignored", st.lastUnknown),
+			"client", client, "unknown_options", u)
+	} else {
+		in.log.Log(context.Background(), levelNotice, fmt.Sprintf("UNIXSOCK: option %d ignored: value too short", st.lastMalformed),
+			"client", client, "malformed_options", m)
+	}
+}

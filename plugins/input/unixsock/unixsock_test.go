@@ -1,0 +1,563 @@
+package unixsock
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ulogd-go/ulogd/internal/plugin"
+)
+
+// logBuffer collects the instance's log lines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// socketDir returns a short temporary directory: unix socket paths are
+// limited to 107 bytes, which t.TempDir's long names can exceed.
+func socketDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "usock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+type fixture struct {
+	in   *instance
+	em   *testEmitter
+	log  *logBuffer
+	path string
+	done chan error
+	once sync.Once
+}
+
+// newFixture builds an instance whose socket lives in a fresh directory;
+// mod may change the config.
+func newFixture(t *testing.T, mod func(*Config)) (*fixture, error) {
+	t.Helper()
+	cfg := defaultConfig()
+	cfg.SocketPath = filepath.Join(socketDir(t), "ulogd2.sock")
+	if mod != nil {
+		mod(cfg)
+	}
+	lb := &logBuffer{}
+	env := &plugin.Env{
+		ID: "nuauth1", Plugin: "UNIXSOCK", Config: cfg,
+		Out: identitySlots()[:],
+		Log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	inst, err := newInstance(env)
+	if err != nil {
+		t.Fatalf("newInstance: %v", err)
+	}
+	f := &fixture{in: inst.(*instance), em: newTestEmitter(), log: lb, path: cfg.SocketPath, done: make(chan error, 1)}
+	return f, f.in.Start(context.Background())
+}
+
+// start starts an instance and runs it until the test ends.
+func start(t *testing.T, mod func(*Config)) *fixture {
+	t.Helper()
+	f, err := newFixture(t, mod)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	go func() { f.done <- f.in.Run(context.Background(), f.em) }()
+	t.Cleanup(f.stop(t))
+	return f
+}
+
+func (f *fixture) stop(t *testing.T) func() {
+	return func() {
+		f.once.Do(func() {
+			if err := f.in.Stop(context.Background()); err != nil {
+				t.Errorf("Stop: %v", err)
+			}
+			select {
+			case err := <-f.done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Error("Run did not return after Stop")
+			}
+		})
+	}
+}
+
+func (f *fixture) dial(t *testing.T) *net.UnixConn {
+	t.Helper()
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: f.path, Net: "unix"})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// waitFor polls cond until it holds, for state that has no event to wait
+// on (a goroutine noticing that its peer went away).
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func send(t *testing.T, c net.Conn, b []byte) {
+	t.Helper()
+	if _, err := c.Write(b); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+}
+
+// expectClosed waits until the server closes c.
+func expectClosed(t *testing.T, c net.Conn) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := c.Read(make([]byte, 16))
+	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the server did not close the connection: %v", err)
+	}
+}
+
+func (f *fixture) prefixes() []string {
+	var out []string
+	for _, r := range f.em.records() {
+		p, _ := r["oob.prefix"].(string)
+		out = append(out, p)
+	}
+	return out
+}
+
+// ---------------------------------------------------------------------------
+
+func TestClientFrames(t *testing.T) {
+	f := start(t, nil)
+	c := f.dial(t)
+
+	full := buildFrame(icmpEcho, allOpts()...)
+	send(t, c, full)
+	f.em.wait(t, 1)
+
+	send(t, c, buildFrame(icmpEcho)) // no options
+	f.em.wait(t, 1)
+
+	// Several frames in one write.
+	send(t, c, cat(buildFrame(icmpEcho, strOpt(optPrefix, "A")), buildFrame(ipv6Hdr, strOpt(optPrefix, "B")),
+		buildFrame(icmpEcho, strOpt(optPrefix, "C"))))
+	f.em.wait(t, 3)
+
+	// One frame split across writes, byte by byte.
+	for _, b := range buildFrame(icmpEcho, strOpt(optPrefix, "D"), opt{optState, []byte{3}}) {
+		send(t, c, []byte{b})
+	}
+	f.em.wait(t, 1)
+
+	recs := f.em.records()
+	want0 := rec{
+		"raw.pkt": string(icmpEcho), "raw.pktlen": uint64(28), "raw.pktcount": uint64(1), "oob.family": uint64(2),
+		"oob.prefix": "MYPREFIX", "oob.in": "eth0", "oob.out": "eth1",
+		"oob.time.sec": uint64(1700000000), "oob.time.usec": uint64(0),
+		"nufw.user.name": "alice", "nufw.user.id": uint64(1000),
+		"nufw.os.name": "Linux", "nufw.os.rel": "6.1.0", "nufw.os.vers": "#1 SMP",
+		"nufw.app.name": "/usr/bin/ping", "raw.label": uint64(2),
+	}
+	if diff := cmp.Diff(want0, recs[0]); diff != "" {
+		t.Errorf("frame with every option (-want +got):\n%s", diff)
+	}
+	// Without the time option, oob.time is the time of reception.
+	r1 := recs[1]
+	if sec, _ := r1["oob.time.sec"].(uint64); time.Since(time.Unix(int64(sec), 0)).Abs() > time.Minute {
+		t.Errorf("oob.time.sec = %v, want about now", r1["oob.time.sec"])
+	}
+	if _, ok := r1["oob.time.usec"]; !ok {
+		t.Error("oob.time.usec not set for a frame without time")
+	}
+	for _, k := range []string{"oob.prefix", "oob.in", "raw.label", "nufw.user.id"} {
+		if _, ok := r1[k]; ok {
+			t.Errorf("frame without options: %s is set", k)
+		}
+	}
+	if diff := cmp.Diff([]string{"MYPREFIX", "", "A", "B", "C", "D"}, f.prefixes()); diff != "" {
+		t.Errorf("prefixes (-want +got):\n%s", diff)
+	}
+	if fam := recs[3]["oob.family"]; fam != uint64(10) {
+		t.Errorf("IPv6 frame: oob.family = %v", fam)
+	}
+	if lbl := recs[5]["raw.label"]; lbl != uint64(3) {
+		t.Errorf("split frame: raw.label = %v", lbl)
+	}
+	if n := f.in.stats.frames.Load(); n != 6 {
+		t.Errorf("frames counter = %d", n)
+	}
+}
+
+func TestBadMarkerClosesOnlyThatClient(t *testing.T) {
+	f := start(t, nil)
+	c1 := f.dial(t)
+	other := f.dial(t)
+	send(t, c1, buildFrame(icmpEcho, strOpt(optPrefix, "first")))
+	f.em.wait(t, 1)
+	bad := buildFrame(icmpEcho, strOpt(optPrefix, "lost"))
+	binary.BigEndian.PutUint32(bad, 0x12345678)
+	send(t, c1, cat(bad, buildFrame(icmpEcho, strOpt(optPrefix, "after"))))
+	expectClosed(t, c1)
+
+	// The server keeps running: a connected client and a new one work.
+	send(t, other, buildFrame(icmpEcho, strOpt(optPrefix, "other")))
+	f.em.wait(t, 1)
+	c2 := f.dial(t)
+	send(t, c2, buildFrame(icmpEcho, strOpt(optPrefix, "second")))
+	f.em.wait(t, 1)
+	if diff := cmp.Diff([]string{"first", "other", "second"}, f.prefixes()); diff != "" {
+		t.Errorf("prefixes (-want +got):\n%s", diff)
+	}
+	if n := f.in.stats.outOfSync.Load(); n != 1 {
+		t.Errorf("outOfSync = %d, want 1", n)
+	}
+	if !strings.Contains(f.log.String(), "invalid packet marker received (read 12345678, expected 41c90fd4)") {
+		t.Errorf("log lacks the marker error:\n%s", f.log)
+	}
+}
+
+func TestBadFramesSkipped(t *testing.T) {
+	f := start(t, func(c *Config) { c.BufSize = 128 })
+	c := f.dial(t)
+
+	oversized := buildFrame(make([]byte, 300), strOpt(optPrefix, "big"))
+	badPLen := buildFrame(icmpEcho, strOpt(optPrefix, "badplen"))
+	binary.BigEndian.PutUint16(badPLen[offPLen:], 200)
+	overrun := buildFrame(icmpEcho, strOpt(optPrefix, "overrun"))
+	binary.BigEndian.PutUint32(overrun[offPayload+32+4:], 1000)
+
+	send(t, c, cat(oversized, buildFrame(icmpEcho, strOpt(optPrefix, "1")), badPLen, overrun,
+		buildFrame(icmpEcho, strOpt(optPrefix, "2"))))
+	f.em.wait(t, 2)
+	if diff := cmp.Diff([]string{"1", "2"}, f.prefixes()); diff != "" {
+		t.Errorf("prefixes (-want +got):\n%s", diff)
+	}
+	if n := f.in.stats.rejected.Load(); n != 3 {
+		t.Errorf("rejected = %d, want 3", n)
+	}
+	// Rate limited: one warning for the three rejections.
+	if n := strings.Count(f.log.String(), "frame skipped"); n != 1 {
+		t.Errorf("%d 'frame skipped' lines, want 1:\n%s", n, f.log)
+	}
+
+	// A truncated frame: the client goes away in the middle.
+	c2 := f.dial(t)
+	send(t, c2, buildFrame(icmpEcho)[:20])
+	c2.Close()
+	c3 := f.dial(t)
+	send(t, c3, buildFrame(icmpEcho, strOpt(optPrefix, "3")))
+	f.em.wait(t, 1)
+	waitFor(t, func() bool { return f.in.stats.rejected.Load() == 4 })
+	if n := f.in.stats.rejected.Load(); n != 4 {
+		t.Errorf("rejected after a truncated frame = %d, want 4", n)
+	}
+}
+
+func TestUnknownOptionRateLimited(t *testing.T) {
+	f := start(t, nil)
+	c := f.dial(t)
+	fr := buildFrame(icmpEcho, strOpt(optPrefix, "P"), opt{77, []byte("x")})
+	var all []byte
+	for range 100 {
+		all = append(all, fr...)
+	}
+	send(t, c, all)
+	f.em.wait(t, 100)
+	if n := f.in.stats.unknown.Load(); n != 100 {
+		t.Errorf("unknown options = %d, want 100", n)
+	}
+	if n := strings.Count(f.log.String(), "unknown option 77 ignored"); n != 1 {
+		t.Errorf("%d notices, want 1:\n%s", n, f.log)
+	}
+	for _, r := range f.em.records() {
+		if r["oob.prefix"] != "P" {
+			t.Fatalf("record %v", r)
+		}
+	}
+}
+
+func TestConcurrentClients(t *testing.T) {
+	f := start(t, nil)
+	const perClient = 200
+	var wg sync.WaitGroup
+	for _, name := range []string{"one", "two"} {
+		c := f.dial(t)
+		wg.Go(func() {
+			for i := range perClient {
+				fr := buildFrame(icmpEcho, strOpt(optPrefix, name), opt{optUserID, hostU32(uint32(i))})
+				// Cut frames in odd pieces to interleave the clients.
+				for _, p := range split(fr, 13) {
+					if _, err := c.Write(p); err != nil {
+						t.Errorf("%s: write: %v", name, err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	f.em.wait(t, 2*perClient)
+	next := map[string]uint64{}
+	for _, r := range f.em.records() {
+		p := r["oob.prefix"].(string)
+		if id := r["nufw.user.id"].(uint64); id != next[p] {
+			t.Fatalf("client %s: frame %d arrived when %d was expected", p, id, next[p])
+		}
+		next[p]++
+	}
+	if next["one"] != perClient || next["two"] != perClient {
+		t.Errorf("frames per client: %v", next)
+	}
+}
+
+func TestTooManyClients(t *testing.T) {
+	f := start(t, nil)
+	var conns []*net.UnixConn
+	for i := range maxClients {
+		c := f.dial(t)
+		send(t, c, buildFrame(icmpEcho, strOpt(optPrefix, strconv.Itoa(i))))
+		conns = append(conns, c)
+	}
+	f.em.wait(t, maxClients) // every one of them is being served
+	extra := f.dial(t)
+	expectClosed(t, extra)
+	if n := f.in.stats.refused.Load(); n != 1 {
+		t.Errorf("refused = %d, want 1", n)
+	}
+	// Once one leaves, a new client is served.
+	conns[0].Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c := f.dial(t)
+		send(t, c, buildFrame(icmpEcho, strOpt(optPrefix, "late")))
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_, err := c.Read(make([]byte, 1))
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break // still open: served
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no client served after one left")
+		}
+	}
+	f.em.wait(t, 1)
+}
+
+func TestStopUnlinksAndClosesClients(t *testing.T) {
+	f, err := newFixture(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { f.done <- f.in.Run(context.Background(), f.em) }()
+	c := f.dial(t)
+	send(t, c, buildFrame(icmpEcho))
+	f.em.wait(t, 1)
+	f.stop(t)()
+	if _, err := os.Lstat(f.path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket still there after Stop: %v", err)
+	}
+	expectClosed(t, c)
+}
+
+func TestRunReturnsOnCancel(t *testing.T) {
+	f, err := newFixture(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { f.done <- f.in.Run(ctx, f.em) }()
+	c := f.dial(t)
+	send(t, c, buildFrame(icmpEcho))
+	f.em.wait(t, 1)
+	cancel()
+	select {
+	case err := <-f.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	expectClosed(t, c)
+	f.in.Stop(context.Background())
+}
+
+func TestStopLeavesAReplacedSocket(t *testing.T) {
+	f, err := newFixture(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(f.path)
+	if err := os.WriteFile(f.path, []byte("someone else's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.in.Stop(context.Background())
+	if _, err := os.Lstat(f.path); err != nil {
+		t.Errorf("Stop removed a file it did not create: %v", err)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Start-up
+
+func TestStaleSocketRemoved(t *testing.T) {
+	path := filepath.Join(socketDir(t), "ulogd2.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	l.Close() // the file stays, nobody listens: what a crash leaves
+	f := start(t, func(c *Config) { c.SocketPath = path })
+	if !strings.Contains(f.log.String(), "removed stale socket") {
+		t.Errorf("no notice about the stale socket:\n%s", f.log)
+	}
+	c := f.dial(t)
+	send(t, c, buildFrame(icmpEcho))
+	f.em.wait(t, 1)
+}
+
+func TestLiveSocketRefused(t *testing.T) {
+	path := filepath.Join(socketDir(t), "ulogd2.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	f, err := newFixture(t, func(c *Config) { c.SocketPath = path })
+	if err == nil || !strings.Contains(err.Error(), "another process is listening") {
+		t.Fatalf("Start = %v, want 'another process is listening'", err)
+	}
+	f.in.Stop(context.Background())
+	// The other listener's socket is untouched.
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("the live socket was damaged: %v", err)
+	}
+	c.Close()
+}
+
+func TestStartErrors(t *testing.T) {
+	dir := socketDir(t)
+	regular := filepath.Join(dir, "file")
+	if err := os.WriteFile(regular, []byte("data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"not a socket", func(c *Config) { c.SocketPath = regular }, "exists and is not a socket"},
+		{"missing directory", func(c *Config) { c.SocketPath = filepath.Join(dir, "nodir", "s.sock") }, "create it before starting"},
+		{"parent is a file", func(c *Config) { c.SocketPath = filepath.Join(regular, "s.sock") }, "is not a directory"},
+		{"unknown owner", func(c *Config) { c.Owner = "no-such-user-ulogdtest" }, "invalid owner"},
+		{"unknown group", func(c *Config) { c.Group = "no-such-group-ulogdtest" }, "invalid group"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := newFixture(t, tc.mod)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Start = %v, want %q", err, tc.want)
+			}
+			f.in.Stop(context.Background())
+		})
+	}
+	if b, err := os.ReadFile(regular); err != nil || string(b) != "data" {
+		t.Errorf("the regular file was touched: %q %v", b, err)
+	}
+}
+
+func TestPermsAndOwner(t *testing.T) {
+	f, err := newFixture(t, func(c *Config) { c.Perms = 0o660 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o660 {
+		t.Errorf("socket mode = %v, want socket 0660", fi.Mode())
+	}
+	f.in.Stop(context.Background())
+
+	if os.Geteuid() != 0 {
+		t.Skip("chown needs root")
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	g, err := user.LookupGroupId(u.Gid)
+	if err != nil {
+		t.Skipf("no group for nobody: %v", err)
+	}
+	f, err = newFixture(t, func(c *Config) { c.Owner = "nobody"; c.Group = g.Name })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.in.Stop(context.Background())
+	fi, err = os.Lstat(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fmt.Sprint(st.Uid) != u.Uid || fmt.Sprint(st.Gid) != u.Gid {
+		t.Errorf("owner %d:%d, want %s:%s", st.Uid, st.Gid, u.Uid, u.Gid)
+	}
+}
+
+func TestDescriptor(t *testing.T) {
+	d := Descriptor()
+	if d.Name != "UNIXSOCK" || d.Kind != plugin.Source {
+		t.Errorf("descriptor %s %v", d.Name, d.Kind)
+	}
+	if got := d.Resources(defaultConfig()); !cmp.Equal(got, []string{"unix:" + DefaultSocketPath}) {
+		t.Errorf("resources = %v", got)
+	}
+	if _, _, err := d.Keys(&Config{SocketPath: "", Perms: 0o600}); err == nil {
+		t.Error("empty socket_path accepted")
+	}
+	// A config decoded with octal perms keeps its meaning.
+	if c := defaultConfig(); c.Perms != 384 {
+		t.Errorf("default perms %d, want 384 (0600)", c.Perms)
+	}
+}
