@@ -1,0 +1,71 @@
+package plugin
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+type nop struct{}
+
+func (nop) Start(context.Context) error { return nil }
+func (nop) Stop(context.Context) error  { return nil }
+
+func desc(name string) *Descriptor {
+	return &Descriptor{Name: name, Kind: Filter, New: func(*Env) (Instance, error) { return nop{}, nil }}
+}
+
+func TestRegistry(t *testing.T) {
+	r := NewRegistry()
+	for _, n := range []string{"LOGEMU", "IP2STR", "IP2BIN", "NFCT"} {
+		r.Register(desc(n))
+	}
+	if _, ok := r.Lookup("logemu"); ok {
+		t.Error("lookup is case-insensitive; ulogd2's is not")
+	}
+	if diff := cmp.Diff([]string{"IP2BIN", "IP2STR", "LOGEMU", "NFCT"}, r.Names()); diff != "" {
+		t.Error(diff)
+	}
+	if diff := cmp.Diff([]string{"IP2STR"}, r.Suggest("IP2SRT")); diff != "" {
+		t.Errorf("Suggest (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"LOGEMU"}, r.Suggest("logemu")); diff != "" {
+		t.Errorf("Suggest case (-want +got):\n%s", diff)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("duplicate registration did not panic")
+		}
+	}()
+	r.Register(desc("NFCT"))
+}
+
+func TestNameFromSO(t *testing.T) {
+	for in, want := range map[string]string{
+		"/usr/lib/x86_64-linux-gnu/ulogd/ulogd_inpflow_NFCT.so": "NFCT",
+		"ulogd_raw2packet_BASE.so":                              "BASE",
+		"ulogd_output_LOGEMU.so":                                "LOGEMU",
+	} {
+		got, err := NameFromSO(in)
+		if err != nil || got != want {
+			t.Errorf("%s: %q %v, want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"NFCT", "libfoo.so", "ulogd_NFCT.so", "ulogd_output_.so"} {
+		if _, err := NameFromSO(bad); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		d    int
+	}{{"", "", 0}, {"abc", "abc", 0}, {"abc", "abd", 1}, {"hash_enable", "hash_enabled", 1}, {"", "abc", 3}, {"kitten", "sitting", 3}} {
+		if got := EditDistance(c.a, c.b); got != c.d {
+			t.Errorf("%q %q: %d, want %d", c.a, c.b, got, c.d)
+		}
+	}
+}
