@@ -1,0 +1,351 @@
+// Package nflog is the NFLOG source: packets logged by nft's `log group N`
+// or iptables' `-j NFLOG --nflog-group N`, read from nfnetlink_log, as
+// ulogd2's ulogd_inppkt_NFLOG.so produces them.
+//
+// Start binds the group (and, for group 0 or bind=1, the protocol families,
+// as ulogd2 does) and configures copy mode, batching and flags on the
+// socket that then receives the packets. Run reads it with recvmmsg into
+// reused buffers, decodes every message in place and emits one record per
+// packet. See README.md.
+package nflog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/nl"
+	"github.com/ulogd-go/ulogd/internal/nl/nflog"
+	"github.com/ulogd-go/ulogd/internal/plugin"
+)
+
+func init() {
+	plugin.Register(Descriptor())
+}
+
+// Descriptor returns the NFLOG plugin descriptor.
+func Descriptor() *plugin.Descriptor {
+	return &plugin.Descriptor{
+		Name:      "NFLOG",
+		Kind:      plugin.Source,
+		Summary:   "packets logged by nft `log group N` / iptables -j NFLOG, from nfnetlink_log",
+		Input:     plugin.DTSource,
+		Output:    plugin.DTRaw,
+		NewConfig: func() any { return defaultConfig() },
+		Keys:      keysOf,
+		Resources: resourcesOf,
+		New:       newInstance,
+	}
+}
+
+func keysOf(cfg any) (in, out []keys.Spec, err error) {
+	c, err := configOf(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return nil, OutputKeys(), c.validate()
+}
+
+// resourcesOf claims the log group: the kernel lets one socket bind it.
+func resourcesOf(cfg any) []string {
+	c, err := configOf(cfg)
+	if err != nil {
+		return nil
+	}
+	return []string{"nflog-group:" + strconv.Itoa(c.Group)}
+}
+
+func configOf(cfg any) (*Config, error) {
+	switch c := cfg.(type) {
+	case nil:
+		return defaultConfig(), nil
+	case *Config:
+		return c, nil
+	}
+	return nil, fmt.Errorf("NFLOG: unexpected config type %T", cfg)
+}
+
+// levelNotice is ulogd's NOTICE level (the daemon's LevelNotice).
+const levelNotice = slog.Level(2)
+
+// Tunables.
+const (
+	defaultBufferSize = 64 << 20 // requested when netlink_socket_buffer_size is 0
+	batchMemory       = 2 << 20  // receive slots per recvmmsg: about this many bytes
+	maxBatchCount     = 64
+	minBatchCount     = 4
+	noticeEvery       = 10 * time.Second
+	dropsEvery        = time.Second
+)
+
+// Protocol families of the legacy per-family commands, in ulogd's order.
+var legacyFamilies = [...]uint8{nflog.AFInet, nflog.AFInet6, nflog.AFBridge}
+
+// instance is one running NFLOG instance.
+type instance struct {
+	cfg   Config
+	group uint16
+	log   *slog.Logger
+	sl    slots
+	now   func() time.Time
+
+	done     chan struct{} // closed by Stop
+	stopOnce sync.Once
+	mu       sync.Mutex
+	conn     *nl.Conn
+	bound    bool // the group is bound: unbind it at stop
+
+	rx rxState // owned by the receive goroutine (Start before Run)
+}
+
+// rxState is the receive loop's reused state.
+type rxState struct {
+	batch *nl.Batch
+	pkt   nflog.Packet
+
+	bufSize   int    // last requested socket buffer size
+	startLost uint64 // packets read and discarded while configuring
+
+	lost       uint64 // packets counted lost (cumulative)
+	overruns   uint64
+	lostNote   limiter
+	maxNoticed bool
+	drops      uint64 // last socket drop counter seen (SO_MEMINFO)
+	hasDrops   bool
+	dropsAt    time.Time
+	congested  bool // ENOBUFS seen, drop counter not read since the queue drained
+
+	seqByGap bool // seq_local: losses come from sequence gaps
+	lastSeq  uint32
+	haveSeq  bool
+	gapNote  limiter
+
+	truncated  uint64
+	truncNote  limiter
+	decodeErrs uint64
+	decodeNote limiter
+	unknown    uint64
+	otherErrs  uint64
+	otherNote  limiter
+}
+
+func newInstance(env *plugin.Env) (plugin.Instance, error) {
+	c, err := configOf(env.Config)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	if len(env.Out) != int(numKeys) {
+		return nil, fmt.Errorf("NFLOG: %d output slots for %d keys", len(env.Out), numKeys)
+	}
+	log := env.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	in := &instance{
+		cfg:   *c,
+		group: uint16(c.Group),
+		log:   log,
+		now:   time.Now,
+		done:  make(chan struct{}),
+	}
+	in.rx.seqByGap = c.SeqLocal != 0
+	copy(in.sl[:], env.Out)
+	return in, nil
+}
+
+// Start opens the nfnetlink_log socket, sizes its buffer, binds the group
+// and configures it (spec §8.1).
+func (in *instance) Start(ctx context.Context) error {
+	c, err := nl.Open(unix.NETLINK_NETFILTER)
+	if err != nil {
+		return fmt.Errorf("NFLOG: open nfnetlink_log socket: %w", err)
+	}
+	in.mu.Lock()
+	in.conn = c
+	in.mu.Unlock()
+	if err := in.configure(ctx, c); err != nil {
+		in.closeAll()
+		return err
+	}
+	return nil
+}
+
+func (in *instance) configure(ctx context.Context, c *nl.Conn) error {
+	cfg := &in.cfg
+	// The buffer first, so that no acknowledgement is dropped.
+	in.setBuffer(ctx, c)
+	ctl := nflog.NewControl(c)
+	if cfg.Group == 0 || cfg.Bind != 0 {
+		for _, pf := range legacyFamilies {
+			if cfg.Unbind > 0 {
+				in.log.Log(ctx, levelNotice, fmt.Sprintf("forcing unbind of existing log handler for protocol %d", pf))
+				if err := ctl.PFUnbind(pf); err != nil {
+					return fmt.Errorf("unable to force-unbind existing log handler for protocol %d: %w", pf, err)
+				}
+			}
+			in.log.Debug(fmt.Sprintf("binding to protocol family %d", pf))
+			if err := ctl.PFBind(pf); err != nil {
+				return fmt.Errorf("unable to bind to protocol family %d: %w", pf, err)
+			}
+		}
+	}
+	in.log.Debug(fmt.Sprintf("binding to log group %d", cfg.Group))
+	if err := ctl.Bind(in.group); err != nil {
+		hint := ""
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY) {
+			hint = " (another process, e.g. a running ulogd, has bound it)"
+		}
+		return fmt.Errorf("unable to bind to log group %d%s: %w", cfg.Group, hint, err)
+	}
+	in.mu.Lock()
+	in.bound = true
+	in.mu.Unlock()
+	if err := ctl.SetMode(in.group, nflog.CopyPacket, nflog.CopyRangeMax); err != nil {
+		in.log.Warn("NFLOG unable to set copy mode packet with range 0xffff", "err", err)
+	}
+	if v := cfg.QThreshold; v != 0 {
+		if err := ctl.SetQThresh(in.group, uint32(v)); err == nil {
+			in.log.Log(ctx, levelNotice, fmt.Sprintf("NFLOG netlink queue threshold has been set to %d", v))
+		} else {
+			in.log.Log(ctx, levelNotice, fmt.Sprintf("NFLOG netlink queue threshold can't be set to %d", v), "err", err)
+		}
+	}
+	if v := cfg.QTimeout; v != 0 {
+		if err := ctl.SetTimeout(in.group, uint32(v)); err == nil {
+			in.log.Log(ctx, levelNotice, fmt.Sprintf("NFLOG netlink queue timeout has been set to %d", v))
+		} else {
+			in.log.Log(ctx, levelNotice, fmt.Sprintf("NFLOG netlink queue timeout can't be set to %d", v), "err", err)
+		}
+	}
+	if flags := cfg.flags(); flags != 0 {
+		err := ctl.SetFlags(in.group, flags)
+		if err != nil && flags&nflog.FlagConntrack != 0 && errors.Is(err, unix.EOPNOTSUPP) {
+			in.log.Warn("NFLOG attach_conntrack=1: conntrack information is not available on this kernel (built without CONFIG_NETFILTER_NETLINK_GLUE_CT); packets are logged without the ct key")
+			flags &^= nflog.FlagConntrack
+			err = nil
+			if flags != 0 {
+				err = ctl.SetFlags(in.group, flags)
+			}
+		}
+		if err != nil {
+			in.log.Error(fmt.Sprintf("unable to set flags 0x%x", flags), "err", err)
+			if flags&nflog.FlagSeq != 0 {
+				in.rx.seqByGap = false
+			}
+		}
+	}
+	in.rx.startLost = uint64(ctl.Skipped)
+	count := min(max(batchMemory/cfg.BufSize, minBatchCount), maxBatchCount)
+	in.rx.batch = nl.NewBatch(count, cfg.BufSize)
+	in.rx.hasDrops = false
+	if d, err := c.Drops(); err == nil {
+		in.rx.drops, in.rx.hasDrops = d, true
+	}
+	return nil
+}
+
+// setBuffer sizes the socket's receive buffer, as NFCT does: a large
+// default, netlink_socket_buffer_size applied whatever the maximum.
+func (in *instance) setBuffer(ctx context.Context, c *nl.Conn) {
+	want := in.cfg.BufferSize
+	if want == 0 {
+		want = defaultBufferSize
+		if m := in.cfg.BufferMaxSize; m > 0 && m < want {
+			want = m
+		}
+	}
+	in.rx.bufSize = want
+	eff, err := c.SetReadBuffer(want)
+	if err != nil {
+		in.log.Warn("NFLOG cannot set the netlink socket buffer size", "requested", want, "err", err)
+		return
+	}
+	in.log.Log(ctx, levelNotice, fmt.Sprintf("NFLOG netlink buffer size has been set to %d", eff), "requested", want)
+}
+
+// Stop unbinds the group and closes the socket; Run returns promptly.
+func (in *instance) Stop(ctx context.Context) error {
+	in.closeAll()
+	return nil
+}
+
+func (in *instance) closeAll() {
+	in.stopOnce.Do(func() { close(in.done) })
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.conn == nil {
+		return
+	}
+	if in.bound {
+		// Fire and forget: closing the socket releases the group anyway;
+		// the explicit unbind is what ulogd2 does.
+		var buf [64]byte
+		in.conn.Send(nflog.AppendUnbind(buf[:0], 0, in.group))
+		in.bound = false
+	}
+	in.conn.Close()
+	in.conn = nil
+}
+
+func (in *instance) stopped() bool {
+	select {
+	case <-in.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Run reads packets until ctx is cancelled or Stop is called.
+func (in *instance) Run(ctx context.Context, e plugin.Emitter) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+			in.closeAll()
+		case <-in.done:
+		}
+	}()
+	in.mu.Lock()
+	c := in.conn
+	in.mu.Unlock()
+	if c != nil {
+		in.receive(c, e)
+	} else {
+		select {
+		case <-ctx.Done():
+		case <-in.done:
+		}
+	}
+	cancel()
+	in.closeAll()
+	wg.Wait()
+	return nil
+}
+
+// limiter lets a message through at most once per noticeEvery.
+type limiter struct {
+	last time.Time
+}
+
+func (l *limiter) allow(now time.Time) bool {
+	if !l.last.IsZero() && now.Sub(l.last) < noticeEvery {
+		return false
+	}
+	l.last = now
+	return true
+}
