@@ -1,0 +1,183 @@
+// Package gprint is the GPRINT sink: one line per event in a file, with
+// every valid upstream key of a printable type as "name=value,".
+package gprint
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ulogd-go/ulogd/internal/fileout"
+	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/plugin"
+)
+
+// Config holds GPRINT's options.
+type Config struct {
+	File      string `ulogd:"file"`
+	Sync      int    `ulogd:"sync"`
+	Timestamp int    `ulogd:"timestamp"`
+}
+
+// levelNotice is ulogd's NOTICE level in slog terms.
+const levelNotice = 2
+
+func init() {
+	plugin.Register(&plugin.Descriptor{
+		Name:      "GPRINT",
+		Kind:      plugin.Sink,
+		Summary:   "write every upstream key as name=value, one comma-separated line per event",
+		Input:     plugin.DTRaw | plugin.DTPacket | plugin.DTFlow | plugin.DTSum,
+		Output:    plugin.DTSink,
+		Wildcard:  true,
+		NewConfig: func() any { return &Config{File: "/var/log/ulogd_gprint.log"} },
+		Resources: func(cfg any) []string { return []string{"file:" + cfg.(*Config).File} },
+		New: func(env *plugin.Env) (plugin.Instance, error) {
+			cfg := env.Config.(*Config)
+			if cfg.File == "" {
+				return nil, fmt.Errorf("option \"file\" is empty")
+			}
+			return newSink(env, cfg), nil
+		},
+	})
+}
+
+// field is one upstream key with its "name=" prefix prepared.
+type field struct {
+	prefix []byte // "name="
+	slot   keys.Slot
+	typ    keys.Type
+}
+
+type sink struct {
+	cfg    *Config
+	env    *plugin.Env
+	fields []field
+	now    func() time.Time
+
+	w *fileout.Writer
+
+	// "timestamp=YYYY/MM/DD-HH:MM:SS," is formatted once per second.
+	stampSec int64
+	stamp    []byte
+}
+
+func newSink(env *plugin.Env, cfg *Config) *sink {
+	s := &sink{cfg: cfg, env: env, now: time.Now, stampSec: -1}
+	for _, u := range env.Upstream {
+		if !printable(u.Type) {
+			continue // never printed: no need to look at it per event
+		}
+		s.fields = append(s.fields, field{prefix: []byte(u.Name + "="), slot: u.Slot, typ: u.Type})
+	}
+	return s
+}
+
+// printable reports whether GPRINT prints keys of type t. As in ulogd2,
+// RAW, RAWSTR, INT64, IP6ADDR and NONE are skipped.
+func printable(t keys.Type) bool {
+	switch t {
+	case keys.Bool, keys.Int8, keys.Int16, keys.Int32,
+		keys.Uint8, keys.Uint16, keys.Uint32, keys.Uint64,
+		keys.String, keys.IPAddr:
+		return true
+	}
+	return false
+}
+
+func (s *sink) Start(context.Context) error {
+	w, err := fileout.Open(s.cfg.File, s.cfg.Sync != 0)
+	if err != nil {
+		return fmt.Errorf("can't open GPRINT log file: %w", err)
+	}
+	s.w = w
+	return nil
+}
+
+func (s *sink) Stop(context.Context) error {
+	if s.w == nil {
+		return nil
+	}
+	err := s.w.Close()
+	s.w = nil
+	return err
+}
+
+// Interp appends one line: the optional time stamp, then "name=value," for
+// each valid key; the last comma becomes the newline.
+func (s *sink) Interp(r *keys.Record) plugin.Verdict {
+	b := s.w.Buffer()
+	start := len(b)
+	if s.cfg.Timestamp != 0 {
+		now := s.now()
+		if sec := now.Unix(); sec != s.stampSec {
+			s.stampSec = sec
+			p := append(s.stamp[:0], "timestamp="...)
+			p = now.AppendFormat(p, "2006/01/02-15:04:05")
+			s.stamp = append(p, ',')
+		}
+		b = append(b, s.stamp...)
+	}
+	for i := range s.fields {
+		f := &s.fields[i]
+		if !r.Valid(f.slot) {
+			continue
+		}
+		b = append(b, f.prefix...)
+		b = appendValue(b, r, f)
+		b = append(b, ',')
+	}
+	if len(b) == start {
+		// Nothing to print (ulogd2 writes before its buffer here).
+		return plugin.Continue
+	}
+	b[len(b)-1] = '\n'
+	if err := s.w.Commit(b); err != nil {
+		// The line stays buffered for the next write; the engine counts
+		// and reports the failure.
+		return plugin.Fail
+	}
+	return plugin.Continue
+}
+
+func appendValue(b []byte, r *keys.Record, f *field) []byte {
+	switch f.typ {
+	case keys.String:
+		return append(b, r.Bytes(f.slot)...)
+	case keys.IPAddr:
+		// IPv4 dotted quad, IPv6 in full (ulogd2 2.0.8 prints the first
+		// four bytes of an IPv6 address as a dotted quad, Q10).
+		return keys.AppendIP(b, r.Bytes(f.slot))
+	case keys.Bool:
+		return strconv.AppendUint(b, r.Uint(f.slot), 10)
+	case keys.Int8:
+		return strconv.AppendInt(b, int64(int8(r.Uint(f.slot))), 10)
+	case keys.Int16:
+		return strconv.AppendInt(b, int64(int16(r.Uint(f.slot))), 10)
+	case keys.Int32:
+		return strconv.AppendInt(b, int64(int32(r.Uint(f.slot))), 10)
+	}
+	return strconv.AppendUint(b, r.Uint(f.slot), 10)
+}
+
+// Flush is called at the end of each receive batch (and every second).
+func (s *sink) Flush() error {
+	if s.w == nil {
+		return nil
+	}
+	return s.w.Flush()
+}
+
+// Reopen reopens the file on SIGHUP (logrotate); a failed reopen keeps the
+// old file.
+func (s *sink) Reopen() error {
+	s.env.Log.Log(context.Background(), levelNotice, "GPRINT: reopening logfile")
+	if s.w == nil {
+		return nil
+	}
+	if err := s.w.Reopen(); err != nil {
+		return fmt.Errorf("can't open GPRINT log file: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+// Package oprint is the OPRINT sink: for each event, a boundary line and
+// then one "name=value" line per valid upstream key.
+package oprint
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/ulogd-go/ulogd/internal/fileout"
+	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/plugin"
+)
+
+// Config holds OPRINT's options.
+type Config struct {
+	File string `ulogd:"file"`
+	Sync int    `ulogd:"sync"`
+}
+
+// levelNotice is ulogd's NOTICE level in slog terms.
+const levelNotice = 2
+
+const boundary = "===>PACKET BOUNDARY\n"
+
+func init() {
+	plugin.Register(&plugin.Descriptor{
+		Name:      "OPRINT",
+		Kind:      plugin.Sink,
+		Summary:   "write every upstream key as a name=value line, one block per event",
+		Input:     plugin.DTPacket | plugin.DTFlow,
+		Output:    plugin.DTSink,
+		Wildcard:  true,
+		NewConfig: func() any { return &Config{File: "/var/log/ulogd_oprint.log"} },
+		Resources: func(cfg any) []string { return []string{"file:" + cfg.(*Config).File} },
+		New: func(env *plugin.Env) (plugin.Instance, error) {
+			cfg := env.Config.(*Config)
+			if cfg.File == "" {
+				return nil, fmt.Errorf("option \"file\" is empty")
+			}
+			return newSink(env, cfg), nil
+		},
+	})
+}
+
+// field is one upstream key with its "name=" prefix prepared.
+type field struct {
+	prefix []byte // "name="
+	slot   keys.Slot
+	typ    keys.Type
+}
+
+type sink struct {
+	cfg    *Config
+	env    *plugin.Env
+	fields []field
+	w      *fileout.Writer
+}
+
+func newSink(env *plugin.Env, cfg *Config) *sink {
+	s := &sink{cfg: cfg, env: env}
+	for _, u := range env.Upstream {
+		s.fields = append(s.fields, field{prefix: []byte(u.Name + "="), slot: u.Slot, typ: u.Type})
+	}
+	return s
+}
+
+func (s *sink) Start(context.Context) error {
+	w, err := fileout.Open(s.cfg.File, s.cfg.Sync != 0)
+	if err != nil {
+		return fmt.Errorf("can't open PKTLOG: %w", err)
+	}
+	s.w = w
+	return nil
+}
+
+func (s *sink) Stop(context.Context) error {
+	if s.w == nil {
+		return nil
+	}
+	err := s.w.Close()
+	s.w = nil
+	return err
+}
+
+// Interp appends the boundary line and one line per valid key, in
+// upstream order, duplicates included.
+func (s *sink) Interp(r *keys.Record) plugin.Verdict {
+	b := append(s.w.Buffer(), boundary...)
+	for i := range s.fields {
+		f := &s.fields[i]
+		if !r.Valid(f.slot) {
+			continue
+		}
+		b = append(b, f.prefix...)
+		b = appendValue(b, r, f)
+		b = append(b, '\n')
+	}
+	if err := s.w.Commit(b); err != nil {
+		// The lines stay buffered for the next write; the engine counts
+		// and reports the failure.
+		return plugin.Fail
+	}
+	return plugin.Continue
+}
+
+// appendValue renders a value as ulogd2's OPRINT does, except addresses:
+// ulogd2 2.0.8 prints an IPv4 address with its bytes reversed (Q9) and the
+// first four bytes of an IPv6 address (Q10); here both print correctly.
+func appendValue(b []byte, r *keys.Record, f *field) []byte {
+	switch f.typ {
+	case keys.String:
+		return append(b, r.Bytes(f.slot)...)
+	case keys.Bool:
+		return strconv.AppendUint(b, r.Uint(f.slot), 10)
+	case keys.Int8:
+		return strconv.AppendInt(b, int64(int8(r.Uint(f.slot))), 10)
+	case keys.Int16:
+		return strconv.AppendInt(b, int64(int16(r.Uint(f.slot))), 10)
+	case keys.Int32:
+		return strconv.AppendInt(b, int64(int32(r.Uint(f.slot))), 10)
+	case keys.Uint8, keys.Uint16, keys.Uint32, keys.Uint64:
+		return strconv.AppendUint(b, r.Uint(f.slot), 10)
+	case keys.IPAddr:
+		return keys.AppendIP(b, r.Bytes(f.slot))
+	case keys.None:
+		return append(b, "<none>"...)
+	}
+	// RAW, RAWSTR, INT64, IP6ADDR: ulogd2 prints this literal.
+	return append(b, "default"...)
+}
+
+// Flush is called at the end of each receive batch (and every second).
+func (s *sink) Flush() error {
+	if s.w == nil {
+		return nil
+	}
+	return s.w.Flush()
+}
+
+// Reopen reopens the file on SIGHUP (logrotate); a failed reopen keeps the
+// old file.
+func (s *sink) Reopen() error {
+	s.env.Log.Log(context.Background(), levelNotice, "OPRINT: reopening logfile")
+	if s.w == nil {
+		return nil
+	}
+	if err := s.w.Reopen(); err != nil {
+		return fmt.Errorf("can't open PKTLOG: %w", err)
+	}
+	return nil
+}

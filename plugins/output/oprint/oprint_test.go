@@ -1,0 +1,224 @@
+package oprint
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/plugin"
+	"github.com/ulogd-go/ulogd/internal/plugintest"
+	_ "github.com/ulogd-go/ulogd/plugins/filter/ip2str" // for the duplicate-key test
+)
+
+// provides has one key of every type.
+var provides = []keys.Spec{
+	{Name: "oob.prefix", Type: keys.String},
+	{Name: "ip.saddr", Type: keys.IPAddr},
+	{Name: "ip.daddr", Type: keys.IPAddr},
+	{Name: "s8", Type: keys.Int8},
+	{Name: "s16", Type: keys.Int16},
+	{Name: "s32", Type: keys.Int32},
+	{Name: "s64", Type: keys.Int64},
+	{Name: "u8", Type: keys.Uint8},
+	{Name: "u16", Type: keys.Uint16},
+	{Name: "u32", Type: keys.Uint32},
+	{Name: "u64", Type: keys.Uint64},
+	{Name: "flag", Type: keys.Bool},
+	{Name: "raw.pkt", Type: keys.Raw},
+	{Name: "ip.saddr.bin", Type: keys.RawStr},
+	{Name: "v6", Type: keys.IP6Addr},
+	{Name: "any", Type: keys.None},
+}
+
+func read(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestFormat(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ev   map[string]any
+		want string
+	}{
+		{
+			name: "every type",
+			ev: map[string]any{
+				"oob.prefix": "OUT-LOG", "ip.saddr": []byte{10, 99, 0, 1}, "ip.daddr": []byte{10, 99, 0, 2},
+				"s8": -5, "s16": -300, "s32": -70000, "s64": -1,
+				"u8": 255, "u16": 65535, "u32": 4294967295, "u64": uint64(1) << 63,
+				"flag": true, "raw.pkt": []byte{1, 2}, "ip.saddr.bin": "0x0a630001", "v6": make([]byte, 16),
+				"any": 3,
+			},
+			// Addresses print the right way round (ulogd2 2.0.8: 1.0.99.10,
+			// Q9); RAW, RAWSTR, INT64 and IP6ADDR print "default".
+			want: "===>PACKET BOUNDARY\noob.prefix=OUT-LOG\nip.saddr=10.99.0.1\nip.daddr=10.99.0.2\n" +
+				"s8=-5\ns16=-300\ns32=-70000\ns64=default\nu8=255\nu16=65535\nu32=4294967295\n" +
+				"u64=9223372036854775808\nflag=1\nraw.pkt=default\nip.saddr.bin=default\nv6=default\nany=<none>\n",
+		},
+		{
+			name: "invalid keys are left out",
+			ev:   map[string]any{"u16": 7, "flag": false},
+			want: "===>PACKET BOUNDARY\nu16=7\nflag=0\n",
+		},
+		{
+			name: "IPv6 in full",
+			ev:   map[string]any{"ip.saddr": []byte{0xfd, 0x99, 15: 1}, "ip.daddr": []byte{0xfd, 0x99, 15: 2}},
+			want: "===>PACKET BOUNDARY\nip.saddr=fd99::1\nip.daddr=fd99::2\n",
+		},
+		{
+			name: "nothing valid, boundary only",
+			ev:   map[string]any{},
+			want: "===>PACKET BOUNDARY\n",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "oprint.log")
+			h := plugintest.New(t, "op1:OPRINT", "[op1]\nfile=\""+path+"\"\nsync=1\n", provides)
+			h.Event(tc.ev)
+			h.Flush()
+			if diff := cmp.Diff(tc.want, read(t, path)); diff != "" {
+				t.Errorf("file (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestDuplicatesShowNearestProvider: a key provided twice is printed twice,
+// both times with the nearest provider's value (Q37).
+func TestDuplicatesShowNearestProvider(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "oprint.log")
+	src := []keys.Spec{
+		{Name: "oob.family", Type: keys.Uint8},
+		{Name: "oob.protocol", Type: keys.Uint16},
+		{Name: "ip.saddr", Type: keys.IPAddr},
+		{Name: "ip.saddr.str", Type: keys.String},
+	}
+	h := plugintest.New(t, "ip2str1:IP2STR,op1:OPRINT", "[op1]\nfile=\""+path+"\"\nsync=1\n", src)
+	h.Event(map[string]any{"oob.family": 2, "oob.protocol": 0x0800, "ip.saddr": []byte{10, 0, 0, 1}, "ip.saddr.str": "shadowed"})
+	h.Flush()
+	want := "===>PACKET BOUNDARY\noob.family=2\noob.protocol=2048\nip.saddr=10.0.0.1\nip.saddr.str=10.0.0.1\nip.saddr.str=10.0.0.1\n"
+	if diff := cmp.Diff(want, read(t, path)); diff != "" {
+		t.Errorf("file (-want +got):\n%s", diff)
+	}
+}
+
+func direct(t testing.TB, cfg *Config) (*sink, *keys.Record) {
+	t.Helper()
+	types := make([]keys.Type, len(provides))
+	up := make([]keys.Bound, len(provides))
+	for i, p := range provides {
+		types[i] = p.Type
+		up[i] = keys.Bound{Spec: p, Slot: keys.Slot(i), Instance: "src"}
+	}
+	env := &plugin.Env{ID: "op1", Plugin: "OPRINT", Config: cfg, Upstream: up, Log: slog.New(slog.DiscardHandler)}
+	s := newSink(env, cfg)
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(t.Context()) })
+	r := keys.NewRecord(types)
+	r.SetString(0, "OUT-LOG")
+	r.SetBytes(1, []byte{10, 99, 0, 1})
+	r.SetBytes(2, []byte{0xfd, 0x99, 15: 2})
+	r.SetInt(3, -5)
+	r.SetInt(6, -1)
+	for s := keys.Slot(7); s <= 10; s++ {
+		r.SetUint(s, 40000)
+	}
+	r.SetBool(11, true)
+	r.SetBytes(12, []byte{1, 2, 3})
+	r.SetUint(15, 1)
+	return s, r
+}
+
+func TestSync0BuffersUntilStop(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "oprint.log")
+	h := plugintest.New(t, "op1:OPRINT", "[op1]\nfile=\""+path+"\"\n", provides)
+	h.Event(map[string]any{"u8": 1})
+	h.Flush()
+	if got := read(t, path); got != "" {
+		t.Fatalf("sync=0 wrote at once: %q", got)
+	}
+	h.Graph.Stop(t.Context())
+	if got := read(t, path); got != "===>PACKET BOUNDARY\nu8=1\n" {
+		t.Fatalf("after stop file = %q", got)
+	}
+}
+
+func TestReopenAfterRotate(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "oprint.log")
+	h := plugintest.New(t, "op1:OPRINT", "[op1]\nfile=\""+path+"\"\nsync=1\n", provides)
+	h.Event(map[string]any{"u8": 1})
+	h.Event(map[string]any{"u8": 2})
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	h.Event(map[string]any{"u8": 3})
+	h.Flush()
+	if got := read(t, path+".1"); got != "===>PACKET BOUNDARY\nu8=1\n===>PACKET BOUNDARY\nu8=2\n" {
+		t.Errorf("rotated file = %q", got)
+	}
+	if got := read(t, path); got != "===>PACKET BOUNDARY\nu8=3\n" {
+		t.Errorf("new file = %q", got)
+	}
+}
+
+func TestReopenFailureKeepsOldFile(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "sub")
+	os.Mkdir(sub, 0o755)
+	s, r := direct(t, &Config{File: filepath.Join(sub, "oprint.log"), Sync: 1})
+	os.Rename(sub, filepath.Join(dir, "moved"))
+	if err := s.Reopen(); err == nil || !strings.Contains(err.Error(), "can't open PKTLOG") {
+		t.Fatalf("Reopen = %v", err)
+	}
+	if v := s.Interp(r); v != plugin.Continue {
+		t.Fatalf("Interp after failed reopen = %v", v)
+	}
+	s.Flush()
+	if got := read(t, filepath.Join(dir, "moved", "oprint.log")); !strings.HasPrefix(got, "===>PACKET BOUNDARY\noob.prefix=OUT-LOG\n") {
+		t.Errorf("old file = %q", got)
+	}
+}
+
+func TestOpenFailureFailsStart(t *testing.T) {
+	cfg := &Config{File: "/nonexistent-dir-ulogd-test/oprint.log"}
+	s := newSink(&plugin.Env{Config: cfg, Log: slog.New(slog.DiscardHandler)}, cfg)
+	if err := s.Start(t.Context()); err == nil || !strings.Contains(err.Error(), "can't open PKTLOG") {
+		t.Fatalf("Start = %v", err)
+	}
+}
+
+func TestZeroAllocsPerEvent(t *testing.T) {
+	s, r := direct(t, &Config{File: filepath.Join(t.TempDir(), "oprint.log"), Sync: 1})
+	n := testing.AllocsPerRun(10000, func() {
+		s.Interp(r)
+		s.Flush()
+	})
+	if n != 0 {
+		t.Errorf("%v allocations per event, want 0", n)
+	}
+}
+
+func BenchmarkInterp(b *testing.B) {
+	s, r := direct(b, &Config{File: filepath.Join(b.TempDir(), "oprint.log"), Sync: 1})
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Interp(r)
+	}
+	s.Flush()
+}
