@@ -6,8 +6,9 @@
 // end of each receive batch: group commit, nothing stays buffered once the
 // source is idle). With sync=0 a Flush writes only when the buffer is large
 // or a second has passed, and the engine's 1-second tick bounds the delay.
-// The buffer only ever holds whole lines, so two writers appending to one
-// file (O_APPEND) never interleave inside a line.
+// The buffer only ever holds whole records (lines, or pcap records), so two
+// writers appending to one file (O_APPEND) never interleave inside one, and
+// when the file cannot be written the newest records are dropped whole.
 package fileout
 
 import (
@@ -23,8 +24,8 @@ const (
 	flushAt = 64 << 10
 	// maxAge is how long sync=0 output may wait in the buffer.
 	maxAge = time.Second
-	// maxBuf bounds the buffer while the file cannot be written; lines
-	// beyond it are dropped and counted.
+	// maxBuf bounds the buffer while the file cannot be written; records
+	// that would grow it beyond are dropped whole and counted.
 	maxBuf = 16 << 20
 )
 
@@ -39,8 +40,9 @@ type Writer struct {
 	now       func() time.Time
 
 	// Dropped counts bytes discarded because the file could not be written
-	// and the buffer was full.
-	Dropped atomic.Uint64
+	// and the buffer was full; DroppedRecords counts the records.
+	Dropped        atomic.Uint64
+	DroppedRecords atomic.Uint64
 	// WriteErrors counts failed writes.
 	WriteErrors atomic.Uint64
 }
@@ -64,18 +66,31 @@ func (w *Writer) open() (*os.File, error) {
 // Path returns the file name.
 func (w *Writer) Path() string { return w.path }
 
-// Buffer returns the buffer to append one or more whole lines to; give it
-// back with Commit.
+// Buffer returns the buffer to append one whole record to; give it back
+// with Commit.
 func (w *Writer) Buffer() []byte { return w.buf }
 
-// Commit stores the buffer after lines were appended. When it has grown
-// past the flush threshold it is written at once.
+// Commit stores the buffer after one record was appended. When it has grown
+// past the flush threshold it is written at once; if that fails and the
+// buffer is over its bound, the record just appended is dropped (whole) and
+// counted.
 func (w *Writer) Commit(b []byte) error {
+	prev := len(w.buf)
 	w.buf = b
-	if len(w.buf) >= flushAt {
-		return w.write()
+	if len(w.buf) < flushAt {
+		return nil
 	}
-	return nil
+	err := w.write()
+	if err != nil && len(w.buf) > maxBuf {
+		n := len(w.buf) - prev
+		if n > len(w.buf) {
+			n = len(w.buf)
+		}
+		w.buf = w.buf[:len(w.buf)-n]
+		w.Dropped.Add(uint64(n))
+		w.DroppedRecords.Add(1)
+	}
+	return err
 }
 
 // Write appends p (whole lines) to the buffer.
@@ -104,6 +119,8 @@ func (w *Writer) write() error {
 	n, err := w.f.Write(w.buf)
 	w.lastWrite = w.now()
 	if err != nil {
+		// What was written is gone from the buffer; the rest, from the
+		// middle of a record on, is written next time, in order.
 		w.buf = w.buf[:copy(w.buf, w.buf[n:])]
 		return w.keep(fmt.Errorf("write %s: %w", w.path, err))
 	}
@@ -111,18 +128,8 @@ func (w *Writer) write() error {
 	return nil
 }
 
-// keep bounds the buffer after a failed write: the oldest whole lines go
-// first, and are counted.
 func (w *Writer) keep(err error) error {
 	w.WriteErrors.Add(1)
-	if len(w.buf) > maxBuf {
-		cut := len(w.buf) - maxBuf
-		for cut < len(w.buf) && w.buf[cut-1] != '\n' {
-			cut++
-		}
-		w.Dropped.Add(uint64(cut))
-		w.buf = w.buf[:copy(w.buf, w.buf[cut:])]
-	}
 	return err
 }
 

@@ -118,8 +118,8 @@ func TestFailedWritesAreBoundedAndCounted(t *testing.T) {
 	if w.Dropped.Load() == 0 || w.WriteErrors.Load() == 0 {
 		t.Errorf("dropped %d bytes, %d write errors: want both counted", w.Dropped.Load(), w.WriteErrors.Load())
 	}
-	if w.Dropped.Load()%uint64(len(line)) != 0 || len(w.buf)%len(line) != 0 {
-		t.Error("lines were cut in the middle")
+	if w.Dropped.Load() != w.DroppedRecords.Load()*uint64(len(line)) || len(w.buf)%len(line) != 0 {
+		t.Error("records were cut in the middle")
 	}
 	w.f = nil
 }
