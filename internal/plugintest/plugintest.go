@@ -1,7 +1,8 @@
 // Package plugintest runs one real plugin inside a real stack, between a
 // test source that provides chosen keys and a test sink that captures what
 // reaches the end, so plugin tests exercise the same binding and walk as
-// the daemon.
+// the daemon. For source plugins it has the emitters their tests run them
+// with (Recorder, Discard) and Source, which runs one as the stack does.
 package plugintest
 
 import (

@@ -133,18 +133,18 @@ func TestIP2BINKeys(t *testing.T) {
 // inputs, 8-13 the outputs.
 func newFilter() (*filter, *keys.Record) {
 	types := []keys.Type{keys.Uint8, keys.Uint16}
-	f := &filter{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	var in, out []keys.Slot
 	for i := range 8 {
-		f.in = append(f.in, keys.Slot(i))
+		in = append(in, keys.Slot(i))
 		if i >= 2 {
 			types = append(types, keys.IPAddr)
 		}
 	}
 	for i := range 6 {
-		f.out = append(f.out, keys.Slot(8+i))
+		out = append(out, keys.Slot(8+i))
 		types = append(types, keys.RawStr)
 	}
-	return f, keys.NewRecord(types)
+	return newInstance(in, out, slog.New(slog.NewTextHandler(io.Discard, nil))), keys.NewRecord(types)
 }
 
 var (

@@ -14,19 +14,9 @@ import (
 	"encoding/binary"
 	"log/slog"
 
+	"github.com/ulogd-go/ulogd/internal/addrfam"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
-)
-
-// Address families and ethertypes (oob.family, oob.protocol).
-const (
-	afInet   = 2
-	afBridge = 7
-	afInet6  = 10
-
-	ethIPv4 = 0x0800
-	ethARP  = 0x0806
-	ethIPv6 = 0x86dd
 )
 
 // Input key positions.
@@ -52,10 +42,7 @@ var (
 )
 
 func keySpecs(any) (in, out []keys.Spec, err error) {
-	in = []keys.Spec{
-		{Name: "oob.family", Type: keys.Uint8},
-		{Name: "oob.protocol", Type: keys.Uint16},
-	}
+	in = addrfam.InputKeys()
 	for i, n := range addrNames {
 		in = append(in, keys.Spec{Name: n, Type: keys.IPAddr, Flags: keys.Optional})
 		out = append(out, keys.Spec{Name: outNames[i], Type: keys.Uint32})
@@ -72,15 +59,21 @@ func init() {
 		Output:  plugin.DTPacket | plugin.DTFlow,
 		Keys:    keySpecs,
 		New: func(env *plugin.Env) (plugin.Instance, error) {
-			return &filter{in: env.In, out: env.Out, log: env.Log}, nil
+			return newInstance(env.In, env.Out, env.Log), nil
 		},
 	})
 }
 
 type filter struct {
 	in, out []keys.Slot
-	log     *slog.Logger
-	noted   bool
+	fam     addrfam.Check
+}
+
+func newInstance(in, out []keys.Slot, log *slog.Logger) *filter {
+	return &filter{in: in, out: out, fam: addrfam.Check{
+		Family: in[inFamily], Protocol: in[inProtocol],
+		UnknownFamily: "Unknown protocol inside packet", Log: log,
+	}}
 }
 
 func (f *filter) Start(context.Context) error { return nil }
@@ -89,21 +82,7 @@ func (f *filter) Stop(context.Context) error  { return nil }
 // Interp converts every valid IPv4 address input (all six, reply.ip.daddr
 // included). The family rules are IP2STR's.
 func (f *filter) Interp(r *keys.Record) plugin.Verdict {
-	switch r.Uint(f.in[inFamily]) {
-	case afInet, afInet6:
-	case afBridge:
-		if !r.Valid(f.in[inProtocol]) {
-			f.notice("No protocol inside AF_BRIDGE packet")
-			return plugin.Fail
-		}
-		switch r.Uint(f.in[inProtocol]) {
-		case ethIPv4, ethARP, ethIPv6:
-		default:
-			f.notice("Unknown protocol inside AF_BRIDGE packet")
-			return plugin.Fail
-		}
-	default:
-		f.notice("Unknown protocol inside packet")
+	if !f.fam.OK(r) {
 		return plugin.Fail
 	}
 	for i := range addrNames {
@@ -112,13 +91,4 @@ func (f *filter) Interp(r *keys.Record) plugin.Verdict {
 		}
 	}
 	return plugin.Continue
-}
-
-// notice logs a family problem once per instance: the event itself is
-// counted as failed by the engine.
-func (f *filter) notice(msg string) {
-	if !f.noted {
-		f.noted = true
-		f.log.Log(context.Background(), slog.Level(2), msg)
-	}
 }

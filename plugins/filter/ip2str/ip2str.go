@@ -7,20 +7,9 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/ulogd-go/ulogd/internal/addrfam"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
-)
-
-// Address families and ethertypes (oob.family, oob.protocol).
-const (
-	afInet   = 2
-	afARP    = 3 // NFPROTO_ARP: ARP packets, IPv4 addresses
-	afBridge = 7
-	afInet6  = 10
-
-	ethIPv4 = 0x0800
-	ethARP  = 0x0806
-	ethIPv6 = 0x86dd
 )
 
 // Input key positions.
@@ -40,10 +29,7 @@ var addrNames = []string{
 }
 
 func keySpecs(any) (in, out []keys.Spec, err error) {
-	in = []keys.Spec{
-		{Name: "oob.family", Type: keys.Uint8},
-		{Name: "oob.protocol", Type: keys.Uint16},
-	}
+	in = addrfam.InputKeys()
 	for _, n := range addrNames {
 		in = append(in, keys.Spec{Name: n, Type: keys.IPAddr, Flags: keys.Optional})
 		out = append(out, keys.Spec{Name: n + ".str", Type: keys.String})
@@ -60,15 +46,21 @@ func init() {
 		Output:  plugin.DTPacket | plugin.DTFlow,
 		Keys:    keySpecs,
 		New: func(env *plugin.Env) (plugin.Instance, error) {
-			return &filter{in: env.In, out: env.Out, log: env.Log}, nil
+			return newInstance(env.In, env.Out, env.Log), nil
 		},
 	})
 }
 
 type filter struct {
 	in, out []keys.Slot
-	log     *slog.Logger
-	noted   bool
+	fam     addrfam.Check
+}
+
+func newInstance(in, out []keys.Slot, log *slog.Logger) *filter {
+	return &filter{in: in, out: out, fam: addrfam.Check{
+		Family: in[inFamily], Protocol: in[inProtocol], ARP: true,
+		UnknownFamily: "Unknown protocol family", Log: log,
+	}}
 }
 
 func (f *filter) Start(context.Context) error { return nil }
@@ -78,21 +70,7 @@ func (f *filter) Stop(context.Context) error  { return nil }
 // address may be: for a bridge family the ethertype tells; an unknown
 // family is an error for this event, as in ulogd2.
 func (f *filter) Interp(r *keys.Record) plugin.Verdict {
-	switch r.Uint(f.in[inFamily]) {
-	case afInet, afInet6, afARP:
-	case afBridge:
-		if !r.Valid(f.in[inProtocol]) {
-			f.notice("No protocol inside AF_BRIDGE packet")
-			return plugin.Fail
-		}
-		switch r.Uint(f.in[inProtocol]) {
-		case ethIPv4, ethARP, ethIPv6:
-		default:
-			f.notice("Unknown protocol inside AF_BRIDGE packet")
-			return plugin.Fail
-		}
-	default:
-		f.notice("Unknown protocol family")
+	if !f.fam.OK(r) {
 		return plugin.Fail
 	}
 	for i := range addrNames {
@@ -106,13 +84,4 @@ func (f *filter) Interp(r *keys.Record) plugin.Verdict {
 		r.SetBytes(f.out[i], r.Commit(a, n))
 	}
 	return plugin.Continue
-}
-
-// notice logs a family problem once per instance: the event itself is
-// counted as failed by the engine.
-func (f *filter) notice(msg string) {
-	if !f.noted {
-		f.noted = true
-		f.log.Log(context.Background(), slog.Level(2), msg)
-	}
 }

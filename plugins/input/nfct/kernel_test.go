@@ -22,17 +22,18 @@ import (
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
 	"github.com/ulogd-go/ulogd/internal/nl/nltest"
+	"github.com/ulogd-go/ulogd/internal/plugintest"
 )
 
 var captureFlag = flag.Bool("nfct.capture", false, "rewrite testdata/events.bin from the kernel (root)")
 
 // harness is an NFCT instance started in a namespace.
 type harness struct {
-	t    *testing.T
-	ns   *nltest.NS
-	in   *instance
-	em   *testEmitter
-	done chan error
+	t   *testing.T
+	ns  *nltest.NS
+	in  *instance
+	em  *plugintest.Recorder
+	src *plugintest.Source
 }
 
 func startNFCT(t *testing.T, ns *nltest.NS, c *Config) *harness {
@@ -43,52 +44,23 @@ func startNFCT(t *testing.T, ns *nltest.NS, c *Config) *harness {
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	t.Cleanup(h.stop)
+	h.src = plugintest.NewSource(t, h.in)
 	return h
 }
 
-func (h *harness) run() {
-	h.done = make(chan error, 1)
-	go func() { h.done <- h.in.Run(context.Background(), h.em) }()
-}
-
-func (h *harness) stop() {
-	h.in.Stop(context.Background())
-	if h.done == nil {
-		return
-	}
-	select {
-	case err := <-h.done:
-		if err != nil {
-			h.t.Errorf("Run = %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		h.t.Errorf("Run did not return within 5s of Stop")
-	}
-	h.done = nil
-}
+func (h *harness) run()  { h.src.Run(context.Background(), h.em) }
+func (h *harness) stop() { h.src.Stop() }
 
 // wait polls cond until it holds or the time runs out.
 func (h *harness) wait(what string, timeout time.Duration, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for %s; records: %v", what, h.em.records())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	h.em.Wait(h.t, what, timeout, cond)
 }
 
 // waitRecs waits for n records matching keep and returns them.
 func (h *harness) waitRecs(what string, n int, keep func(rec) bool) []rec {
 	h.t.Helper()
-	var got []rec
-	h.wait(what, 10*time.Second, func() bool {
-		got = h.em.matching(keep)
-		return len(got) >= n
-	})
-	return got
+	return h.em.WaitMatching(h.t, what, n, keep)
 }
 
 func (h *harness) conntrack(args ...string) string {
@@ -154,7 +126,7 @@ func TestKernelNewOnly(t *testing.T) {
 	h.conntrack("-D", "-p", "tcp", "--sport", "1000")
 	h.insertTCP("10.1.0.1", "10.1.0.2", 1001)
 	h.waitRecs("marker", 1, is("orig.l4.sport", uint64(1001)))
-	if d := h.em.matching(is("ct.event", uint64(4))); len(d) != 0 {
+	if d := h.em.Matching(is("ct.event", uint64(4))); len(d) != 0 {
 		t.Errorf("DESTROY records with event_mask=1: %v", d)
 	}
 }
@@ -168,7 +140,7 @@ func TestKernelNewDestroy(t *testing.T) {
 	h.waitRecs("NEW", 1, and(is("ct.event", uint64(1)), is("orig.l4.sport", uint64(2000))))
 	h.conntrack("-D", "-p", "tcp", "--sport", "2000")
 	d := h.waitRecs("DESTROY", 1, and(is("ct.event", uint64(4)), is("orig.l4.sport", uint64(2000))))[0]
-	n := h.em.matching(is("ct.event", uint64(1)))[0]
+	n := h.em.Matching(is("ct.event", uint64(1)))[0]
 	if d["flow.start.sec"] == nil || d["flow.end.sec"] == nil {
 		t.Fatalf("DESTROY without kernel start/stop: %v", d)
 	}
@@ -203,14 +175,14 @@ func TestKernelHash(t *testing.T) {
 	h.run()
 	h.insertUDP("10.1.0.1", "10.1.0.2", 3001)
 	h.wait("NEW tracked", 10*time.Second, func() bool { return h.in.table.Len() == 2 })
-	if len(h.em.records()) != 0 {
-		t.Fatalf("records before any DESTROY: %v", h.em.records())
+	if len(h.em.Records()) != 0 {
+		t.Fatalf("records before any DESTROY: %v", h.em.Records())
 	}
 	h.conntrack("-D", "-p", "udp", "--sport", "3000")
 	h.conntrack("-D", "-p", "udp", "--sport", "3001")
 	got := h.waitRecs("2 DESTROY", 2, is("ct.event", uint64(4)))
-	if len(got) != 2 || len(h.em.records()) != 2 {
-		t.Fatalf("records = %v", h.em.records())
+	if len(got) != 2 || len(h.em.Records()) != 2 {
+		t.Fatalf("records = %v", h.em.Records())
 	}
 	for _, r := range got {
 		if r["flow.start.sec"] == nil || r["flow.end.sec"] == nil {
@@ -321,7 +293,7 @@ func TestKernelPolling(t *testing.T) {
 	if r["ct"] != nil {
 		t.Errorf("purge record has ct: %v", r)
 	}
-	if n := len(h.em.records()); n != 1 {
+	if n := len(h.em.Records()); n != 1 {
 		t.Errorf("%d records, want 1", n)
 	}
 }
@@ -410,7 +382,7 @@ func TestKernelFilter(t *testing.T) {
 	h.insertUDP("10.1.0.1", "10.1.0.2", 5003) // accepted, last
 	h.waitRecs("accepted UDP", 1, is("orig.l4.sport", uint64(5003)))
 	var ports []uint64
-	for _, r := range h.em.records() {
+	for _, r := range h.em.Records() {
 		ports = append(ports, r["orig.l4.sport"].(uint64))
 	}
 	if fmt.Sprint(ports) != "[5002 5003]" {
@@ -448,7 +420,7 @@ func TestKernelOverrun(t *testing.T) {
 			}
 			unix.Close(sock)
 			h.run()
-			h.wait("losses counted", 10*time.Second, func() bool { return h.em.lost.Load() > 0 })
+			h.wait("losses counted", 10*time.Second, func() bool { return h.em.LostCount() > 0 })
 			if hash == 1 {
 				// The resync dump tracks every flow, also those whose NEW was lost.
 				h.wait("resync", 10*time.Second, func() bool { return h.in.table.Len() >= n })
@@ -459,8 +431,8 @@ func TestKernelOverrun(t *testing.T) {
 			}
 			h.insertTCP("10.1.0.1", "10.1.0.2", 6000)
 			h.waitRecs("event after the overrun", 1, is("orig.l4.sport", uint64(6000)))
-			got := len(h.em.matching(is("orig.ip.protocol", uint64(17))))
-			lost := h.em.lost.Load()
+			got := len(h.em.Matching(is("orig.ip.protocol", uint64(17))))
+			lost := h.em.LostCount()
 			t.Logf("%d events: %d received, %d counted lost", n, got, lost)
 			if got+int(lost) != n {
 				t.Errorf("received %d + lost %d != %d sent", got, lost, n)

@@ -7,6 +7,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
+	"github.com/ulogd-go/ulogd/internal/notice"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -21,7 +22,7 @@ type maintainer struct {
 	rec   *keys.Record
 	refs  []flowRef
 	probe ctnl.Event
-	note  limiter
+	note  notice.Limiter
 }
 
 // maintain runs the timers and the SIGUSR2 requests until the instance
@@ -59,7 +60,7 @@ func (in *instance) maintain(ctx context.Context, e plugin.Emitter) {
 		case <-poll:
 			m.poll()
 		case <-sweep:
-			if err := m.sweepSilent(); err != nil && !in.stopped() && m.note.allow(time.Now()) {
+			if err := m.sweepSilent(); err != nil && !in.stopped() && m.note.Allow(time.Now()) {
 				in.log.Warn("NFCT checking flows that predate the event subscription failed", "err", err)
 			}
 		case <-in.resync:
@@ -123,7 +124,7 @@ func (m *maintainer) sweepSilent() error {
 // poll is one polling round (§7.6): dump into the table, then purge.
 func (m *maintainer) poll() {
 	if err := m.sync(); err != nil && !m.in.stopped() {
-		if m.note.allow(time.Now()) {
+		if m.note.Allow(time.Now()) {
 			m.in.log.Warn("NFCT polling the conntrack table failed", "err", err)
 		}
 	}

@@ -23,6 +23,8 @@ import (
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
+	"github.com/ulogd-go/ulogd/internal/nl/rx"
+	"github.com/ulogd-go/ulogd/internal/notice"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -68,17 +70,12 @@ func configOf(cfg any) (*Config, error) {
 	return nil, fmt.Errorf("NFCT: unexpected config type %T", cfg)
 }
 
-// levelNotice is ulogd's NOTICE level (the daemon's LevelNotice).
-const levelNotice = slog.Level(2)
-
 // Tunables.
 const (
-	defaultBufferSize = 64 << 20 // requested when netlink_socket_buffer_size is 0
-	batchCount        = 64       // datagrams per recvmmsg
-	batchSlot         = nl.EventDatagramSize
-	noticeEvery       = 10 * time.Second
-	procConntrack     = "/proc/sys/net/netfilter/"
-	protocolsFile     = "/etc/protocols"
+	batchCount    = 64 // datagrams per recvmmsg
+	batchSlot     = nl.EventDatagramSize
+	procConntrack = "/proc/sys/net/netfilter/"
+	protocolsFile = "/etc/protocols"
 )
 
 // instance is one running NFCT instance.
@@ -107,24 +104,16 @@ type instance struct {
 
 // rxState is the receive loop's reused state.
 type rxState struct {
-	batch   *nl.Batch
-	ev      ctnl.Event
-	bufSize int // last requested socket buffer size
-
-	lost       uint64 // events lost to overruns (cumulative)
-	overruns   uint64
-	lostNote   limiter
-	maxNoticed bool
-	drops      uint64 // last socket drop counter seen (SO_MEMINFO)
-	hasDrops   bool
-	dropsAt    time.Time // last periodic read of the drop counter
+	batch *nl.Batch
+	ev    ctnl.Event
+	buf   rx.Buffer // socket buffer size, events lost to overruns
 
 	decodeErrs uint64
-	decodeNote limiter
+	decodeNote notice.Limiter
 	updates    uint64
-	updateNote limiter
+	updateNote notice.Limiter
 	otherErrs  uint64
-	otherNote  limiter
+	otherNote  notice.Limiter
 }
 
 func newInstance(env *plugin.Env) (plugin.Instance, error) {
@@ -156,6 +145,8 @@ func newInstance(env *plugin.Env) (plugin.Instance, error) {
 		resync:  make(chan struct{}, 1),
 		aux:     make(map[*nl.Conn]struct{}),
 	}
+	// The buffer size line is at Info here (NFLOG logs it as a NOTICE).
+	in.rx.buf = rx.Buffer{Name: "NFCT", Log: log, MaxSize: c.BufferMaxSize}
 	copy(in.sl[:], env.Out)
 	if c.HashEnable != 0 {
 		in.table = newFlowTable(c.HashBuckets, c.HashMaxEntries)
@@ -172,12 +163,12 @@ func (in *instance) Start(ctx context.Context) error {
 	in.started = true
 	in.mu.Unlock()
 	if in.polling {
-		in.log.Log(ctx, levelNotice, "NFCT working in polling mode")
+		in.log.Log(ctx, notice.Level, "NFCT working in polling mode")
 		if !in.flt.empty() {
-			in.log.Log(ctx, levelNotice, "NFCT accept_* filters are not applied in polling mode")
+			in.log.Log(ctx, notice.Level, "NFCT accept_* filters are not applied in polling mode")
 		}
 	} else {
-		in.log.Log(ctx, levelNotice, "NFCT plugin working in event mode")
+		in.log.Log(ctx, notice.Level, "NFCT plugin working in event mode")
 		if err := in.openEvents(ctx); err != nil {
 			in.closeAll()
 			return err
@@ -223,16 +214,16 @@ func (in *instance) openEvents(ctx context.Context) error {
 		c.Close()
 		return err
 	}
-	in.setBuffer(ctx, c)
+	in.rx.buf.Set(ctx, c, in.cfg.BufferSize)
 	if in.cfg.Reliable != 0 {
 		if err := c.SetReliable(true); err != nil {
 			return fail(fmt.Errorf("NFCT: reliable=1: %w", err))
 		}
-		in.log.Log(ctx, levelNotice, "NFCT reliable logging has been enabled.")
+		in.log.Log(ctx, notice.Level, "NFCT reliable logging has been enabled.")
 	}
 	if !in.flt.empty() {
 		for i, p := range in.flt.protos {
-			in.log.Log(ctx, levelNotice, fmt.Sprintf("adding proto to filter: %q (%d)", in.flt.protoNames[i], p))
+			in.log.Log(ctx, notice.Level, fmt.Sprintf("adding proto to filter: %q (%d)", in.flt.protoNames[i], p))
 		}
 		prog, err := ctnl.Filter{Src: in.flt.src, Dst: in.flt.dst, Protos: in.flt.protos}.Program()
 		if err != nil {
@@ -250,34 +241,11 @@ func (in *instance) openEvents(ctx context.Context) error {
 		in.log.Warn("NFCT event_mask selects no conntrack event (1 NEW, 2 UPDATE, 4 DESTROY): nothing will be logged", "event_mask", in.cfg.EventMask)
 	}
 	in.rx.batch = nl.NewBatch(batchCount, batchSlot)
-	in.rx.hasDrops = false
-	if d, err := c.Drops(); err == nil {
-		in.rx.drops, in.rx.hasDrops = d, true
-	}
+	in.rx.buf.Baseline(c)
 	in.mu.Lock()
 	in.conn = c
 	in.mu.Unlock()
 	return nil
-}
-
-// setBuffer sizes the event socket's receive buffer. Unlike ulogd2 (Q24)
-// netlink_socket_buffer_size is applied whatever the maximum; when it is 0
-// a large buffer is requested (capped at the maximum when one is set).
-func (in *instance) setBuffer(ctx context.Context, c *nl.Conn) {
-	want := in.cfg.BufferSize
-	if want == 0 {
-		want = defaultBufferSize
-		if m := in.cfg.BufferMaxSize; m > 0 && m < want {
-			want = m
-		}
-	}
-	in.rx.bufSize = want
-	eff, err := c.SetReadBuffer(want)
-	if err != nil {
-		in.log.Warn("NFCT cannot set the netlink socket buffer size", "requested", want, "err", err)
-		return
-	}
-	in.log.Info(fmt.Sprintf("NFCT netlink buffer size has been set to %d", eff), "requested", want)
 }
 
 // checkSysctls warns when the kernel does not account bytes/packets or
@@ -399,19 +367,6 @@ func (in *instance) closeAux(c *nl.Conn) {
 	delete(in.aux, c)
 	in.mu.Unlock()
 	c.Close()
-}
-
-// limiter lets a message through at most once per noticeEvery.
-type limiter struct {
-	last time.Time
-}
-
-func (l *limiter) allow(now time.Time) bool {
-	if !l.last.IsZero() && now.Sub(l.last) < noticeEvery {
-		return false
-	}
-	l.last = now
-	return true
 }
 
 func now() timeval { return timeToTimeval(time.Now()) }

@@ -10,8 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,93 +19,34 @@ import (
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
 	"github.com/ulogd-go/ulogd/internal/plugin"
+	"github.com/ulogd-go/ulogd/internal/plugintest"
 )
 
 // ---------------------------------------------------------------------------
 // Test helpers
 
-// testEmitter records a copy of every emitted event (the record is reset
-// after Emit, as the real emitter does).
-type testEmitter struct {
-	types   []keys.Type
-	mu      sync.Mutex
-	recs    []rec
-	lost    atomic.Uint64
-	flushes atomic.Uint64
-}
-
 // rec is one emitted event: key name → value (uint64 for integers, the
 // text form for addresses, the length for raw data). Invalid keys are
 // absent.
-type rec map[string]any
+type rec = plugintest.Values
 
-func newTestEmitter() *testEmitter {
-	e := &testEmitter{}
-	for _, k := range outputKeys {
-		e.types = append(e.types, k.Type)
+// value is how the tests see a key's value (see rec).
+func value(k keys.Spec, r *keys.Record, s keys.Slot) any {
+	switch k.Type {
+	case keys.IPAddr:
+		return string(keys.AppendIP(nil, r.Bytes(s)))
+	case keys.Raw:
+		return len(r.Bytes(s))
+	default:
+		return r.Uint(s)
 	}
-	return e
 }
 
-func (e *testEmitter) NewRecord() *keys.Record { return keys.NewRecord(e.types) }
+// newTestEmitter returns an emitter that records a copy of every emitted
+// event.
+func newTestEmitter() *plugintest.Recorder { return plugintest.NewRecorder(outputKeys[:], value) }
 
-func (e *testEmitter) Emit(r *keys.Record) {
-	e.mu.Lock()
-	e.recs = append(e.recs, snapshot(r))
-	e.mu.Unlock()
-	r.Reset()
-}
-
-func (e *testEmitter) Flush()        { e.flushes.Add(1) }
-func (e *testEmitter) Lost(n uint64) { e.lost.Add(n) }
-
-func (e *testEmitter) records() []rec {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]rec(nil), e.recs...)
-}
-
-// matching returns the records for which keep is true.
-func (e *testEmitter) matching(keep func(rec) bool) []rec {
-	var out []rec
-	for _, r := range e.records() {
-		if keep(r) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func snapshot(r *keys.Record) rec {
-	m := rec{}
-	for i, k := range outputKeys {
-		s := keys.Slot(i)
-		if !r.Valid(s) {
-			continue
-		}
-		switch k.Type {
-		case keys.IPAddr:
-			m[k.Name] = string(keys.AppendIP(nil, r.Bytes(s)))
-		case keys.Raw:
-			m[k.Name] = len(r.Bytes(s))
-		default:
-			m[k.Name] = r.Uint(s)
-		}
-	}
-	return m
-}
-
-// discardEmitter resets the record and counts: used by the allocation test
-// and the benchmark.
-type discardEmitter struct {
-	types []keys.Type
-	n     int
-}
-
-func (e *discardEmitter) NewRecord() *keys.Record { return keys.NewRecord(e.types) }
-func (e *discardEmitter) Emit(r *keys.Record)     { e.n++; r.Reset() }
-func (e *discardEmitter) Flush()                  {}
-func (e *discardEmitter) Lost(uint64)             {}
+func snapshot(r *keys.Record) rec { return plugintest.Snapshot(outputKeys[:], r, value) }
 
 func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -700,7 +639,7 @@ func TestEmissionNoHash(t *testing.T) {
 	d2 := tcpEvent(ctnl.Destroy, 2) // no timestamps: end = now, no start
 	in.event(r, e, d2, nil)
 
-	got := e.records()
+	got := e.Records()
 	if len(got) != 3 {
 		t.Fatalf("%d records, want 3: %v", len(got), got)
 	}
@@ -731,8 +670,8 @@ func TestEmissionHash(t *testing.T) {
 	n.HasStart, n.Start = true, 1_000_000_000_500_000_000
 	in.event(r, e, n, nil)
 	in.event(r, e, tcpEvent(ctnl.Update, 1), nil)
-	if len(e.records()) != 0 {
-		t.Fatalf("NEW/UPDATE emitted in hash mode: %v", e.records())
+	if len(e.Records()) != 0 {
+		t.Fatalf("NEW/UPDATE emitted in hash mode: %v", e.Records())
 	}
 	d := tcpEvent(ctnl.Destroy, 1)
 	d.HasStop, d.Stop = true, 1_000_000_010_000_000_000
@@ -744,7 +683,7 @@ func TestEmissionHash(t *testing.T) {
 	// Unknown flow without timestamps: no start, end = now.
 	in.event(r, e, tcpEvent(ctnl.Destroy, 3), nil)
 
-	got := e.records()
+	got := e.Records()
 	if len(got) != 3 {
 		t.Fatalf("%d records, want 3", len(got))
 	}
@@ -801,7 +740,7 @@ func TestCapturedDecode(t *testing.T) {
 	if in.rx.decodeErrs != 0 {
 		t.Errorf("%d decode errors", in.rx.decodeErrs)
 	}
-	got := e.records()
+	got := e.Records()
 	if len(got) == 0 {
 		t.Fatal("no record from the captured events")
 	}
@@ -839,7 +778,7 @@ func TestZeroAllocsPerEvent(t *testing.T) {
 	for _, hash := range []int{0, 1} {
 		in := newTest(t, cfgWith(func(c *Config) { c.HashEnable = hash; c.EventMask = 7 }))
 		in.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-		e := &discardEmitter{types: newTestEmitter().types}
+		e := plugintest.NewDiscard(outputKeys[:])
 		r := e.NewRecord()
 		run := func() {
 			for _, dg := range dgs {
@@ -851,7 +790,7 @@ func TestZeroAllocsPerEvent(t *testing.T) {
 		if allocs != 0 {
 			t.Errorf("hash_enable=%d: %v allocations per run of %d datagrams", hash, allocs, len(dgs))
 		}
-		if e.n == 0 {
+		if e.Emitted == 0 {
 			t.Errorf("hash_enable=%d: nothing emitted", hash)
 		}
 	}
@@ -861,7 +800,7 @@ func BenchmarkDecodeToRecord(b *testing.B) {
 	dgs := loadCaptured(b)
 	in := newTest(b, cfgWith(func(c *Config) { c.HashEnable = 0; c.EventMask = 5 }))
 	in.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := &discardEmitter{types: newTestEmitter().types}
+	e := plugintest.NewDiscard(outputKeys[:])
 	r := e.NewRecord()
 	b.ReportAllocs()
 	i := 0
@@ -869,7 +808,7 @@ func BenchmarkDecodeToRecord(b *testing.B) {
 		in.datagram(r, e, dgs[i%len(dgs)])
 		i++
 	}
-	b.ReportMetric(float64(e.n)/float64(i), "events/op")
+	b.ReportMetric(float64(e.Emitted)/float64(i), "events/op")
 }
 
 // ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
+	"github.com/ulogd-go/ulogd/internal/notice"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -42,14 +43,10 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 				continue
 			}
 		}
-		if in.rx.hasDrops {
-			if t := time.Now(); t.Sub(in.rx.dropsAt) >= time.Second {
-				in.rx.dropsAt = t
-				if before := in.rx.lost; in.countDrops(c, e) && in.rx.lost != before && in.rx.lostNote.allow(t) {
-					in.log.Log(context.Background(), levelNotice, "NFCT socket dropped events",
-						"lost", in.rx.lost, "reliable", in.cfg.Reliable != 0)
-				}
-			}
+		t := time.Now()
+		if n, _ := in.rx.buf.PollDrops(c, e, t, false); n != 0 && in.rx.buf.Note.Allow(t) {
+			in.log.Log(context.Background(), notice.Level, "NFCT socket dropped events",
+				"lost", in.rx.buf.Lost, "reliable", in.cfg.Reliable != 0)
 		}
 		for i := 0; i < n; i++ {
 			if b.Truncated(i) {
@@ -139,27 +136,27 @@ func (in *instance) event(rec *keys.Record, e plugin.Emitter, ev *ctnl.Event, ra
 		e.Emit(rec)
 	default:
 		in.rx.updates++
-		if in.rx.updateNote.allow(time.Now()) {
-			in.log.Log(context.Background(), levelNotice, "unsupported message type",
+		if in.rx.updateNote.Allow(time.Now()) {
+			in.log.Log(context.Background(), notice.Level, "unsupported message type",
 				"detail", "UPDATE events are not logged with hash_enable=0", "count", in.rx.updates)
 		}
 	}
 }
 
 func (in *instance) tableFull() {
-	in.log.Log(context.Background(), levelNotice, fmt.Sprintf("NFCT flow table is full (hash_max_entries=%d): new flows are not tracked until entries are freed; their DESTROY records carry the kernel's start time only", in.cfg.HashMaxEntries))
+	in.log.Log(context.Background(), notice.Level, fmt.Sprintf("NFCT flow table is full (hash_max_entries=%d): new flows are not tracked until entries are freed; their DESTROY records carry the kernel's start time only", in.cfg.HashMaxEntries))
 }
 
 func (in *instance) decodeError(err error) {
 	in.rx.decodeErrs++
-	if in.rx.decodeNote.allow(time.Now()) {
+	if in.rx.decodeNote.Allow(time.Now()) {
 		in.log.Warn("NFCT cannot decode a conntrack message (skipped)", "err", err, "count", in.rx.decodeErrs)
 	}
 }
 
 func (in *instance) otherError(err error) {
 	in.rx.otherErrs++
-	if in.rx.otherNote.allow(time.Now()) {
+	if in.rx.otherNote.Allow(time.Now()) {
 		in.log.Error("NFCT receive error", "err", err, "count", in.rx.otherErrs)
 	}
 	// Do not spin on a persistent error.
@@ -169,66 +166,16 @@ func (in *instance) otherError(err error) {
 	}
 }
 
-// overrun handles ENOBUFS: the kernel dropped events. It counts them (the
-// socket's drop counter when readable, else one per overrun), grows the
-// buffer up to netlink_socket_buffer_maxsize, and schedules a resync of the
-// flow table.
+// overrun handles ENOBUFS: the kernel dropped events. The buffer counts
+// them (the socket's drop counter when readable, else one per overrun) and
+// grows up to netlink_socket_buffer_maxsize; a resync of the flow table is
+// scheduled.
 func (in *instance) overrun(c *nl.Conn, e plugin.Emitter) {
-	rx := &in.rx
-	rx.overruns++
-	if !in.countDrops(c, e) {
-		rx.lost++
-		e.Lost(1)
-	}
-
-	nowT := time.Now()
-	if limit := in.cfg.BufferMaxSize; limit != 0 {
-		next := rx.bufSize * 2
-		if next <= limit {
-			rx.bufSize = next
-			eff, err := c.SetReadBuffer(next)
-			switch {
-			case !rx.lostNote.allow(nowT):
-			case err != nil:
-				in.log.Warn("NFCT cannot grow the netlink socket buffer", "requested", next, "err", err,
-					"lost", rx.lost, "overruns", rx.overruns)
-			default:
-				in.log.Log(context.Background(), levelNotice, fmt.Sprintf("We are losing events, increasing buffer size to %d", eff),
-					"lost", rx.lost, "overruns", rx.overruns)
-			}
-		} else if !rx.maxNoticed {
-			rx.maxNoticed = true
-			rx.lostNote.last = nowT
-			in.log.Log(context.Background(), levelNotice, fmt.Sprintf("Maximum buffer size (%d) in NFCT has been reached. Please, consider rising `netlink_socket_buffer_size` and `netlink_socket_buffer_maxsize` clauses.", rx.bufSize),
-				"lost", rx.lost, "overruns", rx.overruns)
-		} else if rx.lostNote.allow(nowT) {
-			in.log.Log(context.Background(), levelNotice, "We are losing events", "lost", rx.lost, "overruns", rx.overruns)
-		}
-	} else if rx.lostNote.allow(nowT) {
-		in.log.Log(context.Background(), levelNotice, "We are losing events. Please, consider using the clauses `netlink_socket_buffer_size' and `netlink_socket_buffer_maxsize'",
-			"lost", rx.lost, "overruns", rx.overruns)
-	}
+	in.rx.buf.Overrun(c, e)
 	if in.table != nil {
 		select {
 		case in.resync <- struct{}{}:
 		default:
 		}
 	}
-}
-
-// countDrops reports the growth of the socket's drop counter (the kernel
-// counts every event it could not queue, also in reliable mode where no
-// ENOBUFS is reported). It returns false when the counter is unreadable.
-func (in *instance) countDrops(c *nl.Conn, e plugin.Emitter) bool {
-	rx := &in.rx
-	d, err := c.Drops()
-	if err != nil {
-		return false
-	}
-	if rx.hasDrops && d > rx.drops {
-		rx.lost += d - rx.drops
-		e.Lost(d - rx.drops)
-	}
-	rx.drops, rx.hasDrops = d, true
-	return true
 }

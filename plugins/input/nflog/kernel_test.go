@@ -17,6 +17,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
 	"github.com/ulogd-go/ulogd/internal/nl/nltest"
+	"github.com/ulogd-go/ulogd/internal/plugintest"
 )
 
 // outRules logs outgoing ICMP with a prefix and outgoing UDP to ports
@@ -50,12 +51,12 @@ func nft(t *testing.T, ns *nltest.NS, rules string) {
 
 // harness is an NFLOG instance started in a namespace.
 type harness struct {
-	t    *testing.T
-	ns   *nltest.NS
-	in   *instance
-	log  *logBuf
-	em   *testEmitter
-	done chan error
+	t   *testing.T
+	ns  *nltest.NS
+	in  *instance
+	log *logBuf
+	em  *plugintest.Recorder
+	src *plugintest.Source
 }
 
 func startNFLOG(t *testing.T, ns *nltest.NS, c *Config) *harness {
@@ -67,50 +68,21 @@ func startNFLOG(t *testing.T, ns *nltest.NS, c *Config) *harness {
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	t.Cleanup(h.stop)
+	h.src = plugintest.NewSource(t, h.in)
 	return h
 }
 
-func (h *harness) run() {
-	h.done = make(chan error, 1)
-	go func() { h.done <- h.in.Run(context.Background(), h.em) }()
-}
-
-func (h *harness) stop() {
-	h.in.Stop(context.Background())
-	if h.done == nil {
-		return
-	}
-	select {
-	case err := <-h.done:
-		if err != nil {
-			h.t.Errorf("Run = %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		h.t.Errorf("Run did not return within 5s of Stop")
-	}
-	h.done = nil
-}
+func (h *harness) run()  { h.src.Run(context.Background(), h.em) }
+func (h *harness) stop() { h.src.Stop() }
 
 func (h *harness) wait(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for %s; %d records", what, len(h.em.records()))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	h.em.Wait(h.t, what, 10*time.Second, cond)
 }
 
 func (h *harness) waitRecs(what string, n int, keep func(rec) bool) []rec {
 	h.t.Helper()
-	var got []rec
-	h.wait(what, func() bool {
-		got = h.em.matching(keep)
-		return len(got) >= n
-	})
-	return got
+	return h.em.WaitMatching(h.t, what, n, keep)
 }
 
 func is(key string, v any) func(rec) bool {
@@ -198,8 +170,8 @@ func TestKernelICMP(t *testing.T) {
 	if u["raw.pktlen"] != uint64(29) || u["oob.hook"] != uint64(3) {
 		t.Errorf("UDP record: %v", u)
 	}
-	if h.em.lost.Load() != 0 || h.em.flushes.Load() == 0 {
-		t.Errorf("lost %d, flushes %d", h.em.lost.Load(), h.em.flushes.Load())
+	if h.em.LostCount() != 0 || h.em.Flushes() == 0 {
+		t.Errorf("lost %d, flushes %d", h.em.LostCount(), h.em.Flushes())
 	}
 	logs := h.log.String()
 	for _, s := range []string{"NFLOG netlink queue threshold has been set to 1", "NFLOG netlink queue timeout has been set to 10",
@@ -364,14 +336,14 @@ func TestKernelOverrun(t *testing.T) {
 			if seq == 0 {
 				// The drop counter is read once the queue has drained.
 				h.wait("every packet received or counted lost", func() bool {
-					return len(h.em.matching(udp))+int(h.em.lost.Load()) >= n
+					return len(h.em.Matching(udp))+int(h.em.LostCount()) >= n
 				})
 			}
 			// The socket keeps working; with seq_local the gap shows
 			// when the next packet arrives.
 			ns.Run(t, "ping", "-c", "1", "-W", "1", "127.0.0.1")
 			h.waitRecs("packet after the overrun", 2, is("oob.prefix", "OUT-LOG"))
-			got, lost := len(h.em.matching(udp)), h.em.lost.Load()
+			got, lost := len(h.em.Matching(udp)), h.em.LostCount()
 			h.in.mu.Lock()
 			drops, err := h.in.conn.Drops()
 			h.in.mu.Unlock()

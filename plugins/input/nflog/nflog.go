@@ -23,6 +23,8 @@ import (
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
+	"github.com/ulogd-go/ulogd/internal/nl/rx"
+	"github.com/ulogd-go/ulogd/internal/notice"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -72,17 +74,11 @@ func configOf(cfg any) (*Config, error) {
 	return nil, fmt.Errorf("NFLOG: unexpected config type %T", cfg)
 }
 
-// levelNotice is ulogd's NOTICE level (the daemon's LevelNotice).
-const levelNotice = slog.Level(2)
-
 // Tunables.
 const (
-	defaultBufferSize = 64 << 20 // requested when netlink_socket_buffer_size is 0
-	batchMemory       = 2 << 20  // receive slots per recvmmsg: about this many bytes
-	maxBatchCount     = 64
-	minBatchCount     = 4
-	noticeEvery       = 10 * time.Second
-	dropsEvery        = time.Second
+	batchMemory   = 2 << 20 // receive slots per recvmmsg: about this many bytes
+	maxBatchCount = 64
+	minBatchCount = 4
 )
 
 // Protocol families of the legacy per-family commands, in ulogd's order.
@@ -110,30 +106,24 @@ type rxState struct {
 	batch *nl.Batch
 	pkt   nflog.Packet
 
-	bufSize   int    // last requested socket buffer size
+	// buf is the socket buffer size and the packets counted lost
+	// (cumulative); buf.SeqCounts is seq_local: losses come from
+	// sequence gaps.
+	buf       rx.Buffer
 	startLost uint64 // packets read and discarded while configuring
+	congested bool   // ENOBUFS seen, drop counter not read since the queue drained
 
-	lost       uint64 // packets counted lost (cumulative)
-	overruns   uint64
-	lostNote   limiter
-	maxNoticed bool
-	drops      uint64 // last socket drop counter seen (SO_MEMINFO)
-	hasDrops   bool
-	dropsAt    time.Time
-	congested  bool // ENOBUFS seen, drop counter not read since the queue drained
-
-	seqByGap bool // seq_local: losses come from sequence gaps
-	lastSeq  uint32
-	haveSeq  bool
-	gapNote  limiter
+	lastSeq uint32
+	haveSeq bool
+	gapNote notice.Limiter
 
 	truncated  uint64
-	truncNote  limiter
+	truncNote  notice.Limiter
 	decodeErrs uint64
-	decodeNote limiter
+	decodeNote notice.Limiter
 	unknown    uint64
 	otherErrs  uint64
-	otherNote  limiter
+	otherNote  notice.Limiter
 }
 
 func newInstance(env *plugin.Env) (plugin.Instance, error) {
@@ -158,7 +148,7 @@ func newInstance(env *plugin.Env) (plugin.Instance, error) {
 		now:   time.Now,
 		done:  make(chan struct{}),
 	}
-	in.rx.seqByGap = c.SeqLocal != 0
+	in.rx.buf = rx.Buffer{Name: "NFLOG", Log: log, MaxSize: c.BufferMaxSize, SeqCounts: c.SeqLocal != 0}
 	copy(in.sl[:], env.Out)
 	return in, nil
 }
@@ -183,12 +173,12 @@ func (in *instance) Start(ctx context.Context) error {
 func (in *instance) configure(ctx context.Context, c *nl.Conn) error {
 	cfg := &in.cfg
 	// The buffer first, so that no acknowledgement is dropped.
-	in.setBuffer(ctx, c)
+	in.rx.buf.Set(ctx, c, cfg.BufferSize)
 	ctl := nflog.NewControl(c)
 	if cfg.Group == 0 || cfg.Bind != 0 {
 		for _, pf := range legacyFamilies {
 			if cfg.Unbind > 0 {
-				in.log.Log(ctx, levelNotice, fmt.Sprintf("forcing unbind of existing log handler for protocol %d", pf))
+				in.log.Log(ctx, notice.Level, fmt.Sprintf("forcing unbind of existing log handler for protocol %d", pf))
 				if err := ctl.PFUnbind(pf); err != nil {
 					return fmt.Errorf("unable to force-unbind existing log handler for protocol %d: %w", pf, err)
 				}
@@ -215,16 +205,16 @@ func (in *instance) configure(ctx context.Context, c *nl.Conn) error {
 	}
 	if v := cfg.QThreshold; v != 0 {
 		if err := ctl.SetQThresh(in.group, uint32(v)); err == nil {
-			in.log.Log(ctx, levelNotice, fmt.Sprintf("NFLOG netlink queue threshold has been set to %d", v))
+			in.log.Log(ctx, notice.Level, fmt.Sprintf("NFLOG netlink queue threshold has been set to %d", v))
 		} else {
-			in.log.Log(ctx, levelNotice, fmt.Sprintf("NFLOG netlink queue threshold can't be set to %d", v), "err", err)
+			in.log.Log(ctx, notice.Level, fmt.Sprintf("NFLOG netlink queue threshold can't be set to %d", v), "err", err)
 		}
 	}
 	if v := cfg.QTimeout; v != 0 {
 		if err := ctl.SetTimeout(in.group, uint32(v)); err == nil {
-			in.log.Log(ctx, levelNotice, fmt.Sprintf("NFLOG netlink queue timeout has been set to %d", v))
+			in.log.Log(ctx, notice.Level, fmt.Sprintf("NFLOG netlink queue timeout has been set to %d", v))
 		} else {
-			in.log.Log(ctx, levelNotice, fmt.Sprintf("NFLOG netlink queue timeout can't be set to %d", v), "err", err)
+			in.log.Log(ctx, notice.Level, fmt.Sprintf("NFLOG netlink queue timeout can't be set to %d", v), "err", err)
 		}
 	}
 	if flags := cfg.flags(); flags != 0 {
@@ -240,37 +230,15 @@ func (in *instance) configure(ctx context.Context, c *nl.Conn) error {
 		if err != nil {
 			in.log.Error(fmt.Sprintf("unable to set flags 0x%x", flags), "err", err)
 			if flags&nflog.FlagSeq != 0 {
-				in.rx.seqByGap = false
+				in.rx.buf.SeqCounts = false
 			}
 		}
 	}
 	in.rx.startLost = uint64(ctl.Skipped)
 	count := min(max(batchMemory/cfg.BufSize, minBatchCount), maxBatchCount)
 	in.rx.batch = nl.NewBatch(count, cfg.BufSize)
-	in.rx.hasDrops = false
-	if d, err := c.Drops(); err == nil {
-		in.rx.drops, in.rx.hasDrops = d, true
-	}
+	in.rx.buf.Baseline(c)
 	return nil
-}
-
-// setBuffer sizes the socket's receive buffer, as NFCT does: a large
-// default, netlink_socket_buffer_size applied whatever the maximum.
-func (in *instance) setBuffer(ctx context.Context, c *nl.Conn) {
-	want := in.cfg.BufferSize
-	if want == 0 {
-		want = defaultBufferSize
-		if m := in.cfg.BufferMaxSize; m > 0 && m < want {
-			want = m
-		}
-	}
-	in.rx.bufSize = want
-	eff, err := c.SetReadBuffer(want)
-	if err != nil {
-		in.log.Warn("NFLOG cannot set the netlink socket buffer size", "requested", want, "err", err)
-		return
-	}
-	in.log.Log(ctx, levelNotice, fmt.Sprintf("NFLOG netlink buffer size has been set to %d", eff), "requested", want)
 }
 
 // Stop unbinds the group and closes the socket; Run returns promptly.
@@ -335,17 +303,4 @@ func (in *instance) Run(ctx context.Context, e plugin.Emitter) error {
 	in.closeAll()
 	wg.Wait()
 	return nil
-}
-
-// limiter lets a message through at most once per noticeEvery.
-type limiter struct {
-	last time.Time
-}
-
-func (l *limiter) allow(now time.Time) bool {
-	if !l.last.IsZero() && now.Sub(l.last) < noticeEvery {
-		return false
-	}
-	l.last = now
-	return true
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
 	"github.com/ulogd-go/ulogd/internal/plugin"
+	"github.com/ulogd-go/ulogd/internal/plugintest"
 )
 
 // ---------------------------------------------------------------------------
@@ -27,83 +27,25 @@ import (
 
 // rec is one emitted event: key name → value (uint64 for integers, string
 // for oob.prefix, the bytes for raw data). Invalid keys are absent.
-type rec map[string]any
+type rec = plugintest.Values
 
-// testEmitter keeps a snapshot of every emitted record.
-type testEmitter struct {
-	types   []keys.Type
-	mu      sync.Mutex
-	recs    []rec
-	lost    atomic.Uint64
-	flushes atomic.Uint64
-}
-
-func newTestEmitter() *testEmitter {
-	e := &testEmitter{}
-	for _, k := range outputKeys {
-		e.types = append(e.types, k.Type)
+// value is how the tests see a key's value (see rec).
+func value(k keys.Spec, r *keys.Record, s keys.Slot) any {
+	switch k.Type {
+	case keys.String:
+		return string(r.Bytes(s))
+	case keys.Raw:
+		return append([]byte(nil), r.Bytes(s)...)
+	default:
+		return r.Uint(s)
 	}
-	return e
 }
 
-func (e *testEmitter) NewRecord() *keys.Record { return keys.NewRecord(e.types) }
+// newTestEmitter returns an emitter that keeps a snapshot of every emitted
+// record.
+func newTestEmitter() *plugintest.Recorder { return plugintest.NewRecorder(outputKeys[:], value) }
 
-func (e *testEmitter) Emit(r *keys.Record) {
-	e.mu.Lock()
-	e.recs = append(e.recs, snapshot(r))
-	e.mu.Unlock()
-	r.Reset()
-}
-
-func (e *testEmitter) Flush()        { e.flushes.Add(1) }
-func (e *testEmitter) Lost(n uint64) { e.lost.Add(n) }
-
-func (e *testEmitter) records() []rec {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]rec(nil), e.recs...)
-}
-
-func (e *testEmitter) matching(keep func(rec) bool) []rec {
-	var out []rec
-	for _, r := range e.records() {
-		if keep(r) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func snapshot(r *keys.Record) rec {
-	m := rec{}
-	for i, k := range outputKeys {
-		s := keys.Slot(i)
-		if !r.Valid(s) {
-			continue
-		}
-		switch k.Type {
-		case keys.String:
-			m[k.Name] = string(r.Bytes(s))
-		case keys.Raw:
-			m[k.Name] = append([]byte(nil), r.Bytes(s)...)
-		default:
-			m[k.Name] = r.Uint(s)
-		}
-	}
-	return m
-}
-
-// discardEmitter resets the record and counts.
-type discardEmitter struct {
-	types []keys.Type
-	n     int
-	lost  uint64
-}
-
-func (e *discardEmitter) NewRecord() *keys.Record { return keys.NewRecord(e.types) }
-func (e *discardEmitter) Emit(r *keys.Record)     { e.n++; r.Reset() }
-func (e *discardEmitter) Flush()                  {}
-func (e *discardEmitter) Lost(n uint64)           { e.lost += n }
+func snapshot(r *keys.Record) rec { return plugintest.Snapshot(outputKeys[:], r, value) }
 
 // logBuf collects the log text (and passes it to t.Log).
 type logBuf struct {
@@ -345,20 +287,20 @@ func TestSequenceGaps(t *testing.T) {
 	}
 	dg = append(dg, doneMsg()...)
 	in.datagram(r, e, dg, false)
-	if got := len(e.records()); got != 7 {
+	if got := len(e.Records()); got != 7 {
 		t.Errorf("%d records, want 7", got)
 	}
-	if got := e.lost.Load(); got != 4 {
+	if got := e.LostCount(); got != 4 {
 		t.Errorf("lost = %d, want 4", got)
 	}
-	if got := e.records()[3]["oob.seq.local"]; got != uint64(7) {
+	if got := e.Records()[3]["oob.seq.local"]; got != uint64(7) {
 		t.Errorf("seq = %v", got)
 	}
 	// Without seq_local, sequence numbers are not checked.
 	in, _ = newTest(t, cfgWith(func(c *Config) { c.SeqGlobal = 1 }))
 	e = newTestEmitter()
 	in.datagram(e.NewRecord(), e, append(packetMsg(5, true), packetMsg(9, true)...), false)
-	if got := e.lost.Load(); got != 0 {
+	if got := e.LostCount(); got != 0 {
 		t.Errorf("seq_global: lost = %d", got)
 	}
 }
@@ -369,9 +311,9 @@ func TestTruncatedAndMalformed(t *testing.T) {
 	r := e.NewRecord()
 	full := append(packetMsg(0, false), packetMsg(1, false)...)
 	in.datagram(r, e, full[:len(full)-5], true)
-	if len(e.records()) != 1 || e.lost.Load() != 1 || in.rx.truncated != 1 || in.rx.decodeErrs != 0 {
+	if len(e.Records()) != 1 || e.LostCount() != 1 || in.rx.truncated != 1 || in.rx.decodeErrs != 0 {
 		t.Errorf("truncated: %d records, lost %d, truncated %d, decode errors %d",
-			len(e.records()), e.lost.Load(), in.rx.truncated, in.rx.decodeErrs)
+			len(e.Records()), e.LostCount(), in.rx.truncated, in.rx.decodeErrs)
 	}
 	if !strings.Contains(lb.String(), "truncated") {
 		t.Error("no warning about the truncated datagram")
@@ -379,19 +321,19 @@ func TestTruncatedAndMalformed(t *testing.T) {
 	// A malformed (not truncated) datagram is a decode error; the packets
 	// before it are emitted.
 	in.datagram(r, e, full[:len(full)-5], false)
-	if len(e.records()) != 2 || in.rx.decodeErrs != 1 {
-		t.Errorf("malformed: %d records, %d decode errors", len(e.records()), in.rx.decodeErrs)
+	if len(e.Records()) != 2 || in.rx.decodeErrs != 1 {
+		t.Errorf("malformed: %d records, %d decode errors", len(e.Records()), in.rx.decodeErrs)
 	}
 	// An attribute too short: decode error, next message still handled.
 	bad := nl.AppendHeader(nil, nflog.MsgTypePacket, 0, 0)
 	bad = append(bad, 2, 0, 0, 5)
 	bad = nl.FinishMsg(nl.AppendAttr(bad, 1, []byte{8}), 0)
 	in.datagram(r, e, append(bad, packetMsg(0, false)...), false)
-	if len(e.records()) != 3 || in.rx.decodeErrs != 2 {
-		t.Errorf("bad attribute: %d records, %d decode errors", len(e.records()), in.rx.decodeErrs)
+	if len(e.Records()) != 3 || in.rx.decodeErrs != 2 {
+		t.Errorf("bad attribute: %d records, %d decode errors", len(e.Records()), in.rx.decodeErrs)
 	}
 	// The "raw" key is the whole message.
-	if got := e.records()[2]["raw"].([]byte); len(got) != len(packetMsg(0, false)) {
+	if got := e.Records()[2]["raw"].([]byte); len(got) != len(packetMsg(0, false)) {
 		t.Errorf("raw = %d bytes", len(got))
 	}
 }
@@ -423,9 +365,9 @@ func TestCapturedToRecords(t *testing.T) {
 	for _, dg := range loadCaptured(t) {
 		in.datagram(r, e, dg, false)
 	}
-	got := e.records()
-	if len(got) < 20 || in.rx.decodeErrs != 0 || e.lost.Load() != 0 {
-		t.Fatalf("%d records, %d decode errors, %d lost", len(got), in.rx.decodeErrs, e.lost.Load())
+	got := e.Records()
+	if len(got) < 20 || in.rx.decodeErrs != 0 || e.LostCount() != 0 {
+		t.Fatalf("%d records, %d decode errors, %d lost", len(got), in.rx.decodeErrs, e.LostCount())
 	}
 	first := got[0]
 	for k, v := range map[string]any{"oob.prefix": "OUT-LOG", "oob.hook": uint64(3), "oob.family": uint64(2),
@@ -446,7 +388,7 @@ func TestZeroAllocsPerPacket(t *testing.T) {
 	dgs := loadCaptured(t)
 	in, _ := newTest(t, cfgWith(func(c *Config) { c.SeqLocal = 1 }))
 	in.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := &discardEmitter{types: newTestEmitter().types}
+	e := plugintest.NewDiscard(outputKeys[:])
 	r := e.NewRecord()
 	run := func() {
 		for _, dg := range dgs {
@@ -457,7 +399,7 @@ func TestZeroAllocsPerPacket(t *testing.T) {
 	if n := testing.AllocsPerRun(100, run); n != 0 {
 		t.Errorf("%v allocations per run of %d datagrams", n, len(dgs))
 	}
-	if e.n == 0 {
+	if e.Emitted == 0 {
 		t.Error("nothing emitted")
 	}
 }
@@ -466,7 +408,7 @@ func BenchmarkDecodeToRecord(b *testing.B) {
 	dgs := loadCaptured(b)
 	in, _ := newTest(b, cfgWith(nil))
 	in.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := &discardEmitter{types: newTestEmitter().types}
+	e := plugintest.NewDiscard(outputKeys[:])
 	r := e.NewRecord()
 	b.ReportAllocs()
 	i := 0
@@ -474,7 +416,7 @@ func BenchmarkDecodeToRecord(b *testing.B) {
 		in.datagram(r, e, dgs[i%len(dgs)], false)
 		i++
 	}
-	b.ReportMetric(float64(e.n)/float64(i), "packets/op")
+	b.ReportMetric(float64(e.Emitted)/float64(i), "packets/op")
 }
 
 // ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
+	"github.com/ulogd-go/ulogd/internal/notice"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -19,9 +20,9 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 	rec := e.NewRecord()
 	b := in.rx.batch
 	if n := in.rx.startLost; n != 0 {
-		in.rx.lost += n
+		in.rx.buf.Lost += n
 		e.Lost(n)
-		in.log.Log(context.Background(), levelNotice, "NFLOG packets logged while the group was being configured were discarded", "lost", n)
+		in.log.Log(context.Background(), notice.Level, "NFLOG packets logged while the group was being configured were discarded", "lost", n)
 	}
 	for {
 		n, err := c.Receive(b)
@@ -36,15 +37,10 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 			}
 			continue
 		}
-		if in.rx.hasDrops {
-			t := time.Now()
-			// Read the drop counter once the queue has drained after an
-			// overrun (exact count), and about once a second otherwise.
-			if (in.rx.congested && n < b.Cap()) || t.Sub(in.rx.dropsAt) >= dropsEvery {
-				in.rx.dropsAt = t
-				in.rx.congested = false
-				in.countDrops(c, e)
-			}
+		// Read the drop counter once the queue has drained after an
+		// overrun (exact count), and about once a second otherwise.
+		if _, read := in.rx.buf.PollDrops(c, e, time.Now(), in.rx.congested && n < b.Cap()); read {
+			in.rx.congested = false
 		}
 		for i := range n {
 			in.datagram(rec, e, b.Datagram(i), b.Truncated(i))
@@ -83,7 +79,7 @@ func (in *instance) datagram(rec *keys.Record, e plugin.Emitter, buf []byte, tru
 			continue
 		}
 		in.rx.unknown += uint64(p.Unknown)
-		if in.rx.seqByGap && p.HasSeq {
+		if in.rx.buf.SeqCounts && p.HasSeq {
 			in.checkSeq(e, p.Seq)
 		}
 		in.sl.fill(rec, p, raw, uint8(in.cfg.NumericLabel), in.now)
@@ -106,39 +102,39 @@ func (in *instance) checkSeq(e plugin.Emitter, seq uint32) {
 	if gap == 0 || gap >= 1<<31 {
 		return
 	}
-	rx.lost += uint64(gap)
+	rx.buf.Lost += uint64(gap)
 	e.Lost(uint64(gap))
-	if rx.gapNote.allow(time.Now()) {
-		in.log.Log(context.Background(), levelNotice, "NFLOG sequence gap: packets were lost",
-			"missing", gap, "lost", rx.lost, "seq", seq)
+	if rx.gapNote.Allow(time.Now()) {
+		in.log.Log(context.Background(), notice.Level, "NFLOG sequence gap: packets were lost",
+			"missing", gap, "lost", rx.buf.Lost, "seq", seq)
 	}
 }
 
 func (in *instance) truncatedDatagram(e plugin.Emitter) {
 	rx := &in.rx
 	rx.truncated++
-	if !rx.seqByGap {
+	if !rx.buf.SeqCounts {
 		// At least the cut message is lost; with seq_local the gap
 		// counts them exactly.
-		rx.lost++
+		rx.buf.Lost++
 		e.Lost(1)
 	}
-	if rx.truncNote.allow(time.Now()) {
+	if rx.truncNote.Allow(time.Now()) {
 		in.log.Warn(fmt.Sprintf("NFLOG datagram larger than bufsize=%d was truncated: packets lost; raise bufsize", in.cfg.BufSize),
-			"truncated", rx.truncated, "lost", rx.lost)
+			"truncated", rx.truncated, "lost", rx.buf.Lost)
 	}
 }
 
 func (in *instance) decodeError(err error) {
 	in.rx.decodeErrs++
-	if in.rx.decodeNote.allow(time.Now()) {
+	if in.rx.decodeNote.Allow(time.Now()) {
 		in.log.Warn("NFLOG cannot decode a packet message (skipped)", "err", err, "count", in.rx.decodeErrs)
 	}
 }
 
 func (in *instance) otherError(err error) {
 	in.rx.otherErrs++
-	if in.rx.otherNote.allow(time.Now()) {
+	if in.rx.otherNote.Allow(time.Now()) {
 		in.log.Error("NFLOG receive error", "err", err, "count", in.rx.otherErrs)
 	}
 	// Do not spin on a persistent error.
@@ -148,60 +144,12 @@ func (in *instance) otherError(err error) {
 	}
 }
 
-// overrun handles ENOBUFS: the kernel could not queue packets. They are
-// counted from the socket's drop counter (or by sequence gaps with
-// seq_local), the buffer is doubled up to netlink_socket_buffer_maxsize and
-// a notice is logged (rate-limited).
+// overrun handles ENOBUFS: the kernel could not queue packets. The buffer
+// counts them from the socket's drop counter (or, with seq_local, the
+// sequence gaps do), doubles up to netlink_socket_buffer_maxsize and logs
+// a notice (rate-limited); the drop counter is read again once the queue
+// has drained.
 func (in *instance) overrun(c *nl.Conn, e plugin.Emitter) {
-	rx := &in.rx
-	rx.overruns++
-	rx.congested = true
-	if !in.countDrops(c, e) && !rx.seqByGap {
-		rx.lost++
-		e.Lost(1)
-	}
-	nowT := time.Now()
-	if limit := in.cfg.BufferMaxSize; limit != 0 {
-		next := rx.bufSize * 2
-		if next <= limit {
-			rx.bufSize = next
-			eff, err := c.SetReadBuffer(next)
-			switch {
-			case !rx.lostNote.allow(nowT):
-			case err != nil:
-				in.log.Warn("NFLOG cannot grow the netlink socket buffer", "requested", next, "err", err,
-					"lost", rx.lost, "overruns", rx.overruns)
-			default:
-				in.log.Log(context.Background(), levelNotice, fmt.Sprintf("We are losing events, increasing buffer size to %d", eff),
-					"lost", rx.lost, "overruns", rx.overruns)
-			}
-		} else if !rx.maxNoticed {
-			rx.maxNoticed = true
-			rx.lostNote.last = nowT
-			in.log.Log(context.Background(), levelNotice, fmt.Sprintf("Maximum buffer size (%d) in NFLOG has been reached. Please, consider rising `netlink_socket_buffer_size` and `netlink_socket_buffer_maxsize` clauses.", rx.bufSize),
-				"lost", rx.lost, "overruns", rx.overruns)
-		} else if rx.lostNote.allow(nowT) {
-			in.log.Log(context.Background(), levelNotice, "We are losing events", "lost", rx.lost, "overruns", rx.overruns)
-		}
-	} else if rx.lostNote.allow(nowT) {
-		in.log.Log(context.Background(), levelNotice, "We are losing events. Please, consider using the clauses `netlink_socket_buffer_size' and `netlink_socket_buffer_maxsize'",
-			"lost", rx.lost, "overruns", rx.overruns)
-	}
-}
-
-// countDrops reads the socket's drop counter (datagrams the kernel could
-// not queue) and counts its growth as lost, unless seq_local counts losses
-// from sequence gaps. It returns false when the counter is unreadable.
-func (in *instance) countDrops(c *nl.Conn, e plugin.Emitter) bool {
-	rx := &in.rx
-	d, err := c.Drops()
-	if err != nil {
-		return false
-	}
-	if rx.hasDrops && d > rx.drops && !rx.seqByGap {
-		rx.lost += d - rx.drops
-		e.Lost(d - rx.drops)
-	}
-	rx.drops, rx.hasDrops = d, true
-	return true
+	in.rx.congested = true
+	in.rx.buf.Overrun(c, e)
 }

@@ -2,13 +2,13 @@ package unixsock
 
 import (
 	"encoding/binary"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/plugintest"
 )
 
 // ---------------------------------------------------------------------------
@@ -86,70 +86,21 @@ func allOpts() []opt {
 
 // rec is one emitted event: key name → value (uint64 for integers, string
 // for strings and raw data). Invalid keys are absent.
-type rec map[string]any
+type rec = plugintest.Values
 
-func snapshot(r *keys.Record) rec {
-	out := rec{}
-	for i, k := range outputKeys {
-		s := keys.Slot(i)
-		if !r.Valid(s) {
-			continue
-		}
-		if k.Type.IsInteger() {
-			out[k.Name] = r.Uint(s)
-		} else {
-			out[k.Name] = string(r.Bytes(s))
-		}
+// value is how the tests see a key's value (see rec).
+func value(k keys.Spec, r *keys.Record, s keys.Slot) any {
+	if k.Type.IsInteger() {
+		return r.Uint(s)
 	}
-	return out
+	return string(r.Bytes(s))
 }
 
-// testEmitter records a copy of every emitted event and signals it.
-type testEmitter struct {
-	mu      sync.Mutex
-	recs    []rec
-	got     chan struct{}
-	flushes int
-}
+func snapshot(r *keys.Record) rec { return plugintest.Snapshot(outputKeys[:], r, value) }
 
-func newTestEmitter() *testEmitter { return &testEmitter{got: make(chan struct{}, 1024)} }
-
-func (e *testEmitter) NewRecord() *keys.Record { return keys.NewRecord(recordTypes()) }
-
-func (e *testEmitter) Emit(r *keys.Record) {
-	e.mu.Lock()
-	e.recs = append(e.recs, snapshot(r))
-	e.mu.Unlock()
-	r.Reset()
-	e.got <- struct{}{}
-}
-
-func (e *testEmitter) Flush() {
-	e.mu.Lock()
-	e.flushes++
-	e.mu.Unlock()
-}
-
-func (e *testEmitter) Lost(uint64) {}
-
-func (e *testEmitter) records() []rec {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]rec(nil), e.recs...)
-}
-
-// wait blocks until n more events were emitted.
-func (e *testEmitter) wait(t *testing.T, n int) {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for range n {
-		select {
-		case <-e.got:
-		case <-timeout:
-			t.Fatalf("timed out waiting for events; have %d", len(e.records()))
-		}
-	}
-}
+// newTestEmitter returns an emitter that records a copy of every emitted
+// event.
+func newTestEmitter() *plugintest.Recorder { return plugintest.NewRecorder(outputKeys[:], value) }
 
 func recordTypes() []keys.Type {
 	types := make([]keys.Type, numKeys)
@@ -518,17 +469,9 @@ func FuzzFrame(f *testing.F) {
 	})
 }
 
-// nopEmitter resets the record, as the real emitter does after the walk.
-type nopEmitter struct{ n int }
-
-func (e *nopEmitter) NewRecord() *keys.Record { return keys.NewRecord(recordTypes()) }
-func (e *nopEmitter) Emit(r *keys.Record)     { e.n++; r.Reset() }
-func (e *nopEmitter) Flush()                  {}
-func (e *nopEmitter) Lost(uint64)             {}
-
 // frameLoop pushes one frame through the stream, decoder and emitter, as
 // a client goroutine does.
-func frameLoop(in *instance, s *stream, r *keys.Record, e *nopEmitter, frame []byte) {
+func frameLoop(in *instance, s *stream, r *keys.Record, e *plugintest.Discard, frame []byte) {
 	n := copy(s.space(), frame)
 	s.wrote(n)
 	in.process(s, r, e, fixedNow, 1)
@@ -542,7 +485,7 @@ func benchInstance() *instance {
 
 func TestZeroAllocsPerFrame(t *testing.T) {
 	in := benchInstance()
-	e := &nopEmitter{}
+	e := plugintest.NewDiscard(outputKeys[:])
 	r := e.NewRecord()
 	s := newStream(maxFrameLen)
 	frame := buildFrame(icmpEcho, allOpts()...)
@@ -550,14 +493,14 @@ func TestZeroAllocsPerFrame(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("%.1f allocations per frame, want 0", allocs)
 	}
-	if e.n < 1000 {
-		t.Errorf("emitted %d frames", e.n)
+	if e.Emitted < 1000 {
+		t.Errorf("emitted %d frames", e.Emitted)
 	}
 }
 
 func BenchmarkFrame(b *testing.B) {
 	in := benchInstance()
-	e := &nopEmitter{}
+	e := plugintest.NewDiscard(outputKeys[:])
 	r := e.NewRecord()
 	s := newStream(maxFrameLen)
 	frame := buildFrame(icmpEcho, allOpts()...)

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/notice"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -74,14 +75,10 @@ func configOf(cfg any) (*Config, error) {
 	return nil, fmt.Errorf("UNIXSOCK: unexpected config type %T", cfg)
 }
 
-// levelNotice is ulogd's NOTICE level (the daemon's LevelNotice).
-const levelNotice = slog.Level(2)
-
 // Tunables.
 const (
-	maxClients  = 64               // concurrent client connections
-	noticeEvery = 10 * time.Second // rate limit of repeated notices
-	probeWait   = time.Second      // connect timeout when probing an existing socket
+	maxClients = 64          // concurrent client connections
+	probeWait  = time.Second // connect timeout when probing an existing socket
 )
 
 // instance is one running UNIXSOCK instance.
@@ -121,24 +118,13 @@ type stats struct {
 // notes rate-limits the repeated messages.
 type notes struct {
 	mu                               sync.Mutex
-	reject, sync, option, refuse, ae limiter
+	reject, sync, option, refuse, ae notice.Limiter
 }
 
-func (n *notes) allow(l *limiter) bool {
+func (n *notes) allow(l *notice.Limiter) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return l.allow(time.Now())
-}
-
-// limiter lets a message through at most once per noticeEvery.
-type limiter struct{ last time.Time }
-
-func (l *limiter) allow(now time.Time) bool {
-	if !l.last.IsZero() && now.Sub(l.last) < noticeEvery {
-		return false
-	}
-	l.last = now
-	return true
+	return l.Allow(time.Now())
 }
 
 func newInstance(env *plugin.Env) (plugin.Instance, error) {
@@ -282,7 +268,7 @@ func (in *instance) clearStale(ctx context.Context, path string) error {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("could not remove stale socket %q: %w", path, err)
 		}
-		in.log.Log(ctx, levelNotice, "UNIXSOCK removed stale socket (nobody was listening on it)", "socket_path", path)
+		in.log.Log(ctx, notice.Level, "UNIXSOCK removed stale socket (nobody was listening on it)", "socket_path", path)
 		return nil
 	}
 	return fmt.Errorf("socket_path=%q exists and could not be probed: %w", path, err)
@@ -337,7 +323,7 @@ func (in *instance) unlinkLocked() {
 		return
 	}
 	if in.sock != nil && !os.SameFile(fi, in.sock) {
-		in.log.Log(context.Background(), levelNotice, "UNIXSOCK: socket file was replaced by another process, not removing it", "socket_path", path)
+		in.log.Log(context.Background(), notice.Level, "UNIXSOCK: socket file was replaced by another process, not removing it", "socket_path", path)
 		return
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -421,7 +407,7 @@ func (in *instance) addClient(c *net.UnixConn) (uint64, bool) {
 		c.Close()
 		n := in.stats.refused.Add(1)
 		if in.notes.allow(&in.notes.refuse) {
-			in.log.Log(context.Background(), levelNotice, "UNIXSOCK: too many clients, rejecting new connection",
+			in.log.Log(context.Background(), notice.Level, "UNIXSOCK: too many clients, rejecting new connection",
 				"max_clients", maxClients, "refused", n)
 		}
 		return 0, false
@@ -470,7 +456,7 @@ func (in *instance) serve(c *net.UnixConn, id uint64, e plugin.Emitter) {
 		if s.end > s.start {
 			in.stats.rejected.Add(1)
 			if !in.stopped() {
-				in.log.Log(context.Background(), levelNotice, "UNIXSOCK: client went away in the middle of a frame",
+				in.log.Log(context.Background(), notice.Level, "UNIXSOCK: client went away in the middle of a frame",
 					"client", id, "bytes", s.end-s.start)
 			}
 		}
@@ -532,10 +518,10 @@ func (in *instance) noteOptions(st *optStats, client uint64) {
 		return
 	}
 	if st.unknown > 0 {
-		in.log.Log(context.Background(), levelNotice, fmt.Sprintf("UNIXSOCK: unknown option %d ignored", st.lastUnknown),
+		in.log.Log(context.Background(), notice.Level, fmt.Sprintf("UNIXSOCK: unknown option %d ignored", st.lastUnknown),
 			"client", client, "unknown_options", u)
 	} else {
-		in.log.Log(context.Background(), levelNotice, fmt.Sprintf("UNIXSOCK: option %d ignored: value too short", st.lastMalformed),
+		in.log.Log(context.Background(), notice.Level, fmt.Sprintf("UNIXSOCK: option %d ignored: value too short", st.lastMalformed),
 			"client", client, "malformed_options", m)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ulogd-go/ulogd/internal/plugin"
+	"github.com/ulogd-go/ulogd/internal/plugintest"
 )
 
 // logBuffer collects the instance's log lines.
@@ -55,11 +56,10 @@ func socketDir(t *testing.T) string {
 
 type fixture struct {
 	in   *instance
-	em   *testEmitter
+	em   *plugintest.Recorder
 	log  *logBuffer
 	path string
-	done chan error
-	once sync.Once
+	src  *plugintest.Source // stopped when the test ends
 }
 
 // newFixture builds an instance whose socket lives in a fresh directory;
@@ -81,7 +81,8 @@ func newFixture(t *testing.T, mod func(*Config)) (*fixture, error) {
 	if err != nil {
 		t.Fatalf("newInstance: %v", err)
 	}
-	f := &fixture{in: inst.(*instance), em: newTestEmitter(), log: lb, path: cfg.SocketPath, done: make(chan error, 1)}
+	f := &fixture{in: inst.(*instance), em: newTestEmitter(), log: lb, path: cfg.SocketPath}
+	f.src = plugintest.NewSource(t, f.in)
 	return f, f.in.Start(context.Background())
 }
 
@@ -92,27 +93,8 @@ func start(t *testing.T, mod func(*Config)) *fixture {
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	go func() { f.done <- f.in.Run(context.Background(), f.em) }()
-	t.Cleanup(f.stop(t))
+	f.src.Run(context.Background(), f.em)
 	return f
-}
-
-func (f *fixture) stop(t *testing.T) func() {
-	return func() {
-		f.once.Do(func() {
-			if err := f.in.Stop(context.Background()); err != nil {
-				t.Errorf("Stop: %v", err)
-			}
-			select {
-			case err := <-f.done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Error("Run did not return after Stop")
-			}
-		})
-	}
 }
 
 func (f *fixture) dial(t *testing.T) *net.UnixConn {
@@ -157,7 +139,7 @@ func expectClosed(t *testing.T, c net.Conn) {
 
 func (f *fixture) prefixes() []string {
 	var out []string
-	for _, r := range f.em.records() {
+	for _, r := range f.em.Records() {
 		p, _ := r["oob.prefix"].(string)
 		out = append(out, p)
 	}
@@ -172,23 +154,23 @@ func TestClientFrames(t *testing.T) {
 
 	full := buildFrame(icmpEcho, allOpts()...)
 	send(t, c, full)
-	f.em.wait(t, 1)
+	f.em.Next(t, 1)
 
 	send(t, c, buildFrame(icmpEcho)) // no options
-	f.em.wait(t, 1)
+	f.em.Next(t, 1)
 
 	// Several frames in one write.
 	send(t, c, cat(buildFrame(icmpEcho, strOpt(optPrefix, "A")), buildFrame(ipv6Hdr, strOpt(optPrefix, "B")),
 		buildFrame(icmpEcho, strOpt(optPrefix, "C"))))
-	f.em.wait(t, 3)
+	f.em.Next(t, 3)
 
 	// One frame split across writes, byte by byte.
 	for _, b := range buildFrame(icmpEcho, strOpt(optPrefix, "D"), opt{optState, []byte{3}}) {
 		send(t, c, []byte{b})
 	}
-	f.em.wait(t, 1)
+	f.em.Next(t, 1)
 
-	recs := f.em.records()
+	recs := f.em.Records()
 	want0 := rec{
 		"raw.pkt": string(icmpEcho), "raw.pktlen": uint64(28), "raw.pktcount": uint64(1), "oob.family": uint64(2),
 		"oob.prefix": "MYPREFIX", "oob.in": "eth0", "oob.out": "eth1",
@@ -232,7 +214,7 @@ func TestBadMarkerClosesOnlyThatClient(t *testing.T) {
 	c1 := f.dial(t)
 	other := f.dial(t)
 	send(t, c1, buildFrame(icmpEcho, strOpt(optPrefix, "first")))
-	f.em.wait(t, 1)
+	f.em.Next(t, 1)
 	bad := buildFrame(icmpEcho, strOpt(optPrefix, "lost"))
 	binary.BigEndian.PutUint32(bad, 0x12345678)
 	send(t, c1, cat(bad, buildFrame(icmpEcho, strOpt(optPrefix, "after"))))
@@ -240,10 +222,10 @@ func TestBadMarkerClosesOnlyThatClient(t *testing.T) {
 
 	// The server keeps running: a connected client and a new one work.
 	send(t, other, buildFrame(icmpEcho, strOpt(optPrefix, "other")))
-	f.em.wait(t, 1)
+	f.em.Next(t, 1)
 	c2 := f.dial(t)
 	send(t, c2, buildFrame(icmpEcho, strOpt(optPrefix, "second")))
-	f.em.wait(t, 1)
+	f.em.Next(t, 1)
 	if diff := cmp.Diff([]string{"first", "other", "second"}, f.prefixes()); diff != "" {
 		t.Errorf("prefixes (-want +got):\n%s", diff)
 	}
@@ -267,7 +249,7 @@ func TestBadFramesSkipped(t *testing.T) {
 
 	send(t, c, cat(oversized, buildFrame(icmpEcho, strOpt(optPrefix, "1")), badPLen, overrun,
 		buildFrame(icmpEcho, strOpt(optPrefix, "2"))))
-	f.em.wait(t, 2)
+	f.em.Next(t, 2)
 	if diff := cmp.Diff([]string{"1", "2"}, f.prefixes()); diff != "" {
 		t.Errorf("prefixes (-want +got):\n%s", diff)
 	}
@@ -285,7 +267,7 @@ func TestBadFramesSkipped(t *testing.T) {
 	c2.Close()
 	c3 := f.dial(t)
 	send(t, c3, buildFrame(icmpEcho, strOpt(optPrefix, "3")))
-	f.em.wait(t, 1)
+	f.em.Next(t, 1)
 	waitFor(t, func() bool { return f.in.stats.rejected.Load() == 4 })
 	if n := f.in.stats.rejected.Load(); n != 4 {
 		t.Errorf("rejected after a truncated frame = %d, want 4", n)
@@ -301,14 +283,14 @@ func TestUnknownOptionRateLimited(t *testing.T) {
 		all = append(all, fr...)
 	}
 	send(t, c, all)
-	f.em.wait(t, 100)
+	f.em.Next(t, 100)
 	if n := f.in.stats.unknown.Load(); n != 100 {
 		t.Errorf("unknown options = %d, want 100", n)
 	}
 	if n := strings.Count(f.log.String(), "unknown option 77 ignored"); n != 1 {
 		t.Errorf("%d notices, want 1:\n%s", n, f.log)
 	}
-	for _, r := range f.em.records() {
+	for _, r := range f.em.Records() {
 		if r["oob.prefix"] != "P" {
 			t.Fatalf("record %v", r)
 		}
@@ -335,9 +317,9 @@ func TestConcurrentClients(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	f.em.wait(t, 2*perClient)
+	f.em.Next(t, 2*perClient)
 	next := map[string]uint64{}
-	for _, r := range f.em.records() {
+	for _, r := range f.em.Records() {
 		p := r["oob.prefix"].(string)
 		if id := r["nufw.user.id"].(uint64); id != next[p] {
 			t.Fatalf("client %s: frame %d arrived when %d was expected", p, id, next[p])
@@ -357,7 +339,7 @@ func TestTooManyClients(t *testing.T) {
 		send(t, c, buildFrame(icmpEcho, strOpt(optPrefix, strconv.Itoa(i))))
 		conns = append(conns, c)
 	}
-	f.em.wait(t, maxClients) // every one of them is being served
+	f.em.Next(t, maxClients) // every one of them is being served
 	extra := f.dial(t)
 	expectClosed(t, extra)
 	if n := f.in.stats.refused.Load(); n != 1 {
@@ -378,7 +360,7 @@ func TestTooManyClients(t *testing.T) {
 			t.Fatal("no client served after one left")
 		}
 	}
-	f.em.wait(t, 1)
+	f.em.Next(t, 1)
 }
 
 func TestStopUnlinksAndClosesClients(t *testing.T) {
@@ -386,11 +368,11 @@ func TestStopUnlinksAndClosesClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { f.done <- f.in.Run(context.Background(), f.em) }()
+	f.src.Run(context.Background(), f.em)
 	c := f.dial(t)
 	send(t, c, buildFrame(icmpEcho))
-	f.em.wait(t, 1)
-	f.stop(t)()
+	f.em.Next(t, 1)
+	f.src.Stop()
 	if _, err := os.Lstat(f.path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket still there after Stop: %v", err)
 	}
@@ -403,19 +385,12 @@ func TestRunReturnsOnCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { f.done <- f.in.Run(ctx, f.em) }()
+	f.src.Run(ctx, f.em)
 	c := f.dial(t)
 	send(t, c, buildFrame(icmpEcho))
-	f.em.wait(t, 1)
+	f.em.Next(t, 1)
 	cancel()
-	select {
-	case err := <-f.done:
-		if err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
+	f.src.Wait()
 	expectClosed(t, c)
 	f.in.Stop(context.Background())
 }
@@ -452,7 +427,7 @@ func TestStaleSocketRemoved(t *testing.T) {
 	}
 	c := f.dial(t)
 	send(t, c, buildFrame(icmpEcho))
-	f.em.wait(t, 1)
+	f.em.Next(t, 1)
 }
 
 func TestLiveSocketRefused(t *testing.T) {

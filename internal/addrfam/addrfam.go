@@ -1,0 +1,88 @@
+// Package addrfam is the address-family check of the filters that convert
+// address keys (IP2STR, IP2BIN, IP2HBIN), as ulogd2 does it: the family
+// (oob.family) says whether the addresses are IP addresses, and for a
+// bridge family the ethertype (oob.protocol) says it. An event of any
+// other family fails, and the first such problem is logged once per
+// instance.
+package addrfam
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/notice"
+)
+
+// Address families and ethertypes (oob.family, oob.protocol).
+const (
+	afInet   = 2
+	afARP    = 3 // NFPROTO_ARP: ARP packets, IPv4 addresses
+	afBridge = 7
+	afInet6  = 10
+
+	ethIPv4 = 0x0800
+	ethARP  = 0x0806
+	ethIPv6 = 0x86dd
+)
+
+// InputKeys returns the two input keys a Check reads, in the order a
+// filter declares them first: oob.family, oob.protocol.
+func InputKeys() []keys.Spec {
+	return []keys.Spec{
+		{Name: "oob.family", Type: keys.Uint8},
+		{Name: "oob.protocol", Type: keys.Uint16},
+	}
+}
+
+// Check is one filter instance's family check.
+type Check struct {
+	// Family and Protocol are the slots of oob.family and oob.protocol.
+	Family, Protocol keys.Slot
+	// ARP accepts the ARP family (IP2STR converts arp.* addresses).
+	ARP bool
+	// UnknownFamily is the filter's message for a family it does not
+	// handle.
+	UnknownFamily string
+	// Log receives the notice.
+	Log *slog.Logger
+
+	noted bool
+}
+
+// OK reports whether the addresses of r may be converted. When not, the
+// event is to fail (the engine counts it); the first problem of the
+// instance is logged as a notice.
+func (c *Check) OK(r *keys.Record) bool {
+	switch r.Uint(c.Family) {
+	case afInet, afInet6:
+	case afARP:
+		if !c.ARP {
+			c.notice(c.UnknownFamily)
+			return false
+		}
+	case afBridge:
+		if !r.Valid(c.Protocol) {
+			c.notice("No protocol inside AF_BRIDGE packet")
+			return false
+		}
+		switch r.Uint(c.Protocol) {
+		case ethIPv4, ethARP, ethIPv6:
+		default:
+			c.notice("Unknown protocol inside AF_BRIDGE packet")
+			return false
+		}
+	default:
+		c.notice(c.UnknownFamily)
+		return false
+	}
+	return true
+}
+
+// notice logs msg unless a problem was logged already.
+func (c *Check) notice(msg string) {
+	if !c.noted {
+		c.noted = true
+		c.Log.Log(context.Background(), notice.Level, msg)
+	}
+}
