@@ -264,6 +264,12 @@ func (in *instance) checkSysctls(ctx context.Context) {
 			in.log.Warn(fmt.Sprintf("NFCT: net.netfilter.%s is 0: %s; fix: sysctl -w net.netfilter.%s=1 (or install contrib's sysctl drop-in); it applies to flows created afterwards", s.name, s.what, s.name))
 		}
 	}
+	// The kernel tracks connections in a network namespace only once a
+	// rule there uses conntrack; an empty table at start is the usual sign
+	// that nothing will ever be reported.
+	if b, err := os.ReadFile(procConntrack + "nf_conntrack_count"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		in.log.Log(ctx, notice.Level, "NFCT: the conntrack table is empty: the kernel tracks connections only in a network namespace where a firewall rule uses conntrack (nft ct, NAT, iptables -m conntrack/state); without one no event will come")
+	}
 }
 
 // Stop closes every socket; Run returns promptly.
