@@ -1,0 +1,419 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// result is one subject on one load.
+type result struct {
+	Scenario string
+	Subject  string
+	Offered  string  // offered rate ("20000/s", "max")
+	Achieved float64 // generator rate (flows or packets per second)
+	Flows    uint64  // ground truth: nft counter (new conntrack entries, or logged packets)
+	Events   uint64  // kernel events the subject had to receive (2×flows for flows; packets)
+	Expected uint64  // records that should be logged
+	Logged   uint64
+	Drops    uint64 // kernel socket drop counter (/proc/PID/net/netlink)
+	SelfLost int64  // the daemon's own lost counter, -1 if unknown
+	CPUms    float64
+	HWMKB    uint64
+	Extra    string // burst time, GC wait, errors
+	Err      string
+}
+
+func (r result) lost() int64 { return int64(r.Expected) - int64(r.Logged) }
+
+func (r result) lostPct() float64 {
+	if r.Expected == 0 {
+		return 0
+	}
+	return 100 * float64(r.lost()) / float64(r.Expected)
+}
+
+func (r result) msPerK() float64 {
+	if r.Events == 0 {
+		return 0
+	}
+	return r.CPUms * 1000 / float64(r.Events)
+}
+
+func numCPU() int { return runtime.NumCPU() }
+
+// flowConf is the canonical conntrack stack, as ulogd2 needs it (plugin=
+// lines) and ulogd-go accepts it unchanged.
+func flowConf(plugDir string, hash bool) string {
+	ct := "event_mask=5\nhash_enable=0\n"
+	if hash {
+		ct = "" // every NFCT option at its default
+	}
+	return fmt.Sprintf(`[global]
+logfile="@DIR@/daemon.log"
+loglevel=3
+plugin="%[1]s/ulogd_inpflow_NFCT.so"
+plugin="%[1]s/ulogd_filter_IP2STR.so"
+plugin="%[1]s/ulogd_filter_PRINTFLOW.so"
+plugin="%[1]s/ulogd_output_LOGEMU.so"
+stack=ct1:NFCT,ip2str1:IP2STR,print1:PRINTFLOW,emu1:LOGEMU
+
+[ct1]
+%[2]s
+[emu1]
+file="@DIR@/out.log"
+sync=1
+`, plugDir, ct)
+}
+
+// pktConf is Debian's default stack (kernel LOG emulation), group 0.
+func pktConf(plugDir string) string {
+	return fmt.Sprintf(`[global]
+logfile="@DIR@/daemon.log"
+loglevel=3
+plugin="%[1]s/ulogd_inppkt_NFLOG.so"
+plugin="%[1]s/ulogd_raw2packet_BASE.so"
+plugin="%[1]s/ulogd_filter_IFINDEX.so"
+plugin="%[1]s/ulogd_filter_IP2STR.so"
+plugin="%[1]s/ulogd_filter_PRINTPKT.so"
+plugin="%[1]s/ulogd_output_LOGEMU.so"
+stack=log1:NFLOG,base1:BASE,ifi1:IFINDEX,ip2str1:IP2STR,print1:PRINTPKT,emu1:LOGEMU
+
+[log1]
+group=%[2]d
+
+[emu1]
+file="@DIR@/out.log"
+sync=1
+`, plugDir, nflogGroup)
+}
+
+// load describes what happens to the network while a subject runs.
+type load struct {
+	scenario string
+	offered  string
+	ruleset  string
+	sysctls  []string
+	gen      genConfig
+	end      string // "none" (flows deleted by the generator), "expire", "flush"
+	hash     bool
+	packets  bool
+}
+
+func (o *options) spec(kind, conf string, runDir string) subjectSpec {
+	s := subjectSpec{kind: kind, refBin: o.refBin, goBin: o.goBin, self: o.self, conf: conf}
+	if kind == subjGo && o.profileDir != "" {
+		s.profile = filepath.Join(o.profileDir, filepath.Base(runDir)+".pprof")
+	}
+	return s
+}
+
+func runFlowScenario(o *options, sc string, rate int) []result {
+	hash := sc == "hash"
+	flows := o.flows
+	offered := "max"
+	if rate > 0 {
+		offered = fmt.Sprintf("%d/s", rate)
+	}
+	if flows == 0 {
+		if rate > 0 {
+			flows = int(float64(rate) * o.seconds)
+		} else {
+			flows = 250000
+		}
+	}
+	l := load{scenario: sc, offered: offered, ruleset: rulesetFlows, hash: hash,
+		gen: genConfig{Flows: flows, Rate: rate, MaxTime: time.Duration(o.seconds*float64(time.Second)) + 2*time.Second}}
+	lagRate := rate
+	if lagRate == 0 {
+		lagRate = 50000
+	}
+	switch o.deleteMode {
+	case "expire":
+		l.end = "expire"
+		l.sysctls = []string{"net.netfilter.nf_conntrack_udp_timeout=1", "net.netfilter.nf_conntrack_udp_timeout_stream=1"}
+	default:
+		l.end = "none"
+		l.gen.Delete = true
+		l.gen.DeleteLag = max(1, int(o.deleteLag*float64(lagRate)))
+	}
+	var rs []result
+	for _, subj := range o.subjects {
+		if subj == subjFloor && hash {
+			continue // the floor receives the same events in both modes
+		}
+		rs = append(rs, runOne(o, l, subj, flowConf(o.plugDir, hash)))
+	}
+	return rs
+}
+
+func runBurstScenario(o *options) []result {
+	l := load{scenario: "burst", offered: "max", ruleset: rulesetFlows, hash: o.burstHash, end: "flush",
+		sysctls: []string{"net.netfilter.nf_conntrack_udp_timeout=3600", "net.netfilter.nf_conntrack_udp_timeout_stream=3600"},
+		gen:     genConfig{Flows: o.burstFlows, MaxTime: 120 * time.Second}}
+	if !l.hash {
+		l.scenario = "burst-nohash"
+	}
+	// nf_conntrack_max is global (read-only in child namespaces): raise it
+	// for the run and put it back.
+	const maxPath = "/proc/sys/net/netfilter/nf_conntrack_max"
+	old, err := readUintFile(maxPath)
+	if err != nil {
+		return []result{{Scenario: l.scenario, Err: "nf_conntrack_max: " + err.Error()}}
+	}
+	if want := uint64(o.burstFlows) + o.burstFlowsSlack(); old < want {
+		if err := os.WriteFile(maxPath, []byte(fmt.Sprint(want)), 0o644); err != nil {
+			return []result{{Scenario: l.scenario, Err: "nf_conntrack_max: " + err.Error()}}
+		}
+		restore := func() { os.WriteFile(maxPath, []byte(fmt.Sprint(old)), 0o644) }
+		atCleanup(restore)
+		defer restore()
+	}
+	var rs []result
+	for _, subj := range o.subjects {
+		rs = append(rs, runOne(o, l, subj, flowConf(o.plugDir, l.hash)))
+	}
+	return rs
+}
+
+func (o *options) burstFlowsSlack() uint64 { return 1000 + uint64(o.burstFlows)/10 }
+
+func runPacketScenario(o *options) []result {
+	l := load{scenario: "pkt", offered: "max", ruleset: rulesetPackets, packets: true, end: "none",
+		gen: genConfig{Flows: o.pktMax, MaxTime: time.Duration(o.pktSeconds * float64(time.Second))}}
+	var rs []result
+	for _, subj := range o.subjects {
+		if subj == subjFloor {
+			continue // no NFLOG floor listener
+		}
+		rs = append(rs, runOne(o, l, subj, pktConf(o.plugDir)))
+	}
+	return rs
+}
+
+// runOne measures one subject on one load, in fresh namespaces.
+func runOne(o *options, l load, kind, conf string) (r result) {
+	r = result{Scenario: l.scenario, Subject: kind, Offered: l.offered, SelfLost: -1}
+	fmt.Fprintf(os.Stderr, "-- %s %s %s ...\n", l.scenario, l.offered, kind)
+	defer func() {
+		if r.Err != "" {
+			fmt.Fprintf(os.Stderr, "   error: %s\n", r.Err)
+		}
+	}()
+	dir, err := os.MkdirTemp(o.tmp, fmt.Sprintf("%s-%s-%s-", l.scenario, strings.TrimSuffix(l.offered, "/s"), kind))
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	n, err := newTestNet(dir, l.ruleset)
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	defer n.Close()
+	for _, kv := range l.sysctls {
+		if err := n.sysctl(kv); err != nil {
+			r.Err = err.Error()
+			return r
+		}
+	}
+	g, err := newGenerator(n, l.gen.Delete)
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	defer g.Close()
+	s, err := startSubject(o.spec(kind, conf, dir), n.Server, dir)
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	defer s.Stop()
+	before, err := sampleProc(s.pid)
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+
+	gr, err := g.run(l.gen)
+	r.Achieved = gr.Rate()
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	var extra []string
+	if gr.DeleteErrs > 0 {
+		extra = append(extra, fmt.Sprintf("delete errors %d", gr.DeleteErrs))
+	}
+	switch l.end {
+	case "expire":
+		t0 := time.Now()
+		for time.Since(t0) < o.expireWait {
+			if c, err := n.conntrackCount(); err == nil && c == 0 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		extra = append(extra, fmt.Sprintf("gc wait %.1fs", time.Since(t0).Seconds()))
+	case "flush":
+		c, _ := n.conntrackCount()
+		t0 := time.Now()
+		if _, err := inNS(n.Server, "conntrack", "-F"); err != nil {
+			r.Err = err.Error()
+			return r
+		}
+		d := time.Since(t0)
+		extra = append(extra, fmt.Sprintf("flush of %d took %.2fs (%.0f/s)", c, d.Seconds(), float64(c)/d.Seconds()))
+	}
+	if !l.packets {
+		// Whatever is still in the table now ends with a flush, so that
+		// every flow has exactly one DESTROY.
+		if c, err := n.conntrackCount(); err == nil && c > 0 {
+			inNS(n.Server, "conntrack", "-F")
+			extra = append(extra, fmt.Sprintf("%d flushed at end", c))
+		}
+	}
+	if r.Flows, err = n.counter(); err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	switch {
+	case l.packets:
+		r.Events, r.Expected = r.Flows, r.Flows
+	case l.hash && kind != subjFloor:
+		r.Events, r.Expected = 2*r.Flows, r.Flows
+	default:
+		r.Events, r.Expected = 2*r.Flows, 2*r.Flows
+	}
+
+	// Drain: wait until everything is logged, or nothing new for -settle.
+	last, lastAt := s.logged().Lines, time.Now()
+	hard := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(hard) && s.alive() {
+		c := s.logged().Lines
+		if c >= r.Expected {
+			time.Sleep(200 * time.Millisecond) // catch duplicates
+			break
+		}
+		if c != last {
+			last, lastAt = c, time.Now()
+		} else if time.Since(lastAt) > o.settle {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !s.alive() {
+		r.Err = "subject exited during the run: " + tail(filepath.Join(dir, "stderr.log"))
+	}
+	after, err := sampleProc(s.pid)
+	if err == nil {
+		r.CPUms = float64(after.CPUTicks-before.CPUTicks) * 1000 / clockTicks
+		r.HWMKB = after.HWMKB
+		r.Drops = after.Drops
+	} else if r.Err == "" {
+		r.Err = err.Error()
+	}
+	lc := s.logged()
+	r.Logged = lc.Lines
+	if kind == subjFloor {
+		s.mu.Lock()
+		if e := s.floor[2]; e > 0 {
+			extra = append(extra, fmt.Sprintf("ENOBUFS %d", e))
+		}
+		s.mu.Unlock()
+	} else if !l.packets {
+		extra = append(extra, fmt.Sprintf("NEW %d DESTROY %d", lc.New, lc.Destroy))
+	}
+	s.Stop()
+	if kind == subjGo {
+		r.SelfLost = s.selfReportedLost()
+	}
+	r.Extra = strings.Join(extra, "; ")
+	return r
+}
+
+func printTable(w io.Writer, rs []result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tsubject\toffered\tachieved/s\tflows|pkts\texpected\tlogged\tlost\tlost%\tkern drops\tself lost\tCPU ms\tms/1k ev\tpeak RSS MB\t notes")
+	for _, r := range rs {
+		if r.Err != "" && r.Logged == 0 {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t\t\t\t\t\t\t\t\t\t ERROR: %s\n", r.Scenario, r.Subject, r.Offered, oneLine(r.Err))
+			continue
+		}
+		self := "-"
+		if r.SelfLost >= 0 {
+			self = fmt.Sprint(r.SelfLost)
+		}
+		notes := r.Extra
+		if r.Err != "" {
+			notes += " ERROR: " + oneLine(r.Err)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%d\t%d\t%d\t%d\t%.2f\t%d\t%s\t%.0f\t%.2f\t%.1f\t %s\n",
+			r.Scenario, r.Subject, r.Offered, r.Achieved, r.Flows, r.Expected, r.Logged, r.lost(), r.lostPct(),
+			r.Drops, self, r.CPUms, r.msPerK(), float64(r.HWMKB)/1024, notes)
+	}
+	tw.Flush()
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " | ")
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
+
+// printRatios compares ulogd-go with ulogd2 and the floor, per load.
+func printRatios(w io.Writer, rs []result) {
+	type key struct{ sc, offered string }
+	by := map[key]map[string]result{}
+	var order []key
+	for _, r := range rs {
+		k := key{r.Scenario, r.Offered}
+		if by[k] == nil {
+			by[k] = map[string]result{}
+			order = append(order, k)
+		}
+		by[k][r.Subject] = r
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "ratios (ulogd-go / other), CPU per 1000 kernel events:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\toffered\tgo ms/1k\tulogd2 ms/1k\tgo/ulogd2\tfloor ms/1k\tgo/floor\tgo lost%\tulogd2 lost%")
+	for _, k := range order {
+		m := by[k]
+		g, ok := m[subjGo]
+		if !ok || g.Err != "" {
+			continue
+		}
+		ref, hasRef := m[subjRef]
+		fl, hasFloor := m[subjFloor]
+		if !hasFloor && k.sc == "hash" {
+			// The floor receives the same kernel events in both modes.
+			fl, hasFloor = by[key{"nohash", k.offered}][subjFloor]
+		}
+		cell := func(ok bool, v float64, f string) string {
+			if !ok || v == 0 {
+				return "-"
+			}
+			return fmt.Sprintf(f, v)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%.2f\t%s\n", k.sc, k.offered, g.msPerK(),
+			cell(hasRef, ref.msPerK(), "%.2f"), cell(hasRef && ref.msPerK() > 0, g.msPerK()/ref.msPerK(), "%.2f×"),
+			cell(hasFloor, fl.msPerK(), "%.2f"), cell(hasFloor && fl.msPerK() > 0, g.msPerK()/fl.msPerK(), "%.2f×"),
+			g.lostPct(), lostCell(hasRef, ref))
+	}
+	tw.Flush()
+}
+
+func lostCell(ok bool, r result) string {
+	if !ok || r.Err != "" && r.Logged == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", r.lostPct())
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs a tiny load (500 flows, hash_enable=0) end to end through
+// ulogd-go, and through ulogd2 when it is installed. Root only.
+func TestSmoke(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces, nft, conntrack")
+	}
+	for _, tool := range []string{"ip", "nft", "conntrack"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s", tool)
+		}
+	}
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	tmp := t.TempDir()
+	o := &options{tmp: tmp, refBin: "/usr/sbin/ulogd", plugDir: "/usr/lib/x86_64-linux-gnu/ulogd",
+		settle: 2 * time.Second, goBin: filepath.Join(tmp, "ulogd-go")}
+	if out, err := exec.Command("go", "build", "-o", o.goBin, "../cmd/ulogd").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	t.Cleanup(cleanupAll)
+	subjects := []string{subjGo}
+	if _, err := os.Stat(o.refBin); err == nil {
+		subjects = append(subjects, subjRef)
+	}
+	l := load{scenario: "smoke", offered: "5000/s", ruleset: rulesetFlows, end: "none",
+		gen: genConfig{Flows: 500, Rate: 5000, MaxTime: 5 * time.Second, Delete: true, DeleteLag: 50}}
+	for _, s := range subjects {
+		r := runOne(o, l, s, flowConf(o.plugDir, false))
+		if r.Err != "" {
+			t.Fatalf("%s: %s", s, r.Err)
+		}
+		t.Logf("%s: flows %d expected %d logged %d drops %d cpu %.0f ms rss %d kB", s, r.Flows, r.Expected, r.Logged, r.Drops, r.CPUms, r.HWMKB)
+		if r.Flows != 500 || r.Expected != 1000 {
+			t.Errorf("%s: ground truth %d flows, %d expected; want 500, 1000", s, r.Flows, r.Expected)
+		}
+		if s == subjGo && r.Logged != r.Expected {
+			t.Errorf("ulogd-go logged %d of %d records", r.Logged, r.Expected)
+		}
+		if r.HWMKB == 0 {
+			t.Errorf("%s: no peak RSS read", s)
+		}
+	}
+}
