@@ -248,10 +248,12 @@ func serve(o *options, args []string, stderr io.Writer) int {
 				}
 				continue
 			}
+			g.Signal(sig)
 			if sig == syscall.SIGUSR1 {
+				// After the sources saw the signal: they bring their
+				// loss counts up to date on SIGUSR1.
 				logCounters(log, g)
 			}
-			g.Signal(sig)
 		case err := <-runErr:
 			if err != nil {
 				log.Log(ctx, daemon.LevelFatal, err.Error())
