@@ -1,5 +1,6 @@
 // Package fileout is the buffered, reopenable file writer behind the file
-// sinks (LOGEMU, and later OPRINT, GPRINT, JSON, NACCT).
+// sinks (LOGEMU, OPRINT, GPRINT, NACCT, PCAP, JSON, XML), and Sink, the
+// start, stop, flush and SIGHUP-reopen life cycle all but XML share.
 //
 // Lines are appended to a user-space buffer and written with one write(2)
 // per flush. With sync=1 every Flush writes (the stack engine flushes at the

@@ -3,7 +3,6 @@
 package gprint
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"time"
@@ -19,9 +18,6 @@ type Config struct {
 	Sync      int    `ulogd:"sync"`
 	Timestamp int    `ulogd:"timestamp"`
 }
-
-// levelNotice is ulogd's NOTICE level in slog terms.
-const levelNotice = 2
 
 func init() {
 	plugin.Register(&plugin.Descriptor{
@@ -50,13 +46,13 @@ type field struct {
 	typ    keys.Type
 }
 
+// sink is one GPRINT instance; fileout.Sink gives it Start, Stop, Flush
+// and Reopen (a failed reopen keeps the old file).
 type sink struct {
+	fileout.Sink
 	cfg    *Config
-	env    *plugin.Env
 	fields []field
 	now    func() time.Time
-
-	w *fileout.Writer
 
 	// "timestamp=YYYY/MM/DD-HH:MM:SS," is formatted once per second.
 	stampSec int64
@@ -64,7 +60,13 @@ type sink struct {
 }
 
 func newSink(env *plugin.Env, cfg *Config) *sink {
-	s := &sink{cfg: cfg, env: env, now: time.Now, stampSec: -1}
+	s := &sink{
+		Sink: fileout.NewSink(cfg.File, cfg.Sync != 0, env.Log, fileout.Texts{
+			Open:   "can't open GPRINT log file",
+			Notice: "GPRINT: reopening logfile",
+		}),
+		cfg: cfg, now: time.Now, stampSec: -1,
+	}
 	for _, u := range env.Upstream {
 		if !printable(u.Type) {
 			continue // never printed: no need to look at it per event
@@ -86,28 +88,10 @@ func printable(t keys.Type) bool {
 	return false
 }
 
-func (s *sink) Start(context.Context) error {
-	w, err := fileout.Open(s.cfg.File, s.cfg.Sync != 0)
-	if err != nil {
-		return fmt.Errorf("can't open GPRINT log file: %w", err)
-	}
-	s.w = w
-	return nil
-}
-
-func (s *sink) Stop(context.Context) error {
-	if s.w == nil {
-		return nil
-	}
-	err := s.w.Close()
-	s.w = nil
-	return err
-}
-
 // Interp appends one line: the optional time stamp, then "name=value," for
 // each valid key; the last comma becomes the newline.
 func (s *sink) Interp(r *keys.Record) plugin.Verdict {
-	b := s.w.Buffer()
+	b := s.W.Buffer()
 	start := len(b)
 	if s.cfg.Timestamp != 0 {
 		now := s.now()
@@ -133,7 +117,7 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 		return plugin.Continue
 	}
 	b[len(b)-1] = '\n'
-	if err := s.w.Commit(b); err != nil {
+	if err := s.W.Commit(b); err != nil {
 		// The line stays buffered for the next write; the engine counts
 		// and reports the failure.
 		return plugin.Fail
@@ -159,25 +143,4 @@ func appendValue(b []byte, r *keys.Record, f *field) []byte {
 		return strconv.AppendInt(b, int64(int32(r.Uint(f.slot))), 10)
 	}
 	return strconv.AppendUint(b, r.Uint(f.slot), 10)
-}
-
-// Flush is called at the end of each receive batch (and every second).
-func (s *sink) Flush() error {
-	if s.w == nil {
-		return nil
-	}
-	return s.w.Flush()
-}
-
-// Reopen reopens the file on SIGHUP (logrotate); a failed reopen keeps the
-// old file.
-func (s *sink) Reopen() error {
-	s.env.Log.Log(context.Background(), levelNotice, "GPRINT: reopening logfile")
-	if s.w == nil {
-		return nil
-	}
-	if err := s.w.Reopen(); err != nil {
-		return fmt.Errorf("can't open GPRINT log file: %w", err)
-	}
-	return nil
 }

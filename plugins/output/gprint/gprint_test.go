@@ -2,7 +2,6 @@ package gprint
 
 import (
 	"log/slog"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -34,15 +33,6 @@ var provides = []keys.Spec{
 	{Name: "raw.pkt", Type: keys.Raw},
 	{Name: "ip.saddr.bin", Type: keys.RawStr},
 	{Name: "v6", Type: keys.IP6Addr},
-}
-
-func read(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func TestLineFormat(t *testing.T) {
@@ -92,11 +82,8 @@ func TestLineFormat(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "gprint.log")
-			h := plugintest.New(t, "gp1:GPRINT", "[gp1]\nfile=\""+path+"\"\nsync=1\n", provides)
-			h.Event(tc.ev)
-			h.Flush()
-			if diff := cmp.Diff(tc.want, read(t, path)); diff != "" {
+			h := plugintest.NewFile(t, "gp1:GPRINT", "gprint.log", "sync=1\n", provides)
+			if diff := cmp.Diff(tc.want, h.Log(tc.ev)); diff != "" {
 				t.Errorf("file (-want +got):\n%s", diff)
 			}
 		})
@@ -106,18 +93,16 @@ func TestLineFormat(t *testing.T) {
 // TestDuplicatesShowNearestProvider: a key provided twice is printed twice,
 // both times with the nearest provider's value (Q37).
 func TestDuplicatesShowNearestProvider(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "gprint.log")
 	src := []keys.Spec{
 		{Name: "oob.family", Type: keys.Uint8},
 		{Name: "oob.protocol", Type: keys.Uint16},
 		{Name: "ip.saddr", Type: keys.IPAddr},
 		{Name: "ip.saddr.str", Type: keys.String},
 	}
-	h := plugintest.New(t, "ip2str1:IP2STR,gp1:GPRINT", "[gp1]\nfile=\""+path+"\"\nsync=1\n", src)
-	h.Event(map[string]any{"oob.family": 2, "oob.protocol": 0x0800, "ip.saddr": []byte{10, 0, 0, 1}, "ip.saddr.str": "shadowed"})
-	h.Flush()
+	h := plugintest.NewFile(t, "ip2str1:IP2STR,gp1:GPRINT", "gprint.log", "sync=1\n", src)
 	want := "oob.family=2,oob.protocol=2048,ip.saddr=10.0.0.1,ip.saddr.str=10.0.0.1,ip.saddr.str=10.0.0.1\n"
-	if diff := cmp.Diff(want, read(t, path)); diff != "" {
+	got := h.Log(map[string]any{"oob.family": 2, "oob.protocol": 0x0800, "ip.saddr": []byte{10, 0, 0, 1}, "ip.saddr.str": "shadowed"})
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("file (-want +got):\n%s", diff)
 	}
 }
@@ -126,19 +111,13 @@ func TestDuplicatesShowNearestProvider(t *testing.T) {
 // stack engine, for the timestamp, allocation and benchmark tests.
 func direct(t testing.TB, cfg *Config) (*sink, *keys.Record) {
 	t.Helper()
-	types := make([]keys.Type, len(provides))
-	up := make([]keys.Bound, len(provides))
-	for i, p := range provides {
-		types[i] = p.Type
-		up[i] = keys.Bound{Spec: p, Slot: keys.Slot(i), Instance: "src"}
-	}
+	up, r := plugintest.Upstream(provides)
 	env := &plugin.Env{ID: "gp1", Plugin: "GPRINT", Config: cfg, Upstream: up, Log: slog.New(slog.DiscardHandler)}
 	s := newSink(env, cfg)
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Stop(t.Context()) })
-	r := keys.NewRecord(types)
 	fill(r)
 	return s, r
 }
@@ -169,20 +148,19 @@ func TestTimestamp(t *testing.T) {
 	want := "timestamp=2026/01/02-03:04:05,oob.prefix=OUT-LOG,ip.saddr=10.99.0.1,ip.daddr=fd99::2,s8=-5,s32=-70000," +
 		"u8=40000,u16=40000,u32=40000,u64=40000,flag=1\n" +
 		"timestamp=2026/01/02-03:04:05,u16=1\n"
-	if diff := cmp.Diff(want, read(t, path)); diff != "" {
+	if diff := cmp.Diff(want, plugintest.ReadFile(t, path)); diff != "" {
 		t.Errorf("file (-want +got):\n%s", diff)
 	}
 }
 
 func TestTimestampIsNow(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "gprint.log")
-	h := plugintest.New(t, "gp1:GPRINT", "[gp1]\nfile=\""+path+"\"\nsync=1\ntimestamp=1\n", provides)
+	h := plugintest.NewFile(t, "gp1:GPRINT", "gprint.log", "sync=1\ntimestamp=1\n", provides)
 	before := time.Now().Truncate(time.Second)
 	h.Event(map[string]any{"u8": 1})
 	h.Flush()
-	m := regexp.MustCompile(`^timestamp=(\d{4}/\d\d/\d\d-\d\d:\d\d:\d\d),u8=1\n$`).FindStringSubmatch(read(t, path))
+	m := regexp.MustCompile(`^timestamp=(\d{4}/\d\d/\d\d-\d\d:\d\d:\d\d),u8=1\n$`).FindStringSubmatch(h.Read())
 	if m == nil {
-		t.Fatalf("file = %q", read(t, path))
+		t.Fatalf("file = %q", h.Read())
 	}
 	ts, err := time.ParseInLocation("2006/01/02-15:04:05", m[1], time.Local)
 	if err != nil {
@@ -194,84 +172,44 @@ func TestTimestampIsNow(t *testing.T) {
 }
 
 func TestSync0BuffersUntilStop(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "gprint.log")
-	h := plugintest.New(t, "gp1:GPRINT", "[gp1]\nfile=\""+path+"\"\n", provides)
-	h.Event(map[string]any{"u8": 1})
-	h.Flush()
-	if got := read(t, path); got != "" {
-		t.Fatalf("sync=0 wrote at once: %q", got)
-	}
-	h.Graph.Stop(t.Context())
-	if got := read(t, path); got != "u8=1\n" {
+	h := plugintest.NewFile(t, "gp1:GPRINT", "gprint.log", "", provides)
+	if got := h.BuffersUntilStop(map[string]any{"u8": 1}); got != "u8=1\n" {
 		t.Fatalf("after stop file = %q", got)
 	}
 }
 
 func TestReopenAfterRotate(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "gprint.log")
-	h := plugintest.New(t, "gp1:GPRINT", "[gp1]\nfile=\""+path+"\"\nsync=1\n", provides)
-	h.Event(map[string]any{"u8": 1})
-	h.Event(map[string]any{"u8": 2})
+	h := plugintest.NewFile(t, "gp1:GPRINT", "gprint.log", "sync=1\n", provides)
 	// logrotate renames, then signals; buffered lines belong to the old file.
-	if err := os.Rename(path, path+".1"); err != nil {
-		t.Fatal(err)
+	old, cur := h.ReopenAfterRotate([]map[string]any{{"u8": 1}, {"u8": 2}}, []map[string]any{{"u8": 3}})
+	if old != "u8=1\nu8=2\n" {
+		t.Errorf("rotated file = %q", old)
 	}
-	if err := h.Reopen(); err != nil {
-		t.Fatal(err)
-	}
-	h.Event(map[string]any{"u8": 3})
-	h.Flush()
-	if got := read(t, path+".1"); got != "u8=1\nu8=2\n" {
-		t.Errorf("rotated file = %q", got)
-	}
-	if got := read(t, path); got != "u8=3\n" {
-		t.Errorf("new file = %q", got)
+	if cur != "u8=3\n" {
+		t.Errorf("new file = %q", cur)
 	}
 }
 
 func TestReopenFailureKeepsOldFile(t *testing.T) {
-	dir := t.TempDir()
-	sub := filepath.Join(dir, "sub")
-	os.Mkdir(sub, 0o755)
-	s, r := direct(t, &Config{File: filepath.Join(sub, "gprint.log"), Sync: 1})
-	os.Rename(sub, filepath.Join(dir, "moved"))
-	if err := s.Reopen(); err == nil || !strings.Contains(err.Error(), "can't open GPRINT log file") {
-		t.Fatalf("Reopen = %v", err)
-	}
-	if v := s.Interp(r); v != plugin.Continue {
-		t.Fatalf("Interp after failed reopen = %v", v)
-	}
-	s.Flush()
-	if got := read(t, filepath.Join(dir, "moved", "gprint.log")); !strings.HasPrefix(got, "oob.prefix=OUT-LOG,") {
+	got := plugintest.ReopenFailureKeepsOldFile(t, "gprint.log", func(path string) (plugintest.FileSink, *keys.Record) {
+		return direct(t, &Config{File: path, Sync: 1})
+	}, "can't open GPRINT log file")
+	if !strings.HasPrefix(got, "oob.prefix=OUT-LOG,") {
 		t.Errorf("old file = %q", got)
 	}
 }
 
 func TestOpenFailureFailsStart(t *testing.T) {
-	cfg := &Config{File: "/nonexistent-dir-ulogd-test/gprint.log"}
-	s := newSink(&plugin.Env{Config: cfg, Log: slog.New(slog.DiscardHandler)}, cfg)
-	if err := s.Start(t.Context()); err == nil || !strings.Contains(err.Error(), "can't open GPRINT log file") {
-		t.Fatalf("Start = %v", err)
-	}
+	cfg := &Config{File: plugintest.MissingDir + "/gprint.log"}
+	plugintest.StartFails(t, newSink(&plugin.Env{Config: cfg, Log: slog.New(slog.DiscardHandler)}, cfg), "can't open GPRINT log file")
 }
 
 func TestZeroAllocsPerEvent(t *testing.T) {
 	s, r := direct(t, &Config{File: filepath.Join(t.TempDir(), "gprint.log"), Sync: 1, Timestamp: 1})
-	n := testing.AllocsPerRun(10000, func() {
-		s.Interp(r)
-		s.Flush()
-	})
-	if n != 0 {
-		t.Errorf("%v allocations per event, want 0", n)
-	}
+	plugintest.ZeroAllocsPerEvent(t, s, r)
 }
 
 func BenchmarkInterp(b *testing.B) {
 	s, r := direct(b, &Config{File: filepath.Join(b.TempDir(), "gprint.log"), Sync: 1, Timestamp: 1})
-	b.ReportAllocs()
-	for b.Loop() {
-		s.Interp(r)
-	}
-	s.Flush()
+	plugintest.BenchInterp(b, s, r)
 }

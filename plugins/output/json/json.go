@@ -126,7 +126,7 @@ type sink struct {
 	now  func() time.Time
 
 	// File mode.
-	w *fileout.Writer
+	file fileout.Sink
 
 	// Socket modes.
 	scratch  []byte // the record being formatted
@@ -160,6 +160,11 @@ func newSink(env *plugin.Env) (plugin.Instance, error) {
 		if cfg.File == "" {
 			return nil, fmt.Errorf("option \"file\" is empty")
 		}
+		s.file = fileout.NewSink(cfg.File, cfg.Sync != 0, s.log, fileout.Texts{
+			Open:   "can't open JSON log file",
+			Reopen: "can't reopen JSON log file",
+			Notice: "JSON: reopening logfile",
+		})
 	case modeUnix:
 		// sun_path holds 108 bytes including the terminating NUL.
 		if cfg.File == "" || len(cfg.File) >= 108 {
@@ -188,24 +193,14 @@ func joinHostPort(host, port string) string {
 
 func (s *sink) Start(ctx context.Context) error {
 	if s.mode == modeFile {
-		w, err := fileout.Open(s.cfg.File, s.cfg.Sync != 0)
-		if err != nil {
-			return fmt.Errorf("can't open JSON log file: %w", err)
-		}
-		s.w = w
-		return nil
+		return s.file.Start(ctx)
 	}
 	return s.startSocket(ctx)
 }
 
 func (s *sink) Stop(ctx context.Context) error {
 	if s.mode == modeFile {
-		if s.w == nil {
-			return nil
-		}
-		err := s.w.Close()
-		s.w = nil
-		return err
+		return s.file.Stop(ctx)
 	}
 	return s.stopSocket(ctx)
 }
@@ -213,10 +208,11 @@ func (s *sink) Stop(ctx context.Context) error {
 // Interp formats one record and hands it to the file buffer or the queue.
 func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 	if s.mode == modeFile {
-		if s.w == nil {
+		w := s.file.W
+		if w == nil {
 			return plugin.Fail
 		}
-		if err := s.w.Commit(s.encode(s.w.Buffer(), r)); err != nil {
+		if err := w.Commit(s.encode(w.Buffer(), r)); err != nil {
 			// The line stays buffered for the next write; the engine
 			// counts and reports the failure (rate-limited).
 			return plugin.Fail
@@ -233,10 +229,10 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 // Flush is called at the end of each receive batch (and every second).
 // Socket modes send as soon as records are queued: nothing to do.
 func (s *sink) Flush() error {
-	if s.mode != modeFile || s.w == nil {
+	if s.mode != modeFile {
 		return nil
 	}
-	return s.w.Flush()
+	return s.file.Flush()
 }
 
 // Reopen reopens the file (logrotate) or reconnects the socket on SIGHUP.
@@ -246,14 +242,7 @@ func (s *sink) Reopen() error {
 		s.reconnect()
 		return nil
 	}
-	s.log.Log(context.Background(), levelNotice, "JSON: reopening logfile")
-	if s.w == nil {
-		return nil
-	}
-	if err := s.w.Reopen(); err != nil {
-		return fmt.Errorf("can't reopen JSON log file: %w", err)
-	}
-	return nil
+	return s.file.Reopen()
 }
 
 // Dropped returns how many records were dropped because the socket queue

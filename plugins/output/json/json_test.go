@@ -313,23 +313,16 @@ func TestTimestampZones(t *testing.T) {
 }
 
 func TestReopenLosesNoLine(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "out.json")
-	h := plugintest.New(t, packetChain, "[json1]\nfile=\""+path+"\"\n", packetKeys)
+	h := plugintest.NewFile(t, packetChain, "out.json", "", packetKeys)
 	for i := range 10 {
 		h.Event(packetEvent(map[string]any{"raw.pktlen": i}))
 	}
-	if err := os.Rename(path, path+".1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Reopen(); err != nil {
-		t.Fatal(err)
-	}
+	rotated := h.Rotate()
 	for i := 10; i < 25; i++ {
 		h.Event(packetEvent(map[string]any{"raw.pktlen": i}))
 	}
 	h.Graph.Stop(t.Context())
-	old, cur := readJSON(t, path+".1"), readJSON(t, path)
+	old, cur := readJSON(t, rotated), readJSON(t, h.File)
 	if len(old) != 10 || len(cur) != 15 {
 		t.Fatalf("%d lines in the rotated file, %d in the new one: want 10 and 15", len(old), len(cur))
 	}
@@ -404,12 +397,7 @@ func (l *lockedBuf) String() string {
 // spec i) and a record for them.
 func newDirect(tb testing.TB, cfg *Config, specs []keys.Spec) *direct {
 	tb.Helper()
-	up := make([]keys.Bound, len(specs))
-	types := make([]keys.Type, len(specs))
-	for i, s := range specs {
-		up[i] = keys.Bound{Spec: s, Slot: keys.Slot(i), Instance: "src"}
-		types[i] = s.Type
-	}
+	up, rec := plugintest.Upstream(specs)
 	lb := &lockedBuf{}
 	env := &plugin.Env{ID: "json1", Plugin: "JSON", Config: cfg, Upstream: up,
 		Log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))}
@@ -417,7 +405,7 @@ func newDirect(tb testing.TB, cfg *Config, specs []keys.Spec) *direct {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &direct{s: inst.(*sink), rec: keys.NewRecord(types), log: lb}
+	return &direct{s: inst.(*sink), rec: rec, log: lb}
 }
 
 func cfgWith(f func(*Config)) *Config {

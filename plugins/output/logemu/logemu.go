@@ -41,18 +41,25 @@ func init() {
 			if cfg.File == "" {
 				return nil, fmt.Errorf("option \"file\" is empty")
 			}
-			return &sink{cfg: cfg, print: env.In[0], sec: env.In[1], now: time.Now, log: env}, nil
+			return &sink{
+				Sink: fileout.NewSink(cfg.File, cfg.Sync != 0, env.Log, fileout.Texts{
+					Open:   "can't open syslogemu",
+					Reopen: "can't reopen syslogemu",
+					Notice: "syslogemu: reopening logfile",
+				}),
+				print: env.In[0], sec: env.In[1], now: time.Now,
+			}, nil
 		},
 	})
 }
 
+// sink is one LOGEMU instance; fileout.Sink gives it Stop, Flush and
+// Reopen.
 type sink struct {
-	cfg        *Config
+	fileout.Sink
 	print, sec keys.Slot
 	now        func() time.Time
-	log        *plugin.Env
 
-	w    *fileout.Writer
 	host string
 
 	// The prefix "Mon dd hh:mm:ss host " is formatted once per second.
@@ -60,28 +67,17 @@ type sink struct {
 	prefix    []byte
 }
 
-func (s *sink) Start(context.Context) error {
+func (s *sink) Start(ctx context.Context) error {
 	host, err := os.Hostname()
 	if err != nil {
 		return fmt.Errorf("gethostname: %w", err)
 	}
 	s.host, _, _ = strings.Cut(host, ".")
-	w, err := fileout.Open(s.cfg.File, s.cfg.Sync != 0)
-	if err != nil {
-		return fmt.Errorf("can't open syslogemu: %w", err)
+	if err := s.Sink.Start(ctx); err != nil {
+		return err
 	}
-	s.w = w
 	s.prefixSec = -1
 	return nil
-}
-
-func (s *sink) Stop(context.Context) error {
-	if s.w == nil {
-		return nil
-	}
-	err := s.w.Close()
-	s.w = nil
-	return err
 }
 
 // Interp appends one line. The time is the packet's (oob.time.sec) when the
@@ -101,33 +97,13 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 		p = append(p, s.host...)
 		s.prefix = append(p, ' ')
 	}
-	b := s.w.Buffer()
+	b := s.W.Buffer()
 	b = append(b, s.prefix...)
 	b = append(b, r.Bytes(s.print)...)
-	if err := s.w.Commit(b); err != nil {
+	if err := s.W.Commit(b); err != nil {
 		// The line stays buffered for the next write; the engine counts
 		// and reports the failure (rate-limited).
 		return plugin.Fail
 	}
 	return plugin.Continue
-}
-
-// Flush is called at the end of each receive batch (and every second).
-func (s *sink) Flush() error {
-	if s.w == nil {
-		return nil
-	}
-	return s.w.Flush()
-}
-
-// Reopen reopens the file on SIGHUP (logrotate).
-func (s *sink) Reopen() error {
-	s.log.Log.Log(context.Background(), 2, "syslogemu: reopening logfile")
-	if s.w == nil {
-		return nil
-	}
-	if err := s.w.Reopen(); err != nil {
-		return fmt.Errorf("can't reopen syslogemu: %w", err)
-	}
-	return nil
 }

@@ -2,7 +2,6 @@ package logemu
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,15 +15,6 @@ var provides = []keys.Spec{
 	{Name: "oob.time.sec", Type: keys.Uint32},
 }
 
-func read(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func hostname(t *testing.T) string {
 	h, err := os.Hostname()
 	if err != nil {
@@ -35,23 +25,22 @@ func hostname(t *testing.T) string {
 }
 
 func TestLineFormatAndSync(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "emu.log")
-	h := plugintest.New(t, "emu1:LOGEMU", "[emu1]\nfile=\""+path+"\"\nsync=1\n", provides)
+	h := plugintest.NewFile(t, "emu1:LOGEMU", "emu.log", "sync=1\n", provides)
 	ts := time.Date(2026, 11, 5, 8, 1, 2, 0, time.Local)
 	h.Event(map[string]any{"print": "[NEW] ORIG: SRC=10.0.0.1 \n", "oob.time.sec": int(ts.Unix())})
-	if got := read(t, path); got != "" {
+	if got := h.Read(); got != "" {
 		t.Fatalf("written before the end of the batch: %q", got)
 	}
 	h.Flush()
 	want := "Nov  5 08:01:02 " + hostname(t) + " [NEW] ORIG: SRC=10.0.0.1 \n"
-	if got := read(t, path); got != want {
+	if got := h.Read(); got != want {
 		t.Fatalf("file = %q, want %q", got, want)
 	}
 	// Without oob.time.sec the line is stamped with the current time.
 	before := time.Now().Truncate(time.Second)
 	h.Event(map[string]any{"print": "x\n"})
 	h.Flush()
-	lines := strings.Split(strings.TrimSuffix(read(t, path), "\n"), "\n")
+	lines := strings.Split(strings.TrimSuffix(h.Read(), "\n"), "\n")
 	stamp, err := time.ParseInLocation(time.Stamp, lines[1][:15], time.Local)
 	if err != nil {
 		t.Fatalf("second line %q: %v", lines[1], err)
@@ -63,36 +52,19 @@ func TestLineFormatAndSync(t *testing.T) {
 }
 
 func TestSync0BuffersUntilStop(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "emu.log")
-	h := plugintest.New(t, "emu1:LOGEMU", "[emu1]\nfile=\""+path+"\"\n", provides)
-	h.Event(map[string]any{"print": "a\n", "oob.time.sec": 1})
-	h.Flush()
-	if got := read(t, path); got != "" {
-		t.Fatalf("sync=0 wrote at once: %q", got)
-	}
-	h.Graph.Stop(t.Context())
-	if got := read(t, path); !strings.HasSuffix(got, " a\n") {
+	h := plugintest.NewFile(t, "emu1:LOGEMU", "emu.log", "", provides)
+	if got := h.BuffersUntilStop(map[string]any{"print": "a\n", "oob.time.sec": 1}); !strings.HasSuffix(got, " a\n") {
 		t.Fatalf("after stop file = %q, want the buffered line", got)
 	}
 }
 
 func TestReopenAfterRotate(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "emu.log")
-	h := plugintest.New(t, "emu1:LOGEMU", "[emu1]\nfile=\""+path+"\"\nsync=1\n", provides)
-	h.Event(map[string]any{"print": "one\n", "oob.time.sec": 1})
-	h.Event(map[string]any{"print": "two\n", "oob.time.sec": 1})
+	h := plugintest.NewFile(t, "emu1:LOGEMU", "emu.log", "sync=1\n", provides)
 	// logrotate renames, then signals; lines still buffered belong to the
 	// old file.
-	if err := os.Rename(path, path+".1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Reopen(); err != nil {
-		t.Fatal(err)
-	}
-	h.Event(map[string]any{"print": "three\n", "oob.time.sec": 1})
-	h.Flush()
-	old, cur := read(t, path+".1"), read(t, path)
+	old, cur := h.ReopenAfterRotate(
+		[]map[string]any{{"print": "one\n", "oob.time.sec": 1}, {"print": "two\n", "oob.time.sec": 1}},
+		[]map[string]any{{"print": "three\n", "oob.time.sec": 1}})
 	if strings.Count(old, "\n") != 2 || !strings.HasSuffix(old, " two\n") {
 		t.Errorf("rotated file = %q, want lines one and two", old)
 	}
@@ -102,17 +74,15 @@ func TestReopenAfterRotate(t *testing.T) {
 }
 
 func TestOpenFailureFailsStart(t *testing.T) {
-	f, err := os.Open("/nonexistent-dir-ulogd-test/x")
+	f, err := os.Open(plugintest.MissingDir + "/x")
 	if err == nil {
 		f.Close()
 		t.Skip("path unexpectedly exists")
 	}
-	d, cfg := desc(), &Config{File: "/nonexistent-dir-ulogd-test/emu.log"}
+	d, cfg := desc(), &Config{File: plugintest.MissingDir + "/emu.log"}
 	inst, err := d.New(envFor(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := inst.Start(t.Context()); err == nil || !strings.Contains(err.Error(), "can't open syslogemu") {
-		t.Fatalf("Start error = %v", err)
-	}
+	plugintest.StartFails(t, inst, "can't open syslogemu")
 }

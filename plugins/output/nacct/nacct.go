@@ -4,7 +4,6 @@
 package nacct
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 
@@ -18,9 +17,6 @@ type Config struct {
 	File string `ulogd:"file"`
 	Sync int    `ulogd:"sync"`
 }
-
-// levelNotice is ulogd's NOTICE level in slog terms.
-const levelNotice = 2
 
 // Input key indexes.
 const (
@@ -69,36 +65,23 @@ func init() {
 			if cfg.File == "" {
 				return nil, fmt.Errorf("option \"file\" is empty")
 			}
-			s := &sink{cfg: cfg, env: env}
+			s := &sink{Sink: fileout.NewSink(cfg.File, cfg.Sync != 0, env.Log, fileout.Texts{
+				Open:   cfg.File,
+				Notice: "NACCT: reopening logfile",
+			})}
 			copy(s.in[:], env.In)
 			return s, nil
 		},
 	})
 }
 
+// sink is one NACCT instance; fileout.Sink gives it Start, Stop, Flush
+// and Reopen. Unlike ulogd2, which closes the file first on SIGHUP and
+// crashes on the next event when the open fails (Q34), a failed reopen
+// keeps the old file.
 type sink struct {
-	cfg *Config
-	env *plugin.Env
-	in  [inEnd + 1]keys.Slot
-	w   *fileout.Writer
-}
-
-func (s *sink) Start(context.Context) error {
-	w, err := fileout.Open(s.cfg.File, s.cfg.Sync != 0)
-	if err != nil {
-		return fmt.Errorf("%s: %w", s.cfg.File, err)
-	}
-	s.w = w
-	return nil
-}
-
-func (s *sink) Stop(context.Context) error {
-	if s.w == nil {
-		return nil
-	}
-	err := s.w.Close()
-	s.w = nil
-	return err
+	fileout.Sink
+	in [inEnd + 1]keys.Slot
 }
 
 // Interp appends
@@ -113,7 +96,7 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 	if proto == ipprotoICMP {
 		sport, dport = s.in[inICMPType], s.in[inICMPCode]
 	}
-	b := s.w.Buffer()
+	b := s.W.Buffer()
 	b = strconv.AppendUint(b, r.Uint(s.in[inEnd]), 10)
 	b = append(b, '\t')
 	b = strconv.AppendUint(b, proto, 10)
@@ -130,32 +113,10 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 	b = append(b, '\t')
 	b = strconv.AppendUint(b, r.Uint(s.in[inPktlen]), 10)
 	b = append(b, '\n')
-	if err := s.w.Commit(b); err != nil {
+	if err := s.W.Commit(b); err != nil {
 		// The line stays buffered for the next write; the engine counts
 		// and reports the failure.
 		return plugin.Fail
 	}
 	return plugin.Continue
-}
-
-// Flush is called at the end of each receive batch (and every second).
-func (s *sink) Flush() error {
-	if s.w == nil {
-		return nil
-	}
-	return s.w.Flush()
-}
-
-// Reopen reopens the file on SIGHUP (logrotate). Unlike ulogd2, which
-// closes first and crashes on the next event when the open fails (Q34),
-// a failed reopen keeps the old file.
-func (s *sink) Reopen() error {
-	s.env.Log.Log(context.Background(), levelNotice, "NACCT: reopening logfile")
-	if s.w == nil {
-		return nil
-	}
-	if err := s.w.Reopen(); err != nil {
-		return fmt.Errorf("%s: %w", s.cfg.File, err)
-	}
-	return nil
 }

@@ -3,7 +3,6 @@
 package oprint
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 
@@ -17,9 +16,6 @@ type Config struct {
 	File string `ulogd:"file"`
 	Sync int    `ulogd:"sync"`
 }
-
-// levelNotice is ulogd's NOTICE level in slog terms.
-const levelNotice = 2
 
 const boundary = "===>PACKET BOUNDARY\n"
 
@@ -50,43 +46,28 @@ type field struct {
 	typ    keys.Type
 }
 
+// sink is one OPRINT instance; fileout.Sink gives it Start, Stop, Flush
+// and Reopen (a failed reopen keeps the old file).
 type sink struct {
-	cfg    *Config
-	env    *plugin.Env
+	fileout.Sink
 	fields []field
-	w      *fileout.Writer
 }
 
 func newSink(env *plugin.Env, cfg *Config) *sink {
-	s := &sink{cfg: cfg, env: env}
+	s := &sink{Sink: fileout.NewSink(cfg.File, cfg.Sync != 0, env.Log, fileout.Texts{
+		Open:   "can't open PKTLOG",
+		Notice: "OPRINT: reopening logfile",
+	})}
 	for _, u := range env.Upstream {
 		s.fields = append(s.fields, field{prefix: []byte(u.Name + "="), slot: u.Slot, typ: u.Type})
 	}
 	return s
 }
 
-func (s *sink) Start(context.Context) error {
-	w, err := fileout.Open(s.cfg.File, s.cfg.Sync != 0)
-	if err != nil {
-		return fmt.Errorf("can't open PKTLOG: %w", err)
-	}
-	s.w = w
-	return nil
-}
-
-func (s *sink) Stop(context.Context) error {
-	if s.w == nil {
-		return nil
-	}
-	err := s.w.Close()
-	s.w = nil
-	return err
-}
-
 // Interp appends the boundary line and one line per valid key, in
 // upstream order, duplicates included.
 func (s *sink) Interp(r *keys.Record) plugin.Verdict {
-	b := append(s.w.Buffer(), boundary...)
+	b := append(s.W.Buffer(), boundary...)
 	for i := range s.fields {
 		f := &s.fields[i]
 		if !r.Valid(f.slot) {
@@ -96,7 +77,7 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 		b = appendValue(b, r, f)
 		b = append(b, '\n')
 	}
-	if err := s.w.Commit(b); err != nil {
+	if err := s.W.Commit(b); err != nil {
 		// The lines stay buffered for the next write; the engine counts
 		// and reports the failure.
 		return plugin.Fail
@@ -128,25 +109,4 @@ func appendValue(b []byte, r *keys.Record, f *field) []byte {
 	}
 	// RAW, RAWSTR, INT64, IP6ADDR: ulogd2 prints this literal.
 	return append(b, "default"...)
-}
-
-// Flush is called at the end of each receive batch (and every second).
-func (s *sink) Flush() error {
-	if s.w == nil {
-		return nil
-	}
-	return s.w.Flush()
-}
-
-// Reopen reopens the file on SIGHUP (logrotate); a failed reopen keeps the
-// old file.
-func (s *sink) Reopen() error {
-	s.env.Log.Log(context.Background(), levelNotice, "OPRINT: reopening logfile")
-	if s.w == nil {
-		return nil
-	}
-	if err := s.w.Reopen(); err != nil {
-		return fmt.Errorf("can't open PKTLOG: %w", err)
-	}
-	return nil
 }

@@ -2,7 +2,6 @@ package oprint
 
 import (
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,15 +32,6 @@ var provides = []keys.Spec{
 	{Name: "ip.saddr.bin", Type: keys.RawStr},
 	{Name: "v6", Type: keys.IP6Addr},
 	{Name: "any", Type: keys.None},
-}
-
-func read(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func TestFormat(t *testing.T) {
@@ -82,11 +72,8 @@ func TestFormat(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "oprint.log")
-			h := plugintest.New(t, "op1:OPRINT", "[op1]\nfile=\""+path+"\"\nsync=1\n", provides)
-			h.Event(tc.ev)
-			h.Flush()
-			if diff := cmp.Diff(tc.want, read(t, path)); diff != "" {
+			h := plugintest.NewFile(t, "op1:OPRINT", "oprint.log", "sync=1\n", provides)
+			if diff := cmp.Diff(tc.want, h.Log(tc.ev)); diff != "" {
 				t.Errorf("file (-want +got):\n%s", diff)
 			}
 		})
@@ -96,37 +83,29 @@ func TestFormat(t *testing.T) {
 // TestDuplicatesShowNearestProvider: a key provided twice is printed twice,
 // both times with the nearest provider's value (Q37).
 func TestDuplicatesShowNearestProvider(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "oprint.log")
 	src := []keys.Spec{
 		{Name: "oob.family", Type: keys.Uint8},
 		{Name: "oob.protocol", Type: keys.Uint16},
 		{Name: "ip.saddr", Type: keys.IPAddr},
 		{Name: "ip.saddr.str", Type: keys.String},
 	}
-	h := plugintest.New(t, "ip2str1:IP2STR,op1:OPRINT", "[op1]\nfile=\""+path+"\"\nsync=1\n", src)
-	h.Event(map[string]any{"oob.family": 2, "oob.protocol": 0x0800, "ip.saddr": []byte{10, 0, 0, 1}, "ip.saddr.str": "shadowed"})
-	h.Flush()
+	h := plugintest.NewFile(t, "ip2str1:IP2STR,op1:OPRINT", "oprint.log", "sync=1\n", src)
 	want := "===>PACKET BOUNDARY\noob.family=2\noob.protocol=2048\nip.saddr=10.0.0.1\nip.saddr.str=10.0.0.1\nip.saddr.str=10.0.0.1\n"
-	if diff := cmp.Diff(want, read(t, path)); diff != "" {
+	got := h.Log(map[string]any{"oob.family": 2, "oob.protocol": 0x0800, "ip.saddr": []byte{10, 0, 0, 1}, "ip.saddr.str": "shadowed"})
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("file (-want +got):\n%s", diff)
 	}
 }
 
 func direct(t testing.TB, cfg *Config) (*sink, *keys.Record) {
 	t.Helper()
-	types := make([]keys.Type, len(provides))
-	up := make([]keys.Bound, len(provides))
-	for i, p := range provides {
-		types[i] = p.Type
-		up[i] = keys.Bound{Spec: p, Slot: keys.Slot(i), Instance: "src"}
-	}
+	up, r := plugintest.Upstream(provides)
 	env := &plugin.Env{ID: "op1", Plugin: "OPRINT", Config: cfg, Upstream: up, Log: slog.New(slog.DiscardHandler)}
 	s := newSink(env, cfg)
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Stop(t.Context()) })
-	r := keys.NewRecord(types)
 	r.SetString(0, "OUT-LOG")
 	r.SetBytes(1, []byte{10, 99, 0, 1})
 	r.SetBytes(2, []byte{0xfd, 0x99, 15: 2})
@@ -142,83 +121,43 @@ func direct(t testing.TB, cfg *Config) (*sink, *keys.Record) {
 }
 
 func TestSync0BuffersUntilStop(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "oprint.log")
-	h := plugintest.New(t, "op1:OPRINT", "[op1]\nfile=\""+path+"\"\n", provides)
-	h.Event(map[string]any{"u8": 1})
-	h.Flush()
-	if got := read(t, path); got != "" {
-		t.Fatalf("sync=0 wrote at once: %q", got)
-	}
-	h.Graph.Stop(t.Context())
-	if got := read(t, path); got != "===>PACKET BOUNDARY\nu8=1\n" {
+	h := plugintest.NewFile(t, "op1:OPRINT", "oprint.log", "", provides)
+	if got := h.BuffersUntilStop(map[string]any{"u8": 1}); got != "===>PACKET BOUNDARY\nu8=1\n" {
 		t.Fatalf("after stop file = %q", got)
 	}
 }
 
 func TestReopenAfterRotate(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "oprint.log")
-	h := plugintest.New(t, "op1:OPRINT", "[op1]\nfile=\""+path+"\"\nsync=1\n", provides)
-	h.Event(map[string]any{"u8": 1})
-	h.Event(map[string]any{"u8": 2})
-	if err := os.Rename(path, path+".1"); err != nil {
-		t.Fatal(err)
+	h := plugintest.NewFile(t, "op1:OPRINT", "oprint.log", "sync=1\n", provides)
+	old, cur := h.ReopenAfterRotate([]map[string]any{{"u8": 1}, {"u8": 2}}, []map[string]any{{"u8": 3}})
+	if old != "===>PACKET BOUNDARY\nu8=1\n===>PACKET BOUNDARY\nu8=2\n" {
+		t.Errorf("rotated file = %q", old)
 	}
-	if err := h.Reopen(); err != nil {
-		t.Fatal(err)
-	}
-	h.Event(map[string]any{"u8": 3})
-	h.Flush()
-	if got := read(t, path+".1"); got != "===>PACKET BOUNDARY\nu8=1\n===>PACKET BOUNDARY\nu8=2\n" {
-		t.Errorf("rotated file = %q", got)
-	}
-	if got := read(t, path); got != "===>PACKET BOUNDARY\nu8=3\n" {
-		t.Errorf("new file = %q", got)
+	if cur != "===>PACKET BOUNDARY\nu8=3\n" {
+		t.Errorf("new file = %q", cur)
 	}
 }
 
 func TestReopenFailureKeepsOldFile(t *testing.T) {
-	dir := t.TempDir()
-	sub := filepath.Join(dir, "sub")
-	os.Mkdir(sub, 0o755)
-	s, r := direct(t, &Config{File: filepath.Join(sub, "oprint.log"), Sync: 1})
-	os.Rename(sub, filepath.Join(dir, "moved"))
-	if err := s.Reopen(); err == nil || !strings.Contains(err.Error(), "can't open PKTLOG") {
-		t.Fatalf("Reopen = %v", err)
-	}
-	if v := s.Interp(r); v != plugin.Continue {
-		t.Fatalf("Interp after failed reopen = %v", v)
-	}
-	s.Flush()
-	if got := read(t, filepath.Join(dir, "moved", "oprint.log")); !strings.HasPrefix(got, "===>PACKET BOUNDARY\noob.prefix=OUT-LOG\n") {
+	got := plugintest.ReopenFailureKeepsOldFile(t, "oprint.log", func(path string) (plugintest.FileSink, *keys.Record) {
+		return direct(t, &Config{File: path, Sync: 1})
+	}, "can't open PKTLOG")
+	if !strings.HasPrefix(got, "===>PACKET BOUNDARY\noob.prefix=OUT-LOG\n") {
 		t.Errorf("old file = %q", got)
 	}
 }
 
 func TestOpenFailureFailsStart(t *testing.T) {
-	cfg := &Config{File: "/nonexistent-dir-ulogd-test/oprint.log"}
-	s := newSink(&plugin.Env{Config: cfg, Log: slog.New(slog.DiscardHandler)}, cfg)
-	if err := s.Start(t.Context()); err == nil || !strings.Contains(err.Error(), "can't open PKTLOG") {
-		t.Fatalf("Start = %v", err)
-	}
+	cfg := &Config{File: plugintest.MissingDir + "/oprint.log"}
+	plugintest.StartFails(t, newSink(&plugin.Env{Config: cfg, Log: slog.New(slog.DiscardHandler)}, cfg), "can't open PKTLOG")
 }
 
 func TestZeroAllocsPerEvent(t *testing.T) {
 	s, r := direct(t, &Config{File: filepath.Join(t.TempDir(), "oprint.log"), Sync: 1})
-	n := testing.AllocsPerRun(10000, func() {
-		s.Interp(r)
-		s.Flush()
-	})
-	if n != 0 {
-		t.Errorf("%v allocations per event, want 0", n)
-	}
+	plugintest.ZeroAllocsPerEvent(t, s, r)
 }
 
 func BenchmarkInterp(b *testing.B) {
 	s, r := direct(b, &Config{File: filepath.Join(b.TempDir(), "oprint.log"), Sync: 1})
-	b.ReportAllocs()
-	for b.Loop() {
-		s.Interp(r)
-	}
-	s.Flush()
+	plugintest.BenchInterp(b, s, r)
 }

@@ -63,9 +63,6 @@ const (
 	afInet6 = 10
 )
 
-// levelNotice is ulogd's NOTICE level in the daemon's slog levels.
-const levelNotice = slog.Level(2)
-
 func init() {
 	plugin.Register(&plugin.Descriptor{
 		Name:      "PCAP",
@@ -86,20 +83,27 @@ func init() {
 			if len(env.In) != numInputs {
 				return nil, fmt.Errorf("PCAP: %d input slots, want %d", len(env.In), numInputs)
 			}
-			s := &sink{cfg: cfg, now: time.Now, log: env.Log}
+			s := &sink{
+				Sink: fileout.NewSink(cfg.File, cfg.Sync != 0, env.Log, fileout.Texts{
+					Open:   "can't open " + cfg.File,
+					Reopen: "can't reopen " + cfg.File,
+					Notice: "reopening capture file",
+				}),
+				now: time.Now, log: env.Log,
+			}
 			copy(s.in[:], env.In)
 			return s, nil
 		},
 	})
 }
 
+// sink is one PCAP instance. fileout.Sink opens, flushes, reopens and
+// closes the file; PCAP adds the file header and its write-error message.
 type sink struct {
-	cfg *Config
+	fileout.Sink
 	in  [numInputs]keys.Slot
 	now func() time.Time
 	log *slog.Logger
-
-	w *fileout.Writer
 
 	lastErr int64 // unix second of the last "Error during write" message
 }
@@ -142,12 +146,10 @@ func timezoneWest(loc *time.Location, now time.Time) int32 {
 	return int32(-off)
 }
 
-func (s *sink) Start(context.Context) error {
-	w, err := fileout.Open(s.cfg.File, s.cfg.Sync != 0)
-	if err != nil {
-		return fmt.Errorf("can't open %s: %w", s.cfg.File, err)
+func (s *sink) Start(ctx context.Context) error {
+	if err := s.Sink.Start(ctx); err != nil {
+		return err
 	}
-	s.w = w
 	s.headerIfEmpty()
 	return nil
 }
@@ -156,23 +158,19 @@ func (s *sink) Start(context.Context) error {
 // (just created, or truncated by logrotate's copytruncate) and nothing is
 // buffered for it yet.
 func (s *sink) headerIfEmpty() {
-	fi, err := os.Stat(s.cfg.File)
+	fi, err := os.Stat(s.W.Path())
 	if err != nil || fi.Size() != 0 {
 		return
 	}
-	buf := s.w.Buffer()
+	buf := s.W.Buffer()
 	hdr := appendHeader(make([]byte, 0, headerLen+len(buf)), timezoneWest(time.Local, s.now()))
 	// Records that could not be written to the old file stay buffered:
 	// they go after the header.
-	s.w.Commit(append(hdr, buf...))
+	s.W.Commit(append(hdr, buf...))
 }
 
-func (s *sink) Stop(context.Context) error {
-	if s.w == nil {
-		return nil
-	}
-	err := s.w.Close()
-	s.w = nil
+func (s *sink) Stop(ctx context.Context) error {
+	err := s.Sink.Stop(ctx)
 	if err != nil {
 		s.log.Error("Error during write: " + err.Error())
 	}
@@ -182,7 +180,7 @@ func (s *sink) Stop(context.Context) error {
 // Interp appends one record to the buffer. It does not allocate once the
 // buffer has grown to its working size.
 func (s *sink) Interp(r *keys.Record) plugin.Verdict {
-	if s.w == nil || !r.Valid(s.in[inPkt]) {
+	if s.W == nil || !r.Valid(s.in[inPkt]) {
 		// No packet bytes (NFLOG without payload): nothing to capture.
 		return plugin.Continue
 	}
@@ -213,7 +211,7 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 		t := s.now()
 		sec, usec = uint32(t.Unix()), uint32(t.Nanosecond()/1000)
 	}
-	if err := s.w.Commit(appendRecord(s.w.Buffer(), sec, usec, length, pkt)); err != nil {
+	if err := s.W.Commit(appendRecord(s.W.Buffer(), sec, usec, length, pkt)); err != nil {
 		// The record stays buffered for the next attempt.
 		s.writeError(err)
 		return plugin.Fail
@@ -231,10 +229,7 @@ func (s *sink) writeError(err error) {
 
 // Flush is called at the end of each receive batch (and every second).
 func (s *sink) Flush() error {
-	if s.w == nil {
-		return nil
-	}
-	err := s.w.Flush()
+	err := s.Sink.Flush()
 	if err != nil {
 		s.writeError(err)
 	}
@@ -244,12 +239,8 @@ func (s *sink) Flush() error {
 // Reopen reopens the file on SIGHUP (logrotate); a header is written when
 // the file at the path is new or empty.
 func (s *sink) Reopen() error {
-	s.log.Log(context.Background(), levelNotice, "reopening capture file")
-	if s.w == nil {
-		return nil
-	}
-	if err := s.w.Reopen(); err != nil {
-		return fmt.Errorf("can't reopen %s: %w", s.cfg.File, err)
+	if err := s.Sink.Reopen(); err != nil || s.W == nil {
+		return err
 	}
 	s.headerIfEmpty()
 	return nil

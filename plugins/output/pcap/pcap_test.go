@@ -143,7 +143,7 @@ func TestAppendWithoutHeaderAndReopen(t *testing.T) {
 	if err := os.WriteFile(path, hdr, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	h := plugintest.New(t, "pcap1:PCAP", "[pcap1]\nfile=\""+path+"\"\nsync=1\n", provides)
+	h := &plugintest.FileHarness{Harness: plugintest.New(t, "pcap1:PCAP", "[pcap1]\nfile=\""+path+"\"\nsync=1\n", provides), File: path}
 	h.Event(ev)
 	h.Flush()
 	if f := readPcap(t, read(t, path)); len(f.recs) != 1 {
@@ -161,15 +161,10 @@ func TestAppendWithoutHeaderAndReopen(t *testing.T) {
 	// logrotate moves the file away: the new file starts with a header,
 	// a record still buffered goes to the old one.
 	h.Event(ev)
-	if err := os.Rename(path, path+".1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Reopen(); err != nil {
-		t.Fatal(err)
-	}
+	rotated := h.Rotate()
 	h.Event(ev)
 	h.Flush()
-	if f := readPcap(t, read(t, path+".1")); len(f.recs) != 3 {
+	if f := readPcap(t, read(t, rotated)); len(f.recs) != 3 {
 		t.Errorf("rotated file: %d records, want 3", len(f.recs))
 	}
 	if f := readPcap(t, read(t, path)); len(f.recs) != 1 {
@@ -245,26 +240,19 @@ func TestTimezoneWest(t *testing.T) {
 
 func TestOpenFailureFailsStart(t *testing.T) {
 	d, _ := plugin.Default.Lookup("PCAP")
-	cfg := &Config{File: "/nonexistent-dir-ulogd-test/x.pcap"}
+	cfg := &Config{File: plugintest.MissingDir + "/x.pcap"}
 	inst, err := d.New(&plugin.Env{ID: "p", Config: cfg, In: make([]keys.Slot, numInputs), Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := inst.Start(t.Context()); err == nil {
-		t.Fatal("Start succeeded in a missing directory")
-	}
+	plugintest.StartFails(t, inst, "can't open "+cfg.File)
 }
 
 // TestNoAllocPerPacket: appending a record does not allocate.
 func TestNoAllocPerPacket(t *testing.T) {
 	d, _ := plugin.Default.Lookup("PCAP")
 	cfg := &Config{File: filepath.Join(t.TempDir(), "x.pcap"), Sync: 1}
-	in := make([]keys.Slot, numInputs)
-	types := make([]keys.Type, numInputs)
-	for i := range in {
-		in[i] = keys.Slot(i)
-		types[i] = provides[i].Type
-	}
+	in, r := plugintest.Inputs(provides)
 	inst, err := d.New(&plugin.Env{ID: "p", Config: cfg, In: in, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -274,7 +262,6 @@ func TestNoAllocPerPacket(t *testing.T) {
 	}
 	defer inst.Stop(t.Context())
 	s := inst.(*sink)
-	r := keys.NewRecord(types)
 	pkt := unhex(t, ipv4Pkt)
 	n := testing.AllocsPerRun(1000, func() {
 		r.SetBytes(inPkt, pkt)

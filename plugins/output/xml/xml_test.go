@@ -182,15 +182,6 @@ var ctProvides = []keys.Spec{{Name: "ct", Type: keys.Raw}}
 
 var pktProvides = []keys.Spec{{Name: "raw", Type: keys.Raw}, {Name: "ct", Type: keys.Raw}}
 
-func readFile(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestFileNamingAndRotation(t *testing.T) {
 	now := fixed
 	setClock(t, func() time.Time { return now })
@@ -198,14 +189,14 @@ func TestFileNamingAndRotation(t *testing.T) {
 	h := plugintest.New(t, "xml1:XML", "[xml1]\ndirectory=\""+dir+"\"\nsync=1\n", ctProvides)
 	first := filepath.Join(dir, "ulogd-flow-25112026-180107.xml")
 	const header = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<conntrack>\n"
-	if got := readFile(t, first); got != header {
+	if got := plugintest.ReadFile(t, first); got != header {
 		t.Fatalf("new file = %q, want the header", got)
 	}
 	ct := ctMsgs(t)["NEW-ipv4-udp.bin"]
 	h.Event(map[string]any{"ct": ct})
 	h.Flush()
 	line, _ := new(formatter).appendFlowMsg(nil, ct, now)
-	if got := readFile(t, first); got != header+string(line)+"\n" {
+	if got := plugintest.ReadFile(t, first); got != header+string(line)+"\n" {
 		t.Fatalf("file = %q", got)
 	}
 	// SIGHUP: the document is closed, a new one starts in a new file.
@@ -213,18 +204,18 @@ func TestFileNamingAndRotation(t *testing.T) {
 	if err := h.Reopen(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, first); got != header+string(line)+"\n</conntrack>\n" {
+	if got := plugintest.ReadFile(t, first); got != header+string(line)+"\n</conntrack>\n" {
 		t.Errorf("old file = %q, want it closed", got)
 	}
 	second := filepath.Join(dir, "ulogd-flow-25112026-180212.xml")
 	h.Event(map[string]any{"ct": ct})
 	h.Flush()
 	line2, _ := new(formatter).appendFlowMsg(nil, ct, now)
-	if got := readFile(t, second); got != header+string(line2)+"\n" {
+	if got := plugintest.ReadFile(t, second); got != header+string(line2)+"\n" {
 		t.Errorf("new file = %q", got)
 	}
 	h.Graph.Stop(t.Context())
-	if got := readFile(t, second); !strings.HasSuffix(got, "</conntrack>\n") {
+	if got := plugintest.ReadFile(t, second); !strings.HasSuffix(got, "</conntrack>\n") {
 		t.Errorf("after stop = %q, want the closing tag", got)
 	}
 }
@@ -254,15 +245,11 @@ func TestPacketKindAndStdout(t *testing.T) {
 func TestSync0Buffers(t *testing.T) {
 	setClock(t, func() time.Time { return fixed })
 	dir := t.TempDir()
-	h := plugintest.New(t, "xml1:XML", "[xml1]\ndirectory=\""+dir+"\"\n", ctProvides)
-	path := filepath.Join(dir, "ulogd-flow-25112026-180107.xml")
-	h.Event(map[string]any{"ct": ctMsgs(t)["NEW-ipv4-udp.bin"]})
-	h.Flush()
-	if got := readFile(t, path); got != "" {
-		t.Fatalf("sync=0 wrote at once: %q", got)
+	h := &plugintest.FileHarness{
+		Harness: plugintest.New(t, "xml1:XML", "[xml1]\ndirectory=\""+dir+"\"\n", ctProvides),
+		File:    filepath.Join(dir, "ulogd-flow-25112026-180107.xml"),
 	}
-	h.Graph.Stop(t.Context())
-	if got := readFile(t, path); strings.Count(got, "\n") != 4 {
+	if got := h.BuffersUntilStop(map[string]any{"ct": ctMsgs(t)["NEW-ipv4-udp.bin"]}); strings.Count(got, "\n") != 4 {
 		t.Errorf("after stop = %q, want header, line and footer", got)
 	}
 }

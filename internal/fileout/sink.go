@@ -1,0 +1,92 @@
+package fileout
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+)
+
+// levelNotice is ulogd's NOTICE level in the daemon's slog levels.
+const levelNotice = slog.Level(2)
+
+// Texts are the messages of one file sink plugin, kept as ulogd2 words
+// them.
+type Texts struct {
+	// Open prefixes the error of a failed open in Start: "Open: error".
+	Open string
+	// Reopen prefixes the error of a failed reopen on SIGHUP; empty means
+	// the same as Open.
+	Reopen string
+	// Notice is logged at NOTICE level on every SIGHUP, before the reopen.
+	Notice string
+}
+
+// Sink is the file side of a file sink plugin (LOGEMU, OPRINT, GPRINT,
+// NACCT, PCAP, JSON in file mode): it opens the Writer in Start, closes
+// it in Stop, flushes it at the end of each receive batch and reopens it
+// on SIGHUP (logrotate). A plugin embeds it (or holds it, when it has
+// other outputs) and formats its records into W.
+type Sink struct {
+	// W is the open file: nil before Start and after Stop.
+	W *Writer
+
+	path  string
+	sync  bool
+	log   *slog.Logger
+	texts Texts
+}
+
+// NewSink returns a Sink, not yet open, for the file at path, written
+// with the sync=1 policy when sync is set; log receives the reopen notice.
+func NewSink(path string, sync bool, log *slog.Logger, texts Texts) Sink {
+	if texts.Reopen == "" {
+		texts.Reopen = texts.Open
+	}
+	return Sink{path: path, sync: sync, log: log, texts: texts}
+}
+
+// Start opens the file for appending.
+func (s *Sink) Start(context.Context) error {
+	w, err := Open(s.path, s.sync)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.texts.Open, err)
+	}
+	s.W = w
+	return nil
+}
+
+// Stop writes what is buffered and closes the file. It may be called
+// again, and before Start.
+func (s *Sink) Stop(context.Context) error {
+	if s.W == nil {
+		return nil
+	}
+	err := s.W.Close()
+	s.W = nil
+	return err
+}
+
+// Flush is called at the end of each receive batch (and every second);
+// it does nothing when the file is not open.
+func (s *Sink) Flush() error {
+	if s.W == nil {
+		return nil
+	}
+	return s.W.Flush()
+}
+
+// Reopen logs the plugin's notice and reopens the file on SIGHUP
+// (logrotate): what is buffered goes to the old file, and a failed reopen
+// keeps the old file. It does nothing more when the file is not open.
+func (s *Sink) Reopen() error {
+	if s.log != nil {
+		s.log.Log(context.Background(), levelNotice, s.texts.Notice)
+	}
+	if s.W == nil {
+		return nil
+	}
+	if err := s.W.Reopen(); err != nil {
+		return fmt.Errorf("%s: %w", s.texts.Reopen, err)
+	}
+	return nil
+}
