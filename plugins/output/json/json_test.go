@@ -756,8 +756,23 @@ func TestStopDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for i := range 10000 {
-		d.send(t, i)
+	// Send until the writer is stuck: the peer never reads, so once the
+	// kernel's socket buffer is full the queue stops shrinking, and what is
+	// queued can no longer leave before the deadline. (A fixed count could
+	// fit in the kernel's buffer on some runs, and drops alone only show
+	// that the sender outran the writer goroutine.)
+	for round := 0; ; round++ {
+		if round == 200 {
+			t.Fatalf("the writer never blocked: %d records queued", d.s.q.records())
+		}
+		for i := range 2000 {
+			d.send(t, i)
+		}
+		before := d.s.q.records()
+		time.Sleep(20 * time.Millisecond) // bounded: the writer gets its chance
+		if after := d.s.q.records(); before > 0 && after == before {
+			break
+		}
 	}
 	start := time.Now()
 	err = d.s.Stop(t.Context())
