@@ -10,6 +10,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ulogd-go/ulogd/internal/notice"
@@ -54,8 +56,8 @@ type Buffer struct {
 	SeqCounts bool
 
 	// Lost is the number of events counted lost (cumulative); the caller
-	// adds the losses it finds itself.
-	Lost uint64
+	// adds the losses it finds itself with Count.
+	Lost atomic.Uint64
 	// Overruns is the number of ENOBUFS seen.
 	Overruns uint64
 	// Note rate-limits the notices about losses; the caller may use it
@@ -64,9 +66,13 @@ type Buffer struct {
 
 	size       int // last requested size
 	maxNoticed bool
-	drops      uint64 // last drop counter seen
-	hasDrops   bool
-	dropsAt    time.Time // last periodic read of the drop counter
+
+	// The drop counter's bookkeeping: read by the receive loop, and by
+	// Sync from other goroutines (SIGUSR1, stop).
+	mu       sync.Mutex
+	drops    uint64 // last drop counter seen
+	hasDrops bool
+	dropsAt  time.Time // last periodic read of the drop counter
 }
 
 // Set sizes the socket's receive buffer. Unlike ulogd2 (Q24) size
@@ -93,6 +99,8 @@ func (b *Buffer) Set(ctx context.Context, c Socket, size int) {
 // Baseline reads the socket's drop counter as the starting point of the
 // counting; while it is unreadable, PollDrops does nothing.
 func (b *Buffer) Baseline(c Socket) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.hasDrops = false
 	if d, err := c.Drops(); err == nil {
 		b.drops, b.hasDrops = d, true
@@ -103,13 +111,31 @@ func (b *Buffer) Baseline(c Socket) {
 // is set or a second has passed since the last read. It returns how many
 // losses it counted and whether it read the counter.
 func (b *Buffer) PollDrops(c Socket, e LostCounter, now time.Time, force bool) (counted uint64, read bool) {
-	if !b.hasDrops || (!force && now.Sub(b.dropsAt) < dropsEvery) {
+	b.mu.Lock()
+	has := b.hasDrops
+	b.mu.Unlock()
+	if !has || (!force && now.Sub(b.dropsAt) < dropsEvery) {
 		return 0, false
 	}
 	b.dropsAt = now
-	before := b.Lost
+	before := b.Lost.Load()
 	b.countDrops(c, e)
-	return b.Lost - before, true
+	return b.Lost.Load() - before, true
+}
+
+// Sync brings the loss count up to date with the socket's drop counter
+// now. Safe to call from any goroutine: the daemon calls it before it
+// reports the counters (SIGUSR1, stop), so a drop the receive loop has not
+// read yet is counted.
+func (b *Buffer) Sync(c Socket, e LostCounter) {
+	b.countDrops(c, e)
+}
+
+// Count adds n losses found by the caller (sequence gaps, truncated
+// datagrams).
+func (b *Buffer) Count(e LostCounter, n uint64) {
+	b.Lost.Add(n)
+	e.Lost(n)
 }
 
 // countDrops counts the growth of the socket's drop counter as lost (the
@@ -117,13 +143,14 @@ func (b *Buffer) PollDrops(c Socket, e LostCounter, now time.Time, force bool) (
 // where no ENOBUFS is reported), unless SeqCounts. It returns false when
 // the counter is unreadable.
 func (b *Buffer) countDrops(c Socket, e LostCounter) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	d, err := c.Drops()
 	if err != nil {
 		return false
 	}
 	if b.hasDrops && d > b.drops && !b.SeqCounts {
-		b.Lost += d - b.drops
-		e.Lost(d - b.drops)
+		b.Count(e, d-b.drops)
 	}
 	b.drops, b.hasDrops = d, true
 	return true
@@ -137,8 +164,7 @@ func (b *Buffer) countDrops(c Socket, e LostCounter) bool {
 func (b *Buffer) Overrun(c Socket, e LostCounter) {
 	b.Overruns++
 	if !b.countDrops(c, e) && !b.SeqCounts {
-		b.Lost++
-		e.Lost(1)
+		b.Count(e, 1)
 	}
 	ctx := context.Background()
 	now := time.Now()
@@ -151,21 +177,21 @@ func (b *Buffer) Overrun(c Socket, e LostCounter) {
 			case !b.Note.Allow(now):
 			case err != nil:
 				b.Log.Warn(b.Name+" cannot grow the netlink socket buffer", "requested", next, "err", err,
-					"lost", b.Lost, "overruns", b.Overruns)
+					"lost", b.Lost.Load(), "overruns", b.Overruns)
 			default:
 				b.Log.Log(ctx, notice.Level, fmt.Sprintf("We are losing events, increasing buffer size to %d", eff),
-					"lost", b.Lost, "overruns", b.Overruns)
+					"lost", b.Lost.Load(), "overruns", b.Overruns)
 			}
 		} else if !b.maxNoticed {
 			b.maxNoticed = true
 			b.Note.Logged(now)
 			b.Log.Log(ctx, notice.Level, fmt.Sprintf("Maximum buffer size (%d) in %s has been reached. Please, consider rising `netlink_socket_buffer_size` and `netlink_socket_buffer_maxsize` clauses.", b.size, b.Name),
-				"lost", b.Lost, "overruns", b.Overruns)
+				"lost", b.Lost.Load(), "overruns", b.Overruns)
 		} else if b.Note.Allow(now) {
-			b.Log.Log(ctx, notice.Level, "We are losing events", "lost", b.Lost, "overruns", b.Overruns)
+			b.Log.Log(ctx, notice.Level, "We are losing events", "lost", b.Lost.Load(), "overruns", b.Overruns)
 		}
 	} else if b.Note.Allow(now) {
 		b.Log.Log(ctx, notice.Level, "We are losing events. Please, consider using the clauses `netlink_socket_buffer_size' and `netlink_socket_buffer_maxsize'",
-			"lost", b.Lost, "overruns", b.Overruns)
+			"lost", b.Lost.Load(), "overruns", b.Overruns)
 	}
 }

@@ -93,8 +93,8 @@ func TestOverrunGrowsToMax(t *testing.T) {
 	if want := []int{4096, 8192, 16384}; !slices.Equal(s.set, want) {
 		t.Errorf("sizes set %v, want %v", s.set, want)
 	}
-	if lost != 12 || b.Lost != 12 || b.Overruns != 4 {
-		t.Errorf("lost %d (emitter %d), overruns %d; want 12, 12, 4", b.Lost, lost, b.Overruns)
+	if lost != 12 || b.Lost.Load() != 12 || b.Overruns != 4 {
+		t.Errorf("lost %d (emitter %d), overruns %d; want 12, 12, 4", b.Lost.Load(), lost, b.Overruns)
 	}
 	log := out.String()
 	for _, want := range []string{
@@ -119,8 +119,8 @@ func TestOverrunRateLimited(t *testing.T) {
 	for range 5 {
 		b.Overrun(s, &lost)
 	}
-	if lost != 5 || b.Lost != 5 {
-		t.Errorf("lost %d (emitter %d), want one per overrun", b.Lost, lost)
+	if lost != 5 || b.Lost.Load() != 5 {
+		t.Errorf("lost %d (emitter %d), want one per overrun", b.Lost.Load(), lost)
 	}
 	log := out.String()
 	if n := strings.Count(log, "We are losing events. Please, consider using the clauses `netlink_socket_buffer_size' and `netlink_socket_buffer_maxsize'"); n != 1 {
@@ -141,8 +141,8 @@ func TestSeqCounts(t *testing.T) {
 	b.Overrun(s, &lost)
 	s.dropsErr = errors.New("gone")
 	b.Overrun(s, &lost)
-	if lost != 0 || b.Lost != 0 || b.Overruns != 2 {
-		t.Errorf("lost %d (emitter %d), overruns %d: want no loss counted with SeqCounts", b.Lost, lost, b.Overruns)
+	if lost != 0 || b.Lost.Load() != 0 || b.Overruns != 2 {
+		t.Errorf("lost %d (emitter %d), overruns %d: want no loss counted with SeqCounts", b.Lost.Load(), lost, b.Overruns)
 	}
 	s.dropsErr = nil
 	s.drops = 20
@@ -185,7 +185,33 @@ func TestPollDrops(t *testing.T) {
 			t.Errorf("+%v force=%v: PollDrops = %d, %v; want %d, %v", st.at, st.force, n, read, st.want, st.wantRead)
 		}
 	}
-	if lost != 11 || b.Lost != 11 {
-		t.Errorf("lost %d (emitter %d), want 11", b.Lost, lost)
+	if lost != 11 || b.Lost.Load() != 11 {
+		t.Errorf("lost %d (emitter %d), want 11", b.Lost.Load(), lost)
+	}
+}
+
+// TestSync checks that a drop the receive loop has not read yet is counted
+// when the counters are about to be reported, from another goroutine.
+func TestSync(t *testing.T) {
+	b, _ := newBuffer("NFLOG", 0)
+	s := &fakeSocket{drops: 40}
+	var lost lostCount
+	b.Baseline(s)
+	s.drops = 43 // three drops since the receive loop last looked
+	done := make(chan struct{})
+	go func() { b.Sync(s, &lost); close(done) }()
+	<-done
+	if lost != 3 || b.Lost.Load() != 3 {
+		t.Errorf("after Sync: lost %d (emitter %d), want 3", b.Lost.Load(), lost)
+	}
+	b.Sync(s, &lost) // nothing new
+	if lost != 3 {
+		t.Errorf("a second Sync counted again: %d", lost)
+	}
+	b.SeqCounts = true // losses come from sequence gaps: drops only move the baseline
+	s.drops = 50
+	b.Sync(s, &lost)
+	if lost != 3 {
+		t.Errorf("Sync with SeqCounts counted drops: %d", lost)
 	}
 }

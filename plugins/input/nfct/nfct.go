@@ -95,6 +95,7 @@ type instance struct {
 	ns      netns // where Start ran: dump sockets open there
 	mu      sync.Mutex
 	conn    *nl.Conn              // event socket (event mode)
+	em      plugin.Emitter        // set by Run; for Sync
 	aux     map[*nl.Conn]struct{} // open dump sockets, closed by Stop
 	ended   bool                  // Stop ran: no new socket may open
 	started bool                  // Start pinned the namespace
@@ -284,6 +285,11 @@ func (in *instance) closeAll() {
 	defer in.mu.Unlock()
 	in.ended = true
 	if in.conn != nil {
+		// Count drops the receive loop has not read yet: the counters
+		// are reported once the sources have stopped.
+		if in.em != nil {
+			in.rx.buf.Sync(in.conn, in.em)
+		}
 		in.conn.Close()
 	}
 	for c := range in.aux {
@@ -308,6 +314,10 @@ func (in *instance) stopped() bool {
 // Signal handles SIGUSR2: a dump-and-zero of the kernel counters, run by
 // the maintenance goroutine (requests coalesce while one is pending).
 func (in *instance) Signal(sig os.Signal) {
+	if sig == syscall.SIGUSR1 {
+		in.syncLoss()
+		return
+	}
 	if sig != syscall.SIGUSR2 {
 		return
 	}
@@ -319,6 +329,9 @@ func (in *instance) Signal(sig os.Signal) {
 
 // Run reads events until ctx is cancelled or Stop is called.
 func (in *instance) Run(ctx context.Context, e plugin.Emitter) error {
+	in.mu.Lock()
+	in.em = e
+	in.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -376,3 +389,13 @@ func (in *instance) closeAux(c *nl.Conn) {
 }
 
 func now() timeval { return timeToTimeval(time.Now()) }
+
+// syncLoss counts the socket's drops that the receive loop has not read
+// yet (SIGUSR1: the daemon is about to report the counters).
+func (in *instance) syncLoss() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.conn != nil && in.em != nil {
+		in.rx.buf.Sync(in.conn, in.em)
+	}
+}

@@ -46,7 +46,7 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 		t := time.Now()
 		if n, _ := in.rx.buf.PollDrops(c, e, t, false); n != 0 && in.rx.buf.Note.Allow(t) {
 			in.log.Log(context.Background(), notice.Level, "NFCT socket dropped events",
-				"lost", in.rx.buf.Lost, "reliable", in.cfg.Reliable != 0)
+				"lost", in.rx.buf.Lost.Load(), "reliable", in.cfg.Reliable != 0)
 		}
 		for i := 0; i < n; i++ {
 			if b.Truncated(i) {

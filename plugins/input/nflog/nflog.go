@@ -14,8 +14,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -95,6 +97,7 @@ type instance struct {
 	done     chan struct{} // closed by Stop
 	stopOnce sync.Once
 	mu       sync.Mutex
+	em       plugin.Emitter // set by Run; for Sync
 	conn     *nl.Conn
 	bound    bool // the group is bound: unbind it at stop
 
@@ -242,6 +245,14 @@ func (in *instance) configure(ctx context.Context, c *nl.Conn) error {
 }
 
 // Stop unbinds the group and closes the socket; Run returns promptly.
+// Signal brings the loss count up to date on SIGUSR1, when the daemon
+// reports the counters.
+func (in *instance) Signal(sig os.Signal) {
+	if sig == syscall.SIGUSR1 {
+		in.syncLoss()
+	}
+}
+
 func (in *instance) Stop(ctx context.Context) error {
 	in.closeAll()
 	return nil
@@ -253,6 +264,11 @@ func (in *instance) closeAll() {
 	defer in.mu.Unlock()
 	if in.conn == nil {
 		return
+	}
+	// Count drops the receive loop has not read yet: the counters are
+	// reported once the sources have stopped.
+	if in.em != nil {
+		in.rx.buf.Sync(in.conn, in.em)
 	}
 	if in.bound {
 		// Fire and forget: closing the socket releases the group anyway;
@@ -276,6 +292,9 @@ func (in *instance) stopped() bool {
 
 // Run reads packets until ctx is cancelled or Stop is called.
 func (in *instance) Run(ctx context.Context, e plugin.Emitter) error {
+	in.mu.Lock()
+	in.em = e
+	in.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -303,4 +322,14 @@ func (in *instance) Run(ctx context.Context, e plugin.Emitter) error {
 	in.closeAll()
 	wg.Wait()
 	return nil
+}
+
+// syncLoss counts the socket's drops that the receive loop has not read
+// yet (SIGUSR1: the daemon is about to report the counters).
+func (in *instance) syncLoss() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.conn != nil && in.em != nil {
+		in.rx.buf.Sync(in.conn, in.em)
+	}
 }

@@ -20,8 +20,7 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 	rec := e.NewRecord()
 	b := in.rx.batch
 	if n := in.rx.startLost; n != 0 {
-		in.rx.buf.Lost += n
-		e.Lost(n)
+		in.rx.buf.Count(e, n)
 		in.log.Log(context.Background(), notice.Level, "NFLOG packets logged while the group was being configured were discarded", "lost", n)
 	}
 	for {
@@ -102,11 +101,10 @@ func (in *instance) checkSeq(e plugin.Emitter, seq uint32) {
 	if gap == 0 || gap >= 1<<31 {
 		return
 	}
-	rx.buf.Lost += uint64(gap)
-	e.Lost(uint64(gap))
+	rx.buf.Count(e, uint64(gap))
 	if rx.gapNote.Allow(time.Now()) {
 		in.log.Log(context.Background(), notice.Level, "NFLOG sequence gap: packets were lost",
-			"missing", gap, "lost", rx.buf.Lost, "seq", seq)
+			"missing", gap, "lost", rx.buf.Lost.Load(), "seq", seq)
 	}
 }
 
@@ -116,12 +114,11 @@ func (in *instance) truncatedDatagram(e plugin.Emitter) {
 	if !rx.buf.SeqCounts {
 		// At least the cut message is lost; with seq_local the gap
 		// counts them exactly.
-		rx.buf.Lost++
-		e.Lost(1)
+		rx.buf.Count(e, 1)
 	}
 	if rx.truncNote.Allow(time.Now()) {
 		in.log.Warn(fmt.Sprintf("NFLOG datagram larger than bufsize=%d was truncated: packets lost; raise bufsize", in.cfg.BufSize),
-			"truncated", rx.truncated, "lost", rx.buf.Lost)
+			"truncated", rx.truncated, "lost", rx.buf.Lost.Load())
 	}
 }
 
