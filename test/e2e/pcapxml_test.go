@@ -110,6 +110,7 @@ log group 2
 	WaitFor(t, linesTimeout, "both capture files complete and stable", func() bool {
 		_, r := readPcapFile(t, refOut)
 		_, o := readPcapFile(t, oursOut)
+		r, o = testTraffic(p, r), testTraffic(p, o)
 		if len(r) == nRef && len(o) == nOurs && len(r) >= atLeast && len(o) >= atLeast {
 			stable++
 		} else {
