@@ -191,6 +191,14 @@ func NewNSPair(t testing.TB, o NSOptions) *NSPair {
 	run("ip", "netns", "add", p.B)
 	t.Cleanup(func() { _, _ = runCmd(commandTimeout, "ip", "netns", "del", p.B) })
 
+	// No IPv6 router solicitations: the kernel would send them on its own,
+	// seconds after the links come up, in the middle of a test.
+	for _, ns := range []string{p.A, p.B} {
+		for _, c := range []string{"all", "default"} {
+			run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+c+".router_solicitations=0")
+		}
+	}
+
 	// Fixed MACs and permanent neighbour entries: no ARP/ND traffic and
 	// no resolution delay on the first packet.
 	const macA, macB = "02:99:00:00:00:01", "02:99:00:00:00:02"
