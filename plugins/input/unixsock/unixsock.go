@@ -404,8 +404,9 @@ func (in *instance) addClient(c *net.UnixConn) (uint64, bool) {
 		return 0, false
 	}
 	if len(in.clients) >= maxClients {
-		c.Close()
+		// Count before closing: whoever sees the close sees the count.
 		n := in.stats.refused.Add(1)
+		c.Close()
 		if in.notes.allow(&in.notes.refuse) {
 			in.log.Log(context.Background(), notice.Level, "UNIXSOCK: too many clients, rejecting new connection",
 				"max_clients", maxClients, "refused", n)
