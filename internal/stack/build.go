@@ -7,10 +7,12 @@
 package stack
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/keys"
@@ -77,7 +79,14 @@ type Graph struct {
 	Warnings []error
 	log      *slog.Logger
 	started  []*Instance
-	stopped  bool
+
+	// runMu guards stopped and cancelRun against Run starting in another
+	// goroutine; running counts Run calls in progress, so that Stop stops
+	// filters and sinks only once no walk or flush can be in flight.
+	runMu     sync.Mutex
+	stopped   bool
+	cancelRun context.CancelCauseFunc
+	running   sync.WaitGroup
 }
 
 // Build turns a parsed configuration into stacks. All problems are

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -156,6 +157,15 @@ func (g *Graph) stopStarted(ctx context.Context) {
 func (g *Graph) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	g.runMu.Lock()
+	if g.stopped {
+		g.runMu.Unlock()
+		return nil
+	}
+	g.cancelRun = cancel
+	g.running.Add(1)
+	g.runMu.Unlock()
+	defer g.running.Done()
 	var wg sync.WaitGroup
 	for _, src := range g.Sources {
 		wg.Add(1)
@@ -193,13 +203,19 @@ func (g *Graph) Run(ctx context.Context) error {
 	}
 }
 
-// Stop stops sources first (so no event is in flight), flushes every
-// buffering sink, then stops filters and sinks.
+// Stop stops sources first and waits for Run to return (a source may still
+// be walking the rest of a receive batch after its socket is closed, and
+// Run's ticker flushes sinks), flushes every buffering sink, then stops
+// filters and sinks.
 func (g *Graph) Stop(ctx context.Context) {
+	g.runMu.Lock()
 	if g.stopped {
+		g.runMu.Unlock()
 		return
 	}
 	g.stopped = true
+	cancelRun := g.cancelRun
+	g.runMu.Unlock()
 	var rest []*Instance
 	for i := len(g.started) - 1; i >= 0; i-- {
 		in := g.started[i]
@@ -211,6 +227,10 @@ func (g *Graph) Stop(ctx context.Context) {
 			g.log.Error("error stopping instance", "instance", in.ID, "plugin", in.Desc.Name, "err", err)
 		}
 	}
+	if cancelRun != nil {
+		cancelRun(nil)
+	}
+	g.waitRun(ctx)
 	for _, src := range g.Sources {
 		if src.run != nil {
 			src.run.Flush()
@@ -218,6 +238,30 @@ func (g *Graph) Stop(ctx context.Context) {
 	}
 	g.started = rest
 	g.stopStarted(ctx)
+}
+
+// stopDeadline bounds how long Stop waits for the sources to return.
+const stopDeadline = 10 * time.Second
+
+// waitRun waits for Run to return, at most stopDeadline (or until ctx is
+// done); a source still running then is named, and shutdown goes on.
+func (g *Graph) waitRun(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { g.running.Wait(); close(done) }()
+	t := time.NewTimer(stopDeadline)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	var names []string
+	for _, src := range g.Sources {
+		names = append(names, src.ID+" ("+src.Desc.Name+")")
+	}
+	g.log.Error("sources did not stop in time; stopping the sinks anyway", "sources", strings.Join(names, ", "),
+		"waited", stopDeadline.String())
 }
 
 // Reopen asks every Reopener (file outputs) to reopen its file, between

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -390,5 +391,85 @@ func TestStartFailureStopsStarted(t *testing.T) {
 	}
 	if reg.sinks[0].started {
 		t.Error("the sink started before the failure was not stopped again")
+	}
+}
+
+// lateSource keeps walking after Stop, as a netlink source does with the
+// rest of a receive batch it read before its socket was closed.
+type lateSource struct {
+	stopped, release chan struct{}
+	ready            chan plugin.Emitter
+}
+
+func (s *lateSource) Start(context.Context) error { return nil }
+func (s *lateSource) Stop(context.Context) error  { close(s.stopped); return nil }
+func (s *lateSource) Run(ctx context.Context, e plugin.Emitter) error {
+	s.ready <- e
+	<-s.stopped
+	<-s.release
+	rec := e.NewRecord()
+	rec.SetUint(0, 42)
+	e.Emit(rec)
+	return nil
+}
+
+func TestStopWaitsForSourceWalks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := newTestRegistry()
+		src := &lateSource{stopped: make(chan struct{}), release: make(chan struct{}), ready: make(chan plugin.Emitter, 1)}
+		reg.Register(&plugin.Descriptor{
+			Name: "LATE", Kind: plugin.Source,
+			Keys: func(any) ([]keys.Spec, []keys.Spec, error) {
+				return nil, []keys.Spec{{Name: "n", Type: keys.Uint32}}, nil
+			},
+			New: func(*plugin.Env) (plugin.Instance, error) { return src, nil },
+		})
+		g, err := build(t, reg, "[global]\nstack=l:LATE,r1:REC\n[r1]\nfile=x\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		if err := g.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		runErr := make(chan error, 1)
+		go func() { runErr <- g.Run(ctx) }()
+		<-src.ready
+		stopped := make(chan struct{})
+		go func() { g.Stop(ctx); close(stopped) }()
+		synctest.Wait()
+		sink := reg.sinks[0]
+		if !sink.started {
+			t.Error("the sink was stopped while its source was still walking")
+		}
+		close(src.release)
+		<-stopped
+		if err := <-runErr; err != nil {
+			t.Fatal(err)
+		}
+		if sink.started {
+			t.Error("the sink was not stopped")
+		}
+		if diff := cmp.Diff([]string{"n=42"}, sink.lines); diff != "" {
+			t.Errorf("sink lines (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestStopBeforeRun(t *testing.T) {
+	reg := newTestRegistry()
+	g, err := build(t, reg, "[global]\nstack=s1:SRC,r1:REC\n[r1]\nfile=x\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	g.Stop(context.Background()) // Run never called: must not wait
+	if err := g.Run(context.Background()); err != nil {
+		t.Fatalf("Run after Stop = %v, want nil at once", err)
+	}
+	if reg.sinks[0].started {
+		t.Error("sink still started")
 	}
 }
