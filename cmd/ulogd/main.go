@@ -162,7 +162,12 @@ func serve(o *options, args []string, stderr io.Writer) int {
 	if o.daemon {
 		// The daemon is this program re-executed in a new session; it
 		// takes over the locked pid file. The parent exits 0 at once.
+		// The daemon gets the same arguments, the paths made absolute;
+		// a "--" ending the options would hide the ones added here.
 		argv := append([]string{os.Args[0]}, args...)
+		if argv[len(argv)-1] == "--" {
+			argv = argv[:len(argv)-1]
+		}
 		argv = append(argv, "--configfile="+o.config)
 		if o.pidfile != "" {
 			argv = append(argv, "--pidfile="+o.pidfile)

@@ -67,12 +67,13 @@ type Buffer struct {
 	size       int // last requested size
 	maxNoticed bool
 
-	// The drop counter's bookkeeping: read by the receive loop, and by
-	// Sync from other goroutines (SIGUSR1, stop).
+	// The drop counter's bookkeeping, under mu: read by the receive loop,
+	// and by Sync from other goroutines (SIGUSR1, stop).
 	mu       sync.Mutex
 	drops    uint64 // last drop counter seen
 	hasDrops bool
-	dropsAt  time.Time // last periodic read of the drop counter
+
+	dropsAt time.Time // last periodic read; the receive loop's own
 }
 
 // Set sizes the socket's receive buffer. Unlike ulogd2 (Q24) size
@@ -149,8 +150,9 @@ func (b *Buffer) countDrops(c Socket, e LostCounter) bool {
 	if err != nil {
 		return false
 	}
-	if b.hasDrops && d > b.drops && !b.SeqCounts {
-		b.Count(e, d-b.drops)
+	// The kernel's counter is 32 bits wide: count across a wrap.
+	if delta := uint64(uint32(d) - uint32(b.drops)); b.hasDrops && delta != 0 && !b.SeqCounts {
+		b.Count(e, delta)
 	}
 	b.drops, b.hasDrops = d, true
 	return true

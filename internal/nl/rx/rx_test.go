@@ -215,3 +215,16 @@ func TestSync(t *testing.T) {
 		t.Errorf("Sync with SeqCounts counted drops: %d", lost)
 	}
 }
+
+// TestDropCounterWraps: the kernel's drop counter is 32 bits wide.
+func TestDropCounterWraps(t *testing.T) {
+	b, _ := newBuffer("NFCT", 0)
+	s := &fakeSocket{drops: 1<<32 - 2}
+	var lost lostCount
+	b.Baseline(s)
+	s.drops = 3 // wrapped: 2 + 3 drops
+	b.Sync(s, &lost)
+	if lost != 5 {
+		t.Errorf("lost %d across the wrap, want 5", lost)
+	}
+}

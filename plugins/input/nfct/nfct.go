@@ -291,6 +291,7 @@ func (in *instance) closeAll() {
 			in.rx.buf.Sync(in.conn, in.em)
 		}
 		in.conn.Close()
+		in.conn = nil
 	}
 	for c := range in.aux {
 		c.Close()

@@ -53,6 +53,7 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 				// The messages before the cut are whole; the cut one is
 				// counted here, once.
 				in.decodeError(nl.ErrTruncated)
+				in.rx.buf.Count(e, 1) // the cut message is lost
 				in.walk(rec, e, b.Datagram(i), true)
 				continue
 			}
