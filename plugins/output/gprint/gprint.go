@@ -4,7 +4,6 @@ package gprint
 
 import (
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/ulogd-go/ulogd/internal/fileout"
@@ -109,7 +108,9 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 			continue
 		}
 		b = append(b, f.prefix...)
-		b = appendValue(b, r, f)
+		// The record's text form: IPv4 dotted quad, IPv6 in full (ulogd2
+		// 2.0.8 prints the first four bytes of an IPv6 address, Q10).
+		b, _ = r.AppendValue(b, f.slot)
 		b = append(b, ',')
 	}
 	if len(b) == start {
@@ -123,24 +124,4 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 		return plugin.Fail
 	}
 	return plugin.Continue
-}
-
-func appendValue(b []byte, r *keys.Record, f *field) []byte {
-	switch f.typ {
-	case keys.String:
-		return append(b, r.Bytes(f.slot)...)
-	case keys.IPAddr:
-		// IPv4 dotted quad, IPv6 in full (ulogd2 2.0.8 prints the first
-		// four bytes of an IPv6 address as a dotted quad, Q10).
-		return keys.AppendIP(b, r.Bytes(f.slot))
-	case keys.Bool:
-		return strconv.AppendUint(b, r.Uint(f.slot), 10)
-	case keys.Int8:
-		return strconv.AppendInt(b, int64(int8(r.Uint(f.slot))), 10)
-	case keys.Int16:
-		return strconv.AppendInt(b, int64(int16(r.Uint(f.slot))), 10)
-	case keys.Int32:
-		return strconv.AppendInt(b, int64(int32(r.Uint(f.slot))), 10)
-	}
-	return strconv.AppendUint(b, r.Uint(f.slot), 10)
 }
