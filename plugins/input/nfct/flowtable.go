@@ -50,38 +50,113 @@ const (
 	afInet6 = 10
 )
 
-// flow is one table entry: a private copy of the last event seen for the
-// flow, and the time it started.
-type flow struct {
-	ev    ctnl.Event // Src/Dst slices point into addrs
-	addrs [4][16]byte
-	start timeval
-	gen   uint64 // distinguishes successive uses of the same entry
+// entry is one table entry: what a DESTROY emitted from the table needs
+// beyond the key (which holds the original tuple, family and zone). The
+// reply tuple is stored because NAT makes it differ from the original.
+// Status, timeout and use are not kept: fill does not read them. entry holds
+// no pointer but the free-list link, so the table is cheap to keep and to
+// scan.
+type entry struct {
+	counters [4]uint64 // orig packets, orig bytes, reply packets, reply bytes
+	gen      uint64    // distinguishes successive uses of the same entry
+	next     *entry    // free list
+	rsrc     [16]byte  // reply source address
+	rdst     [16]byte  // reply destination address
+	start    timeval
+	mark, id uint32
+	// rsport, rdport are the reply ports as decoded (also GRE keys).
+	rsport, rdport uint16
+	// lens are the lengths of the orig src, orig dst, reply src and reply
+	// dst addresses: 0 (absent), 4 or 16.
+	lens        [4]uint8
+	rproto      uint8
+	rHasPorts   bool
+	hasCounters bool
 	// silent marks a flow learned from a dump and not confirmed by any
 	// event since. The kernel attaches its event cache to a conntrack entry
 	// only if a ctnetlink listener exists when the entry is created, so a
 	// flow that predates every listener never sends a DESTROY event: the
 	// silent sweep asks the kernel about these flows instead.
 	silent bool
-	next   *flow // free list
 }
 
-// set copies ev into f, including the addresses.
-func (f *flow) set(ev *ctnl.Event) {
-	f.ev = *ev
-	f.ev.Orig.Src = append(f.addrs[0][:0], ev.Orig.Src...)
-	f.ev.Orig.Dst = append(f.addrs[1][:0], ev.Orig.Dst...)
-	f.ev.Reply.Src = append(f.addrs[2][:0], ev.Reply.Src...)
-	f.ev.Reply.Dst = append(f.addrs[3][:0], ev.Reply.Dst...)
+// storedLen is the length an address is stored with: the decoder yields 0,
+// 4 or 16 bytes, and fill ignores any other length.
+func storedLen(b []byte) uint8 {
+	if n := len(b); n == 4 || n == 16 {
+		return uint8(n)
+	}
+	return 0
+}
+
+// set stores what fill needs of ev (beyond its key) in f.
+func (f *entry) set(ev *ctnl.Event) {
+	f.counters = [4]uint64{ev.OrigPackets, ev.OrigBytes, ev.ReplyPackets, ev.ReplyBytes}
+	f.hasCounters = ev.HasCounters
+	f.mark, f.id = ev.Mark, ev.ID
+	r := &ev.Reply
+	f.lens = [4]uint8{storedLen(ev.Orig.Src), storedLen(ev.Orig.Dst), storedLen(r.Src), storedLen(r.Dst)}
+	f.rsrc, f.rdst = [16]byte{}, [16]byte{}
+	copy(f.rsrc[:f.lens[2]], r.Src)
+	copy(f.rdst[:f.lens[3]], r.Dst)
+	f.rproto, f.rsport, f.rdport, f.rHasPorts = r.Proto, r.SrcPort, r.DstPort, r.HasPorts
 }
 
 // refresh updates f from a later event of the same flow. Counters are kept
 // when the event carries none.
-func (f *flow) refresh(ev *ctnl.Event) {
-	op, ob, rp, rb, has := f.ev.OrigPackets, f.ev.OrigBytes, f.ev.ReplyPackets, f.ev.ReplyBytes, f.ev.HasCounters
+func (f *entry) refresh(ev *ctnl.Event) {
+	c, has := f.counters, f.hasCounters
 	f.set(ev)
 	if !ev.HasCounters && has {
-		f.ev.OrigPackets, f.ev.OrigBytes, f.ev.ReplyPackets, f.ev.ReplyBytes, f.ev.HasCounters = op, ob, rp, rb, has
+		f.counters, f.hasCounters = c, has
+	}
+}
+
+// flow is a table entry expanded back into an event, as fill reads it, for
+// a DESTROY emitted from the table.
+type flow struct {
+	ev    ctnl.Event // Src/Dst slices point into key and reply
+	key   flowKey
+	reply [2][16]byte
+	start timeval
+}
+
+// expand rebuilds the last event seen for the flow of key k from its entry
+// f, as far as fill reads it.
+func (out *flow) expand(k *flowKey, f *entry) {
+	out.key = *k
+	out.reply = [2][16]byte{f.rsrc, f.rdst}
+	out.start = f.start
+	k = &out.key
+	ev := &out.ev
+	*ev = ctnl.Event{
+		Type:   ctnl.Destroy,
+		Family: k.family,
+		Zone:   k.zone,
+		Mark:   f.mark,
+		ID:     f.id,
+	}
+	ev.OrigPackets, ev.OrigBytes, ev.ReplyPackets, ev.ReplyBytes = f.counters[0], f.counters[1], f.counters[2], f.counters[3]
+	ev.HasCounters = f.hasCounters
+	ev.Orig = ctnl.Tuple{
+		Src:      k.src[:f.lens[0]],
+		Dst:      k.dst[:f.lens[1]],
+		Proto:    k.proto,
+		SrcPort:  k.sport,
+		DstPort:  k.dport,
+		HasPorts: k.hasPorts,
+	}
+	if k.hasICMP {
+		ev.Orig.HasICMP = true
+		ev.Orig.ICMPType, ev.Orig.ICMPCode, ev.Orig.ICMPID = k.icmpType, k.icmpCode, k.icmpID
+	}
+	ev.Reply = ctnl.Tuple{
+		Src:      out.reply[0][:f.lens[2]],
+		Dst:      out.reply[1][:f.lens[3]],
+		Proto:    f.rproto,
+		SrcPort:  f.rsport,
+		DstPort:  f.rdport,
+		HasPorts: f.rHasPorts,
 	}
 }
 
@@ -96,10 +171,14 @@ type flowRef struct {
 // are safe for concurrent use.
 type flowTable struct {
 	mu   sync.Mutex
-	m    map[flowKey]*flow
+	m    map[flowKey]*entry
 	max  int
-	free *flow
+	free *entry
 	gen  uint64
+
+	// out is the expanded entry remove returns; it stays valid until put.
+	// Only the maintenance goroutine removes entries.
+	out flow
 
 	// untracked counts flows that were not tracked because the table was
 	// full; the caller notices the first one.
@@ -117,12 +196,12 @@ func newFlowTable(buckets, limit int) *flowTable {
 	if hint > 1<<16 {
 		hint = max(buckets, 1<<16)
 	}
-	return &flowTable{m: make(map[flowKey]*flow, hint), max: limit}
+	return &flowTable{m: make(map[flowKey]*entry, hint), max: limit}
 }
 
-func (t *flowTable) alloc() *flow {
+func (t *flowTable) alloc() *entry {
 	if t.free == nil {
-		slab := make([]flow, slabSize)
+		slab := make([]entry, slabSize)
 		for i := range slab {
 			slab[i].next = t.free
 			t.free = &slab[i]
@@ -136,10 +215,8 @@ func (t *flowTable) alloc() *flow {
 	return f
 }
 
-func (t *flowTable) release(f *flow) {
-	f.ev = ctnl.Event{}
-	f.silent = false
-	f.next = t.free
+func (t *flowTable) release(f *entry) {
+	*f = entry{next: t.free}
 	t.free = f
 }
 
@@ -281,7 +358,8 @@ func (ref *flowRef) probe(ev *ctnl.Event) {
 }
 
 // remove takes the entry ref names out of the table if it is still the
-// same entry. The caller reads it and gives it back with put.
+// same entry, and returns it expanded into an event. The caller reads it
+// and gives it back with put before the next remove. It does not allocate.
 func (t *flowTable) remove(ref *flowRef) *flow {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -290,12 +368,15 @@ func (t *flowTable) remove(ref *flowRef) *flow {
 		return nil
 	}
 	delete(t.m, ref.key)
-	return f
+	t.out.expand(&ref.key, f)
+	t.release(f)
+	return &t.out
 }
 
-// put gives back an entry obtained from remove.
+// put gives back the flow obtained from remove.
 func (t *flowTable) put(f *flow) {
-	t.mu.Lock()
-	t.release(f)
-	t.mu.Unlock()
+	if f != &t.out {
+		panic("nfct: put of a flow not obtained from remove")
+	}
+	f.ev = ctnl.Event{}
 }
