@@ -333,36 +333,19 @@ func (in *instance) Run(ctx context.Context, e plugin.Emitter) error {
 	in.mu.Lock()
 	in.em = e
 	in.mu.Unlock()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		in.maintain(ctx, e)
-	}()
-	go func() {
-		defer wg.Done()
-		select {
-		case <-ctx.Done():
-			in.closeAll()
-		case <-in.done:
+	plugin.RunLoop(ctx, in.done, in.closeAll, func(ctx context.Context) {
+		in.mu.Lock()
+		c := in.conn
+		in.mu.Unlock()
+		if c != nil {
+			in.receive(c, e)
+			return
 		}
-	}()
-	in.mu.Lock()
-	c := in.conn
-	in.mu.Unlock()
-	if c != nil {
-		in.receive(c, e)
-	} else {
-		select {
+		select { // polling mode: no event socket
 		case <-ctx.Done():
 		case <-in.done:
 		}
-	}
-	cancel()
-	in.closeAll()
-	wg.Wait()
+	}, func(ctx context.Context) { in.maintain(ctx, e) })
 	return nil
 }
 

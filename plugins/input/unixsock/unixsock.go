@@ -345,20 +345,11 @@ func (in *instance) Run(ctx context.Context, e plugin.Emitter) error {
 	in.mu.Lock()
 	ln := in.ln
 	in.mu.Unlock()
-	watch := make(chan struct{})
-	go func() {
-		defer close(watch)
-		select {
-		case <-ctx.Done():
-			in.closeAll()
-		case <-in.done:
+	plugin.RunLoop(ctx, in.done, in.closeAll, func(context.Context) {
+		if ln != nil {
+			in.accept(ln, e)
 		}
-	}()
-	if ln != nil {
-		in.accept(ln, e)
-	}
-	in.closeAll()
-	<-watch
+	})
 	in.clientWG.Wait()
 	return nil
 }
