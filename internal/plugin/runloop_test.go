@@ -1,0 +1,56 @@
+package plugin
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// TestRunLoop: cancelling ctx calls closeAll, which ends main; background
+// goroutines end with the context; RunLoop returns after all of them.
+func TestRunLoop(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var once sync.Once
+	var closes, bgDone atomic.Int32
+	closeAll := func() {
+		closes.Add(1)
+		once.Do(func() { close(done) })
+	}
+	started := make(chan struct{})
+	main := func(context.Context) {
+		close(started)
+		<-done // a receive loop ends when its socket is closed
+	}
+	bg := func(ctx context.Context) {
+		<-ctx.Done()
+		bgDone.Add(1)
+	}
+	returned := make(chan struct{})
+	go func() {
+		RunLoop(ctx, done, closeAll, main, bg, bg)
+		close(returned)
+	}()
+	<-started
+	cancel()
+	<-returned
+	if got := bgDone.Load(); got != 2 {
+		t.Errorf("%d background goroutines ended before RunLoop returned, want 2", got)
+	}
+	if closes.Load() < 1 {
+		t.Error("closeAll was never called")
+	}
+}
+
+// TestRunLoopMainReturns: when main returns on its own (Stop closed the
+// socket), the background goroutines are cancelled too.
+func TestRunLoopMainReturns(t *testing.T) {
+	done := make(chan struct{})
+	var bgDone atomic.Bool
+	RunLoop(context.Background(), done, func() {}, func(context.Context) {},
+		func(ctx context.Context) { <-ctx.Done(); bgDone.Store(true) })
+	if !bgDone.Load() {
+		t.Error("background goroutine still running after RunLoop returned")
+	}
+}
