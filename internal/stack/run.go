@@ -61,13 +61,21 @@ func (r *runner) Flush() {
 }
 
 func (r *runner) flushLocked() {
-	for _, st := range r.src.Stacks {
-		for _, in := range st.Instances[1:] {
-			if f, ok := in.Inst.(plugin.Flusher); ok {
-				if err := f.Flush(); err != nil {
-					r.failNotice(in, err)
-				}
+	r.src.downstream(func(in *Instance) {
+		if f, ok := in.Inst.(plugin.Flusher); ok {
+			if err := f.Flush(); err != nil {
+				r.failNotice(in, err)
 			}
+		}
+	})
+}
+
+// downstream calls fn for every filter and sink of every stack the source
+// feeds, in stack order.
+func (s *Source) downstream(fn func(*Instance)) {
+	for _, st := range s.Stacks {
+		for _, in := range st.Instances[1:] {
+			fn(in)
 		}
 	}
 }
@@ -188,19 +196,22 @@ func (g *Graph) Run(ctx context.Context) error {
 				src.run.Flush()
 			}
 		case <-done:
-			if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				return err
-			}
-			return nil
+			return runError(ctx)
 		case <-ctx.Done():
 			// Sources return once Stop closes their sockets.
 			<-done
-			if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				return err
-			}
-			return nil
+			return runError(ctx)
 		}
 	}
+}
+
+// runError is Run's result: the first source error, or nil when Run was
+// only cancelled.
+func runError(ctx context.Context) error {
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
 }
 
 // Stop stops sources first and waits for Run to return (a source may still
@@ -270,15 +281,13 @@ func (g *Graph) Reopen() error {
 	var errs []error
 	for _, src := range g.Sources {
 		src.run.mu.Lock()
-		for _, st := range src.Stacks {
-			for _, in := range st.Instances[1:] {
-				if ro, ok := in.Inst.(plugin.Reopener); ok {
-					if err := ro.Reopen(); err != nil {
-						errs = append(errs, fmt.Errorf("%s (%s): %w", in.ID, in.Desc.Name, err))
-					}
+		src.downstream(func(in *Instance) {
+			if ro, ok := in.Inst.(plugin.Reopener); ok {
+				if err := ro.Reopen(); err != nil {
+					errs = append(errs, fmt.Errorf("%s (%s): %w", in.ID, in.Desc.Name, err))
 				}
 			}
-		}
+		})
 		src.run.mu.Unlock()
 	}
 	return errors.Join(errs...)
@@ -293,13 +302,11 @@ func (g *Graph) Signal(sig os.Signal) {
 			s.Signal(sig)
 		}
 		src.run.mu.Lock()
-		for _, st := range src.Stacks {
-			for _, in := range st.Instances[1:] {
-				if s, ok := in.Inst.(plugin.Signaler); ok {
-					s.Signal(sig)
-				}
+		src.downstream(func(in *Instance) {
+			if s, ok := in.Inst.(plugin.Signaler); ok {
+				s.Signal(sig)
 			}
-		}
+		})
 		src.run.mu.Unlock()
 	}
 }
