@@ -28,8 +28,11 @@ const (
 	Version = "0.1.0"
 )
 
+// versionLine names the ulogd2 version followed and ulogd-go's own.
+const versionLine = "ulogd Version 2.0.9 (ulogd-go " + Version + ")"
+
 func versionText() string {
-	return "ulogd Version 2.0.9 (ulogd-go " + Version + ")\n"
+	return versionLine + "\n"
 }
 
 const usageText = `Parameters:
@@ -90,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkConfig(o, stdout, stderr)
 	}
 
-	return serve(o, args, stderr)
+	return serve(o, args, stdout, stderr)
 }
 
 // load parses the config file and builds the stacks.
@@ -127,7 +130,7 @@ func checkConfig(o *options, stdout, stderr io.Writer) int {
 }
 
 // serve runs the daemon in the foreground until SIGTERM/SIGINT.
-func serve(o *options, args []string, stderr io.Writer) int {
+func serve(o *options, args []string, stdout, stderr io.Writer) int {
 	dlog := daemon.NewLog()
 	log := dlog.Logger()
 	dlog.SetVerbose(o.verbose && !o.daemon)
@@ -145,7 +148,7 @@ func serve(o *options, args []string, stderr io.Writer) int {
 	}
 	if o.user != "" {
 		if _, err := user.Lookup(o.user); err != nil {
-			fmt.Fprintf(os.Stdout, "Unknown user %s.\n", o.user)
+			fmt.Fprintf(stdout, "Unknown user %s.\n", o.user)
 			return 1
 		}
 	}
@@ -209,7 +212,7 @@ func serve(o *options, args []string, stderr io.Writer) int {
 	if o.loglevel == 0 && g.Global.LoglevelSet {
 		dlog.SetLevel(g.Global.Loglevel)
 	}
-	log.Info("ulogd Version 2.0.9 (ulogd-go " + Version + ") (re-)starting")
+	log.Info(versionLine + " (re-)starting")
 	for _, w := range g.Warnings {
 		log.Warn(w.Error())
 	}

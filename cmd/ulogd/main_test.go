@@ -137,3 +137,11 @@ func TestInfoVersionHelp(t *testing.T) {
 		t.Errorf("-l 4: exit %d, %q", code, errOut)
 	}
 }
+
+func TestUnknownUser(t *testing.T) {
+	conf := writeConf(t, "[global]\nstack=ct1:NFCT,ip2str1:IP2STR,print1:PRINTFLOW,emu1:LOGEMU\n[ct1]\n[emu1]\nfile=\"/tmp/x.log\"\n")
+	code, out, _ := runMain("-u", "no-such-user-ulogd-test", "-c", conf)
+	if code != 1 || out != "Unknown user no-such-user-ulogd-test.\n" {
+		t.Errorf("exit %d, stdout %q", code, out)
+	}
+}
