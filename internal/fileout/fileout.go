@@ -36,6 +36,7 @@ type Writer struct {
 	perm      os.FileMode
 	sync      bool
 	f         *os.File
+	fd        int // rawFD(f): ≥ 0 to write f with rawWrite
 	buf       []byte
 	lastWrite time.Time
 	now       func() time.Time
@@ -50,12 +51,12 @@ type Writer struct {
 
 // Open opens path for appending (creating it with mode 0640).
 func Open(path string, sync bool) (*Writer, error) {
-	w := &Writer{path: path, perm: 0o640, sync: sync, buf: make([]byte, 0, flushAt+4096), now: time.Now}
+	w := &Writer{path: path, perm: 0o640, sync: sync, fd: -1, buf: make([]byte, 0, flushAt+4096), now: time.Now}
 	f, err := w.open()
 	if err != nil {
 		return nil, err
 	}
-	w.f = f
+	w.f, w.fd = f, rawFD(f)
 	w.lastWrite = w.now()
 	return w, nil
 }
@@ -117,7 +118,13 @@ func (w *Writer) write() error {
 	if w.f == nil {
 		return w.keep(errors.New("file is not open"))
 	}
-	n, err := w.f.Write(w.buf)
+	var n int
+	var err error
+	if w.fd >= 0 {
+		n, err = rawWrite(w.fd, w.buf)
+	} else {
+		n, err = w.f.Write(w.buf)
+	}
 	w.lastWrite = w.now()
 	if err != nil {
 		// What was written is gone from the buffer; the rest, from the
@@ -147,7 +154,7 @@ func (w *Writer) Reopen() error {
 		return errors.Join(flushErr, err)
 	}
 	old := w.f
-	w.f = f
+	w.f, w.fd = f, rawFD(f)
 	if old != nil {
 		old.Close()
 	}
@@ -162,7 +169,7 @@ func (w *Writer) Close() error {
 	}
 	if w.f != nil {
 		err = errors.Join(err, w.f.Close())
-		w.f = nil
+		w.f, w.fd = nil, -1
 	}
 	return err
 }
