@@ -106,6 +106,7 @@ type instance struct {
 // rxState is the receive loop's reused state.
 type rxState struct {
 	batch *nl.Batch
+	now   timeval // when the current batch was received (zero: read the clock)
 	ev    ctnl.Event
 	buf   rx.Buffer // socket buffer size, events lost to overruns
 

@@ -44,6 +44,7 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 			}
 		}
 		t := time.Now()
+		in.rx.now = timeToTimeval(t) // one clock read for the whole batch
 		if n, _ := in.rx.buf.PollDrops(c, e, t, false); n != 0 && in.rx.buf.Note.Allow(t) {
 			in.log.Log(context.Background(), notice.Level, "NFCT socket dropped events",
 				"lost", in.rx.buf.Lost.Load(), "reliable", in.cfg.Reliable != 0)
@@ -106,10 +107,16 @@ func (in *instance) walk(rec *keys.Record, e plugin.Emitter, buf []byte, truncat
 // event applies one decoded conntrack event: §7.3 (hash) or §7.4 (no hash).
 func (in *instance) event(rec *keys.Record, e plugin.Emitter, ev *ctnl.Event, raw []byte) {
 	sl := &in.sl
+	// The time of reception: every message of a batch arrived with the
+	// same recvmmsg call.
+	t := in.rx.now
+	if t.sec == 0 {
+		t = now()
+	}
 	if in.table != nil {
 		switch ev.Type {
 		case ctnl.New, ctnl.Update:
-			if ok, first := in.table.upsert(ev, now()); !ok && first {
+			if ok, first := in.table.upsert(ev, t); !ok && first {
 				in.tableFull()
 			}
 		case ctnl.Destroy:
@@ -120,7 +127,7 @@ func (in *instance) event(rec *keys.Record, e plugin.Emitter, ev *ctnl.Event, ra
 			}
 			sl.fill(rec, ev, eventDestroy, raw)
 			sl.setStart(rec, start)
-			sl.setEnd(rec, stopOf(ev).or(now()))
+			sl.setEnd(rec, stopOf(ev).or(t))
 			e.Emit(rec)
 		}
 		return
@@ -128,12 +135,12 @@ func (in *instance) event(rec *keys.Record, e plugin.Emitter, ev *ctnl.Event, ra
 	switch ev.Type {
 	case ctnl.New:
 		sl.fill(rec, ev, eventNew, raw)
-		sl.setStart(rec, startOf(ev).or(now()))
+		sl.setStart(rec, startOf(ev).or(t))
 		e.Emit(rec)
 	case ctnl.Destroy:
 		sl.fill(rec, ev, eventDestroy, raw)
 		sl.setStart(rec, startOf(ev))
-		sl.setEnd(rec, stopOf(ev).or(now()))
+		sl.setEnd(rec, stopOf(ev).or(t))
 		e.Emit(rec)
 	default:
 		in.rx.updates++
