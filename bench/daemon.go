@@ -30,7 +30,7 @@ type subject struct {
 	cmd     *exec.Cmd
 	pid     int
 	dir     string
-	outPath string // LOGEMU file (daemons)
+	outPath string // LOGEMU or JSON file (daemons)
 	logPath string // daemon log
 	waitErr chan error
 
@@ -48,19 +48,19 @@ type subjectSpec struct {
 	goBin   string // built ulogd-go binary
 	self    string // this harness binary (floor, in-process driver)
 	profile string // non-empty: run ulogd-go in-process with this CPU profile path
-	conf    string // ulogd.conf text with @DIR@ for the run directory
+	conf    stackConf
 }
 
 func startSubject(spec subjectSpec, ns, dir string) (*subject, error) {
 	s := &subject{kind: spec.kind, dir: dir, waitErr: make(chan error, 1),
-		outPath: filepath.Join(dir, "out.log"), logPath: filepath.Join(dir, "daemon.log")}
+		outPath: filepath.Join(dir, spec.conf.out), logPath: filepath.Join(dir, "daemon.log")}
 	var argv []string
 	switch spec.kind {
 	case subjFloor:
 		argv = []string{spec.self, "floor", "-groups", "5", "-rcvbuf", strconv.Itoa(256 << 20)}
 	default:
 		conf := filepath.Join(dir, "ulogd.conf")
-		if err := os.WriteFile(conf, []byte(strings.ReplaceAll(spec.conf, "@DIR@", dir)), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(strings.ReplaceAll(spec.conf.text, "@DIR@", dir)), 0o644); err != nil {
 			return nil, err
 		}
 		switch {
@@ -163,7 +163,7 @@ func (s *subject) alive() bool {
 }
 
 // logged returns the records the subject has output so far: lines in the
-// LOGEMU file (with the [NEW]/[DESTROY] split), or the floor's counts.
+// LOGEMU or JSON file (with the NEW/DESTROY split), or the floor's counts.
 func (s *subject) logged() lineCounter {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -224,6 +224,22 @@ func (s *subject) selfReportedLost() int64 {
 	return v
 }
 
+// The event types of a flow record: LOGEMU's PRINTFLOW prefix, or JSON's
+// ct.event key (NFCT_T_NEW 1, NFCT_T_DESTROY 4).
+var (
+	newMarks     = [][]byte{[]byte("[NEW]"), []byte(`"ct.event": 1`)}
+	destroyMarks = [][]byte{[]byte("[DESTROY]"), []byte(`"ct.event": 4`)}
+)
+
+func containsAny(b []byte, marks [][]byte) bool {
+	for _, m := range marks {
+		if bytes.Contains(b, m) {
+			return true
+		}
+	}
+	return false
+}
+
 // lineCounter counts the complete lines of a growing file.
 type lineCounter struct {
 	Lines, New, Destroy uint64
@@ -244,9 +260,9 @@ func (c *lineCounter) feed(b []byte) {
 		}
 		c.Lines++
 		switch {
-		case bytes.Contains(line, []byte("[NEW]")):
+		case containsAny(line, newMarks):
 			c.New++
-		case bytes.Contains(line, []byte("[DESTROY]")):
+		case containsAny(line, destroyMarks):
 			c.Destroy++
 		}
 		b = b[i+1:]

@@ -59,13 +59,15 @@ type options struct {
 	keep       bool
 	self       string
 	tmp        string
+
+	floorRates map[string]bool // offered rates the floor has run at (once per rate)
 }
 
 func benchMain(args []string) int {
 	fs := flag.NewFlagSet("ulogd-bench", flag.ExitOnError)
 	var o options
-	scen := fs.String("scenarios", "nohash,hash,burst,pkt", "comma list of: nohash (canonical stack, hash_enable=0: NEW+DESTROY lines), hash (canonical stack, default hash_enable=1: DESTROY lines), burst (conntrack -F of a full table), pkt (NFLOG packet path)")
-	rates := fs.String("rates", "20000,max", "comma list of flow rates per second for nohash/hash; max = as fast as the generator goes")
+	scen := fs.String("scenarios", "nohash,hash,burst,pkt,json,json-hash,pktjson", "comma list of: nohash (canonical stack, hash_enable=0: NEW+DESTROY lines), hash (canonical stack, default hash_enable=1: DESTROY lines), burst (conntrack -F of a full table), pkt (NFLOG packet path), json, json-hash, pktjson (nohash, hash and pkt with the JSON sink)")
+	rates := fs.String("rates", "20000,max", "comma list of flow rates per second for nohash/hash/json/json-hash; max = as fast as the generator goes")
 	fs.IntVar(&o.flows, "flows", 0, "flows per rate run (0 = rate × -seconds; 250000 for max)")
 	fs.Float64Var(&o.seconds, "seconds", 5, "load duration per rate run (bounds the flow count)")
 	fs.IntVar(&o.burstFlows, "burst-flows", 1000000, "table size for the burst scenario")
@@ -139,15 +141,17 @@ func benchMain(args []string) int {
 	var all []result
 	for _, sc := range o.scenarios {
 		var rs []result
-		switch sc {
-		case "nohash", "hash":
+		_, flow := flowScenarios[sc]
+		_, pkt := pktScenarios[sc]
+		switch {
+		case flow:
 			for _, rate := range o.rates {
 				rs = append(rs, runFlowScenario(&o, sc, rate)...)
 			}
-		case "burst":
+		case sc == "burst":
 			rs = runBurstScenario(&o)
-		case "pkt":
-			rs = runPacketScenario(&o)
+		case pkt:
+			rs = runPacketScenario(&o, sc)
 		default:
 			fmt.Fprintf(os.Stderr, "ulogd-bench: unknown scenario %q\n", sc)
 			return 2

@@ -88,7 +88,8 @@ func TestLineCounter(t *testing.T) {
 	var c lineCounter
 	c.feed([]byte("Jan  1 00:00:00 h [NEW] ORIG: SRC=1\nJan  1 00:00:00 h [DEST"))
 	c.feed([]byte("ROY] ORIG: SRC=1\nJan  1 00:00:00 h IN=veth0 OUT= SRC=1\n"))
-	want := lineCounter{Lines: 3, New: 1, Destroy: 1}
+	c.feed([]byte(`{"ct.id": 7, "ct.event": 1, "src_ip": "10.200.0.1"}` + "\n" + `{"ct.event": 4}` + "\n"))
+	want := lineCounter{Lines: 5, New: 2, Destroy: 2}
 	if d := cmp.Diff(want, c, cmp.AllowUnexported(lineCounter{})); d != "" {
 		t.Errorf("lineCounter (-want +got):\n%s", d)
 	}

@@ -47,51 +47,80 @@ func (r result) msPerK() float64 {
 
 func numCPU() int { return runtime.NumCPU() }
 
-// flowConf is the canonical conntrack stack, as ulogd2 needs it (plugin=
-// lines) and ulogd-go accepts it unchanged.
-func flowConf(plugDir string, hash bool) string {
+// The stacks, as Debian's ulogd.conf names them.
+const (
+	stackFlow     = "ct1:NFCT,ip2str1:IP2STR,print1:PRINTFLOW,emu1:LOGEMU"
+	stackFlowJSON = "ct1:NFCT,ip2str1:IP2STR,json1:JSON"
+	stackPkt      = "log1:NFLOG,base1:BASE,ifi1:IFINDEX,ip2str1:IP2STR,print1:PRINTPKT,emu1:LOGEMU"
+	stackPktJSON  = "log1:NFLOG,base1:BASE,ifi1:IFINDEX,ip2str1:IP2STR,mac2str1:HWHDR,json1:JSON"
+)
+
+// pluginSO is the ulogd2 shared object of each plugin the stacks use.
+var pluginSO = map[string]string{
+	"NFCT": "inpflow_NFCT", "NFLOG": "inppkt_NFLOG", "BASE": "raw2packet_BASE",
+	"IFINDEX": "filter_IFINDEX", "IP2STR": "filter_IP2STR", "HWHDR": "filter_HWHDR",
+	"PRINTFLOW": "filter_PRINTFLOW", "PRINTPKT": "filter_PRINTPKT",
+	"LOGEMU": "output_LOGEMU", "JSON": "output_JSON",
+}
+
+// stackConf is a ulogd.conf that ulogd2 runs (it needs the plugin= lines)
+// and ulogd-go accepts unchanged, and the output file it writes.
+type stackConf struct {
+	text string // with @DIR@ for the run directory
+	out  string // name of the sink's file in the run directory
+}
+
+// newStackConf builds the config of one stack: the source (first instance)
+// gets srcOpts, the sink (last instance) writes out with sync=1.
+func newStackConf(plugDir, stack, srcOpts, out string) stackConf {
+	var b strings.Builder
+	b.WriteString("[global]\nlogfile=\"@DIR@/daemon.log\"\nloglevel=3\n")
+	insts := strings.Split(stack, ",")
+	for _, in := range insts {
+		_, name, _ := strings.Cut(in, ":")
+		fmt.Fprintf(&b, "plugin=\"%s/ulogd_%s.so\"\n", plugDir, pluginSO[name])
+	}
+	src, _, _ := strings.Cut(insts[0], ":")
+	sink, _, _ := strings.Cut(insts[len(insts)-1], ":")
+	fmt.Fprintf(&b, "stack=%s\n\n[%s]\n%s\n[%s]\nfile=\"@DIR@/%s\"\nsync=1\n", stack, src, srcOpts, sink, out)
+	return stackConf{text: b.String(), out: out}
+}
+
+// flowConf is the conntrack stack: the canonical one (PRINTFLOW, LOGEMU) or
+// the JSON one; hash=false sets event_mask=5 hash_enable=0, hash=true leaves
+// every NFCT option at its default.
+func flowConf(plugDir string, hash, json bool) stackConf {
 	ct := "event_mask=5\nhash_enable=0\n"
 	if hash {
-		ct = "" // every NFCT option at its default
+		ct = ""
 	}
-	return fmt.Sprintf(`[global]
-logfile="@DIR@/daemon.log"
-loglevel=3
-plugin="%[1]s/ulogd_inpflow_NFCT.so"
-plugin="%[1]s/ulogd_filter_IP2STR.so"
-plugin="%[1]s/ulogd_filter_PRINTFLOW.so"
-plugin="%[1]s/ulogd_output_LOGEMU.so"
-stack=ct1:NFCT,ip2str1:IP2STR,print1:PRINTFLOW,emu1:LOGEMU
-
-[ct1]
-%[2]s
-[emu1]
-file="@DIR@/out.log"
-sync=1
-`, plugDir, ct)
+	if json {
+		return newStackConf(plugDir, stackFlowJSON, ct, "out.json")
+	}
+	return newStackConf(plugDir, stackFlow, ct, "out.log")
 }
 
-// pktConf is Debian's default stack (kernel LOG emulation), group 0.
-func pktConf(plugDir string) string {
-	return fmt.Sprintf(`[global]
-logfile="@DIR@/daemon.log"
-loglevel=3
-plugin="%[1]s/ulogd_inppkt_NFLOG.so"
-plugin="%[1]s/ulogd_raw2packet_BASE.so"
-plugin="%[1]s/ulogd_filter_IFINDEX.so"
-plugin="%[1]s/ulogd_filter_IP2STR.so"
-plugin="%[1]s/ulogd_filter_PRINTPKT.so"
-plugin="%[1]s/ulogd_output_LOGEMU.so"
-stack=log1:NFLOG,base1:BASE,ifi1:IFINDEX,ip2str1:IP2STR,print1:PRINTPKT,emu1:LOGEMU
-
-[log1]
-group=%[2]d
-
-[emu1]
-file="@DIR@/out.log"
-sync=1
-`, plugDir, nflogGroup)
+// pktConf is Debian's packet stack on group 0: kernel LOG emulation
+// (PRINTPKT, LOGEMU) or JSON.
+func pktConf(plugDir string, json bool) stackConf {
+	group := fmt.Sprintf("group=%d\n", nflogGroup)
+	if json {
+		return newStackConf(plugDir, stackPktJSON, group, "out.json")
+	}
+	return newStackConf(plugDir, stackPkt, group, "out.log")
 }
+
+// flowScenarios are the conntrack scenarios run at each of -rates: NFCT's
+// hash mode and the sink.
+var flowScenarios = map[string]struct{ hash, json bool }{
+	"nohash":    {false, false},
+	"hash":      {true, false},
+	"json":      {false, true},
+	"json-hash": {true, true},
+}
+
+// pktScenarios are the NFLOG scenarios: whether the sink is JSON.
+var pktScenarios = map[string]bool{"pkt": false, "pktjson": true}
 
 // load describes what happens to the network while a subject runs.
 type load struct {
@@ -105,7 +134,7 @@ type load struct {
 	packets  bool
 }
 
-func (o *options) spec(kind, conf string, runDir string) subjectSpec {
+func (o *options) spec(kind string, conf stackConf, runDir string) subjectSpec {
 	s := subjectSpec{kind: kind, refBin: o.refBin, goBin: o.goBin, self: o.self, conf: conf}
 	if kind == subjGo && o.profileDir != "" {
 		s.profile = filepath.Join(o.profileDir, filepath.Base(runDir)+".pprof")
@@ -114,7 +143,7 @@ func (o *options) spec(kind, conf string, runDir string) subjectSpec {
 }
 
 func runFlowScenario(o *options, sc string, rate int) []result {
-	hash := sc == "hash"
+	v := flowScenarios[sc]
 	flows := o.flows
 	offered := "max"
 	if rate > 0 {
@@ -127,7 +156,7 @@ func runFlowScenario(o *options, sc string, rate int) []result {
 			flows = 250000
 		}
 	}
-	l := load{scenario: sc, offered: offered, ruleset: rulesetFlows, hash: hash,
+	l := load{scenario: sc, offered: offered, ruleset: rulesetFlows, hash: v.hash,
 		gen: genConfig{Flows: flows, Rate: rate, MaxTime: time.Duration(o.seconds*float64(time.Second)) + 2*time.Second}}
 	lagRate := rate
 	if lagRate == 0 {
@@ -144,10 +173,18 @@ func runFlowScenario(o *options, sc string, rate int) []result {
 	}
 	var rs []result
 	for _, subj := range o.subjects {
-		if subj == subjFloor && hash {
-			continue // the floor receives the same events in both modes
+		if subj == subjFloor {
+			// The floor receives the same events in every flow
+			// scenario: it runs once per rate, not in the hash ones.
+			if v.hash || o.floorRates[offered] {
+				continue
+			}
+			if o.floorRates == nil {
+				o.floorRates = map[string]bool{}
+			}
+			o.floorRates[offered] = true
 		}
-		rs = append(rs, runOne(o, l, subj, flowConf(o.plugDir, hash)))
+		rs = append(rs, runOne(o, l, subj, flowConf(o.plugDir, v.hash, v.json)))
 	}
 	return rs
 }
@@ -176,28 +213,28 @@ func runBurstScenario(o *options) []result {
 	}
 	var rs []result
 	for _, subj := range o.subjects {
-		rs = append(rs, runOne(o, l, subj, flowConf(o.plugDir, l.hash)))
+		rs = append(rs, runOne(o, l, subj, flowConf(o.plugDir, l.hash, false)))
 	}
 	return rs
 }
 
 func (o *options) burstFlowsSlack() uint64 { return 1000 + uint64(o.burstFlows)/10 }
 
-func runPacketScenario(o *options) []result {
-	l := load{scenario: "pkt", offered: "max", ruleset: rulesetPackets, packets: true, end: "none",
+func runPacketScenario(o *options, sc string) []result {
+	l := load{scenario: sc, offered: "max", ruleset: rulesetPackets, packets: true, end: "none",
 		gen: genConfig{Flows: o.pktMax, MaxTime: time.Duration(o.pktSeconds * float64(time.Second))}}
 	var rs []result
 	for _, subj := range o.subjects {
 		if subj == subjFloor {
 			continue // no NFLOG floor listener
 		}
-		rs = append(rs, runOne(o, l, subj, pktConf(o.plugDir)))
+		rs = append(rs, runOne(o, l, subj, pktConf(o.plugDir, pktScenarios[sc])))
 	}
 	return rs
 }
 
 // runOne measures one subject on one load, in fresh namespaces.
-func runOne(o *options, l load, kind, conf string) (r result) {
+func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 	r = result{Scenario: l.scenario, Subject: kind, Offered: l.offered, SelfLost: -1}
 	fmt.Fprintf(os.Stderr, "-- %s %s %s ...\n", l.scenario, l.offered, kind)
 	defer func() {
@@ -373,7 +410,13 @@ func printRatios(w io.Writer, rs []result) {
 	type key struct{ sc, offered string }
 	by := map[key]map[string]result{}
 	var order []key
+	// The floor receives the same kernel events in every flow scenario at
+	// one rate, and runs in the first of them.
+	flowFloor := map[string]result{}
 	for _, r := range rs {
+		if _, flow := flowScenarios[r.Scenario]; flow && r.Subject == subjFloor {
+			flowFloor[r.Offered] = r
+		}
 		k := key{r.Scenario, r.Offered}
 		if by[k] == nil {
 			by[k] = map[string]result{}
@@ -393,9 +436,8 @@ func printRatios(w io.Writer, rs []result) {
 		}
 		ref, hasRef := m[subjRef]
 		fl, hasFloor := m[subjFloor]
-		if !hasFloor && k.sc == "hash" {
-			// The floor receives the same kernel events in both modes.
-			fl, hasFloor = by[key{"nohash", k.offered}][subjFloor]
+		if _, flow := flowScenarios[k.sc]; flow && !hasFloor {
+			fl, hasFloor = flowFloor[k.offered]
 		}
 		cell := func(ok bool, v float64, f string) string {
 			if !ok || v == 0 {

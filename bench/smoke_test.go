@@ -9,7 +9,8 @@ import (
 )
 
 // TestSmoke runs a tiny load (500 flows, hash_enable=0) end to end through
-// ulogd-go, and through ulogd2 when it is installed. Root only.
+// ulogd-go, and through ulogd2 when it is installed, with the LOGEMU and the
+// JSON stack. Root only.
 func TestSmoke(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: network namespaces, nft, conntrack")
@@ -35,20 +36,28 @@ func TestSmoke(t *testing.T) {
 	}
 	l := load{scenario: "smoke", offered: "5000/s", ruleset: rulesetFlows, end: "none",
 		gen: genConfig{Flows: 500, Rate: 5000, MaxTime: 5 * time.Second, Delete: true, DeleteLag: 50}}
-	for _, s := range subjects {
-		r := runOne(o, l, s, flowConf(o.plugDir, false))
-		if r.Err != "" {
-			t.Fatalf("%s: %s", s, r.Err)
+	for _, json := range []bool{false, true} {
+		for _, s := range subjects {
+			smokeOne(t, o, l, s, flowConf(o.plugDir, false, json))
 		}
-		t.Logf("%s: flows %d expected %d logged %d drops %d cpu %.0f ms rss %d kB", s, r.Flows, r.Expected, r.Logged, r.Drops, r.CPUms, r.HWMKB)
-		if r.Flows != 500 || r.Expected != 1000 {
-			t.Errorf("%s: ground truth %d flows, %d expected; want 500, 1000", s, r.Flows, r.Expected)
-		}
-		if s == subjGo && r.Logged != r.Expected {
-			t.Errorf("ulogd-go logged %d of %d records", r.Logged, r.Expected)
-		}
-		if r.HWMKB == 0 {
-			t.Errorf("%s: no peak RSS read", s)
-		}
+	}
+}
+
+func smokeOne(t *testing.T, o *options, l load, s string, conf stackConf) {
+	t.Helper()
+	r := runOne(o, l, s, conf)
+	if r.Err != "" {
+		t.Fatalf("%s %s: %s", s, conf.out, r.Err)
+	}
+	t.Logf("%s %s: flows %d expected %d logged %d (NEW/DESTROY: %s) drops %d cpu %.0f ms rss %d kB",
+		s, conf.out, r.Flows, r.Expected, r.Logged, r.Extra, r.Drops, r.CPUms, r.HWMKB)
+	if r.Flows != 500 || r.Expected != 1000 {
+		t.Errorf("%s %s: ground truth %d flows, %d expected; want 500, 1000", s, conf.out, r.Flows, r.Expected)
+	}
+	if s == subjGo && (r.Logged != r.Expected || r.Extra != "NEW 500 DESTROY 500") {
+		t.Errorf("ulogd-go %s: logged %d of %d records (%s)", conf.out, r.Logged, r.Expected, r.Extra)
+	}
+	if r.HWMKB == 0 {
+		t.Errorf("%s %s: no peak RSS read", s, conf.out)
 	}
 }
