@@ -1,6 +1,7 @@
 package plugintest
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -187,4 +188,49 @@ func BenchInterp(b *testing.B, s FileSink, r *keys.Record) {
 		s.Interp(r)
 	}
 	s.Flush()
+}
+
+// BenchFlushEvery is the receive batch of BenchBatches: the engine flushes
+// the sinks at the end of each batch.
+const BenchFlushEvery = 64
+
+// BenchBatches measures event (one record through a sink), flushing every
+// BenchFlushEvery events and once at the end, with the allocations. It
+// returns how many events ran, counting one the caller ran before to check
+// its output.
+func BenchBatches(b *testing.B, event func() plugin.Verdict, flush func() error) int {
+	n := 1
+	b.ReportAllocs()
+	for b.Loop() {
+		event()
+		if n++; n%BenchFlushEvery == 0 {
+			flush()
+		}
+	}
+	flush()
+	b.StopTimer()
+	return n
+}
+
+// BenchFirst runs event once and flushes, failing the benchmark when the
+// record does not pass or the flush fails, so that the caller can check
+// the output before BenchBatches.
+func BenchFirst(b *testing.B, event func() plugin.Verdict, flush func() error) {
+	b.Helper()
+	if v := event(); v != plugin.Continue {
+		b.Fatalf("Interp = %v", v)
+	}
+	if err := flush(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// Started starts inst and stops it when the test ends.
+func Started(tb testing.TB, inst plugin.Instance) plugin.Instance {
+	tb.Helper()
+	if err := inst.Start(tb.Context()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { inst.Stop(context.Background()) })
+	return inst
 }

@@ -2,7 +2,6 @@ package printpkt
 
 import (
 	"encoding/binary"
-	"log/slog"
 	"strings"
 	"testing"
 
@@ -391,97 +390,45 @@ func TestPRINTPKTKeys(t *testing.T) {
 // bound by name as the stack binds (nearest provider), for the fuzzer, the
 // benchmark and the allocation test.
 
+// chain is plugintest.Chain with PRINTPKT's line.
 type chain struct {
-	rec   *keys.Record
-	src   map[string]keys.Slot
-	steps []plugin.Interpreter
+	*plugintest.Chain
 	print keys.Slot
 }
 
 func newChain(tb testing.TB, source []keys.Spec, names ...string) *chain {
 	tb.Helper()
-	c := &chain{src: map[string]keys.Slot{}}
-	var types []keys.Type
-	bound := map[string]keys.Slot{}
-	for _, s := range source {
-		c.src[s.Name] = keys.Slot(len(types))
-		bound[s.Name] = keys.Slot(len(types))
-		types = append(types, s.Type)
-	}
-	for _, name := range names {
-		d, ok := plugin.Default.Lookup(name)
-		if !ok {
-			tb.Fatalf("%s is not registered", name)
-		}
-		in, out, err := d.Keys(nil)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		env := &plugin.Env{ID: strings.ToLower(name), Plugin: name, Log: slog.New(slog.DiscardHandler)}
-		for _, s := range in {
-			slot, ok := bound[s.Name]
-			if !ok {
-				if s.Flags&keys.Optional == 0 {
-					tb.Fatalf("%s: nobody provides %s", name, s.Name)
-				}
-				slot = keys.NoSlot
-			}
-			env.In = append(env.In, slot)
-		}
-		for _, s := range out {
-			env.Out = append(env.Out, keys.Slot(len(types)))
-			bound[s.Name] = keys.Slot(len(types))
-			types = append(types, s.Type)
-		}
-		inst, err := d.New(env)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		c.steps = append(c.steps, inst.(plugin.Interpreter))
-	}
-	c.print = bound["print"]
-	c.rec = keys.NewRecord(types)
-	return c
+	c := plugintest.NewChain(tb, source, names...)
+	return &chain{Chain: c, print: c.Key["print"]}
 }
 
 // set fills the source keys of an event into the (reset) record.
 func (c *chain) set(ev map[string]any) {
-	c.rec.Reset()
+	c.Rec.Reset()
 	for k, v := range ev {
-		s := c.src[k]
+		s := c.Src[k]
 		switch v := v.(type) {
 		case int:
-			c.rec.SetUint(s, uint64(v))
+			c.Rec.SetUint(s, uint64(v))
 		case string:
-			c.rec.SetString(s, v)
+			c.Rec.SetString(s, v)
 		case []byte:
-			c.rec.SetBytes(s, v)
+			c.Rec.SetBytes(s, v)
 		}
 	}
-}
-
-// walk runs the chain on the record as it is; it reports whether every
-// step continued.
-func (c *chain) walk() bool {
-	for _, st := range c.steps {
-		if st.Interp(c.rec) != plugin.Continue {
-			return false
-		}
-	}
-	return true
 }
 
 func TestPRINTPKTZeroAllocs(t *testing.T) {
 	c := newChain(t, nflogKeys, "BASE", "IP2STR", "PRINTPKT")
 	for _, tt := range lineCases() {
 		c.set(tt.ev)
-		if !c.walk() || string(c.rec.Bytes(c.print)) != tt.want {
-			t.Fatalf("%s: direct chain gives %q", tt.name, c.rec.Bytes(c.print))
+		if !c.Walk() || string(c.Rec.Bytes(c.print)) != tt.want {
+			t.Fatalf("%s: direct chain gives %q", tt.name, c.Rec.Bytes(c.print))
 		}
 		// The whole chain (decode, address text, line) per packet.
 		n := testing.AllocsPerRun(100, func() {
 			c.set(tt.ev)
-			c.walk()
+			c.Walk()
 		})
 		// set itself copies the prefix and interface names into the
 		// arena, which does not allocate either.
@@ -496,41 +443,24 @@ func TestPRINTPKTZeroAllocs(t *testing.T) {
 func prepared(tb testing.TB, ev map[string]any) (c *chain, snapshot *keys.Record, printpkt plugin.Interpreter) {
 	c = newChain(tb, nflogKeys, "BASE", "IP2STR", "PRINTPKT")
 	c.set(ev)
-	for _, st := range c.steps[:2] {
-		st.Interp(c.rec)
+	for _, st := range c.Steps[:2] {
+		st.Interp(c.Rec)
 	}
-	// The snapshot's byte values must not live in the arena, which every
-	// run of PRINTPKT starts over.
-	types := make([]keys.Type, c.rec.Len())
-	for i := range types {
-		types[i] = c.rec.Type(keys.Slot(i))
-	}
-	snapshot = keys.NewRecord(types)
-	for i := range types {
-		s := keys.Slot(i)
-		switch {
-		case !c.rec.Valid(s):
-		case types[i].IsInteger():
-			snapshot.SetUint(s, c.rec.Uint(s))
-		default:
-			snapshot.SetBytes(s, append([]byte{}, c.rec.Bytes(s)...))
-		}
-	}
-	return c, snapshot, c.steps[2]
+	return c, c.Snapshot(), c.Steps[2]
 }
 
 func TestPRINTPKTInterpZeroAllocs(t *testing.T) {
 	for _, tt := range lineCases()[:8] {
 		c, snap, p := prepared(t, tt.ev)
 		n := testing.AllocsPerRun(100, func() {
-			c.rec.Reset()
-			c.rec.CopyFrom(snap)
-			p.Interp(c.rec)
+			c.Rec.Reset()
+			c.Rec.CopyFrom(snap)
+			p.Interp(c.Rec)
 		})
 		if n != 0 {
 			t.Errorf("%s: %v allocations per line", tt.name, n)
 		}
-		if got := string(c.rec.Bytes(c.print)); got != tt.want {
+		if got := string(c.Rec.Bytes(c.print)); got != tt.want {
 			t.Errorf("%s: %q", tt.name, got)
 		}
 	}
@@ -544,9 +474,9 @@ func BenchmarkPRINTPKT(b *testing.B) {
 			c, snap, p := prepared(b, cases[idx].ev)
 			b.ReportAllocs()
 			for b.Loop() {
-				c.rec.Reset()
-				c.rec.CopyFrom(snap)
-				p.Interp(c.rec)
+				c.Rec.Reset()
+				c.Rec.CopyFrom(snap)
+				p.Interp(c.Rec)
 			}
 		})
 	}
@@ -560,7 +490,7 @@ func BenchmarkChain(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c.set(ev)
-		c.walk()
+		c.Walk()
 	}
 }
 
@@ -583,10 +513,10 @@ func FuzzPRINTPKT(f *testing.F) {
 			"oob.protocol": int(proto), "oob.prefix": "F", "oob.in": "i", "oob.out": "o", "oob.mark": 1,
 			"raw.mac": mac, "raw.mac_len": int(macLen)}
 		c.set(ev)
-		if !c.walk() {
+		if !c.Walk() {
 			return // IP2STR refuses this family or ethertype
 		}
-		line := string(c.rec.Bytes(c.print))
+		line := string(c.Rec.Bytes(c.print))
 		if !strings.HasPrefix(line, "F IN=i OUT=o MAC=") || !strings.HasSuffix(line, "MARK=0x1 \n") {
 			t.Fatalf("malformed line %q", line)
 		}

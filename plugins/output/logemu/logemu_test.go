@@ -15,7 +15,8 @@ var provides = []keys.Spec{
 	{Name: "oob.time.sec", Type: keys.Uint32},
 }
 
-func hostname(t *testing.T) string {
+func hostname(t testing.TB) string {
+	t.Helper()
 	h, err := os.Hostname()
 	if err != nil {
 		t.Fatal(err)

@@ -35,7 +35,7 @@ func setClock(t *testing.T, f func() time.Time) {
 
 // nflogMsgs returns every message of the NFLOG captures (each datagram is
 // prefixed by its length, u32 little endian), as whole messages.
-func nflogMsgs(t *testing.T) [][]byte {
+func nflogMsgs(t testing.TB) [][]byte {
 	t.Helper()
 	b, err := os.ReadFile("../../../internal/nl/nflog/testdata/packets.bin")
 	if err != nil {
@@ -61,7 +61,7 @@ func nflogMsgs(t *testing.T) [][]byte {
 }
 
 // ctMsgs returns the conntrack captures by file name.
-func ctMsgs(t *testing.T) map[string][]byte {
+func ctMsgs(t testing.TB) map[string][]byte {
 	t.Helper()
 	names, err := filepath.Glob("../../../internal/nl/ctnl/testdata/*-*.bin")
 	if err != nil || len(names) == 0 {
