@@ -80,7 +80,7 @@ func (f *filter) Interp(r *keys.Record) plugin.Verdict {
 		}
 		a := r.Arena()
 		n := len(a)
-		a = keys.AppendIP(a, b)
+		a = appendIP(a, b)
 		r.SetBytes(f.out[i], r.Commit(a, n))
 	}
 	return plugin.Continue
