@@ -139,9 +139,7 @@ func (f *filter) side(a []byte, r *keys.Record, base int) []byte {
 		case protoAH:
 			a = append(a, "PROTO=AH "...)
 		default:
-			a = append(a, "PROTO="...)
-			a = strconv.AppendUint(a, p, 10)
-			a = append(a, ' ')
+			a = appendNum(append(a, "PROTO="...), p)
 		}
 	}
 	a = field(a, r, "PKTS=", f.in[base+6])
@@ -154,7 +152,39 @@ func field(a []byte, r *keys.Record, label string, s keys.Slot) []byte {
 	if !r.Valid(s) {
 		return a
 	}
-	a = append(a, label...)
-	a = strconv.AppendUint(a, r.Uint(s), 10)
-	return append(a, ' ')
+	return appendNum(append(a, label...), r.Uint(s))
+}
+
+// digits2 is "00" to "99".
+const digits2 = "00010203040506070809" +
+	"10111213141516171819" +
+	"20212223242526272829" +
+	"30313233343536373839" +
+	"40414243444546474849" +
+	"50515253545556575859" +
+	"60616263646566676869" +
+	"70717273747576777879" +
+	"80818283848586878889" +
+	"90919293949596979899"
+
+// appendNum appends v in decimal and a space, as strconv.AppendUint and
+// append(a, ' ') do. Numbers of up to five digits (ports, most
+// counters) are appended byte by byte, without a copy.
+func appendNum(a []byte, v uint64) []byte {
+	switch {
+	case v < 10:
+		return append(a, byte('0'+v), ' ')
+	case v < 100:
+		return append(a, digits2[v*2], digits2[v*2+1], ' ')
+	case v < 1000:
+		r := v % 100 * 2
+		return append(a, byte('0'+v/100), digits2[r], digits2[r+1], ' ')
+	case v < 10000:
+		q, r := v/100*2, v%100*2
+		return append(a, digits2[q], digits2[q+1], digits2[r], digits2[r+1], ' ')
+	case v < 100000:
+		q, r := v/100%100*2, v%100*2
+		return append(a, byte('0'+v/10000), digits2[q], digits2[q+1], digits2[r], digits2[r+1], ' ')
+	}
+	return append(strconv.AppendUint(a, v, 10), ' ')
 }

@@ -1,6 +1,8 @@
 package printflow
 
 import (
+	"math"
+	"strconv"
 	"testing"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
@@ -102,4 +104,22 @@ func TestPRINTFLOW(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestAppendNumMatchesStrconv(t *testing.T) {
+	check := func(v uint64) {
+		t.Helper()
+		if got, want := string(appendNum([]byte("x"), v)), "x"+strconv.FormatUint(v, 10)+" "; got != want {
+			t.Fatalf("%d: %q, want %q", v, got, want)
+		}
+	}
+	for v := range uint64(200000) {
+		check(v)
+	}
+	for p := uint64(1); p < math.MaxUint64/10; p *= 10 {
+		check(p - 1)
+		check(p)
+		check(p + 1)
+	}
+	check(math.MaxUint64)
 }
