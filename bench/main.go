@@ -61,6 +61,7 @@ type options struct {
 	tmp        string
 
 	floorRates map[string]bool // offered rates the floor has run at (once per rate)
+	repeat     int             // runs per subject in the rate and packet scenarios (median kept)
 }
 
 func benchMain(args []string) int {
@@ -69,6 +70,7 @@ func benchMain(args []string) int {
 	scen := fs.String("scenarios", "nohash,hash,burst,pkt,json,json-hash,pktjson", "comma list of: nohash (canonical stack, hash_enable=0: NEW+DESTROY lines), hash (canonical stack, default hash_enable=1: DESTROY lines), burst (conntrack -F of a full table), pkt (NFLOG packet path), json, json-hash, pktjson (nohash, hash and pkt with the JSON sink)")
 	rates := fs.String("rates", "20000,max", "comma list of flow rates per second for nohash/hash/json/json-hash; max = as fast as the generator goes")
 	fs.IntVar(&o.flows, "flows", 0, "flows per rate run (0 = rate × -seconds; 250000 for max)")
+	fs.IntVar(&o.repeat, "repeat", 1, "runs per subject and rate (flow and packet scenarios); the run with the median CPU per 1000 events is shown")
 	fs.Float64Var(&o.seconds, "seconds", 5, "load duration per rate run (bounds the flow count)")
 	fs.IntVar(&o.burstFlows, "burst-flows", 1000000, "table size for the burst scenario")
 	fs.BoolVar(&o.burstHash, "burst-hash", true, "burst scenario with the default hash_enable=1 (false: hash_enable=0)")
