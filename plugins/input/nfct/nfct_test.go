@@ -844,3 +844,27 @@ func TestStopEndsRun(t *testing.T) {
 		t.Errorf("openAux after stop = %v", err)
 	}
 }
+
+// A message that cannot be decoded is lost, and counted as lost; the
+// messages around it are still logged.
+func TestUndecodableMessageCountedLost(t *testing.T) {
+	dgs := loadCaptured(t)
+	in := newTest(t, cfgWith(func(c *Config) { c.HashEnable = 0; c.EventMask = 5 }))
+	e := newTestEmitter()
+	r := e.NewRecord()
+	good := dgs[0]
+	// A conntrack message whose first attribute claims more bytes than
+	// the message holds.
+	bad := append([]byte(nil), good...)
+	binary.NativeEndian.PutUint16(bad[nl.HeaderLen+4:], 0xfff0)
+	in.datagram(r, e, append(append(append([]byte(nil), good...), bad...), good...))
+	if in.rx.decodeErrs != 1 || e.LostCount() != 1 || len(e.Records()) != 2 {
+		t.Fatalf("%d decode errors, lost %d, %d records: want 1, 1, 2", in.rx.decodeErrs, e.LostCount(), len(e.Records()))
+	}
+	// A datagram cut in its last message: the whole ones are logged and
+	// the cut one is lost, counted once.
+	in.walk(r, e, append(append([]byte(nil), good...), good[:len(good)-8]...), true)
+	if e.LostCount() != 1 || len(e.Records()) != 3 {
+		t.Fatalf("after a cut datagram: lost %d, %d records: want 1 (counted by the receive loop), 3", e.LostCount(), len(e.Records()))
+	}
+}

@@ -53,8 +53,7 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 			if b.Truncated(i) {
 				// The messages before the cut are whole; the cut one is
 				// counted here, once.
-				in.decodeError(nl.ErrTruncated)
-				in.rx.buf.Count(e, 1) // the cut message is lost
+				in.decodeError(e, nl.ErrTruncated) // the cut message is lost
 				in.walk(rec, e, b.Datagram(i), true)
 				continue
 			}
@@ -76,7 +75,7 @@ func (in *instance) walk(rec *keys.Record, e plugin.Emitter, buf []byte, truncat
 		m, rest, err := nl.NextMsg(buf)
 		if err != nil {
 			if !truncated {
-				in.decodeError(err)
+				in.decodeError(e, err)
 			}
 			return
 		}
@@ -97,7 +96,7 @@ func (in *instance) walk(rec *keys.Record, e plugin.Emitter, buf []byte, truncat
 			continue
 		}
 		if err := ctnl.Decode(m, &in.rx.ev); err != nil {
-			in.decodeError(err)
+			in.decodeError(e, err)
 			continue
 		}
 		in.event(rec, e, &in.rx.ev, raw)
@@ -155,8 +154,11 @@ func (in *instance) tableFull() {
 	in.log.Log(context.Background(), notice.Level, fmt.Sprintf("NFCT flow table is full (hash_max_entries=%d): new flows are not tracked until entries are freed; their DESTROY records carry the kernel's start time only", in.cfg.HashMaxEntries))
 }
 
-func (in *instance) decodeError(err error) {
+// decodeError counts a message that cannot be decoded (or the cut one of a
+// truncated datagram): its event is lost, and counted so.
+func (in *instance) decodeError(e plugin.Emitter, err error) {
 	in.rx.decodeErrs++
+	in.rx.buf.Count(e, 1)
 	if in.rx.decodeNote.Allow(time.Now()) {
 		in.log.Warn("NFCT cannot decode a conntrack message (skipped)", "err", err, "count", in.rx.decodeErrs)
 	}

@@ -321,16 +321,16 @@ func TestTruncatedAndMalformed(t *testing.T) {
 	// A malformed (not truncated) datagram is a decode error; the packets
 	// before it are emitted.
 	in.datagram(r, e, full[:len(full)-5], false)
-	if len(e.Records()) != 2 || in.rx.decodeErrs != 1 {
-		t.Errorf("malformed: %d records, %d decode errors", len(e.Records()), in.rx.decodeErrs)
+	if len(e.Records()) != 2 || in.rx.decodeErrs != 1 || e.LostCount() != 2 {
+		t.Errorf("malformed: %d records, %d decode errors, lost %d (want 2, 1, 2)", len(e.Records()), in.rx.decodeErrs, e.LostCount())
 	}
 	// An attribute too short: decode error, next message still handled.
 	bad := nl.AppendHeader(nil, nflog.MsgTypePacket, 0, 0)
 	bad = append(bad, 2, 0, 0, 5)
 	bad = nl.FinishMsg(nl.AppendAttr(bad, 1, []byte{8}), 0)
 	in.datagram(r, e, append(bad, packetMsg(0, false)...), false)
-	if len(e.Records()) != 3 || in.rx.decodeErrs != 2 {
-		t.Errorf("bad attribute: %d records, %d decode errors", len(e.Records()), in.rx.decodeErrs)
+	if len(e.Records()) != 3 || in.rx.decodeErrs != 2 || e.LostCount() != 3 {
+		t.Errorf("bad attribute: %d records, %d decode errors, lost %d (want 3, 2, 3)", len(e.Records()), in.rx.decodeErrs, e.LostCount())
 	}
 	// The "raw" key is the whole message.
 	if got := e.Records()[2]["raw"].([]byte); len(got) != len(packetMsg(0, false)) {

@@ -58,7 +58,7 @@ func (in *instance) datagram(rec *keys.Record, e plugin.Emitter, buf []byte, tru
 		m, rest, err := nl.NextMsg(buf)
 		if err != nil {
 			if !truncated {
-				in.decodeError(err)
+				in.decodeError(e, err)
 			}
 			return
 		}
@@ -74,7 +74,7 @@ func (in *instance) datagram(rec *keys.Record, e plugin.Emitter, buf []byte, tru
 		}
 		p := &in.rx.pkt
 		if err := nflog.Decode(m, p); err != nil {
-			in.decodeError(err)
+			in.decodeError(e, err)
 			continue
 		}
 		in.rx.unknown += uint64(p.Unknown)
@@ -122,8 +122,14 @@ func (in *instance) truncatedDatagram(e plugin.Emitter) {
 	}
 }
 
-func (in *instance) decodeError(err error) {
+// decodeError counts a message that cannot be decoded: its packet is lost.
+// With sequence numbers the gap it leaves counts it instead, once the next
+// packet arrives.
+func (in *instance) decodeError(e plugin.Emitter, err error) {
 	in.rx.decodeErrs++
+	if !in.rx.buf.SeqCounts {
+		in.rx.buf.Count(e, 1)
+	}
 	if in.rx.decodeNote.Allow(time.Now()) {
 		in.log.Warn("NFLOG cannot decode a packet message (skipped)", "err", err, "count", in.rx.decodeErrs)
 	}
