@@ -153,6 +153,11 @@ func (r *Record) Valid(s Slot) bool {
 	return r.valid[s>>6]&(1<<(uint(s)&63)) != 0
 }
 
+// ValidWords returns the validity bitset: slot s is valid when bit s%64 of
+// word s/64 is set. It is the record's own storage, for readers that skip
+// invalid slots in bulk: read only, and only until the walk returns.
+func (r *Record) ValidWords() []uint64 { return r.valid }
+
 func (r *Record) setValid(s Slot) { r.valid[s>>6] |= 1 << (uint(s) & 63) }
 
 // Invalidate marks slot s as holding no value.

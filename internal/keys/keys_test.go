@@ -36,6 +36,34 @@ func TestRecordValidityAndReset(t *testing.T) {
 	}
 }
 
+func TestValidWords(t *testing.T) {
+	r := NewRecord(make([]Type, 130)) // three words, the last one partial
+	w := r.ValidWords()
+	if len(w) != 3 || w[0]|w[1]|w[2] != 0 {
+		t.Fatalf("new record: %x", w)
+	}
+	for _, s := range []Slot{0, 5, 63, 64, 127, 129} {
+		r.SetUint(s, 1)
+	}
+	r.SetBytes(70, nil)
+	r.Invalidate(5)
+	want := []uint64{1 | 1<<63, 1 | 1<<6 | 1<<63, 1 << 1}
+	for i := range want {
+		if w[i] != want[i] {
+			t.Errorf("word %d: %#x, want %#x", i, w[i], want[i])
+		}
+	}
+	for s := range Slot(130) {
+		if bit := w[s/64]>>(s%64)&1 != 0; bit != r.Valid(s) {
+			t.Errorf("slot %d: bit %v, Valid %v", s, bit, r.Valid(s))
+		}
+	}
+	r.Reset()
+	if w := r.ValidWords(); w[0]|w[1]|w[2] != 0 {
+		t.Errorf("after Reset: %x", w)
+	}
+}
+
 func TestArenaGrowthKeepsEarlierValues(t *testing.T) {
 	r := NewRecord([]Type{String, String})
 	r.SetString(0, "first")

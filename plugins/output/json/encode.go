@@ -1,7 +1,9 @@
 package json
 
 import (
+	"encoding/binary"
 	"math"
+	"math/bits"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -65,7 +67,7 @@ type source struct {
 
 // field is one distinct output name.
 type field struct {
-	key  []byte   // the quoted name and ": ", e.g. `"src_ip": `
+	key  []byte   // ", ", the quoted name and ": ", e.g. `, "src_ip": `
 	srcs []source // every upstream key with this name, in stack order
 	seen uint32   // generation of the last record that wrote it
 }
@@ -73,7 +75,17 @@ type field struct {
 // occurrence is one upstream key, in stack order, pointing at its field.
 type occurrence struct {
 	source
-	field int32
+	single bool   // the only key of its field: nothing else writes the name
+	field  int32  // index in layout.fields
+	key    []byte // the field's key
+}
+
+// slotWord is a run of occurrences whose slots ascend within one validity
+// word of the record: occurrence base+k has the k-th lowest slot of mask.
+type slotWord struct {
+	i    int32  // the index of the validity word
+	base int32  // the occurrence of the lowest bit of mask
+	mask uint64 // the occurrences' slots in that word
 }
 
 // layout is the precomputed shape of a record.
@@ -86,6 +98,11 @@ type layout struct {
 	fields []field
 	occs   []occurrence
 	gen    uint32
+
+	// The bulk walk (validOccs): the occurrences cut into slotWords, in
+	// stack order. Nil when an occurrence has an unbound slot.
+	words []slotWord
+	list  []int32 // validOccs' result, reused
 }
 
 // buildLayout turns the upstream keys into the record layout. Names keep
@@ -129,6 +146,7 @@ func buildLayout(up []keys.Bound, cfg *Config) layout {
 			fi = int32(len(l.fields))
 			index[name] = fi
 			key, _ := appendString(nil, []byte(name))
+			key = append([]byte(", "), key...)
 			l.fields = append(l.fields, field{key: append(key, ": "...)})
 		}
 		f := &l.fields[fi]
@@ -144,30 +162,40 @@ func buildLayout(up []keys.Bound, cfg *Config) layout {
 		f.srcs = append(f.srcs, src)
 		l.occs = append(l.occs, occurrence{source: src, field: fi})
 	}
+	for i := range l.occs {
+		f := &l.fields[l.occs[i].field]
+		l.occs[i].key = f.key
+		l.occs[i].single = len(f.srcs) == 1
+	}
+	l.planWalk()
 	return l
+}
+
+// planWalk cuts the occurrences into the slotWords of the bulk walk: a new
+// one starts where the slot changes word or does not ascend. In the usual
+// stacks slots ascend in stack order but for the wildcard duplicates
+// (HWHDR's raw.type and oob.protocol are bound to the nearest provider,
+// later in the stack), which cost a few more slotWords.
+func (l *layout) planWalk() {
+	l.list = make([]int32, 0, len(l.occs))
+	for _, o := range l.occs {
+		if o.slot < 0 {
+			return // never valid, but no bit either: check each key
+		}
+	}
+	for i, o := range l.occs {
+		wi := int32(o.slot >> 6)
+		if n := len(l.words); n == 0 || o.slot <= l.occs[i-1].slot || wi != l.words[n-1].i {
+			l.words = append(l.words, slotWord{i: wi, base: int32(i)})
+		}
+		l.words[len(l.words)-1].mask |= 1 << (uint(o.slot) & 63)
+	}
 }
 
 // encode appends one record (with its newline) to b.
 func (s *sink) encode(b []byte, r *keys.Record) []byte {
 	l := &s.lay
-	b = append(b, l.head...)
-	first := len(l.head) == 1
-	if l.tsKey != nil {
-		if !first {
-			b = append(b, ", "...)
-		}
-		first = false
-		b = append(b, l.tsKey...)
-		b = s.appendTime(b, r)
-		b = append(b, '"')
-	}
-	if l.dvc != nil {
-		if !first {
-			b = append(b, ", "...)
-		}
-		first = false
-		b = append(b, l.dvc...)
-	}
+	b, first := s.appendHead(b, r)
 	l.gen++
 	if l.gen == 0 {
 		for i := range l.fields {
@@ -175,26 +203,37 @@ func (s *sink) encode(b []byte, r *keys.Record) []byte {
 		}
 		l.gen = 1
 	}
-	for i := range l.occs {
-		o := &l.occs[i]
-		if !r.Valid(o.slot) {
-			continue
-		}
-		f := &l.fields[o.field]
-		if f.seen == l.gen {
+	for _, oi := range l.validOccs(r) {
+		o := &l.occs[oi]
+		if o.single {
+			// The common case: nothing else writes the name, and an
+			// unwritable string just rolls back.
+			mark := len(b)
+			if first {
+				b = append(b, o.key[2:]...)
+			} else {
+				b = append(b, o.key...)
+			}
+			var ok bool
+			if b, ok = appendValue(b, r, o.source); !ok {
+				b = b[:mark]
+				continue
+			}
+			first = false
 			continue
 		}
 		// A name takes the position of its first key that can be
-		// written, and the value of its last one. With a single key
-		// (the common case) an unwritable string just rolls back.
-		if len(f.srcs) > 1 && o.kind == kString && !utf8.Valid(r.Bytes(o.slot)) {
+		// written, and the value of its last one.
+		f := &l.fields[o.field]
+		if f.seen == l.gen || o.kind == kString && !utf8.Valid(r.Bytes(o.slot)) {
 			continue
 		}
 		mark := len(b)
-		if !first {
-			b = append(b, ", "...)
+		if first {
+			b = append(b, f.key[2:]...)
+		} else {
+			b = append(b, f.key...)
 		}
-		b = append(b, f.key...)
 		ok := false
 		for j := len(f.srcs) - 1; j >= 0 && !ok; j-- {
 			if src := f.srcs[j]; r.Valid(src.slot) {
@@ -211,13 +250,70 @@ func (s *sink) encode(b []byte, r *keys.Record) []byte {
 	return append(b, "}\n"...)
 }
 
+// appendHead appends the opening brace and the fields that come before the
+// keys (version, time stamp, device); first is true when there are none.
+func (s *sink) appendHead(b []byte, r *keys.Record) (_ []byte, first bool) {
+	l := &s.lay
+	b = append(b, l.head...)
+	first = len(l.head) == 1
+	if l.tsKey != nil {
+		if !first {
+			b = append(b, ", "...)
+		}
+		first = false
+		b = append(b, l.tsKey...)
+		b = s.appendTime(b, r)
+		b = append(b, '"')
+	}
+	if l.dvc != nil {
+		if !first {
+			b = append(b, ", "...)
+		}
+		first = false
+		b = append(b, l.dvc...)
+	}
+	return b, first
+}
+
+// validOccs returns the indexes of the occurrences valid in r, in stack
+// order (in the layout's scratch list). It looks at the record's validity
+// bits a word at a time, skipping the invalid keys in bulk.
+func (l *layout) validOccs(r *keys.Record) []int32 {
+	if l.words == nil {
+		return l.validOccsAll(r)
+	}
+	valid := r.ValidWords()
+	list := l.list[:0]
+	for _, w := range l.words {
+		for m := valid[w.i] & w.mask; m != 0; m &= m - 1 {
+			below := w.mask & (m&-m - 1) // the run's slots below this one
+			list = append(list, w.base+int32(bits.OnesCount64(below)))
+		}
+	}
+	l.list = list
+	return list
+}
+
+// validOccsAll is validOccs checking every occurrence in turn: the
+// reference for the bulk walk, and the way for a layout without one.
+func (l *layout) validOccsAll(r *keys.Record) []int32 {
+	list := l.list[:0]
+	for i := range l.occs {
+		if r.Valid(l.occs[i].slot) {
+			list = append(list, int32(i))
+		}
+	}
+	l.list = list
+	return list
+}
+
 // appendValue writes the value of src; false when it cannot be written
 // (a string that is not valid UTF-8), with b unchanged.
 func appendValue(b []byte, r *keys.Record, src source) ([]byte, bool) {
 	n := r.Uint(src.slot)
 	switch src.kind {
 	case kUint:
-		return strconv.AppendUint(b, n, 10), true
+		return appendUint(b, n), true
 	case kInt8:
 		return strconv.AppendInt(b, int64(int8(n)), 10), true
 	case kInt16:
@@ -237,6 +333,36 @@ func appendValue(b []byte, r *keys.Record, src source) ([]byte, bool) {
 
 const hexDigits = "0123456789ABCDEF"
 
+const pairs = "00010203040506070809" + "10111213141516171819" + "20212223242526272829" +
+	"30313233343536373839" + "40414243444546474849" + "50515253545556575859" +
+	"60616263646566676869" + "70717273747576777879" + "80818283848586878889" +
+	"90919293949596979899"
+
+// appendUint is strconv.AppendUint(b, n, 10) without its layers (most
+// values of a record are integers).
+func appendUint(b []byte, n uint64) []byte {
+	if n < 10 {
+		return append(b, byte('0'+n))
+	}
+	var buf [20]byte
+	i := len(buf)
+	for n >= 100 {
+		q := n / 100
+		d := (n - q*100) * 2
+		i -= 2
+		buf[i], buf[i+1] = pairs[d], pairs[d+1]
+		n = q
+	}
+	if n >= 10 {
+		i -= 2
+		buf[i], buf[i+1] = pairs[n*2], pairs[n*2+1]
+	} else {
+		i--
+		buf[i] = byte('0' + n)
+	}
+	return append(b, buf[i:]...)
+}
+
 // appendString appends s as a JSON string, escaped as jansson does: `"`,
 // `\` and control characters (short forms for \b \f \n \r \t, \u00XX for
 // the others); everything else, multi-byte UTF-8 included, is copied. A
@@ -245,7 +371,11 @@ const hexDigits = "0123456789ABCDEF"
 func appendString(b, s []byte) ([]byte, bool) {
 	start := len(b)
 	b = append(b, '"')
-	i, last := 0, 0
+	i, last := plainASCII(s), 0
+	if i == len(s) {
+		b = append(b, s...)
+		return append(b, '"'), true
+	}
 	for i < len(s) {
 		c := s[i]
 		if c >= utf8.RuneSelf {
@@ -284,6 +414,36 @@ func appendString(b, s []byte) ([]byte, bool) {
 	}
 	b = append(b, s[last:]...)
 	return append(b, '"'), true
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plainASCII returns the length of the longest prefix of s made of ASCII
+// bytes that JSON strings take as they are (no control character, no `"`,
+// no `\`), eight bytes at a time.
+func plainASCII(s []byte) int {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := binary.LittleEndian.Uint64(s[i:])
+		q := x ^ ones*'"'
+		bs := x ^ ones*'\\'
+		// Nonzero when some byte is below 0x20, is a quote (a zero
+		// byte in q) or a backslash (in bs), or is 0x80 or above. The
+		// terms may flag the wrong byte but never miss one; the bytes
+		// of that word are then looked at one by one.
+		if (x-ones*0x20)&^x&highs|(q-ones)&^q&highs|(bs-ones)&^bs&highs|x&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			break
+		}
+	}
+	return i
 }
 
 // appendTime writes the record's time: the packet's (oob.time.sec and
