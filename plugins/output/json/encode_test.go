@@ -495,3 +495,24 @@ func FuzzAppendString(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s []byte) { checkString(t, s) })
 }
+
+// Records without a time of their own are stamped with the time of their
+// receive batch: one clock read per batch, a new one after each Flush.
+func TestFlowTimeOncePerBatch(t *testing.T) {
+	d := newDirect(t, cfgWith(func(c *Config) { c.Mode = "tcp" }), flow21)
+	reads := 0
+	d.s.now = func() time.Time {
+		reads++
+		return time.Unix(1795630316+int64(reads), 0)
+	}
+	stamp := func() string {
+		fillFlow(d.rec)
+		return checkLine(t, d.s.encode(nil, d.rec))["timestamp"].(string)
+	}
+	a, b := stamp(), stamp()
+	d.s.Flush()
+	c := stamp()
+	if a != b || b == c || reads != 2 {
+		t.Fatalf("time stamps %s, %s | flush | %s with %d clock reads: want the first two equal, the third later, 2 reads", a, b, c, reads)
+	}
+}

@@ -125,6 +125,10 @@ type sink struct {
 	lay  layout
 	clk  clock
 	now  func() time.Time
+	// batchNow is the time stamp of the records without a time of their
+	// own (flows), read once per receive batch: Flush clears haveNow.
+	batchNow time.Time
+	haveNow  bool
 
 	// File mode.
 	file fileout.Sink
@@ -230,6 +234,7 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 // Flush is called at the end of each receive batch (and every second).
 // Socket modes send as soon as records are queued: nothing to do.
 func (s *sink) Flush() error {
+	s.haveNow = false
 	if s.mode != modeFile {
 		return nil
 	}
