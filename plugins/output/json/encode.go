@@ -460,12 +460,7 @@ func (s *sink) appendTime(b []byte, r *keys.Record) []byte {
 			usec %= 1e6
 		}
 	} else {
-		if !s.haveNow {
-			// One clock read for the records of a batch: they were
-			// received together, microseconds apart.
-			s.batchNow, s.haveNow = s.now(), true
-		}
-		t := s.batchNow
+		t := s.clock.Time()
 		sec, usec = t.Unix(), uint64(t.Nanosecond()/1000)
 	}
 	return s.clk.append(b, sec, int(usec))

@@ -125,10 +125,8 @@ type sink struct {
 	lay  layout
 	clk  clock
 	now  func() time.Time
-	// batchNow is the time stamp of the records without a time of their
-	// own (flows), read once per receive batch: Flush clears haveNow.
-	batchNow time.Time
-	haveNow  bool
+	// clock stamps the records without a time of their own (flows).
+	clock plugin.BatchClock
 
 	// File mode.
 	file fileout.Sink
@@ -157,6 +155,7 @@ func newSink(env *plugin.Env) (plugin.Instance, error) {
 		return nil, err
 	}
 	s := &sink{cfg: cfg, mode: m, log: env.Log, now: time.Now}
+	s.clock.Now = func() time.Time { return s.now() }
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -234,7 +233,7 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 // Flush is called at the end of each receive batch (and every second).
 // Socket modes send as soon as records are queued: nothing to do.
 func (s *sink) Flush() error {
-	s.haveNow = false
+	s.clock.Reset()
 	if s.mode != modeFile {
 		return nil
 	}

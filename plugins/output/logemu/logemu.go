@@ -47,7 +47,7 @@ func init() {
 					Reopen: "can't reopen syslogemu",
 					Notice: "syslogemu: reopening logfile",
 				}),
-				print: env.In[0], sec: env.In[1], now: time.Now,
+				print: env.In[0], sec: env.In[1],
 			}, nil
 		},
 	})
@@ -58,7 +58,7 @@ func init() {
 type sink struct {
 	fileout.Sink
 	print, sec keys.Slot
-	now        func() time.Time
+	clock      plugin.BatchClock // for records without oob.time.sec (flows)
 
 	host string
 
@@ -80,6 +80,12 @@ func (s *sink) Start(ctx context.Context) error {
 	return nil
 }
 
+// Flush writes the batch (sync=1) and lets the next batch read the clock.
+func (s *sink) Flush() error {
+	s.clock.Reset()
+	return s.Sink.Flush()
+}
+
 // Interp appends one line. The time is the packet's (oob.time.sec) when the
 // source gives one, else now, in local time.
 func (s *sink) Interp(r *keys.Record) plugin.Verdict {
@@ -88,7 +94,7 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 	}
 	sec := int64(r.Uint(s.sec))
 	if !r.Valid(s.sec) {
-		sec = s.now().Unix()
+		sec = s.clock.Time().Unix()
 	}
 	if sec != s.prefixSec {
 		s.prefixSec = sec
