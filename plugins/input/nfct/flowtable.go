@@ -188,15 +188,13 @@ type flowTable struct {
 // slabSize is how many entries are allocated at once.
 const slabSize = 256
 
-// newFlowTable makes a table holding at most limit flows. The map is
-// sized up front for the limit (up to 64 Ki entries, or hash_buckets when
-// larger) so that inserts rarely grow it.
+// newFlowTable makes a table holding at most limit flows, its map sized
+// for hash_buckets flows at first (it grows as needed). A map sized for the
+// limit up front spreads a few thousand live flows over megabytes, and every
+// lookup then misses the cache: measured 5 % more CPU per event at 20k
+// flows/s than a map that grows.
 func newFlowTable(buckets, limit int) *flowTable {
-	hint := limit
-	if hint > 1<<16 {
-		hint = max(buckets, 1<<16)
-	}
-	return &flowTable{m: make(map[flowKey]*entry, hint), max: limit}
+	return &flowTable{m: make(map[flowKey]*entry, min(buckets, limit)), max: limit}
 }
 
 func (t *flowTable) alloc() *entry {
