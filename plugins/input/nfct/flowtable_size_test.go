@@ -87,3 +87,32 @@ func TestFlowExpand(t *testing.T) {
 		t.Errorf("Len = %d", tb.Len())
 	}
 }
+
+// TestFlowTableRemade checks that the map made for hash_buckets flows is
+// remade for the limit once, keeping every flow and its start time.
+func TestFlowTableRemade(t *testing.T) {
+	const buckets, limit = 8, 100
+	tb := newFlowTable(buckets, limit)
+	ev := func(i int) *ctnl.Event {
+		return &ctnl.Event{Type: ctnl.New, Family: afInet,
+			Orig: ctnl.Tuple{Src: []byte{10, 0, byte(i >> 8), byte(i)}, Dst: []byte{10, 1, 0, 1}, Proto: protoTCP, SrcPort: uint16(i), DstPort: 80, HasPorts: true}}
+	}
+	for i := range limit + 10 {
+		ok, _ := tb.upsert(ev(i), timeval{uint32(1000 + i), 0})
+		if ok != (i < limit) {
+			t.Fatalf("flow %d: tracked %v with limit %d", i, ok, limit)
+		}
+		if want := buckets; i < buckets && tb.size != want {
+			t.Fatalf("after %d flows the map is made for %d, want %d", i+1, tb.size, want)
+		}
+	}
+	if tb.size != limit || tb.Len() != limit {
+		t.Fatalf("map made for %d flows holding %d, want %d and %d", tb.size, tb.Len(), limit, limit)
+	}
+	for i := range limit {
+		start, ok := tb.take(ev(i))
+		if !ok || start.sec != uint32(1000+i) {
+			t.Fatalf("flow %d: found %v, start %d", i, ok, start.sec)
+		}
+	}
+}
