@@ -287,15 +287,24 @@ func serve(o *options, args []string, stdout, stderr io.Writer) int {
 // SIGUSR1 and at exit).
 func logCounters(log *slog.Logger, g *stack.Graph) {
 	for _, in := range g.Instances() {
-		st := in.Stats()
-		if in.Desc.Kind == plugin.Source {
-			log.Log(context.Background(), daemon.LevelNotice, "counters", "instance", in.ID, "plugin", in.Desc.Name,
-				"events", st.Received.Load(), "lost", st.Lost.Load())
-			continue
-		}
-		log.Log(context.Background(), daemon.LevelNotice, "counters", "instance", in.ID, "plugin", in.Desc.Name,
-			"received", st.Received.Load(), "stopped", st.Stopped.Load(), "failed", st.Failed.Load())
+		log.Log(context.Background(), daemon.LevelNotice, "counters", counterAttrs(in)...)
 	}
+}
+
+// counterAttrs are the counters of one instance: events and lost for a
+// source; received, stopped and failed for the others, and dropped for a
+// sink that can drop records it accepted.
+func counterAttrs(in *stack.Instance) []any {
+	st := in.Stats()
+	attrs := []any{"instance", in.ID, "plugin", in.Desc.Name}
+	if in.Desc.Kind == plugin.Source {
+		return append(attrs, "events", st.Received.Load(), "lost", st.Lost.Load())
+	}
+	attrs = append(attrs, "received", st.Received.Load(), "stopped", st.Stopped.Load(), "failed", st.Failed.Load())
+	if d, ok := in.Inst.(plugin.Dropper); ok {
+		attrs = append(attrs, "dropped", d.Dropped())
+	}
+	return attrs
 }
 
 // printInfo prints a plugin's description (-i): its options and keys.

@@ -47,6 +47,9 @@ type Writer struct {
 	DroppedRecords atomic.Uint64
 	// WriteErrors counts failed writes.
 	WriteErrors atomic.Uint64
+	// sinkDrops, when set (by Sink), also counts the dropped records,
+	// across reopens and restarts.
+	sinkDrops *atomic.Uint64
 }
 
 // Open opens path for appending (creating it with mode 0640).
@@ -91,6 +94,9 @@ func (w *Writer) Commit(b []byte) error {
 		w.buf = w.buf[:len(w.buf)-n]
 		w.Dropped.Add(uint64(n))
 		w.DroppedRecords.Add(1)
+		if w.sinkDrops != nil {
+			w.sinkDrops.Add(1)
+		}
 	}
 	return err
 }

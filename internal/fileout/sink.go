@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 )
 
 // levelNotice is ulogd's NOTICE level in the daemon's slog levels.
@@ -30,10 +31,11 @@ type Sink struct {
 	// W is the open file: nil before Start and after Stop.
 	W *Writer
 
-	path  string
-	sync  bool
-	log   *slog.Logger
-	texts Texts
+	path    string
+	sync    bool
+	log     *slog.Logger
+	texts   Texts
+	dropped *atomic.Uint64 // records the Writers dropped (plugin.Dropper)
 }
 
 // NewSink returns a Sink, not yet open, for the file at path, written
@@ -42,7 +44,7 @@ func NewSink(path string, sync bool, log *slog.Logger, texts Texts) Sink {
 	if texts.Reopen == "" {
 		texts.Reopen = texts.Open
 	}
-	return Sink{path: path, sync: sync, log: log, texts: texts}
+	return Sink{path: path, sync: sync, log: log, texts: texts, dropped: new(atomic.Uint64)}
 }
 
 // Start opens the file for appending.
@@ -51,8 +53,18 @@ func (s *Sink) Start(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.texts.Open, err)
 	}
+	w.sinkDrops = s.dropped
 	s.W = w
 	return nil
+}
+
+// Dropped returns how many whole records were dropped because the file
+// could not be written and the buffer was full (plugin.Dropper).
+func (s *Sink) Dropped() uint64 {
+	if s.dropped == nil {
+		return 0
+	}
+	return s.dropped.Load()
 }
 
 // Stop writes what is buffered and closes the file. It may be called

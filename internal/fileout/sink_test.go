@@ -149,3 +149,34 @@ func TestSinkTexts(t *testing.T) {
 		t.Errorf("Reopen text = %q", s.texts.Reopen)
 	}
 }
+
+// Dropped counts the records every Writer of the sink dropped, and keeps
+// the count after Stop (the daemon reports it at exit).
+func TestSinkDropped(t *testing.T) {
+	s := NewSink(filepath.Join(t.TempDir(), "out.log"), true, logTo(&bytes.Buffer{}), texts)
+	if s.Dropped() != 0 {
+		t.Fatal("dropped before Start")
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s.W.f.Close() // every write now fails
+	s.W.fd = -1
+	line := []byte(strings.Repeat("z", 4095) + "\n")
+	for range maxBuf/len(line) + 10 {
+		s.W.Write(line)
+		s.Flush()
+	}
+	n := s.W.DroppedRecords.Load()
+	if n == 0 || s.Dropped() != n {
+		t.Fatalf("sink dropped %d, writer %d: want equal and > 0", s.Dropped(), n)
+	}
+	s.Stop(t.Context())
+	if s.Dropped() != n {
+		t.Fatalf("after Stop: dropped %d, want %d", s.Dropped(), n)
+	}
+	var zero Sink
+	if zero.Dropped() != 0 {
+		t.Fatal("zero Sink reports drops")
+	}
+}

@@ -167,6 +167,14 @@ type Flusher interface {
 	Flush() error
 }
 
+// Dropper is implemented by sinks that can discard records they accepted
+// (a file that cannot be written while the buffer is full, a full socket
+// queue). Dropped is how many so far; it is read from any goroutine and
+// reported with the instance's counters (SIGUSR1, exit).
+type Dropper interface {
+	Dropped() uint64
+}
+
 // Signaler is implemented by instances that react to SIGUSR1, SIGUSR2 or
 // SIGALRM. It is called from the daemon's signal goroutine, not between
 // events: a source that emits in response must do it through its Emitter.

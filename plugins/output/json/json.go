@@ -250,6 +250,6 @@ func (s *sink) Reopen() error {
 	return s.file.Reopen()
 }
 
-// Dropped returns how many records were dropped because the socket queue
-// was full.
-func (s *sink) Dropped() uint64 { return s.dropped.Load() }
+// Dropped returns how many records were dropped: because the socket queue
+// was full, or because the file could not be written (plugin.Dropper).
+func (s *sink) Dropped() uint64 { return s.dropped.Load() + s.file.Dropped() }
