@@ -124,6 +124,10 @@ type builder struct {
 	errs      []error
 	sources   map[string]*Source
 	resources map[string]resourceClaim
+	// badSources are the source ids whose section failed to configure:
+	// the stacks after the first one that names them skip them quietly
+	// (the error is reported once).
+	badSources map[string]bool
 }
 
 func (b *builder) errf(pos config.Pos, format string, args ...any) {
@@ -228,6 +232,7 @@ func (b *builder) stack(index int, e config.Entry) {
 		return
 	}
 	var insts []*Instance
+	skipped := false // a source already reported as bad
 	for ti, tok := range tokens {
 		id, name, ok := strings.Cut(tok, ":")
 		id, name = strings.TrimSpace(id), strings.TrimSpace(name)
@@ -258,6 +263,10 @@ func (b *builder) stack(index int, e config.Entry) {
 			continue
 		}
 		if ti == 0 {
+			if b.badSources[id] {
+				skipped = true
+				continue
+			}
 			if src, shared := b.sources[id]; shared {
 				if src.Desc != desc {
 					b.errf(e.Pos, "%s: instance %q is already a %s source (line %d); one id cannot name two source plugins",
@@ -270,11 +279,17 @@ func (b *builder) stack(index int, e config.Entry) {
 		}
 		in := &Instance{ID: id, Desc: desc, Pos: e.Pos}
 		if !b.configure(in, where) {
+			if ti == 0 {
+				if b.badSources == nil {
+					b.badSources = map[string]bool{}
+				}
+				b.badSources[id] = true
+			}
 			continue
 		}
 		insts = append(insts, in)
 	}
-	if len(b.errs) > nerr {
+	if skipped || len(b.errs) > nerr {
 		return
 	}
 	st.Instances = insts

@@ -177,6 +177,7 @@ func TestBuildErrors(t *testing.T) {
 		name string
 		conf string
 		want []string // substrings, each must appear in the joined error
+		once []string // substrings that must appear exactly once
 	}{
 		{
 			name: "unknown plugin with suggestion",
@@ -234,6 +235,15 @@ func TestBuildErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "a shared source's bad section is reported once; the other stacks' errors still are",
+			conf: "[global]\nstack=s1:SRC,r1:REC\nstack=s1:SRC,r2:REC\n[s1]\ncount=12x\n[r1]\nfile=a\n[r2]\n",
+			want: []string{
+				"test.conf:5: stack 1, s1:SRC: integer has invalid format",
+				"test.conf:8: stack 2, r2:REC: mandatory option \"file\" not found in section [r2]",
+			},
+			once: []string{"s1:SRC: integer has invalid format"},
+		},
+		{
 			name: "no stack",
 			conf: "[global]\nloglevel=5\n",
 			want: []string{"test.conf:1: not even a single working plugin stack"},
@@ -257,6 +267,11 @@ func TestBuildErrors(t *testing.T) {
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error lacks %q; got:\n%v", w, err)
+				}
+			}
+			for _, w := range tt.once {
+				if n := strings.Count(err.Error(), w); n != 1 {
+					t.Errorf("%q appears %d times, want once; got:\n%v", w, n, err)
 				}
 			}
 		})
