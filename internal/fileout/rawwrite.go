@@ -18,8 +18,8 @@ import (
 // for long, keeps the ordinary os.File path.
 
 // localFS lists the statfs(2) magic numbers of local disk and memory file
-// systems.
-var localFS = map[int64]bool{
+// systems (32-bit values: f_type is signed on some architectures).
+var localFS = map[uint32]bool{
 	0xEF53:     true, // ext2/3/4
 	0x58465342: true, // xfs
 	0x9123683E: true, // btrfs
@@ -46,7 +46,7 @@ func rawFD(f *os.File) int {
 		return -1
 	}
 	var fs unix.Statfs_t
-	if unix.Fstatfs(fd, &fs) != nil || !localFS[int64(fs.Type)] {
+	if unix.Fstatfs(fd, &fs) != nil || !localFS[uint32(fs.Type)] {
 		return -1
 	}
 	return fd
