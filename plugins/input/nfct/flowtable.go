@@ -190,28 +190,35 @@ type flowTable struct {
 const slabSize = 256
 
 // newFlowTable makes a table holding at most limit flows. Its map is made
-// for hash_buckets flows, and made again for the limit when more flows are
-// live. A map sized for the limit from the start spreads a few thousand
-// live flows over megabytes, and every lookup then misses the cache
-// (measured: 5 % more CPU per event at 20k flows/s). A map left to grow on
-// its own leaves each outgrown part behind as garbage (measured: 1.6 MB more
-// peak RSS in a 1M-flow burst); remaking it once leaves only the small one.
+// for hash_buckets flows, and made again once for the limit (at most
+// remadeMax flows; beyond, it grows by itself) when more flows are live.
+// A map sized for the limit from the start spreads a few thousand live
+// flows over megabytes, and every lookup then misses the cache (measured:
+// 5 % more CPU per event at 20k flows/s). A map left to grow on its own
+// leaves each outgrown part behind as garbage (measured: 1.6 MB more peak
+// RSS in a 1M-flow burst); remaking it once leaves only the small one.
 func newFlowTable(buckets, limit int) *flowTable {
 	size := min(buckets, limit)
 	return &flowTable{m: make(map[flowKey]*entry, size), max: limit, size: size}
 }
 
-// makeRoom remakes the map for the limit when it holds as many flows as it
-// was made for.
+// remadeMax bounds the size makeRoom makes the map for: a map made for a
+// huge hash_max_entries at once would take its memory before any flow
+// needs it.
+const remadeMax = 1 << 16
+
+// makeRoom remakes the map, once, for the limit (up to remadeMax) when it
+// holds as many flows as it was made for.
 func (t *flowTable) makeRoom() {
-	if len(t.m) < t.size || t.size >= t.max {
+	if len(t.m) < t.size || t.size >= min(t.max, remadeMax) {
 		return
 	}
-	m := make(map[flowKey]*entry, t.max)
+	size := min(t.max, remadeMax)
+	m := make(map[flowKey]*entry, size)
 	for k, f := range t.m {
 		m[k] = f
 	}
-	t.m, t.size = m, t.max
+	t.m, t.size = m, size
 }
 
 func (t *flowTable) alloc() *entry {

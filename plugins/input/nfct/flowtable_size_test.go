@@ -116,3 +116,16 @@ func TestFlowTableRemade(t *testing.T) {
 		}
 	}
 }
+
+// TestFlowTableRemadeBounded checks that a huge hash_max_entries does not
+// make a map for all of it at once.
+func TestFlowTableRemadeBounded(t *testing.T) {
+	tb := newFlowTable(4, 10_000_000)
+	for i := range 5 {
+		tb.upsert(&ctnl.Event{Type: ctnl.New, Family: afInet,
+			Orig: ctnl.Tuple{Src: []byte{10, 0, 0, byte(i)}, Dst: []byte{10, 1, 0, 1}, Proto: protoUDP, SrcPort: 1, DstPort: 2, HasPorts: true}}, timeval{1, 0})
+	}
+	if tb.size != remadeMax || tb.Len() != 5 {
+		t.Fatalf("map made for %d flows holding %d, want %d and 5", tb.size, tb.Len(), remadeMax)
+	}
+}
