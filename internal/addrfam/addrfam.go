@@ -86,3 +86,54 @@ func (c *Check) notice(msg string) {
 		c.Log.Log(context.Background(), notice.Level, msg)
 	}
 }
+
+// The input positions of an address filter: the keys of InputKeys, then
+// the addresses it converts.
+const (
+	InFamily = iota
+	InProtocol
+	InAddrs
+)
+
+// AddrKeys returns the keys of a filter converting the address keys
+// names: InputKeys, then each name as an optional address; and one output
+// per name, outNames[i], of type t.
+func AddrKeys(names, outNames []string, t keys.Type) (in, out []keys.Spec) {
+	in = InputKeys()
+	for i, n := range names {
+		in = append(in, keys.Spec{Name: n, Type: keys.IPAddr, Flags: keys.Optional})
+		out = append(out, keys.Spec{Name: outNames[i], Type: t})
+	}
+	return in, out
+}
+
+// Suffixed returns each of names with suffix appended.
+func Suffixed(names []string, suffix string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = n + suffix
+	}
+	return out
+}
+
+// Filter is what the address filters share: their bound slots (inputs in
+// AddrKeys' order) and their family check.
+type Filter struct {
+	In, Out []keys.Slot
+	Fam     Check
+}
+
+// NewFilter returns the Filter of an instance bound to in and out; arp
+// and unknownFamily are Check's ARP and UnknownFamily.
+func NewFilter(in, out []keys.Slot, arp bool, unknownFamily string, log *slog.Logger) Filter {
+	return Filter{In: in, Out: out, Fam: Check{
+		Family: in[InFamily], Protocol: in[InProtocol], ARP: arp,
+		UnknownFamily: unknownFamily, Log: log,
+	}}
+}
+
+func (f *Filter) Start(context.Context) error { return nil }
+func (f *Filter) Stop(context.Context) error  { return nil }
+
+// Addr returns the i-th address input of r (nil when invalid).
+func (f *Filter) Addr(r *keys.Record, i int) []byte { return r.Bytes(f.In[InAddrs+i]) }

@@ -49,6 +49,18 @@ func Upstream(specs []keys.Spec) ([]keys.Bound, *keys.Record) {
 	return up, keys.NewRecord(typesOf(specs))
 }
 
+// Filter returns the input and output slots of a filter whose keys are in
+// and out, laid out on a bare record as the engine lays them out for it
+// after a source that provides exactly its inputs (slot i is in[i], then
+// the outputs), and that record.
+func Filter(in, out []keys.Spec) (inSlots, outSlots []keys.Slot, r *keys.Record) {
+	inSlots, _ = Inputs(in)
+	for i := range out {
+		outSlots = append(outSlots, keys.Slot(len(in)+i))
+	}
+	return inSlots, outSlots, keys.NewRecord(append(typesOf(in), typesOf(out)...))
+}
+
 // Inputs returns the input slots of a sink whose input keys are specs,
 // bound to a source that provides exactly those (slot i is specs[i]), and
 // a record laid out for them.

@@ -4,19 +4,11 @@
 package ip2bin
 
 import (
-	"context"
 	"log/slog"
 
 	"github.com/ulogd-go/ulogd/internal/addrfam"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
-)
-
-// Input key positions.
-const (
-	inFamily = iota
-	inProtocol
-	inAddrs // the address inputs start here, in the order of addrNames
 )
 
 // addrNames are the address keys converted, in ulogd2's order; the output
@@ -27,12 +19,10 @@ var addrNames = []string{
 	"reply.ip.saddr", "reply.ip.daddr",
 }
 
+var outNames = addrfam.Suffixed(addrNames, ".bin")
+
 func keySpecs(any) (in, out []keys.Spec, err error) {
-	in = addrfam.InputKeys()
-	for _, n := range addrNames {
-		in = append(in, keys.Spec{Name: n, Type: keys.IPAddr, Flags: keys.Optional})
-		out = append(out, keys.Spec{Name: n + ".bin", Type: keys.RawStr})
-	}
+	in, out = addrfam.AddrKeys(addrNames, outNames, keys.RawStr)
 	return in, out, nil
 }
 
@@ -50,20 +40,11 @@ func init() {
 	})
 }
 
-type filter struct {
-	in, out []keys.Slot
-	fam     addrfam.Check
-}
+type filter struct{ addrfam.Filter }
 
 func newInstance(in, out []keys.Slot, log *slog.Logger) *filter {
-	return &filter{in: in, out: out, fam: addrfam.Check{
-		Family: in[inFamily], Protocol: in[inProtocol],
-		UnknownFamily: "Unknown protocol family", Log: log,
-	}}
+	return &filter{addrfam.NewFilter(in, out, false, "Unknown protocol family", log)}
 }
-
-func (f *filter) Start(context.Context) error { return nil }
-func (f *filter) Stop(context.Context) error  { return nil }
 
 const hexDigits = "0123456789abcdef"
 
@@ -73,11 +54,11 @@ var v4Prefix = [12]byte{10: 0xff, 11: 0xff}
 // Interp converts every valid address input (all six, reply.ip.daddr
 // included). The family rules are IP2STR's.
 func (f *filter) Interp(r *keys.Record) plugin.Verdict {
-	if !f.fam.OK(r) {
+	if !f.Fam.OK(r) {
 		return plugin.Fail
 	}
 	for i := range addrNames {
-		b := r.Bytes(f.in[inAddrs+i])
+		b := f.Addr(r, i)
 		if len(b) != 4 && len(b) != 16 {
 			continue
 		}
@@ -88,7 +69,7 @@ func (f *filter) Interp(r *keys.Record) plugin.Verdict {
 			a = appendHex(a, v4Prefix[:])
 		}
 		a = appendHex(a, b)
-		r.SetBytes(f.out[i], r.Commit(a, n))
+		r.SetBytes(f.Out[i], r.Commit(a, n))
 	}
 	return plugin.Continue
 }

@@ -10,20 +10,12 @@
 package ip2hbin
 
 import (
-	"context"
 	"encoding/binary"
 	"log/slog"
 
 	"github.com/ulogd-go/ulogd/internal/addrfam"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
-)
-
-// Input key positions.
-const (
-	inFamily = iota
-	inProtocol
-	inAddrs // the address inputs start here, in the order of addrNames
 )
 
 // addrNames are the address keys converted, in ulogd2's order, and
@@ -42,11 +34,7 @@ var (
 )
 
 func keySpecs(any) (in, out []keys.Spec, err error) {
-	in = addrfam.InputKeys()
-	for i, n := range addrNames {
-		in = append(in, keys.Spec{Name: n, Type: keys.IPAddr, Flags: keys.Optional})
-		out = append(out, keys.Spec{Name: outNames[i], Type: keys.Uint32})
-	}
+	in, out = addrfam.AddrKeys(addrNames, outNames, keys.Uint32)
 	return in, out, nil
 }
 
@@ -64,30 +52,21 @@ func init() {
 	})
 }
 
-type filter struct {
-	in, out []keys.Slot
-	fam     addrfam.Check
-}
+type filter struct{ addrfam.Filter }
 
 func newInstance(in, out []keys.Slot, log *slog.Logger) *filter {
-	return &filter{in: in, out: out, fam: addrfam.Check{
-		Family: in[inFamily], Protocol: in[inProtocol],
-		UnknownFamily: "Unknown protocol inside packet", Log: log,
-	}}
+	return &filter{addrfam.NewFilter(in, out, false, "Unknown protocol inside packet", log)}
 }
-
-func (f *filter) Start(context.Context) error { return nil }
-func (f *filter) Stop(context.Context) error  { return nil }
 
 // Interp converts every valid IPv4 address input (all six, reply.ip.daddr
 // included). The family rules are IP2STR's.
 func (f *filter) Interp(r *keys.Record) plugin.Verdict {
-	if !f.fam.OK(r) {
+	if !f.Fam.OK(r) {
 		return plugin.Fail
 	}
 	for i := range addrNames {
-		if b := r.Bytes(f.in[inAddrs+i]); len(b) == 4 {
-			r.SetUint(f.out[i], uint64(binary.BigEndian.Uint32(b)))
+		if b := f.Addr(r, i); len(b) == 4 {
+			r.SetUint(f.Out[i], uint64(binary.BigEndian.Uint32(b)))
 		}
 	}
 	return plugin.Continue

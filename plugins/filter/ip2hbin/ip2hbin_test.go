@@ -1,7 +1,6 @@
 package ip2hbin
 
 import (
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -112,19 +111,9 @@ func TestIP2HBINKeys(t *testing.T) {
 // newFilter returns an instance wired to a bare record: slots 0-7 are the
 // inputs, 8-13 the outputs.
 func newFilter() (*filter, *keys.Record) {
-	types := []keys.Type{keys.Uint8, keys.Uint16}
-	var in, out []keys.Slot
-	for i := range 8 {
-		in = append(in, keys.Slot(i))
-		if i >= 2 {
-			types = append(types, keys.IPAddr)
-		}
-	}
-	for i := range 6 {
-		out = append(out, keys.Slot(8+i))
-		types = append(types, keys.Uint32)
-	}
-	return newInstance(in, out, slog.New(slog.NewTextHandler(io.Discard, nil))), keys.NewRecord(types)
+	in, out, _ := keySpecs(nil)
+	inSlots, outSlots, r := plugintest.Filter(in, out)
+	return newInstance(inSlots, outSlots, slog.New(slog.DiscardHandler)), r
 }
 
 var (

@@ -4,8 +4,10 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/ulogd-go/ulogd/internal/addrfam"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
+	"github.com/ulogd-go/ulogd/internal/plugintest"
 )
 
 // benchFilter returns an instance wired to a bare record laid out as the
@@ -13,17 +15,8 @@ import (
 // address inputs in the order of addrNames, 10–17 the .str outputs.
 func benchFilter() (*filter, *keys.Record) {
 	in, out, _ := keySpecs(nil)
-	var types []keys.Type
-	var inSlots, outSlots []keys.Slot
-	for _, s := range in {
-		inSlots = append(inSlots, keys.Slot(len(types)))
-		types = append(types, s.Type)
-	}
-	for _, s := range out {
-		outSlots = append(outSlots, keys.Slot(len(types)))
-		types = append(types, s.Type)
-	}
-	return newInstance(inSlots, outSlots, slog.New(slog.DiscardHandler)), keys.NewRecord(types)
+	inSlots, outSlots, r := plugintest.Filter(in, out)
+	return newInstance(inSlots, outSlots, slog.New(slog.DiscardHandler)), r
 }
 
 // benchEvent is one event as a source leaves it in the record: the family
@@ -82,7 +75,7 @@ func benchEvents() []struct {
 func (f *filter) prepare(ev benchEvent) (slots []keys.Slot, vals [][]byte) {
 	for i, n := range addrNames {
 		if v, ok := ev.addrs[n]; ok {
-			slots = append(slots, f.in[inAddrs+i])
+			slots = append(slots, f.In[addrfam.InAddrs+i])
 			vals = append(vals, v)
 		}
 	}
@@ -91,7 +84,7 @@ func (f *filter) prepare(ev benchEvent) (slots []keys.Slot, vals [][]byte) {
 
 // set fills r as the source does for one event.
 func (f *filter) set(r *keys.Record, family uint64, slots []keys.Slot, vals [][]byte) {
-	r.SetUint(f.in[inFamily], family)
+	r.SetUint(f.In[addrfam.InFamily], family)
 	for i, s := range slots {
 		r.SetBytes(s, vals[i])
 	}
@@ -101,7 +94,7 @@ func (f *filter) set(r *keys.Record, family uint64, slots []keys.Slot, vals [][]
 func (f *filter) check(tb testing.TB, r *keys.Record, want map[string]string) {
 	tb.Helper()
 	for i, n := range addrNames {
-		got, valid := string(r.Bytes(f.out[i])), r.Valid(f.out[i])
+		got, valid := string(r.Bytes(f.Out[i])), r.Valid(f.Out[i])
 		w, ok := want[n+".str"]
 		if valid != ok || got != w {
 			tb.Fatalf("%s.str = %q (valid %v), want %q", n, got, valid, w)

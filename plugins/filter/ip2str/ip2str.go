@@ -4,19 +4,11 @@
 package ip2str
 
 import (
-	"context"
 	"log/slog"
 
 	"github.com/ulogd-go/ulogd/internal/addrfam"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
-)
-
-// Input key positions.
-const (
-	inFamily = iota
-	inProtocol
-	inAddrs // the address inputs start here, in the order of addrNames
 )
 
 // addrNames are the address keys converted, in ulogd2's order; the output
@@ -28,12 +20,10 @@ var addrNames = []string{
 	"arp.saddr", "arp.daddr",
 }
 
+var outNames = addrfam.Suffixed(addrNames, ".str")
+
 func keySpecs(any) (in, out []keys.Spec, err error) {
-	in = addrfam.InputKeys()
-	for _, n := range addrNames {
-		in = append(in, keys.Spec{Name: n, Type: keys.IPAddr, Flags: keys.Optional})
-		out = append(out, keys.Spec{Name: n + ".str", Type: keys.String})
-	}
+	in, out = addrfam.AddrKeys(addrNames, outNames, keys.String)
 	return in, out, nil
 }
 
@@ -51,37 +41,28 @@ func init() {
 	})
 }
 
-type filter struct {
-	in, out []keys.Slot
-	fam     addrfam.Check
-}
+type filter struct{ addrfam.Filter }
 
 func newInstance(in, out []keys.Slot, log *slog.Logger) *filter {
-	return &filter{in: in, out: out, fam: addrfam.Check{
-		Family: in[inFamily], Protocol: in[inProtocol], ARP: true,
-		UnknownFamily: "Unknown protocol family", Log: log,
-	}}
+	return &filter{addrfam.NewFilter(in, out, true, "Unknown protocol family", log)}
 }
-
-func (f *filter) Start(context.Context) error { return nil }
-func (f *filter) Stop(context.Context) error  { return nil }
 
 // Interp converts every valid address input. The family decides what an
 // address may be: for a bridge family the ethertype tells; an unknown
 // family is an error for this event, as in ulogd2.
 func (f *filter) Interp(r *keys.Record) plugin.Verdict {
-	if !f.fam.OK(r) {
+	if !f.Fam.OK(r) {
 		return plugin.Fail
 	}
 	for i := range addrNames {
-		b := r.Bytes(f.in[inAddrs+i])
+		b := f.Addr(r, i)
 		if len(b) != 4 && len(b) != 16 {
 			continue
 		}
 		a := r.Arena()
 		n := len(a)
 		a = appendIP(a, b)
-		r.SetBytes(f.out[i], r.Commit(a, n))
+		r.SetBytes(f.Out[i], r.Commit(a, n))
 	}
 	return plugin.Continue
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ulogd-go/ulogd/internal/addrfam"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
@@ -166,21 +167,21 @@ func FuzzAppendIP(f *testing.F) {
 func TestIP2STRArenaGrows(t *testing.T) {
 	for fill := 4096 - 45; fill <= 4096; fill++ {
 		f, r := benchFilter()
-		r.SetUint(f.in[inFamily], 10)
-		r.SetBytes(f.in[inAddrs+2], []byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 12: 0xde, 13: 0xad, 14: 0xbe, 15: 0xef})
-		r.SetBytes(f.in[inAddrs+4], []byte{10: 0xff, 11: 0xff, 12: 192, 13: 168, 14: 100, 15: 200})
+		r.SetUint(f.In[addrfam.InFamily], 10)
+		r.SetBytes(f.In[addrfam.InAddrs+2], []byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 12: 0xde, 13: 0xad, 14: 0xbe, 15: 0xef})
+		r.SetBytes(f.In[addrfam.InAddrs+4], []byte{10: 0xff, 11: 0xff, 12: 192, 13: 168, 14: 100, 15: 200})
 		early := strings.Repeat("e", fill)
-		r.SetString(f.out[7], early) // an earlier value in the arena
+		r.SetString(f.Out[7], early) // an earlier value in the arena
 		if f.Interp(r) != plugin.Continue {
 			t.Fatal("event failed")
 		}
-		if got := string(r.Bytes(f.out[2])); got != "2001:db8:ffff::dead:beef" {
+		if got := string(r.Bytes(f.Out[2])); got != "2001:db8:ffff::dead:beef" {
 			t.Fatalf("fill %d: orig.ip.saddr.str = %q", fill, got)
 		}
-		if got := string(r.Bytes(f.out[4])); got != "::ffff:192.168.100.200" {
+		if got := string(r.Bytes(f.Out[4])); got != "::ffff:192.168.100.200" {
 			t.Fatalf("fill %d: reply.ip.saddr.str = %q", fill, got)
 		}
-		if got := string(r.Bytes(f.out[7])); got != early {
+		if got := string(r.Bytes(f.Out[7])); got != early {
 			t.Fatalf("fill %d: earlier value changed", fill)
 		}
 	}
