@@ -60,15 +60,7 @@ func keysOf(cfg any) (in, out []keys.Spec, err error) {
 	return nil, OutputKeys(), errors.Join(errs...)
 }
 
-func configOf(cfg any) (*Config, error) {
-	switch c := cfg.(type) {
-	case nil:
-		return defaultConfig(), nil
-	case *Config:
-		return c, nil
-	}
-	return nil, fmt.Errorf("NFCT: unexpected config type %T", cfg)
-}
+func configOf(cfg any) (*Config, error) { return plugin.ConfigOf("NFCT", cfg, defaultConfig) }
 
 // Tunables.
 const (
@@ -130,13 +122,10 @@ func newInstance(env *plugin.Env) (plugin.Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(env.Out) != int(numKeys) {
-		return nil, fmt.Errorf("NFCT: %d output slots for %d keys", len(env.Out), numKeys)
+	if err := env.CheckOut("NFCT", int(numKeys)); err != nil {
+		return nil, err
 	}
-	log := env.Log
-	if log == nil {
-		log = slog.Default()
-	}
+	log := env.Logger()
 	in := &instance{
 		cfg:     *c,
 		log:     log,

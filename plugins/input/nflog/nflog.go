@@ -66,15 +66,7 @@ func resourcesOf(cfg any) []string {
 	return []string{"nflog-group:" + strconv.Itoa(c.Group)}
 }
 
-func configOf(cfg any) (*Config, error) {
-	switch c := cfg.(type) {
-	case nil:
-		return defaultConfig(), nil
-	case *Config:
-		return c, nil
-	}
-	return nil, fmt.Errorf("NFLOG: unexpected config type %T", cfg)
-}
+func configOf(cfg any) (*Config, error) { return plugin.ConfigOf("NFLOG", cfg, defaultConfig) }
 
 // Tunables.
 const (
@@ -137,13 +129,10 @@ func newInstance(env *plugin.Env) (plugin.Instance, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	if len(env.Out) != int(numKeys) {
-		return nil, fmt.Errorf("NFLOG: %d output slots for %d keys", len(env.Out), numKeys)
+	if err := env.CheckOut("NFLOG", int(numKeys)); err != nil {
+		return nil, err
 	}
-	log := env.Log
-	if log == nil {
-		log = slog.Default()
-	}
+	log := env.Logger()
 	in := &instance{
 		cfg:   *c,
 		group: uint16(c.Group),
