@@ -102,12 +102,9 @@ type rxState struct {
 	ev    ctnl.Event
 	buf   rx.Buffer // socket buffer size, events lost to overruns
 
-	decodeErrs uint64
-	decodeNote notice.Limiter
+	errs       rx.Errors // undecodable messages, failed reads
 	updates    uint64
 	updateNote notice.Limiter
-	otherErrs  uint64
-	otherNote  notice.Limiter
 }
 
 func newInstance(env *plugin.Env) (plugin.Instance, error) {

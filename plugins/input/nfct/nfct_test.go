@@ -737,8 +737,8 @@ func TestCapturedDecode(t *testing.T) {
 	for _, dg := range dgs {
 		in.datagram(r, e, dg)
 	}
-	if in.rx.decodeErrs != 0 {
-		t.Errorf("%d decode errors", in.rx.decodeErrs)
+	if in.rx.errs.Decode != 0 {
+		t.Errorf("%d decode errors", in.rx.errs.Decode)
 	}
 	got := e.Records()
 	if len(got) == 0 {
@@ -858,8 +858,8 @@ func TestUndecodableMessageCountedLost(t *testing.T) {
 	bad := append([]byte(nil), good...)
 	binary.NativeEndian.PutUint16(bad[nl.HeaderLen+4:], 0xfff0)
 	in.datagram(r, e, append(append(append([]byte(nil), good...), bad...), good...))
-	if in.rx.decodeErrs != 1 || e.LostCount() != 1 || len(e.Records()) != 2 {
-		t.Fatalf("%d decode errors, lost %d, %d records: want 1, 1, 2", in.rx.decodeErrs, e.LostCount(), len(e.Records()))
+	if in.rx.errs.Decode != 1 || e.LostCount() != 1 || len(e.Records()) != 2 {
+		t.Fatalf("%d decode errors, lost %d, %d records: want 1, 1, 2", in.rx.errs.Decode, e.LostCount(), len(e.Records()))
 	}
 	// A datagram cut in its last message: the whole ones are logged and
 	// the cut one is lost, counted once.

@@ -157,23 +157,12 @@ func (in *instance) tableFull() {
 // decodeError counts a message that cannot be decoded (or the cut one of a
 // truncated datagram): its event is lost, and counted so.
 func (in *instance) decodeError(e plugin.Emitter, err error) {
-	in.rx.decodeErrs++
 	in.rx.buf.Count(e, 1)
-	if in.rx.decodeNote.Allow(time.Now()) {
-		in.log.Warn("NFCT cannot decode a conntrack message (skipped)", "err", err, "count", in.rx.decodeErrs)
-	}
+	in.rx.errs.DecodeError(in.log, "NFCT cannot decode a conntrack message (skipped)", err)
 }
 
 func (in *instance) otherError(err error) {
-	in.rx.otherErrs++
-	if in.rx.otherNote.Allow(time.Now()) {
-		in.log.Error("NFCT receive error", "err", err, "count", in.rx.otherErrs)
-	}
-	// Do not spin on a persistent error.
-	select {
-	case <-in.done:
-	case <-time.After(10 * time.Millisecond):
-	}
+	in.rx.errs.OtherError(in.log, "NFCT receive error", err, in.done)
 }
 
 // overrun handles ENOBUFS: the kernel dropped events. The buffer counts

@@ -112,13 +112,10 @@ type rxState struct {
 	haveSeq bool
 	gapNote notice.Limiter
 
-	truncated  uint64
-	truncNote  notice.Limiter
-	decodeErrs uint64
-	decodeNote notice.Limiter
-	unknown    uint64
-	otherErrs  uint64
-	otherNote  notice.Limiter
+	truncated uint64
+	truncNote notice.Limiter
+	errs      rx.Errors // undecodable messages, failed reads
+	unknown   uint64
 }
 
 func newInstance(env *plugin.Env) (plugin.Instance, error) {

@@ -126,25 +126,14 @@ func (in *instance) truncatedDatagram(e plugin.Emitter) {
 // With sequence numbers the gap it leaves counts it instead, once the next
 // packet arrives.
 func (in *instance) decodeError(e plugin.Emitter, err error) {
-	in.rx.decodeErrs++
 	if !in.rx.buf.SeqCounts {
 		in.rx.buf.Count(e, 1)
 	}
-	if in.rx.decodeNote.Allow(time.Now()) {
-		in.log.Warn("NFLOG cannot decode a packet message (skipped)", "err", err, "count", in.rx.decodeErrs)
-	}
+	in.rx.errs.DecodeError(in.log, "NFLOG cannot decode a packet message (skipped)", err)
 }
 
 func (in *instance) otherError(err error) {
-	in.rx.otherErrs++
-	if in.rx.otherNote.Allow(time.Now()) {
-		in.log.Error("NFLOG receive error", "err", err, "count", in.rx.otherErrs)
-	}
-	// Do not spin on a persistent error.
-	select {
-	case <-in.done:
-	case <-time.After(10 * time.Millisecond):
-	}
+	in.rx.errs.OtherError(in.log, "NFLOG receive error", err, in.done)
 }
 
 // overrun handles ENOBUFS: the kernel could not queue packets. The buffer

@@ -1,0 +1,39 @@
+package rx
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/ulogd-go/ulogd/internal/notice"
+)
+
+// Errors counts a receive loop's errors other than overruns: messages it
+// cannot decode and failed reads. Each kind is logged at most once per
+// notice interval, with its count.
+type Errors struct {
+	Decode, Other         uint64
+	decodeNote, otherNote notice.Limiter
+}
+
+// DecodeError counts a message that cannot be decoded, and logs msg with
+// err and the count.
+func (x *Errors) DecodeError(log *slog.Logger, msg string, err error) {
+	x.Decode++
+	if x.decodeNote.Allow(time.Now()) {
+		log.Warn(msg, "err", err, "count", x.Decode)
+	}
+}
+
+// OtherError counts a failed read and logs msg with err and the count,
+// then waits 10 ms (or until done is closed) so that a persistent error
+// does not spin the loop.
+func (x *Errors) OtherError(log *slog.Logger, msg string, err error, done <-chan struct{}) {
+	x.Other++
+	if x.otherNote.Allow(time.Now()) {
+		log.Error(msg, "err", err, "count", x.Other)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Millisecond):
+	}
+}
