@@ -108,6 +108,23 @@ type Bound struct {
 	Instance string // instance id of the producer
 }
 
+// Field is an upstream key with its name and a separator prepared, for the
+// sinks that print every key as name=value (GPRINT, OPRINT).
+type Field struct {
+	Prefix []byte // name and separator, e.g. "oob.in="
+	Slot   Slot
+	Type   Type
+}
+
+// Fields returns a Field for each of up, in order, with sep after the name.
+func Fields(up []Bound, sep string) []Field {
+	fs := make([]Field, len(up))
+	for i, u := range up {
+		fs[i] = Field{Prefix: []byte(u.Name + sep), Slot: u.Slot, Type: u.Type}
+	}
+	return fs
+}
+
 func (s Spec) String() string {
 	return s.Name + " (" + s.Type.String() + ")"
 }

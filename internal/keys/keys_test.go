@@ -145,3 +145,12 @@ func TestNoAllocations(t *testing.T) {
 		t.Fatalf("%v allocations per event", n)
 	}
 }
+
+func TestFields(t *testing.T) {
+	up := []Bound{{Spec: Spec{Name: "a", Type: Uint8}, Slot: 3}, {Spec: Spec{Name: "b.c", Type: String}, Slot: 1}}
+	fs := Fields(up, "=")
+	if len(fs) != 2 || string(fs[0].Prefix) != "a=" || fs[0].Slot != 3 || fs[0].Type != Uint8 ||
+		string(fs[1].Prefix) != "b.c=" || fs[1].Slot != 1 || fs[1].Type != String {
+		t.Fatalf("Fields = %+v", fs)
+	}
+}

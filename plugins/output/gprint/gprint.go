@@ -38,19 +38,12 @@ func init() {
 	})
 }
 
-// field is one upstream key with its "name=" prefix prepared.
-type field struct {
-	prefix []byte // "name="
-	slot   keys.Slot
-	typ    keys.Type
-}
-
 // sink is one GPRINT instance; fileout.Sink gives it Start, Stop, Flush
 // and Reopen (a failed reopen keeps the old file).
 type sink struct {
 	fileout.Sink
 	cfg    *Config
-	fields []field
+	fields []keys.Field
 	now    func() time.Time
 
 	// "timestamp=YYYY/MM/DD-HH:MM:SS," is formatted once per second.
@@ -66,11 +59,10 @@ func newSink(env *plugin.Env, cfg *Config) *sink {
 		}),
 		cfg: cfg, now: time.Now, stampSec: -1,
 	}
-	for _, u := range env.Upstream {
-		if !printable(u.Type) {
-			continue // never printed: no need to look at it per event
+	for _, f := range keys.Fields(env.Upstream, "=") {
+		if printable(f.Type) { // the others are never printed: not looked at per event
+			s.fields = append(s.fields, f)
 		}
-		s.fields = append(s.fields, field{prefix: []byte(u.Name + "="), slot: u.Slot, typ: u.Type})
 	}
 	return s
 }
@@ -104,13 +96,13 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 	}
 	for i := range s.fields {
 		f := &s.fields[i]
-		if !r.Valid(f.slot) {
+		if !r.Valid(f.Slot) {
 			continue
 		}
-		b = append(b, f.prefix...)
+		b = append(b, f.Prefix...)
 		// The record's text form: IPv4 dotted quad, IPv6 in full (ulogd2
 		// 2.0.8 prints the first four bytes of an IPv6 address, Q10).
-		b, _ = r.AppendValue(b, f.slot)
+		b, _ = r.AppendValue(b, f.Slot)
 		b = append(b, ',')
 	}
 	if len(b) == start {

@@ -39,18 +39,11 @@ func init() {
 	})
 }
 
-// field is one upstream key with its "name=" prefix prepared.
-type field struct {
-	prefix []byte // "name="
-	slot   keys.Slot
-	typ    keys.Type
-}
-
 // sink is one OPRINT instance; fileout.Sink gives it Start, Stop, Flush
 // and Reopen (a failed reopen keeps the old file).
 type sink struct {
 	fileout.Sink
-	fields []field
+	fields []keys.Field
 }
 
 func newSink(env *plugin.Env, cfg *Config) *sink {
@@ -58,9 +51,7 @@ func newSink(env *plugin.Env, cfg *Config) *sink {
 		Open:   "can't open PKTLOG",
 		Notice: "OPRINT: reopening logfile",
 	})}
-	for _, u := range env.Upstream {
-		s.fields = append(s.fields, field{prefix: []byte(u.Name + "="), slot: u.Slot, typ: u.Type})
-	}
+	s.fields = keys.Fields(env.Upstream, "=")
 	return s
 }
 
@@ -70,10 +61,10 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 	b := append(s.W.Buffer(), boundary...)
 	for i := range s.fields {
 		f := &s.fields[i]
-		if !r.Valid(f.slot) {
+		if !r.Valid(f.Slot) {
 			continue
 		}
-		b = append(b, f.prefix...)
+		b = append(b, f.Prefix...)
 		b = appendValue(b, r, f)
 		b = append(b, '\n')
 	}
@@ -88,22 +79,22 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 // appendValue renders a value as ulogd2's OPRINT does, except addresses:
 // ulogd2 2.0.8 prints an IPv4 address with its bytes reversed (Q9) and the
 // first four bytes of an IPv6 address (Q10); here both print correctly.
-func appendValue(b []byte, r *keys.Record, f *field) []byte {
-	switch f.typ {
+func appendValue(b []byte, r *keys.Record, f *keys.Field) []byte {
+	switch f.Type {
 	case keys.String:
-		return append(b, r.Bytes(f.slot)...)
+		return append(b, r.Bytes(f.Slot)...)
 	case keys.Bool:
-		return strconv.AppendUint(b, r.Uint(f.slot), 10)
+		return strconv.AppendUint(b, r.Uint(f.Slot), 10)
 	case keys.Int8:
-		return strconv.AppendInt(b, int64(int8(r.Uint(f.slot))), 10)
+		return strconv.AppendInt(b, int64(int8(r.Uint(f.Slot))), 10)
 	case keys.Int16:
-		return strconv.AppendInt(b, int64(int16(r.Uint(f.slot))), 10)
+		return strconv.AppendInt(b, int64(int16(r.Uint(f.Slot))), 10)
 	case keys.Int32:
-		return strconv.AppendInt(b, int64(int32(r.Uint(f.slot))), 10)
+		return strconv.AppendInt(b, int64(int32(r.Uint(f.Slot))), 10)
 	case keys.Uint8, keys.Uint16, keys.Uint32, keys.Uint64:
-		return strconv.AppendUint(b, r.Uint(f.slot), 10)
+		return strconv.AppendUint(b, r.Uint(f.Slot), 10)
 	case keys.IPAddr:
-		return keys.AppendIP(b, r.Bytes(f.slot))
+		return keys.AppendIP(b, r.Bytes(f.Slot))
 	case keys.None:
 		return append(b, "<none>"...)
 	}
