@@ -2,6 +2,7 @@ package fileout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -99,6 +100,19 @@ func (s *Sink) Reopen() error {
 	}
 	if err := s.W.Reopen(); err != nil {
 		return fmt.Errorf("%s: %w", s.texts.Reopen, err)
+	}
+	return nil
+}
+
+// Resources is what a file sink instance claims: no two instances may
+// write one file.
+func Resources(path string) []string { return []string{"file:" + path} }
+
+// CheckPath is a file sink's check of its file option: it must not be
+// empty.
+func CheckPath(path string) error {
+	if path == "" {
+		return errors.New(`option "file" is empty`)
 	}
 	return nil
 }

@@ -180,3 +180,15 @@ func TestSinkDropped(t *testing.T) {
 		t.Fatal("zero Sink reports drops")
 	}
 }
+
+func TestCheckPathAndResources(t *testing.T) {
+	if err := CheckPath(""); err == nil || err.Error() != `option "file" is empty` {
+		t.Errorf("CheckPath(\"\") = %v", err)
+	}
+	if err := CheckPath("/x"); err != nil {
+		t.Errorf("CheckPath(/x) = %v", err)
+	}
+	if r := Resources("/x"); len(r) != 1 || r[0] != "file:/x" {
+		t.Errorf("Resources = %v", r)
+	}
+}

@@ -109,7 +109,7 @@ func init() {
 		Resources: func(cfg any) []string {
 			c := cfg.(*Config)
 			if m, err := parseMode(c.Mode); err == nil && m == modeFile {
-				return []string{"file:" + c.File}
+				return fileout.Resources(c.File)
 			}
 			return nil
 		},
@@ -161,8 +161,8 @@ func newSink(env *plugin.Env) (plugin.Instance, error) {
 	}
 	switch m {
 	case modeFile:
-		if cfg.File == "" {
-			return nil, fmt.Errorf("option \"file\" is empty")
+		if err := fileout.CheckPath(cfg.File); err != nil {
+			return nil, err
 		}
 		s.file = fileout.NewSink(cfg.File, cfg.Sync != 0, s.log, fileout.Texts{
 			Open:   "can't open JSON log file",

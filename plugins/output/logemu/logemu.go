@@ -35,11 +35,11 @@ func init() {
 		Output:    plugin.DTSink,
 		NewConfig: func() any { return &Config{File: "/var/log/ulogd_syslogemu.log"} },
 		Keys:      func(any) ([]keys.Spec, []keys.Spec, error) { return inputs, nil, nil },
-		Resources: func(cfg any) []string { return []string{"file:" + cfg.(*Config).File} },
+		Resources: func(cfg any) []string { return fileout.Resources(cfg.(*Config).File) },
 		New: func(env *plugin.Env) (plugin.Instance, error) {
 			cfg := env.Config.(*Config)
-			if cfg.File == "" {
-				return nil, fmt.Errorf("option \"file\" is empty")
+			if err := fileout.CheckPath(cfg.File); err != nil {
+				return nil, err
 			}
 			return &sink{
 				Sink: fileout.NewSink(cfg.File, cfg.Sync != 0, env.Log, fileout.Texts{

@@ -4,7 +4,6 @@
 package nacct
 
 import (
-	"fmt"
 	"strconv"
 
 	"github.com/ulogd-go/ulogd/internal/fileout"
@@ -59,11 +58,11 @@ func init() {
 		Output:    plugin.DTSink,
 		NewConfig: func() any { return &Config{File: "/var/log/ulogd_nacct.log"} },
 		Keys:      func(any) ([]keys.Spec, []keys.Spec, error) { return inputs, nil, nil },
-		Resources: func(cfg any) []string { return []string{"file:" + cfg.(*Config).File} },
+		Resources: func(cfg any) []string { return fileout.Resources(cfg.(*Config).File) },
 		New: func(env *plugin.Env) (plugin.Instance, error) {
 			cfg := env.Config.(*Config)
-			if cfg.File == "" {
-				return nil, fmt.Errorf("option \"file\" is empty")
+			if err := fileout.CheckPath(cfg.File); err != nil {
+				return nil, err
 			}
 			s := &sink{Sink: fileout.NewSink(cfg.File, cfg.Sync != 0, env.Log, fileout.Texts{
 				Open:   cfg.File,

@@ -3,7 +3,6 @@
 package oprint
 
 import (
-	"fmt"
 	"strconv"
 
 	"github.com/ulogd-go/ulogd/internal/fileout"
@@ -28,11 +27,11 @@ func init() {
 		Output:    plugin.DTSink,
 		Wildcard:  true,
 		NewConfig: func() any { return &Config{File: "/var/log/ulogd_oprint.log"} },
-		Resources: func(cfg any) []string { return []string{"file:" + cfg.(*Config).File} },
+		Resources: func(cfg any) []string { return fileout.Resources(cfg.(*Config).File) },
 		New: func(env *plugin.Env) (plugin.Instance, error) {
 			cfg := env.Config.(*Config)
-			if cfg.File == "" {
-				return nil, fmt.Errorf("option \"file\" is empty")
+			if err := fileout.CheckPath(cfg.File); err != nil {
+				return nil, err
 			}
 			return newSink(env, cfg), nil
 		},

@@ -74,11 +74,11 @@ func init() {
 		Keys: func(any) ([]keys.Spec, []keys.Spec, error) {
 			return inputs[:], nil, nil
 		},
-		Resources: func(cfg any) []string { return []string{"file:" + cfg.(*Config).File} },
+		Resources: func(cfg any) []string { return fileout.Resources(cfg.(*Config).File) },
 		New: func(env *plugin.Env) (plugin.Instance, error) {
 			cfg := env.Config.(*Config)
-			if cfg.File == "" {
-				return nil, fmt.Errorf("option \"file\" is empty")
+			if err := fileout.CheckPath(cfg.File); err != nil {
+				return nil, err
 			}
 			if len(env.In) != numInputs {
 				return nil, fmt.Errorf("PCAP: %d input slots, want %d", len(env.In), numInputs)
