@@ -12,6 +12,7 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/notice"
+	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
 // Address families and ethertypes (oob.family, oob.protocol).
@@ -119,6 +120,7 @@ func Suffixed(names []string, suffix string) []string {
 // Filter is what the address filters share: their bound slots (inputs in
 // AddrKeys' order) and their family check.
 type Filter struct {
+	plugin.Stateless
 	In, Out []keys.Slot
 	Fam     Check
 }
@@ -131,9 +133,6 @@ func NewFilter(in, out []keys.Slot, arp bool, unknownFamily string, log *slog.Lo
 		UnknownFamily: unknownFamily, Log: log,
 	}}
 }
-
-func (f *Filter) Start(context.Context) error { return nil }
-func (f *Filter) Stop(context.Context) error  { return nil }
 
 // Addr returns the i-th address input of r (nil when invalid).
 func (f *Filter) Addr(r *keys.Record, i int) []byte { return r.Bytes(f.In[InAddrs+i]) }

@@ -181,3 +181,10 @@ type Dropper interface {
 type Signaler interface {
 	Signal(sig os.Signal)
 }
+
+// Stateless gives an instance with nothing to start or stop (most
+// filters) its Start and Stop: embed it.
+type Stateless struct{}
+
+func (Stateless) Start(context.Context) error { return nil }
+func (Stateless) Stop(context.Context) error  { return nil }

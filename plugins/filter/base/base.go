@@ -15,7 +15,6 @@
 package base
 
 import (
-	"context"
 	"encoding/binary"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
@@ -188,12 +187,10 @@ func init() {
 }
 
 type filter struct {
+	plugin.Stateless
 	in  [numInputs]keys.Slot
 	out [numOutputs]keys.Slot
 }
-
-func (f *filter) Start(context.Context) error { return nil }
-func (f *filter) Stop(context.Context) error  { return nil }
 
 // Protocol families (oob.family) and ethertypes (oob.protocol).
 const (

@@ -5,7 +5,6 @@
 package hwhdr
 
 import (
-	"context"
 	"encoding/binary"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
@@ -76,11 +75,9 @@ func init() {
 }
 
 type filter struct {
+	plugin.Stateless
 	in, out []keys.Slot
 }
-
-func (f *filter) Start(context.Context) error { return nil }
-func (f *filter) Stop(context.Context) error  { return nil }
 
 // Interp follows ulogd2's steps: copy oob.protocol; format the hardware
 // source address attribute if there is one; then, with a hardware header,

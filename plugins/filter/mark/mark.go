@@ -3,8 +3,6 @@
 package mark
 
 import (
-	"context"
-
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
@@ -49,12 +47,10 @@ func init() {
 }
 
 type filter struct {
+	plugin.Stateless
 	ct, oob    keys.Slot
 	mark, mask uint32
 }
-
-func (f *filter) Start(context.Context) error { return nil }
-func (f *filter) Stop(context.Context) error  { return nil }
 
 // Interp tests ct.mark when it is valid, else oob.mark when it is valid;
 // an event with neither goes on.

@@ -8,7 +8,6 @@
 package printflow
 
 import (
-	"context"
 	"strconv"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
@@ -73,12 +72,10 @@ func init() {
 }
 
 type filter struct {
+	plugin.Stateless
 	in  []keys.Slot
 	out keys.Slot
 }
-
-func (f *filter) Start(context.Context) error { return nil }
-func (f *filter) Stop(context.Context) error  { return nil }
 
 // Protocol numbers with a name in the line.
 const (

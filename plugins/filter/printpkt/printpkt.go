@@ -12,7 +12,6 @@
 package printpkt
 
 import (
-	"context"
 	"strconv"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
@@ -138,12 +137,10 @@ func init() {
 }
 
 type filter struct {
+	plugin.Stateless
 	in  [numInputs]keys.Slot
 	out keys.Slot
 }
-
-func (f *filter) Start(context.Context) error { return nil }
-func (f *filter) Stop(context.Context) error  { return nil }
 
 // Families (oob.family), ethertypes (oob.protocol) and IP protocols.
 const (

@@ -5,7 +5,6 @@
 package pwsniff
 
 import (
-	"context"
 	"encoding/binary"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
@@ -67,11 +66,9 @@ func init() {
 }
 
 type filter struct {
+	plugin.Stateless
 	in, out []keys.Slot
 }
-
-func (f *filter) Start(context.Context) error { return nil }
-func (f *filter) Stop(context.Context) error  { return nil }
 
 // Interp finds the TCP payload of a packet to port 21 or 110 and looks for
 // USER and PASS commands in it. The outputs alias the packet. A packet
