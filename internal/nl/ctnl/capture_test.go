@@ -159,17 +159,17 @@ func famName(f uint8) string {
 
 func protoName(p uint8) string {
 	switch p {
-	case protoTCP:
+	case ProtoTCP:
 		return "tcp"
-	case protoUDP:
+	case ProtoUDP:
 		return "udp"
-	case protoICMP:
+	case ProtoICMP:
 		return "icmp"
-	case protoICMPv6:
+	case ProtoICMPv6:
 		return "icmpv6"
-	case protoSCTP:
+	case ProtoSCTP:
 		return "sctp"
-	case protoGRE:
+	case ProtoGRE:
 		return "gre"
 	}
 	return "proto" + strconv.Itoa(int(p))

@@ -128,7 +128,7 @@ func oracleView(oe *conntrack.Event, ours *Event) eventView {
 		v := tupleView{
 			Src: t.IP.SourceAddress.String(), Dst: t.IP.DestinationAddress.String(),
 			Proto: t.Proto.Protocol, SrcPort: t.Proto.SourcePort, DstPort: t.Proto.DestinationPort,
-			HasPorts: hasPorts(t.Proto.Protocol),
+			HasPorts: PortsProto(t.Proto.Protocol),
 			ICMPType: t.Proto.ICMPType, ICMPCode: t.Proto.ICMPCode, ICMPID: t.Proto.ICMPID,
 			HasICMP: t.Proto.ICMPv4 || t.Proto.ICMPv6, Zone: t.Zone,
 		}

@@ -103,7 +103,7 @@ func TestKernelEvents(t *testing.T) {
 		update     bool   // an UPDATE event is expected
 	}{
 		{
-			name: "tcp4-inserted", family: unix.AF_INET, proto: protoTCP, src: "10.0.0.1", dst: "10.0.0.2",
+			name: "tcp4-inserted", family: unix.AF_INET, proto: ProtoTCP, src: "10.0.0.1", dst: "10.0.0.2",
 			gen: func(t *testing.T, ns *nltest.NS) {
 				conntrackIns(t, ns, "-s", "10.0.0.1", "-d", "10.0.0.2", "-p", "tcp", "--sport", "1234", "--dport", "80", "--state", "ESTABLISHED", "-m", "7")
 			},
@@ -118,59 +118,59 @@ func TestKernelEvents(t *testing.T) {
 			},
 		},
 		{
-			name: "tcp4-traffic", family: unix.AF_INET, proto: protoTCP, src: "127.0.0.1", dst: "127.0.0.1",
+			name: "tcp4-traffic", family: unix.AF_INET, proto: ProtoTCP, src: "127.0.0.1", dst: "127.0.0.1",
 			gen: func(t *testing.T, ns *nltest.NS) {
 				tcpFlow(t, ns, "tcp4", "127.0.0.1:"+strconv.Itoa(tcpPort), []byte("hello"))
 			},
 			check: ports(0, tcpPort), minPackets: 4, update: true,
 		},
 		{
-			name: "tcp6-traffic", family: unix.AF_INET6, proto: protoTCP, src: "::1", dst: "::1",
+			name: "tcp6-traffic", family: unix.AF_INET6, proto: ProtoTCP, src: "::1", dst: "::1",
 			gen: func(t *testing.T, ns *nltest.NS) {
 				tcpFlow(t, ns, "tcp6", "[::1]:"+strconv.Itoa(tcpPort), []byte("hello"))
 			},
 			check: ports(0, tcpPort), minPackets: 4, update: true,
 		},
 		{
-			name: "udp4-traffic", family: unix.AF_INET, proto: protoUDP, src: "127.0.0.1", dst: "127.0.0.1",
+			name: "udp4-traffic", family: unix.AF_INET, proto: ProtoUDP, src: "127.0.0.1", dst: "127.0.0.1",
 			gen: func(t *testing.T, ns *nltest.NS) {
 				udpSend(t, ns, "udp4", "127.0.0.1:"+strconv.Itoa(udpPort), []byte("ping"))
 			},
 			check: ports(0, udpPort), minPackets: 1,
 		},
 		{
-			name: "udp6-traffic", family: unix.AF_INET6, proto: protoUDP, src: "::1", dst: "::1",
+			name: "udp6-traffic", family: unix.AF_INET6, proto: ProtoUDP, src: "::1", dst: "::1",
 			gen: func(t *testing.T, ns *nltest.NS) {
 				udpSend(t, ns, "udp6", "[::1]:"+strconv.Itoa(udpPort), []byte("ping"))
 			},
 			check: ports(0, udpPort), minPackets: 1,
 		},
 		{
-			name: "udp6-inserted", family: unix.AF_INET6, proto: protoUDP, src: "fd00::1", dst: "fd00::2",
+			name: "udp6-inserted", family: unix.AF_INET6, proto: ProtoUDP, src: "fd00::1", dst: "fd00::2",
 			gen: func(t *testing.T, ns *nltest.NS) {
 				conntrackIns(t, ns, "-s", "fd00::1", "-d", "fd00::2", "-p", "udp", "--sport", "5000", "--dport", "53")
 			},
 			check: ports(5000, 53),
 		},
 		{
-			name: "icmp4-ping", family: unix.AF_INET, proto: protoICMP, src: "127.0.0.1", dst: "127.0.0.1",
+			name: "icmp4-ping", family: unix.AF_INET, proto: ProtoICMP, src: "127.0.0.1", dst: "127.0.0.1",
 			gen:   func(t *testing.T, ns *nltest.NS) { ns.Run(t, "ping", "-c1", "-W1", "127.0.0.1") },
 			check: icmp(8, 0), minPackets: 1, update: true,
 		},
 		{
-			name: "icmp4-inserted", family: unix.AF_INET, proto: protoICMP, src: "10.0.0.1", dst: "10.0.0.2",
+			name: "icmp4-inserted", family: unix.AF_INET, proto: ProtoICMP, src: "10.0.0.1", dst: "10.0.0.2",
 			gen: func(t *testing.T, ns *nltest.NS) {
 				conntrackIns(t, ns, "-s", "10.0.0.1", "-d", "10.0.0.2", "-p", "icmp", "--icmp-type", "8", "--icmp-code", "0", "--icmp-id", "77")
 			},
 			check: icmp(8, 77),
 		},
 		{
-			name: "icmp6-ping", family: unix.AF_INET6, proto: protoICMPv6, src: "::1", dst: "::1",
+			name: "icmp6-ping", family: unix.AF_INET6, proto: ProtoICMPv6, src: "::1", dst: "::1",
 			gen:   func(t *testing.T, ns *nltest.NS) { ns.Run(t, "ping", "-6", "-c1", "-W1", "::1") },
 			check: icmp(128, 0), minPackets: 1, update: true,
 		},
 		{
-			name: "sctp4-inserted", family: unix.AF_INET, proto: protoSCTP, src: "10.0.0.1", dst: "10.0.0.2",
+			name: "sctp4-inserted", family: unix.AF_INET, proto: ProtoSCTP, src: "10.0.0.1", dst: "10.0.0.2",
 			gen: func(t *testing.T, ns *nltest.NS) {
 				conntrackIns(t, ns, "-s", "10.0.0.1", "-d", "10.0.0.2", "-p", "sctp", "--sport", "5000", "--dport", "6000",
 					"--state", "ESTABLISHED", "--orig-vtag", "1", "--reply-vtag", "2")
@@ -284,7 +284,7 @@ func TestKernelDumpZero(t *testing.T) {
 	counts := func(zero bool) (pkts, bytes uint64, n int) {
 		t.Helper()
 		err := Dump(c, unix.AF_INET, zero, func(ev *Event) {
-			if ev.Orig.Proto == protoICMP {
+			if ev.Orig.Proto == ProtoICMP {
 				pkts, bytes, n = ev.OrigPackets+ev.ReplyPackets, ev.OrigBytes+ev.ReplyBytes, n+1
 			}
 		})
@@ -381,11 +381,11 @@ func TestKernelFilter(t *testing.T) {
 		{"src v6 /0 and v4 /0", Filter{Src: pfx("::/0", "0.0.0.0/0")}, all},
 		{"dst", Filter{Dst: pfx("192.168.1.0/24", "fd10::/120")}, []string{"10.2.0.1", "10.1.0.2", "fd00::1", "fd01::1"}},
 		{"dst v6 odd prefix", Filter{Dst: pfx("fd10::2/127")}, []string{"10.1.0.1", "10.2.0.1", "10.1.0.2", "fd01::1"}},
-		{"proto", Filter{Protos: []uint8{protoUDP, protoICMP}}, []string{"10.2.0.1", "10.1.0.2", "fd01::1"}},
-		{"proto icmpv6 dup", Filter{Protos: []uint8{protoICMPv6, protoICMPv6}}, []string{"fd00:0:0:1::1"}},
-		{"src and dst and proto", Filter{Src: pfx("10.0.0.0/8"), Dst: pfx("192.168.1.0/24"), Protos: []uint8{protoUDP, protoTCP}},
+		{"proto", Filter{Protos: []uint8{ProtoUDP, ProtoICMP}}, []string{"10.2.0.1", "10.1.0.2", "fd01::1"}},
+		{"proto icmpv6 dup", Filter{Protos: []uint8{ProtoICMPv6, ProtoICMPv6}}, []string{"fd00:0:0:1::1"}},
+		{"src and dst and proto", Filter{Src: pfx("10.0.0.0/8"), Dst: pfx("192.168.1.0/24"), Protos: []uint8{ProtoUDP, ProtoTCP}},
 			[]string{"10.2.0.1", "fd00::1", "fd01::1"}}, // IPv6 is listed in neither address list
-		{"src and dst and proto, both families", Filter{Src: pfx("10.0.0.0/8", "fd00::/16"), Dst: pfx("192.168.1.0/24", "fd10::/16"), Protos: []uint8{protoUDP, protoTCP}},
+		{"src and dst and proto, both families", Filter{Src: pfx("10.0.0.0/8", "fd00::/16"), Dst: pfx("192.168.1.0/24", "fd10::/16"), Protos: []uint8{ProtoUDP, ProtoTCP}},
 			[]string{"10.2.0.1", "fd00::1"}}, // fd01::1 is outside fd00::/16
 		{"src and dst, v6 dst mismatch", Filter{Src: pfx("fd00::/16"), Dst: pfx("fd11::/16")}, []string{"10.1.0.1", "10.2.0.1", "10.1.0.2", "fd00:0:0:1::1"}},
 		{"no match", Filter{Src: pfx("11.0.0.0/8", "fe80::/10")}, nil},

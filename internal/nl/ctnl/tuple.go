@@ -35,22 +35,23 @@ const (
 	ctaProtoICMPv6Code = 9 // CTA_PROTO_ICMPV6_CODE: u8
 )
 
-// IP protocol numbers that carry ports in ulogd's key model.
+// IP protocol numbers that decide which keys ulogd fills.
 const (
-	protoICMP    = 1
-	protoTCP     = 6
-	protoUDP     = 17
-	protoDCCP    = 33
-	protoGRE     = 47
-	protoICMPv6  = 58
-	protoSCTP    = 132
-	protoUDPLite = 136
+	ProtoICMP    = 1
+	ProtoTCP     = 6
+	ProtoUDP     = 17
+	ProtoDCCP    = 33
+	ProtoGRE     = 47
+	ProtoICMPv6  = 58
+	ProtoSCTP    = 132
+	ProtoUDPLite = 136
 )
 
-// hasPorts reports whether ulogd exposes orig/reply.l4.sport/dport for proto.
-func hasPorts(proto uint8) bool {
+// PortsProto reports whether ulogd exposes orig/reply.l4.sport/dport for
+// proto.
+func PortsProto(proto uint8) bool {
 	switch proto {
-	case protoTCP, protoUDP, protoUDPLite, protoSCTP, protoDCCP:
+	case ProtoTCP, ProtoUDP, ProtoUDPLite, ProtoSCTP, ProtoDCCP:
 		return true
 	}
 	return false
@@ -107,7 +108,7 @@ func decodeTuple(b []byte, t *Tuple) error {
 		return err
 	}
 	t.portAttrs = srcPort && dstPort
-	t.HasPorts = t.portAttrs && hasPorts(t.Proto)
+	t.HasPorts = t.portAttrs && PortsProto(t.Proto)
 	return nil
 }
 
@@ -192,15 +193,15 @@ func appendTuple(b []byte, typ uint16, t *Tuple) []byte {
 	b, proto := nl.BeginNest(b, ctaTupleProto)
 	b = nl.AppendU8(b, ctaProtoNum, t.Proto)
 	switch {
-	case t.Proto == protoICMP:
+	case t.Proto == ProtoICMP:
 		b = nl.AppendBE16(b, ctaProtoICMPID, t.ICMPID)
 		b = nl.AppendU8(b, ctaProtoICMPType, t.ICMPType)
 		b = nl.AppendU8(b, ctaProtoICMPCode, t.ICMPCode)
-	case t.Proto == protoICMPv6:
+	case t.Proto == ProtoICMPv6:
 		b = nl.AppendBE16(b, ctaProtoICMPv6ID, t.ICMPID)
 		b = nl.AppendU8(b, ctaProtoICMPv6Type, t.ICMPType)
 		b = nl.AppendU8(b, ctaProtoICMPv6Code, t.ICMPCode)
-	case t.HasPorts || t.portAttrs || t.Proto == protoGRE:
+	case t.HasPorts || t.portAttrs || t.Proto == ProtoGRE:
 		b = nl.AppendBE16(b, ctaProtoSrcPort, t.SrcPort)
 		b = nl.AppendBE16(b, ctaProtoDstPort, t.DstPort)
 	}

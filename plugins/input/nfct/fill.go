@@ -7,32 +7,12 @@ import (
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
 )
 
-// L4 protocol numbers that decide which keys are valid.
-const (
-	protoICMP    = 1
-	protoTCP     = 6
-	protoUDP     = 17
-	protoDCCP    = 33
-	protoICMPv6  = 58
-	protoSCTP    = 132
-	protoUDPLite = 136
-)
-
 // ct.event values (ulogd's NFCT_T_NEW/UPDATE/DESTROY).
 const (
 	eventNew     = 1
 	eventUpdate  = 2
 	eventDestroy = 4
 )
-
-// hasPorts reports whether ulogd fills the l4 port keys for protocol p.
-func hasPorts(p uint8) bool {
-	switch p {
-	case protoTCP, protoUDP, protoUDPLite, protoSCTP, protoDCCP:
-		return true
-	}
-	return false
-}
 
 // slots maps each output key to its record slot.
 type slots [numKeys]keys.Slot
@@ -49,7 +29,7 @@ func (sl *slots) fillTuple(r *keys.Record, t *ctnl.Tuple, saddr, daddr, proto, s
 	setAddr(r, sl[saddr], t.Src)
 	setAddr(r, sl[daddr], t.Dst)
 	r.SetUint(sl[proto], uint64(t.Proto))
-	if t.HasPorts && hasPorts(t.Proto) {
+	if t.HasPorts && ctnl.PortsProto(t.Proto) {
 		r.SetUint(sl[sport], uint64(t.SrcPort))
 		r.SetUint(sl[dport], uint64(t.DstPort))
 	}
@@ -68,10 +48,10 @@ func (sl *slots) fill(r *keys.Record, ev *ctnl.Event, event uint32, raw []byte) 
 	r.SetUint(sl[kReplyPackets], ev.ReplyPackets)
 	if ev.Orig.HasICMP {
 		switch ev.Orig.Proto {
-		case protoICMP:
+		case ctnl.ProtoICMP:
 			r.SetUint(sl[kICMPCode], uint64(ev.Orig.ICMPCode))
 			r.SetUint(sl[kICMPType], uint64(ev.Orig.ICMPType))
-		case protoICMPv6:
+		case ctnl.ProtoICMPv6:
 			r.SetUint(sl[kICMPv6Type], uint64(ev.Orig.ICMPType))
 			r.SetUint(sl[kICMPv6Code], uint64(ev.Orig.ICMPCode))
 		}

@@ -29,15 +29,15 @@ func TestFlowExpand(t *testing.T) {
 	evs := []ctnl.Event{
 		{
 			Type: ctnl.Update, Family: afInet, Zone: 7,
-			Orig:        ctnl.Tuple{Src: []byte{10, 0, 0, 1}, Dst: []byte{192, 0, 2, 1}, Proto: protoTCP, SrcPort: 1234, DstPort: 80, HasPorts: true},
-			Reply:       ctnl.Tuple{Src: []byte{192, 0, 2, 1}, Dst: []byte{198, 51, 100, 9}, Proto: protoTCP, SrcPort: 80, DstPort: 61000, HasPorts: true},
+			Orig:        ctnl.Tuple{Src: []byte{10, 0, 0, 1}, Dst: []byte{192, 0, 2, 1}, Proto: ctnl.ProtoTCP, SrcPort: 1234, DstPort: 80, HasPorts: true},
+			Reply:       ctnl.Tuple{Src: []byte{192, 0, 2, 1}, Dst: []byte{198, 51, 100, 9}, Proto: ctnl.ProtoTCP, SrcPort: 80, DstPort: 61000, HasPorts: true},
 			OrigPackets: 1, OrigBytes: 2, ReplyPackets: 3, ReplyBytes: 4, HasCounters: true,
 			Mark: 0xdead, HasMark: true, ID: 42, HasID: true,
 		},
 		{
 			Type: ctnl.New, Family: afInet6,
-			Orig:  ctnl.Tuple{Src: v6a, Dst: v6b, Proto: protoICMPv6, HasICMP: true, ICMPType: 128, ICMPCode: 0, ICMPID: 77},
-			Reply: ctnl.Tuple{Src: v6b, Dst: v6a, Proto: protoICMPv6, HasICMP: true, ICMPType: 129, ICMPID: 77},
+			Orig:  ctnl.Tuple{Src: v6a, Dst: v6b, Proto: ctnl.ProtoICMPv6, HasICMP: true, ICMPType: 128, ICMPCode: 0, ICMPID: 77},
+			Reply: ctnl.Tuple{Src: v6b, Dst: v6a, Proto: ctnl.ProtoICMPv6, HasICMP: true, ICMPType: 129, ICMPID: 77},
 		},
 		{
 			Type: ctnl.New, Family: afInet,
@@ -95,7 +95,7 @@ func TestFlowTableRemade(t *testing.T) {
 	tb := newFlowTable(buckets, limit)
 	ev := func(i int) *ctnl.Event {
 		return &ctnl.Event{Type: ctnl.New, Family: afInet,
-			Orig: ctnl.Tuple{Src: []byte{10, 0, byte(i >> 8), byte(i)}, Dst: []byte{10, 1, 0, 1}, Proto: protoTCP, SrcPort: uint16(i), DstPort: 80, HasPorts: true}}
+			Orig: ctnl.Tuple{Src: []byte{10, 0, byte(i >> 8), byte(i)}, Dst: []byte{10, 1, 0, 1}, Proto: ctnl.ProtoTCP, SrcPort: uint16(i), DstPort: 80, HasPorts: true}}
 	}
 	for i := range limit + 10 {
 		ok, _ := tb.upsert(ev(i), timeval{uint32(1000 + i), 0})
@@ -123,7 +123,7 @@ func TestFlowTableRemadeBounded(t *testing.T) {
 	tb := newFlowTable(4, 10_000_000)
 	for i := range 5 {
 		tb.upsert(&ctnl.Event{Type: ctnl.New, Family: afInet,
-			Orig: ctnl.Tuple{Src: []byte{10, 0, 0, byte(i)}, Dst: []byte{10, 1, 0, 1}, Proto: protoUDP, SrcPort: 1, DstPort: 2, HasPorts: true}}, timeval{1, 0})
+			Orig: ctnl.Tuple{Src: []byte{10, 0, 0, byte(i)}, Dst: []byte{10, 1, 0, 1}, Proto: ctnl.ProtoUDP, SrcPort: 1, DstPort: 2, HasPorts: true}}, timeval{1, 0})
 	}
 	if tb.size != remadeMax || tb.Len() != 5 {
 		t.Fatalf("map made for %d flows holding %d, want %d and 5", tb.size, tb.Len(), remadeMax)
