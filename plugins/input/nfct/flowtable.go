@@ -36,6 +36,24 @@ func keyOf(ev *ctnl.Event) flowKey {
 	return k
 }
 
+// orig is the original tuple the key holds, its addresses srcLen and
+// dstLen bytes long (aliasing the key).
+func (k *flowKey) orig(srcLen, dstLen int) ctnl.Tuple {
+	t := ctnl.Tuple{
+		Src:      k.src[:srcLen],
+		Dst:      k.dst[:dstLen],
+		Proto:    k.proto,
+		SrcPort:  k.sport,
+		DstPort:  k.dport,
+		HasPorts: k.hasPorts,
+	}
+	if k.hasICMP {
+		t.HasICMP = true
+		t.ICMPType, t.ICMPCode, t.ICMPID = k.icmpType, k.icmpCode, k.icmpID
+	}
+	return t
+}
+
 // addrLen is the address length of an address family.
 func addrLen(family uint8) int {
 	if family == afInet6 {
@@ -138,18 +156,7 @@ func (out *flow) expand(k *flowKey, f *entry) {
 	}
 	ev.OrigPackets, ev.OrigBytes, ev.ReplyPackets, ev.ReplyBytes = f.counters[0], f.counters[1], f.counters[2], f.counters[3]
 	ev.HasCounters = f.hasCounters
-	ev.Orig = ctnl.Tuple{
-		Src:      k.src[:f.lens[0]],
-		Dst:      k.dst[:f.lens[1]],
-		Proto:    k.proto,
-		SrcPort:  k.sport,
-		DstPort:  k.dport,
-		HasPorts: k.hasPorts,
-	}
-	if k.hasICMP {
-		ev.Orig.HasICMP = true
-		ev.Orig.ICMPType, ev.Orig.ICMPCode, ev.Orig.ICMPID = k.icmpType, k.icmpCode, k.icmpID
-	}
+	ev.Orig = k.orig(int(f.lens[0]), int(f.lens[1]))
 	ev.Reply = ctnl.Tuple{
 		Src:      out.reply[0][:f.lens[2]],
 		Dst:      out.reply[1][:f.lens[3]],
@@ -366,18 +373,7 @@ func (ref *flowRef) probe(ev *ctnl.Event) {
 	k := &ref.key
 	n := addrLen(k.family)
 	*ev = ctnl.Event{Family: k.family, Zone: k.zone}
-	ev.Orig = ctnl.Tuple{
-		Src:      k.src[:n],
-		Dst:      k.dst[:n],
-		Proto:    k.proto,
-		SrcPort:  k.sport,
-		DstPort:  k.dport,
-		HasPorts: k.hasPorts,
-	}
-	if k.hasICMP {
-		ev.Orig.HasICMP = true
-		ev.Orig.ICMPType, ev.Orig.ICMPCode, ev.Orig.ICMPID = k.icmpType, k.icmpCode, k.icmpID
-	}
+	ev.Orig = k.orig(n, n)
 }
 
 // remove takes the entry ref names out of the table if it is still the
