@@ -39,9 +39,7 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 			default:
 				in.otherError(err)
 			}
-			if n == 0 {
-				continue
-			}
+			continue // Receive returns no datagram with an error
 		}
 		t := time.Now()
 		in.rx.now = timeToTimeval(t) // one clock read for the whole batch
