@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ulogd-go/ulogd/internal/textdist"
 )
 
 // messages flattens a joined error into its messages, in order.
@@ -769,8 +771,8 @@ func TestEditDistanceAndSuggest(t *testing.T) {
 		{"hash_enabled", "hash_enable", 1},
 		{"kitten", "sitting", 3},
 	} {
-		if got := editDistance(tc.a, tc.b); got != tc.want {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		if got := textdist.OSA(tc.a, tc.b); got != tc.want {
+			t.Errorf("OSA(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
 		}
 	}
 	// "files" and "fila" are 2 edits away, over the limit for a 4-letter word.

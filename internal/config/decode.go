@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/ulogd-go/ulogd/internal/textdist"
 )
 
 // Option describes one option of a config struct, for --info.
@@ -334,7 +336,7 @@ func suggest(key string, fields []field) []string {
 	var cs []cand
 	for _, f := range fields {
 		lf := strings.ToLower(f.name)
-		d := editDistance(lk, lf)
+		d := textdist.OSA(lk, lf)
 		if d > limit && !(len(lk) >= 4 && (strings.HasPrefix(lf, lk) || strings.HasPrefix(lk, lf))) {
 			continue
 		}
@@ -358,32 +360,4 @@ func orList(names []string) string {
 		return q[0]
 	}
 	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
-}
-
-// editDistance is the optimal-string-alignment distance between a and b
-// (insertions, deletions, substitutions and adjacent transpositions), on
-// bytes.
-func editDistance(a, b string) int {
-	// Three rows: two back (for transpositions), previous, current.
-	pp := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], pp[j-2]+1)
-			}
-		}
-		pp, prev, cur = prev, cur, pp
-	}
-	return prev[len(b)]
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/ulogd-go/ulogd/internal/textdist"
 )
 
 // Registry maps plugin names to descriptors. Tests build their own; the
@@ -61,7 +63,7 @@ func (r *Registry) Suggest(name string) []string {
 	}
 	var cs []cand
 	for n := range r.byName {
-		d := EditDistance(strings.ToUpper(name), strings.ToUpper(n))
+		d := textdist.Levenshtein(strings.ToUpper(name), strings.ToUpper(n))
 		if d <= 2 || strings.EqualFold(n, name) {
 			cs = append(cs, cand{n, d})
 		}
@@ -97,25 +99,4 @@ func NameFromSO(path string) (string, error) {
 		return "", fmt.Errorf("%q is not a ulogd plugin file name (ulogd_<kind>_<NAME>.so)", base)
 	}
 	return name, nil
-}
-
-// EditDistance is the Levenshtein distance between a and b (bytes).
-func EditDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ulogd-go/ulogd/internal/textdist"
 )
 
 type nop struct{}
@@ -64,7 +66,7 @@ func TestEditDistance(t *testing.T) {
 		a, b string
 		d    int
 	}{{"", "", 0}, {"abc", "abc", 0}, {"abc", "abd", 1}, {"hash_enable", "hash_enabled", 1}, {"", "abc", 3}, {"kitten", "sitting", 3}} {
-		if got := EditDistance(c.a, c.b); got != c.d {
+		if got := textdist.Levenshtein(c.a, c.b); got != c.d {
 			t.Errorf("%q %q: %d, want %d", c.a, c.b, got, c.d)
 		}
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
+
+	"github.com/ulogd-go/ulogd/internal/textdist"
 )
 
 // maxIDLen is ulogd2's limit on instance ids (a 31-byte field with its NUL).
@@ -215,7 +217,7 @@ func suggestion(reg *plugin.Registry, name string) string {
 func nearest(s string, cands []string) string {
 	best, bd := "", 3
 	for _, c := range cands {
-		if d := plugin.EditDistance(s, c); d < bd {
+		if d := textdist.Levenshtein(s, c); d < bd {
 			best, bd = c, d
 		}
 	}
