@@ -209,11 +209,7 @@ func (s *sink) encode(b []byte, r *keys.Record) []byte {
 			// The common case: nothing else writes the name, and an
 			// unwritable string just rolls back.
 			mark := len(b)
-			if first {
-				b = append(b, o.key[2:]...)
-			} else {
-				b = append(b, o.key...)
-			}
+			b = appendKey(b, o.key, first)
 			var ok bool
 			if b, ok = appendValue(b, r, o.source); !ok {
 				b = b[:mark]
@@ -229,11 +225,7 @@ func (s *sink) encode(b []byte, r *keys.Record) []byte {
 			continue
 		}
 		mark := len(b)
-		if first {
-			b = append(b, f.key[2:]...)
-		} else {
-			b = append(b, f.key...)
-		}
+		b = appendKey(b, f.key, first)
 		ok := false
 		for j := len(f.srcs) - 1; j >= 0 && !ok; j-- {
 			if src := f.srcs[j]; r.Valid(src.slot) {
@@ -248,6 +240,15 @@ func (s *sink) encode(b []byte, r *keys.Record) []byte {
 		first = false
 	}
 	return append(b, "}\n"...)
+}
+
+// appendKey appends a field's key (`, "name": `), without its leading
+// ", " when it is the first field.
+func appendKey(b, key []byte, first bool) []byte {
+	if first {
+		return append(b, key[2:]...)
+	}
+	return append(b, key...)
 }
 
 // appendHead appends the opening brace and the fields that come before the
