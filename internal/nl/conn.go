@@ -15,33 +15,52 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Conn is a raw AF_NETLINK socket registered with the Go runtime poller: a
-// Receive with nothing queued parks the goroutine (not an OS thread), and
-// Close wakes it up with ErrClosed.
+// Conn is a raw AF_NETLINK socket. A Receive with nothing queued parks the
+// goroutine (not an OS thread) on the Go runtime poller, and Close wakes it
+// up with ErrClosed.
+//
+// The socket itself is not registered with the runtime poller: the poller
+// watches a private epoll instance instead, in which the socket is armed
+// one-shot only while a Receive waits for it. Once woken, the socket no
+// longer wakes anything until the next wait, however many datagrams arrive.
+// A socket registered with the poller directly (edge-triggered) would wake
+// the process for every datagram, even while the reader is busy or, with
+// SetCoalesce, deliberately letting events accumulate.
 //
 // Receive must not be called from several goroutines at once on the same
 // Conn (it is serialised internally, so doing so is safe but pointless).
 // Send, the option setters and Close may be called from any goroutine.
 type Conn struct {
-	f      *os.File
-	rc     syscall.RawConn
+	f      *os.File        // the socket: blocking mode, unknown to the poller
+	rc     syscall.RawConn // Control keeps the descriptor open during a call
+	ep     *os.File        // the private epoll instance, registered with the poller
+	erc    syscall.RawConn
+	epfd   int
 	pid    uint32
 	closed atomic.Bool
 
-	// Receive state, guarded by rmu. recvFn is a method value built once in
-	// Open so that handing it to RawConn.Read does not allocate.
-	rmu    sync.Mutex
-	recvFn func(fd uintptr) bool
-	rb     *Batch
-	rn     int
-	rerr   unix.Errno
+	// Receive state, guarded by rmu. The callbacks are method values built
+	// once in Open so that handing them to RawConn does not allocate.
+	rmu       sync.Mutex
+	recvFn    func(fd uintptr)
+	armFn     func(fd uintptr)
+	harvestFn func(fd uintptr) bool
+	rb        *Batch
+	rn        int
+	rerr      unix.Errno
+	everr     unix.Errno
+	evbuf     [1]unix.EpollEvent
+	coalesce  time.Duration
+	lastN     int // datagrams the last Receive returned
 }
 
 // Open creates a netlink socket for protocol proto (unix.NETLINK_NETFILTER,
-// ...), SOCK_CLOEXEC|SOCK_NONBLOCK, binds it with port id 0 so that the
-// kernel assigns one, and registers it with the runtime poller.
+// ...), binds it with port id 0 so that the kernel assigns one, and makes
+// the epoll instance Receive waits on.
 func Open(proto int) (*Conn, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, proto)
+	// Blocking mode, so that os.NewFile leaves the socket out of the
+	// runtime poller; every receive passes MSG_DONTWAIT.
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
 	}
@@ -59,14 +78,41 @@ func Open(proto int) (*Conn, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("nl: getsockname returned %T, want netlink address", sa)
 	}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(fd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		unix.Close(fd)
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	// Non-blocking, so that os.NewFile registers it with the poller.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(fd)
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
 	f := os.NewFile(uintptr(fd), "netlink")
+	ep := os.NewFile(uintptr(epfd), "netlink-epoll")
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
+		ep.Close()
 		return nil, err
 	}
-	c := &Conn{f: f, rc: rc, pid: nsa.Pid}
+	erc, err := ep.SyscallConn()
+	if err != nil {
+		f.Close()
+		ep.Close()
+		return nil, err
+	}
+	c := &Conn{f: f, rc: rc, ep: ep, erc: erc, epfd: epfd, pid: nsa.Pid}
 	c.recvFn = c.recv
+	c.armFn = c.arm
+	c.harvestFn = c.harvest
 	return c, nil
 }
 
@@ -79,7 +125,13 @@ func (c *Conn) Close() error {
 	if c.closed.Swap(true) {
 		return ErrClosed
 	}
-	return c.f.Close()
+	// Closing the epoll instance wakes a waiting Receive; the socket is
+	// closed once no call holds it (Control).
+	eerr := c.ep.Close()
+	if err := c.f.Close(); err != nil {
+		return err
+	}
+	return eerr
 }
 
 // SetReadDeadline sets a deadline for Receive (and so for ctnl.Dump and
@@ -87,7 +139,7 @@ func (c *Conn) Close() error {
 // fails with an error matching os.ErrDeadlineExceeded. The zero time clears
 // it.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	if err := c.f.SetReadDeadline(t); err != nil {
+	if err := c.ep.SetReadDeadline(t); err != nil {
 		return c.closedErr(err)
 	}
 	return nil
@@ -111,21 +163,13 @@ func (c *Conn) control(fn func(fd int) error) error {
 }
 
 // Send writes one datagram (one or more netlink messages) to the kernel
-// (port id 0). It waits on the poller if the socket's send buffer is full.
+// (port id 0). The kernel handles a request synchronously, in the sendto
+// call, so a send to it does not wait for buffer space.
 func (c *Conn) Send(msg []byte) error {
 	to := &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
-	var serr error
-	err := c.rc.Write(func(fd uintptr) bool {
-		serr = unix.Sendto(int(fd), msg, 0, to)
-		return serr != unix.EAGAIN
+	return c.control(func(fd int) error {
+		return os.NewSyscallError("sendto", unix.Sendto(fd, msg, 0, to))
 	})
-	if err != nil {
-		return c.closedErr(err)
-	}
-	if serr != nil {
-		return os.NewSyscallError("sendto", serr)
-	}
-	return nil
 }
 
 // JoinGroups subscribes the socket to the given multicast group numbers

@@ -259,7 +259,10 @@ func ExampleConn_Receive() {
 	}
 }
 
-func TestReceiveAllocs(t *testing.T) {
+// listenNew returns a namespace that tracks connections and a socket in it
+// subscribed to its NEW events, with room for a few thousand.
+func listenNew(t *testing.T) (*nltest.NS, *nl.Conn) {
+	t.Helper()
 	ns := nltest.NewNS(t)
 	ns.EnableConntrack(t)
 	c := open(t, ns)
@@ -269,6 +272,11 @@ func TestReceiveAllocs(t *testing.T) {
 	if err := c.JoinGroups(groupNew); err != nil {
 		t.Fatal(err)
 	}
+	return ns, c
+}
+
+func TestReceiveAllocs(t *testing.T) {
+	ns, c := listenNew(t)
 	udpBurst(t, ns, 20000, 40)
 	b := nl.NewBatch(1, nl.EventDatagramSize)
 	if n := testing.AllocsPerRun(20, func() {
@@ -277,5 +285,59 @@ func TestReceiveAllocs(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("Receive allocates %v times per call", n)
+	}
+}
+
+// TestCoalesce checks that, with SetCoalesce, a Receive following one that
+// returned several datagrams waits for the delay and then returns what
+// arrived meanwhile in one batch, while one following a lone datagram
+// reads at once.
+func TestCoalesce(t *testing.T) {
+	ns, c := listenNew(t)
+	const delay = 300 * time.Millisecond
+	c.SetCoalesce(delay)
+	b := nl.NewBatch(64, nl.EventDatagramSize)
+	receive := func() (int, time.Duration) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		start := time.Now()
+		n, err := c.Receive(b)
+		if err != nil {
+			t.Fatalf("Receive: %v", err)
+		}
+		return n, time.Since(start)
+	}
+
+	udpBurst(t, ns, 20000, 3)
+	if n, _ := receive(); n != 3 {
+		t.Fatalf("first Receive = %d datagrams, want the 3 queued", n)
+	}
+	// Events that arrive one by one during the delay are read together.
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := range 5 {
+			time.Sleep(20 * time.Millisecond)
+			udpBurst(t, ns, 21000+i, 1)
+		}
+	}()
+	n, took := receive()
+	<-sent
+	if n != 5 || took < delay {
+		t.Errorf("coalesced Receive = %d datagrams after %v, want 5 after at least %v", n, took, delay)
+	}
+	// After that Receive, the socket is empty: the next one sleeps, finds
+	// nothing, and waits for the next event, which it returns alone.
+	go func() {
+		time.Sleep(delay + 100*time.Millisecond)
+		udpBurst(t, ns, 22000, 1)
+	}()
+	if n, took := receive(); n != 1 || took < delay {
+		t.Errorf("Receive = %d datagrams after %v, want 1", n, took)
+	}
+	// A lone datagram is not a stream: the next Receive reads at once.
+	udpBurst(t, ns, 23000, 2)
+	if n, took := receive(); n != 2 || took >= delay {
+		t.Errorf("Receive after a lone datagram = %d after %v, want 2 at once", n, took)
 	}
 }
