@@ -229,6 +229,7 @@ func (in *instance) openEvents(ctx context.Context) error {
 		in.log.Warn("NFCT event_mask selects no conntrack event (1 NEW, 2 UPDATE, 4 DESTROY): nothing will be logged", "event_mask", in.cfg.EventMask)
 	}
 	in.rx.batch = nl.NewBatch(batchCount, batchSlot)
+	c.SetCoalesce(nl.EventCoalesce)
 	in.rx.buf.Baseline(c)
 	in.mu.Lock()
 	in.conn = c

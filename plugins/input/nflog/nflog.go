@@ -226,6 +226,7 @@ func (in *instance) configure(ctx context.Context, c *nl.Conn) error {
 	in.rx.startLost = uint64(ctl.Skipped)
 	count := min(max(batchMemory/cfg.BufSize, minBatchCount), maxBatchCount)
 	in.rx.batch = nl.NewBatch(count, cfg.BufSize)
+	c.SetCoalesce(nl.EventCoalesce) // after the configuration's answers
 	in.rx.buf.Baseline(c)
 	return nil
 }
