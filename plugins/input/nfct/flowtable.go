@@ -1,6 +1,9 @@
 package nfct
 
 import (
+	"encoding/binary"
+	"math/bits"
+	"math/rand/v2"
 	"sync"
 
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
@@ -68,16 +71,16 @@ const (
 	afInet6 = 10
 )
 
-// entry is one table entry: what a DESTROY emitted from the table needs
-// beyond the key (which holds the original tuple, family and zone). The
-// reply tuple is stored because NAT makes it differ from the original.
-// Status, timeout and use are not kept: fill does not read them. entry holds
-// no pointer but the free-list link, so the table is cheap to keep and to
-// scan.
+// entry is one table entry: its key (the original tuple, family and zone)
+// and what a DESTROY emitted from the table needs beyond it. The reply
+// tuple is stored because NAT makes it differ from the original. Status,
+// timeout and use are not kept: fill does not read them. entry holds no
+// pointer, so the garbage collector does not scan the table.
 type entry struct {
+	key      flowKey
 	counters [4]uint64 // orig packets, orig bytes, reply packets, reply bytes
 	gen      uint64    // distinguishes successive uses of the same entry
-	next     *entry    // free list
+	nextFree uint32    // free list: the next free entry's index+1
 	rsrc     [16]byte  // reply source address
 	rdst     [16]byte  // reply destination address
 	start    timeval
@@ -176,13 +179,25 @@ type flowRef struct {
 
 // flowTable is ulogd's userspace conntrack table (hash mode). All methods
 // are safe for concurrent use.
+//
+// It is an open-addressing hash table with linear probing. A slot holds the
+// top 32 bits of the flow's hash (which also give its home slot) and the
+// index of its entry: a probe reads 8 bytes per slot and touches an entry
+// only when the hash bits match. Entries live in fixed chunks that are
+// never moved or freed, linked by index when free, so they hold no pointer
+// for the garbage collector to scan. The hash is keyed with a random seed
+// per table: flow tuples come from the network, and a fixed hash would let
+// a sender pick tuples that all collide.
 type flowTable struct {
-	mu   sync.Mutex
-	m    map[flowKey]*entry
-	max  int
-	size int // the flows m was made for: it is remade for max beyond
-	free *entry
-	gen  uint64
+	mu     sync.Mutex
+	slots  []uint64 // 0: empty; else hash>>32<<32 | entry index+1
+	shift  uint     // home slot = hash >> shift
+	n      int      // live flows
+	max    int
+	chunks [][]entry
+	free   uint32 // first free entry's index+1; 0: none
+	gen    uint64
+	seed   [4]uint64
 
 	// out is the expanded entry remove returns; it stays valid until put.
 	// Only the maintenance goroutine removes entries.
@@ -193,67 +208,168 @@ type flowTable struct {
 	untracked uint64
 }
 
-// slabSize is how many entries are allocated at once.
-const slabSize = 256
+// chunkSize is how many entries are allocated at once.
+const chunkSize = 256
 
-// newFlowTable makes a table holding at most limit flows. Its map is made
-// for hash_buckets flows, and made again once for the limit (at most
-// remadeMax flows; beyond, it grows by itself) when more flows are live.
-// A map sized for the limit from the start spreads a few thousand live
-// flows over megabytes, and every lookup then misses the cache (measured:
-// 5 % more CPU per event at 20k flows/s). A map left to grow on its own
-// leaves each outgrown part behind as garbage (measured: 1.6 MB more peak
-// RSS in a 1M-flow burst); remaking it once leaves only the small one.
+// minSlots is the smallest slot array.
+const minSlots = 16
+
+// newFlowTable makes a table holding at most limit flows, with slots for
+// hash_buckets flows to begin with. It doubles its slots whenever they are
+// half full, so a huge limit costs nothing until flows need it.
 func newFlowTable(buckets, limit int) *flowTable {
-	size := min(buckets, limit)
-	return &flowTable{m: make(map[flowKey]*entry, size), max: limit, size: size}
+	t := &flowTable{max: limit}
+	for i := range t.seed {
+		t.seed[i] = rand.Uint64()
+	}
+	t.resize(slotsFor(min(buckets, limit)))
+	return t
 }
 
-// remadeMax bounds the size makeRoom makes the map for: a map made for a
-// huge hash_max_entries at once would take its memory before any flow
-// needs it.
-const remadeMax = 1 << 16
-
-// makeRoom remakes the map, once, for the limit (up to remadeMax) when it
-// holds as many flows as it was made for.
-func (t *flowTable) makeRoom() {
-	if len(t.m) < t.size || t.size >= min(t.max, remadeMax) {
-		return
+// slotsFor is the slot count for n flows: a power of two, at most half full.
+func slotsFor(n int) int {
+	s := minSlots
+	for s < 2*n {
+		s *= 2
 	}
-	size := min(t.max, remadeMax)
-	m := make(map[flowKey]*entry, size)
-	for k, f := range t.m {
-		m[k] = f
-	}
-	t.m, t.size = m, size
+	return s
 }
 
-func (t *flowTable) alloc() *entry {
-	if t.free == nil {
-		slab := make([]entry, slabSize)
-		for i := range slab {
-			slab[i].next = t.free
-			t.free = &slab[i]
+// resize rehashes the slots into a new array of size slots (a power of
+// two holding every live flow).
+func (t *flowTable) resize(size int) {
+	old := t.slots
+	t.slots = make([]uint64, size)
+	t.shift = uint(64 - bits.TrailingZeros(uint(size)))
+	mask := uint64(size - 1)
+	for _, v := range old {
+		if v == 0 {
+			continue
+		}
+		i := t.home(v)
+		for t.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		t.slots[i] = v
+	}
+}
+
+// home is the home slot of slot value v (its hash's top bits).
+func (t *flowTable) home(v uint64) uint64 { return v >> t.shift }
+
+// mix is the 64×64→128-bit multiply folded to 64 bits.
+func mix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
+
+// hash is k's keyed hash.
+func (t *flowTable) hash(k *flowKey) uint64 {
+	le := binary.LittleEndian
+	meta := uint64(k.sport) | uint64(k.dport)<<16 | uint64(k.icmpID)<<32 |
+		uint64(k.icmpType)<<48 | uint64(k.icmpCode)<<56
+	var flags uint64
+	if k.hasPorts {
+		flags |= 1
+	}
+	if k.hasICMP {
+		flags |= 2
+	}
+	meta2 := uint64(k.proto) | uint64(k.family)<<8 | uint64(k.zone)<<16 | flags<<32
+	s := &t.seed
+	h := mix(le.Uint64(k.src[0:8])^s[1], le.Uint64(k.src[8:16])^s[0])
+	h = mix(le.Uint64(k.dst[0:8])^s[2], le.Uint64(k.dst[8:16])^h)
+	h = mix(meta^s[3], meta2^h)
+	return mix(h^s[0], s[1]^46)
+}
+
+// entry returns the entry with index i.
+func (t *flowTable) entry(i uint32) *entry { return &t.chunks[i/chunkSize][i%chunkSize] }
+
+// find returns the slot of flow k (found) or the empty slot that ends its
+// probe sequence (not found).
+func (t *flowTable) find(k *flowKey, h uint64) (slot uint64, found bool) {
+	mask := uint64(len(t.slots) - 1)
+	tag := h >> 32
+	for i := h >> t.shift; ; i = (i + 1) & mask {
+		v := t.slots[i]
+		if v == 0 {
+			return i, false
+		}
+		if v>>32 == tag && t.entry(uint32(v)-1).key == *k {
+			return i, true
 		}
 	}
-	f := t.free
-	t.free = f.next
-	f.next = nil
-	t.gen++
-	f.gen = t.gen
+}
+
+// at returns the entry in slot i.
+func (t *flowTable) at(i uint64) *entry { return t.entry(uint32(t.slots[i]) - 1) }
+
+// insert stores a new entry for k (not in the table) and returns it.
+func (t *flowTable) insert(k *flowKey, h uint64) *entry {
+	if 2*(t.n+1) > len(t.slots) {
+		t.resize(2 * len(t.slots))
+	}
+	slot, _ := t.find(k, h)
+	i := t.alloc()
+	f := t.entry(i)
+	f.key = *k
+	t.slots[slot] = h>>32<<32 | uint64(i+1)
+	t.n++
 	return f
 }
 
-func (t *flowTable) release(f *entry) {
-	*f = entry{next: t.free}
-	t.free = f
+// delete empties slot i and releases its entry. Later entries of the probe
+// run move back so that no lookup stops short at the hole.
+func (t *flowTable) delete(i uint64) {
+	t.release(uint32(t.slots[i]) - 1)
+	t.n--
+	mask := uint64(len(t.slots) - 1)
+	for j := i; ; {
+		j = (j + 1) & mask
+		v := t.slots[j]
+		if v == 0 {
+			break
+		}
+		// v stays if its home lies cyclically in (i, j].
+		if h := t.home(v); (i <= j && i < h && h <= j) || (i > j && (i < h || h <= j)) {
+			continue
+		}
+		t.slots[i] = v
+		i = j
+	}
+	t.slots[i] = 0
+}
+
+func (t *flowTable) alloc() uint32 {
+	if t.free == 0 {
+		base := uint32(len(t.chunks) * chunkSize)
+		c := make([]entry, chunkSize)
+		for i := chunkSize - 1; i >= 0; i-- {
+			c[i].nextFree = t.free
+			t.free = base + uint32(i) + 1
+		}
+		t.chunks = append(t.chunks, c)
+	}
+	i := t.free - 1
+	f := t.entry(i)
+	t.free = f.nextFree
+	f.nextFree = 0
+	t.gen++
+	f.gen = t.gen
+	return i
+}
+
+func (t *flowTable) release(i uint32) {
+	*t.entry(i) = entry{nextFree: t.free}
+	t.free = i + 1
 }
 
 // Len returns the number of tracked flows.
 func (t *flowTable) Len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.m)
+	return t.n
 }
 
 // upsert inserts ev's flow or refreshes its stored copy. A new entry starts
@@ -285,9 +401,11 @@ func (t *flowTable) learnStart(ev *ctnl.Event, now timeval) (start timeval, ok, 
 
 func (t *flowTable) upsertFrom(ev *ctnl.Event, now timeval, dumped bool) (start timeval, ok, first bool) {
 	k := keyOf(ev)
+	h := t.hash(&k)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if f := t.m[k]; f != nil {
+	if i, ok := t.find(&k, h); ok {
+		f := t.at(i)
 		f.refresh(ev)
 		if !dumped {
 			f.silent = false
@@ -297,16 +415,14 @@ func (t *flowTable) upsertFrom(ev *ctnl.Event, now timeval, dumped bool) (start 
 		}
 		return f.start, true, false
 	}
-	if len(t.m) >= t.max {
+	if t.n >= t.max {
 		t.untracked++
 		return startOf(ev), false, t.untracked == 1
 	}
-	t.makeRoom()
-	f := t.alloc()
+	f := t.insert(&k, h)
 	f.set(ev)
 	f.start = startOf(ev).or(now)
 	f.silent = dumped
-	t.m[k] = f
 	return f.start, true, false
 }
 
@@ -322,25 +438,26 @@ func (t *flowTable) Untracked() uint64 {
 // flow was not in the table.
 func (t *flowTable) take(ev *ctnl.Event) (start timeval, ok bool) {
 	k := keyOf(ev)
+	h := t.hash(&k)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f := t.m[k]
-	if f == nil {
+	i, ok := t.find(&k, h)
+	if !ok {
 		return timeval{}, false
 	}
-	delete(t.m, k)
-	start = f.start
-	t.release(f)
+	start = t.at(i).start
+	t.delete(i)
 	return start, true
 }
 
 // lookupStart returns the stored start time of ev's flow.
 func (t *flowTable) lookupStart(ev *ctnl.Event) (timeval, bool) {
 	k := keyOf(ev)
+	h := t.hash(&k)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if f := t.m[k]; f != nil {
-		return f.start, true
+	if i, ok := t.find(&k, h); ok {
+		return t.at(i).start, true
 	}
 	return timeval{}, false
 }
@@ -349,8 +466,11 @@ func (t *flowTable) lookupStart(ev *ctnl.Event) (timeval, bool) {
 func (t *flowTable) snapshot(dst []flowRef) []flowRef {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for k, f := range t.m {
-		dst = append(dst, flowRef{key: k, gen: f.gen})
+	for _, v := range t.slots {
+		if v != 0 {
+			f := t.entry(uint32(v) - 1)
+			dst = append(dst, flowRef{key: f.key, gen: f.gen})
+		}
 	}
 	return dst
 }
@@ -359,9 +479,11 @@ func (t *flowTable) snapshot(dst []flowRef) []flowRef {
 func (t *flowTable) snapshotSilent(dst []flowRef) []flowRef {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for k, f := range t.m {
-		if f.silent {
-			dst = append(dst, flowRef{key: k, gen: f.gen})
+	for _, v := range t.slots {
+		if v != 0 {
+			if f := t.entry(uint32(v) - 1); f.silent {
+				dst = append(dst, flowRef{key: f.key, gen: f.gen})
+			}
 		}
 	}
 	return dst
@@ -380,15 +502,15 @@ func (ref *flowRef) probe(ev *ctnl.Event) {
 // same entry, and returns it expanded into an event. The caller reads it
 // and gives it back with put before the next remove. It does not allocate.
 func (t *flowTable) remove(ref *flowRef) *flow {
+	h := t.hash(&ref.key)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f := t.m[ref.key]
-	if f == nil || f.gen != ref.gen {
+	i, ok := t.find(&ref.key, h)
+	if !ok || t.at(i).gen != ref.gen {
 		return nil
 	}
-	delete(t.m, ref.key)
-	t.out.expand(&ref.key, f)
-	t.release(f)
+	t.out.expand(&ref.key, t.at(i))
+	t.delete(i)
 	return &t.out
 }
 
