@@ -216,6 +216,9 @@ func serve(o *options, args []string, stdout, stderr io.Writer) int {
 	for _, w := range g.Warnings {
 		log.Warn(w.Error())
 	}
+	if n, changed := daemon.LimitProcs(len(g.Sources)); changed {
+		log.Debug("GOMAXPROCS set to the number of sources (set GOMAXPROCS in the environment to override)", "GOMAXPROCS", n)
+	}
 
 	sigs, stopSignals := daemon.NotifySignals()
 	defer stopSignals()
