@@ -39,6 +39,16 @@ func (r result) lostPct() float64 {
 	return 100 * float64(r.lost()) / float64(r.Expected)
 }
 
+// msPerLogged is the CPU per 1000 records the subject logged. Where the
+// reference loses events it does not pay for them, so this is the fair
+// comparison at rates it cannot keep up with.
+func (r result) msPerLogged() float64 {
+	if r.Logged == 0 {
+		return 0
+	}
+	return r.CPUms * 1000 / float64(r.Logged)
+}
+
 func (r result) msPerK() float64 {
 	if r.Events == 0 {
 		return 0
@@ -456,7 +466,7 @@ func printRatios(w io.Writer, rs []result) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "ratios (ulogd-go / other), CPU per 1000 kernel events:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\toffered\tgo ms/1k\tulogd2 ms/1k\tgo/ulogd2\tfloor ms/1k\tgo/floor\tgo lost%\tulogd2 lost%")
+	fmt.Fprintln(tw, "scenario\toffered\tgo ms/1k\tulogd2 ms/1k\tgo/ulogd2\tfloor ms/1k\tgo/floor\tgo lost%\tulogd2 lost%\tgo/ulogd2 per logged")
 	for _, k := range order {
 		m := by[k]
 		g, ok := m[subjGo]
@@ -474,10 +484,11 @@ func printRatios(w io.Writer, rs []result) {
 			}
 			return fmt.Sprintf(f, v)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%.2f\t%s\n", k.sc, k.offered, g.msPerK(),
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\n", k.sc, k.offered, g.msPerK(),
 			cell(hasRef, ref.msPerK(), "%.2f"), cell(hasRef && ref.msPerK() > 0, g.msPerK()/ref.msPerK(), "%.2f×"),
 			cell(hasFloor, fl.msPerK(), "%.2f"), cell(hasFloor && fl.msPerK() > 0, g.msPerK()/fl.msPerK(), "%.2f×"),
-			g.lostPct(), lostCell(hasRef, ref))
+			g.lostPct(), lostCell(hasRef, ref),
+			cell(hasRef && ref.msPerLogged() > 0, g.msPerLogged()/ref.msPerLogged(), "%.2f×"))
 	}
 	tw.Flush()
 }

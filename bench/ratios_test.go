@@ -1,0 +1,26 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestPrintRatios checks the ratio table: per kernel event, against the
+// floor, and per logged record where the reference lost events.
+func TestPrintRatios(t *testing.T) {
+	rs := []result{
+		{Scenario: "nohash", Subject: subjRef, Offered: "max", Events: 20000, Expected: 20000, Logged: 5000, CPUms: 300},
+		{Scenario: "nohash", Subject: subjGo, Offered: "max", Events: 20000, Expected: 20000, Logged: 20000, CPUms: 100},
+		{Scenario: "nohash", Subject: subjFloor, Offered: "max", Events: 20000, Expected: 20000, Logged: 20000, CPUms: 80},
+	}
+	var b strings.Builder
+	printRatios(&b, rs)
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	row := strings.Fields(lines[len(lines)-1])
+	// go 5.00 ms/1k, ulogd2 15.00, 0.33×; floor 4.00, 1.25×; lost 0 and
+	// 75 %; per logged: 5.00 against 60.00, 0.08×.
+	want := []string{"nohash", "max", "5.00", "15.00", "0.33×", "4.00", "1.25×", "0.00", "75.00", "0.08×"}
+	if strings.Join(row, " ") != strings.Join(want, " ") {
+		t.Errorf("ratio row\n got %q\nwant %q\n%s", row, want, b.String())
+	}
+}
