@@ -190,3 +190,27 @@ func (ns *NS) Do(t testing.TB, fn func()) {
 		t.Fatalf("netns %s: %v", ns.Name, err)
 	}
 }
+
+// SendFromUser sends each datagram from a netlink socket of protocol proto
+// opened in the namespace (a process, not the kernel) to port id port: what
+// a local process with CAP_NET_ADMIN can do to a daemon's socket.
+func (ns *NS) SendFromUser(t testing.TB, proto int, port uint32, datagrams ...[]byte) {
+	t.Helper()
+	var err error
+	ns.Do(t, func() {
+		var fd int
+		if fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto); err != nil {
+			return
+		}
+		defer unix.Close(fd)
+		to := &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: port}
+		for _, d := range datagrams {
+			if err = unix.Sendto(fd, d, 0, to); err != nil {
+				return
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("send to netlink port %d: %v", port, err)
+	}
+}

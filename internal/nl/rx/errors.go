@@ -11,8 +11,20 @@ import (
 // cannot decode and failed reads. Each kind is logged at most once per
 // notice interval, with its count.
 type Errors struct {
-	Decode, Other         uint64
-	decodeNote, otherNote notice.Limiter
+	Decode, Other                      uint64
+	Foreign                            uint64 // datagrams not sent by the kernel
+	decodeNote, otherNote, foreignNote notice.Limiter
+}
+
+// CountForeign counts a datagram that another process sent to the socket
+// (sender port id pid, not the kernel's 0) and logs it with the count. The
+// caller drops the datagram, as libnfnetlink does: only a process with
+// CAP_NET_ADMIN can send one, but nothing it sends is a kernel event.
+func (x *Errors) CountForeign(log *slog.Logger, source string, pid uint32) {
+	x.Foreign++
+	if x.foreignNote.Allow(time.Now()) {
+		log.Warn(source+" ignored netlink datagrams that the kernel did not send", "sender_port", pid, "count", x.Foreign)
+	}
 }
 
 // DecodeError counts a message that cannot be decoded, and logs msg with

@@ -131,6 +131,26 @@ func TestKernelNewOnly(t *testing.T) {
 	}
 }
 
+// TestKernelForeignSender checks that datagrams another process sends to
+// the event socket are dropped and counted, not logged: captured kernel
+// events replayed from a user-space socket.
+func TestKernelForeignSender(t *testing.T) {
+	ns := nltest.NewNS(t)
+	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.EventMask = 5; c.HashEnable = 0 }))
+	h.run()
+	dgs := loadCaptured(t)
+	ns.SendFromUser(t, unix.NETLINK_NETFILTER, h.in.conn.PortID(), dgs...)
+	h.insertTCP("10.1.0.1", "10.1.0.2", 1000)
+	h.waitRecs("marker", 1, is("orig.l4.sport", uint64(1000)))
+	h.stop()
+	if got := h.em.Records(); len(got) != 1 {
+		t.Errorf("%d records, want the marker's only: %v", len(got), got)
+	}
+	if h.in.rx.errs.Foreign != uint64(len(dgs)) || h.em.LostCount() != 0 {
+		t.Errorf("foreign datagrams counted %d, lost %d; want %d, 0", h.in.rx.errs.Foreign, h.em.LostCount(), len(dgs))
+	}
+}
+
 func TestKernelNewDestroy(t *testing.T) {
 	ns := nltest.NewNS(t)
 	ns.Sysctl(t, "net.netfilter.nf_conntrack_timestamp", "1")

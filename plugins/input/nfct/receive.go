@@ -48,6 +48,10 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 				"lost", in.rx.buf.Lost.Load(), "reliable", in.cfg.Reliable != 0)
 		}
 		for i := 0; i < n; i++ {
+			if pid, _ := b.Sender(i); pid != 0 {
+				in.rx.errs.CountForeign(in.log, "NFCT", pid)
+				continue
+			}
 			if b.Truncated(i) {
 				// The messages before the cut are whole; the cut one is
 				// counted here, once.

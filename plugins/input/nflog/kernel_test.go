@@ -185,6 +185,28 @@ func TestKernelICMP(t *testing.T) {
 	}
 }
 
+// TestKernelForeignSender checks that a packet message another process
+// sends to the NFLOG socket is dropped and counted, not logged.
+func TestKernelForeignSender(t *testing.T) {
+	ns := nltest.NewNS(t)
+	nft(t, ns, outRules)
+	h := startNFLOG(t, ns, cfgWith(func(c *Config) { c.Group = 5; c.QThreshold = 1 }))
+	h.run()
+	ns.SendFromUser(t, unix.NETLINK_NETFILTER, h.in.conn.PortID(), packetMsg(0, false), packetMsg(1, false))
+	sendUDP(t, ns, 1)
+	h.waitRecs("UDP record", 1, is("oob.prefix", ""))
+	h.stop()
+	if got := h.em.Records(); len(got) != 1 {
+		t.Errorf("%d records, want the UDP packet's only: %v", len(got), got)
+	}
+	if h.in.rx.errs.Foreign != 2 || h.em.LostCount() != 0 {
+		t.Errorf("foreign datagrams counted %d, lost %d; want 2, 0", h.in.rx.errs.Foreign, h.em.LostCount())
+	}
+	if !strings.Contains(h.log.String(), "NFLOG ignored netlink datagrams that the kernel did not send") {
+		t.Errorf("no warning in the log:\n%s", h.log.String())
+	}
+}
+
 func TestKernelIPv6(t *testing.T) {
 	ns := nltest.NewNS(t)
 	nft(t, ns, outRules)

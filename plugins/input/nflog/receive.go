@@ -42,6 +42,10 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 			in.rx.congested = false
 		}
 		for i := range n {
+			if pid, _ := b.Sender(i); pid != 0 {
+				in.rx.errs.CountForeign(in.log, "NFLOG", pid)
+				continue
+			}
 			in.datagram(rec, e, b.Datagram(i), b.Truncated(i))
 		}
 		e.Flush()
