@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"path/filepath"
@@ -281,6 +282,10 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 			fmt.Fprintf(os.Stderr, "   error: %s\n", r.Err)
 		}
 	}()
+	// Write back what earlier runs left dirty in the page cache (a JSON
+	// run leaves over 100 MB), so that no run pays for the writeback of
+	// another one's output.
+	unix.Sync()
 	dir, err := os.MkdirTemp(o.tmp, fmt.Sprintf("%s-%s-%s-", l.scenario, strings.TrimSuffix(l.offered, "/s"), kind))
 	if err != nil {
 		r.Err = err.Error()
