@@ -60,7 +60,6 @@ type options struct {
 	self       string
 	tmp        string
 
-	floorRates map[string]bool // offered rates the floor has run at (once per rate)
 	repeat     int             // runs per subject in the rate and packet scenarios (median kept)
 }
 

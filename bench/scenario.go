@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -183,22 +184,7 @@ func runFlowScenario(o *options, sc string, rate int) []result {
 		l.gen.Delete = true
 		l.gen.DeleteLag = max(1, int(o.deleteLag*float64(lagRate)))
 	}
-	var rs []result
-	for _, subj := range o.subjects {
-		if subj == subjFloor {
-			// The floor receives the same events in every flow
-			// scenario: it runs once per rate, not in the hash ones.
-			if v.hash || o.floorRates[offered] {
-				continue
-			}
-			if o.floorRates == nil {
-				o.floorRates = map[string]bool{}
-			}
-			o.floorRates[offered] = true
-		}
-		rs = append(rs, runRepeated(o, l, subj, flowConf(o.plugDir, v.hash, v.json)))
-	}
-	return rs
+	return runRounds(o, l, o.subjects, flowConf(o.plugDir, v.hash, v.json))
 }
 
 func runBurstScenario(o *options) []result {
@@ -235,28 +221,42 @@ func (o *options) burstFlowsSlack() uint64 { return 1000 + uint64(o.burstFlows)/
 func runPacketScenario(o *options, sc string) []result {
 	l := load{scenario: sc, offered: "max", ruleset: rulesetPackets, packets: true, end: "none",
 		gen: genConfig{Flows: o.pktMax, MaxTime: time.Duration(o.pktSeconds * float64(time.Second))}}
-	var rs []result
+	var subjects []string
 	for _, subj := range o.subjects {
-		if subj == subjFloor {
-			continue // no NFLOG floor listener
+		if subj != subjFloor { // no NFLOG floor listener
+			subjects = append(subjects, subj)
 		}
-		rs = append(rs, runRepeated(o, l, subj, pktConf(o.plugDir, pktScenarios[sc])))
 	}
-	return rs
+	return runRounds(o, l, subjects, pktConf(o.plugDir, pktScenarios[sc]))
 }
 
-// runRepeated measures one subject -repeat times on the same load and
-// returns the run with the median CPU per 1000 events. Its notes list every
-// run's figure and the most any run lost, so that a loss in another run is
-// not hidden.
-func runRepeated(o *options, l load, kind string, conf stackConf) result {
-	if o.repeat <= 1 {
-		return runOne(o, l, kind, conf)
+// runRounds measures every subject -repeat times on the same load, in
+// rounds: each round runs every subject once, so that a machine whose
+// speed drifts (a VM's does, by 15–20 % in an hour) slows every subject
+// alike rather than the one measured last. It returns, per subject, the run
+// with the median CPU per 1000 events.
+func runRounds(o *options, l load, subjects []string, conf stackConf) []result {
+	runs := make([][]result, len(subjects))
+	for range max(o.repeat, 1) {
+		for i, subj := range subjects {
+			runs[i] = append(runs[i], runOne(o, l, subj, conf))
+		}
 	}
-	var rs []result
-	for range o.repeat {
-		rs = append(rs, runOne(o, l, kind, conf))
+	out := make([]result, len(subjects))
+	for i := range runs {
+		out[i] = median(runs[i])
 	}
+	return out
+}
+
+// median returns the run with the median CPU per 1000 events. Its notes
+// list every run's figure and the most any run lost, so that a loss in
+// another run is not hidden.
+func median(rs []result) result {
+	if len(rs) == 1 {
+		return rs[0]
+	}
+	rs = slices.Clone(rs)
 	sort.SliceStable(rs, func(i, j int) bool { return rs[i].msPerK() < rs[j].msPerK() })
 	med := rs[len(rs)/2]
 	figs := make([]string, len(rs))
@@ -273,7 +273,6 @@ func runRepeated(o *options, l load, kind string, conf stackConf) result {
 	return med
 }
 
-// runOne measures one subject on one load, in fresh namespaces.
 func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 	r = result{Scenario: l.scenario, Subject: kind, Offered: l.offered, SelfLost: -1}
 	fmt.Fprintf(os.Stderr, "-- %s %s %s ...\n", l.scenario, l.offered, kind)
@@ -454,13 +453,7 @@ func printRatios(w io.Writer, rs []result) {
 	type key struct{ sc, offered string }
 	by := map[key]map[string]result{}
 	var order []key
-	// The floor receives the same kernel events in every flow scenario at
-	// one rate, and runs in the first of them.
-	flowFloor := map[string]result{}
 	for _, r := range rs {
-		if _, flow := flowScenarios[r.Scenario]; flow && r.Subject == subjFloor {
-			flowFloor[r.Offered] = r
-		}
 		k := key{r.Scenario, r.Offered}
 		if by[k] == nil {
 			by[k] = map[string]result{}
@@ -480,9 +473,6 @@ func printRatios(w io.Writer, rs []result) {
 		}
 		ref, hasRef := m[subjRef]
 		fl, hasFloor := m[subjFloor]
-		if _, flow := flowScenarios[k.sc]; flow && !hasFloor {
-			fl, hasFloor = flowFloor[k.offered]
-		}
 		cell := func(ok bool, v float64, f string) string {
 			if !ok || v == 0 {
 				return "-"
