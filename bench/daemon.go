@@ -49,6 +49,8 @@ type subjectSpec struct {
 	self    string // this harness binary (floor, in-process driver)
 	profile string // non-empty: run ulogd-go in-process with this CPU profile path
 	conf    stackConf
+	// floorSleep makes the floor coalesce its reads (-floor-coalesce).
+	floorSleep time.Duration
 }
 
 func startSubject(spec subjectSpec, ns, dir string) (*subject, error) {
@@ -57,7 +59,8 @@ func startSubject(spec subjectSpec, ns, dir string) (*subject, error) {
 	var argv []string
 	switch spec.kind {
 	case subjFloor:
-		argv = []string{spec.self, "floor", "-groups", "5", "-rcvbuf", strconv.Itoa(256 << 20)}
+		argv = []string{spec.self, "floor", "-groups", "5", "-rcvbuf", strconv.Itoa(256 << 20),
+			"-coalesce", spec.floorSleep.String()}
 	default:
 		conf := filepath.Join(dir, "ulogd.conf")
 		if err := os.WriteFile(conf, []byte(strings.ReplaceAll(spec.conf.text, "@DIR@", dir)), 0o644); err != nil {

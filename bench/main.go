@@ -24,8 +24,9 @@ func main() {
 			fs := flag.NewFlagSet("floor", flag.ExitOnError)
 			groups := fs.Uint("groups", 5, "legacy multicast group bitmask (1 NEW, 2 UPDATE, 4 DESTROY)")
 			rcvbuf := fs.Int("rcvbuf", 256<<20, "SO_RCVBUFFORCE bytes")
+			coalesce := fs.Duration("coalesce", 0, "sleep this long after a read that emptied the socket of 2 datagrams or more")
 			fs.Parse(os.Args[2:])
-			os.Exit(floorMain(uint32(*groups), *rcvbuf))
+			os.Exit(floorMain(uint32(*groups), *rcvbuf, *coalesce))
 		case "inproc":
 			fs := flag.NewFlagSet("inproc", flag.ExitOnError)
 			conf := fs.String("c", "/etc/ulogd.conf", "ulogd.conf")
@@ -50,6 +51,7 @@ type options struct {
 	subjects   []string
 	refBin     string
 	goBin      string
+	floorSleep time.Duration
 	plugDir    string
 	deleteMode string
 	deleteLag  float64
@@ -60,13 +62,13 @@ type options struct {
 	self       string
 	tmp        string
 
-	repeat     int             // runs per subject in the rate and packet scenarios (median kept)
+	repeat int // runs per subject in the rate and packet scenarios (median kept)
 }
 
 func benchMain(args []string) int {
 	fs := flag.NewFlagSet("ulogd-bench", flag.ExitOnError)
 	var o options
-	scen := fs.String("scenarios", "nohash,hash,burst,pkt,json,json-hash,pktjson", "comma list of: nohash (canonical stack, hash_enable=0: NEW+DESTROY lines), hash (canonical stack, default hash_enable=1: DESTROY lines), burst (conntrack -F of a full table), pkt (NFLOG packet path), json, json-hash, pktjson (nohash, hash and pkt with the JSON sink)")
+	scen := fs.String("scenarios", "nohash,hash,json,json-hash,pkt,pktjson,burst", "comma list of: nohash (canonical stack, hash_enable=0: NEW+DESTROY lines), hash (canonical stack, default hash_enable=1: DESTROY lines), burst (conntrack -F of a full table), pkt (NFLOG packet path), json, json-hash, pktjson (nohash, hash and pkt with the JSON sink)")
 	rates := fs.String("rates", "20000,max", "comma list of flow rates per second for nohash/hash/json/json-hash; max = as fast as the generator goes")
 	fs.IntVar(&o.flows, "flows", 0, "flows per rate run (0 = rate × -seconds; 250000 for max)")
 	fs.IntVar(&o.repeat, "repeat", 1, "runs per subject and rate (flow and packet scenarios); the run with the median CPU per 1000 events is shown")
@@ -77,6 +79,7 @@ func benchMain(args []string) int {
 	fs.IntVar(&o.pktMax, "pkt-max", 2000000, "packet scenario: at most this many packets")
 	subj := fs.String("subjects", "ulogd2,ulogd-go,floor", "what to measure: ulogd2, ulogd-go, floor")
 	fs.StringVar(&o.refBin, "ulogd2", "/usr/sbin/ulogd", "reference ulogd2 binary")
+	fs.DurationVar(&o.floorSleep, "floor-coalesce", 0, "make the floor read as ulogd-go does: sleep this long (1ms) after a read that emptied the socket of 2 datagrams or more (a diagnostic: the floor the issue describes reads as events arrive)")
 	fs.StringVar(&o.goBin, "ulogd-go", "", "ulogd-go binary (default: go build ./cmd/ulogd into the run directory)")
 	fs.StringVar(&o.plugDir, "plugindir", "/usr/lib/x86_64-linux-gnu/ulogd", "ulogd2 plugin directory (plugin= lines)")
 	fs.StringVar(&o.deleteMode, "delete", "ctnetlink", "how flows end in rate runs: ctnetlink (the generator deletes each flow shortly after creating it) or expire (1 s UDP timeout, conntrack GC, bounded by -expire-wait, rest flushed)")

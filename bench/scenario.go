@@ -148,7 +148,7 @@ type load struct {
 }
 
 func (o *options) spec(kind string, conf stackConf, runDir string) subjectSpec {
-	s := subjectSpec{kind: kind, refBin: o.refBin, goBin: o.goBin, self: o.self, conf: conf}
+	s := subjectSpec{kind: kind, refBin: o.refBin, goBin: o.goBin, self: o.self, conf: conf, floorSleep: o.floorSleep}
 	if kind == subjGo && o.profileDir != "" {
 		s.profile = filepath.Join(o.profileDir, filepath.Base(runDir)+".pprof")
 	}
