@@ -164,7 +164,7 @@ func (c *Conn) wait() error {
 		return c.closedErr(err)
 	}
 	if c.everr != 0 {
-		return os.NewSyscallError("epoll_ctl", c.everr)
+		return c.closedErr(os.NewSyscallError("epoll_ctl", c.everr))
 	}
 	if err := c.erc.Read(c.harvestFn); err != nil {
 		return c.closedErr(err)
@@ -176,14 +176,22 @@ func (c *Conn) wait() error {
 }
 
 // arm is the Control callback on the socket that re-arms its one-shot
-// registration. If the socket is readable already, the epoll instance
-// becomes readable at once.
+// registration (through armIn, under the epoll instance's Control, so that
+// neither descriptor can be closed and reused meanwhile). If the socket is
+// readable already, the epoll instance becomes readable at once.
 func (c *Conn) arm(fd uintptr) {
+	c.armFd = fd
+	if err := c.erc.Control(c.armInFn); err != nil {
+		c.everr = unix.EBADF // closed
+	}
+}
+
+func (c *Conn) armIn(epfd uintptr) {
 	ev := &c.evbuf[0]
 	ev.Events = unix.EPOLLIN | unix.EPOLLONESHOT
-	ev.Fd = int32(fd)
+	ev.Fd = int32(c.armFd)
 	// Raw: epoll_ctl does not block.
-	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(c.epfd), unix.EPOLL_CTL_MOD, fd,
+	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, epfd, unix.EPOLL_CTL_MOD, c.armFd,
 		uintptr(unsafe.Pointer(ev)), 0, 0)
 	c.everr = e
 }

@@ -35,7 +35,6 @@ type Conn struct {
 	rc     syscall.RawConn // Control keeps the descriptor open during a call
 	ep     *os.File        // the private epoll instance, registered with the poller
 	erc    syscall.RawConn
-	epfd   int
 	pid    uint32
 	closed atomic.Bool
 
@@ -44,6 +43,8 @@ type Conn struct {
 	rmu       sync.Mutex
 	recvFn    func(fd uintptr)
 	armFn     func(fd uintptr)
+	armInFn   func(epfd uintptr)
+	armFd     uintptr // the socket, for armIn
 	harvestFn func(fd uintptr) bool
 	rb        *Batch
 	rn        int
@@ -109,9 +110,10 @@ func Open(proto int) (*Conn, error) {
 		ep.Close()
 		return nil, err
 	}
-	c := &Conn{f: f, rc: rc, ep: ep, erc: erc, epfd: epfd, pid: nsa.Pid}
+	c := &Conn{f: f, rc: rc, ep: ep, erc: erc, pid: nsa.Pid}
 	c.recvFn = c.recv
 	c.armFn = c.arm
+	c.armInFn = c.armIn
 	c.harvestFn = c.harvest
 	return c, nil
 }
