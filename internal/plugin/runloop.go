@@ -11,8 +11,17 @@ import (
 // as ctx is cancelled (closing the source's sockets makes main return);
 // done is the channel the source's Stop closes. closeAll is called again
 // once main returns, so it must be idempotent; RunLoop returns when every
-// goroutine has.
+// goroutine has. A nil main (a source with nothing to receive, such as
+// NFCT in polling mode) waits for ctx or done.
 func RunLoop(ctx context.Context, done <-chan struct{}, closeAll func(), main func(ctx context.Context), bg ...func(ctx context.Context)) {
+	if main == nil {
+		main = func(ctx context.Context) {
+			select {
+			case <-ctx.Done():
+			case <-done:
+			}
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup

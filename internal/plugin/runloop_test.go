@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestRunLoop: cancelling ctx calls closeAll, which ends main; background
@@ -50,6 +51,29 @@ func TestRunLoopMainReturns(t *testing.T) {
 	var bgDone atomic.Bool
 	RunLoop(context.Background(), done, func() {}, func(context.Context) {},
 		func(ctx context.Context) { <-ctx.Done(); bgDone.Store(true) })
+	if !bgDone.Load() {
+		t.Error("background goroutine still running after RunLoop returned")
+	}
+}
+
+// TestRunLoopNilMain: with nothing to receive, RunLoop waits until done is
+// closed (Stop), then ends the background goroutines.
+func TestRunLoopNilMain(t *testing.T) {
+	done := make(chan struct{})
+	var bgDone atomic.Bool
+	returned := make(chan struct{})
+	go func() {
+		RunLoop(context.Background(), done, func() {}, nil,
+			func(ctx context.Context) { <-ctx.Done(); bgDone.Store(true) })
+		close(returned)
+	}()
+	select {
+	case <-returned:
+		t.Fatal("RunLoop returned before done was closed")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(done)
+	<-returned
 	if !bgDone.Load() {
 		t.Error("background goroutine still running after RunLoop returned")
 	}

@@ -320,20 +320,13 @@ func (in *instance) Signal(sig os.Signal) {
 func (in *instance) Run(ctx context.Context, e plugin.Emitter) error {
 	in.mu.Lock()
 	in.em = e
+	c := in.conn
 	in.mu.Unlock()
-	plugin.RunLoop(ctx, in.done, in.closeAll, func(ctx context.Context) {
-		in.mu.Lock()
-		c := in.conn
-		in.mu.Unlock()
-		if c != nil {
-			in.receive(c, e)
-			return
-		}
-		select { // polling mode: no event socket
-		case <-ctx.Done():
-		case <-in.done:
-		}
-	}, func(ctx context.Context) { in.maintain(ctx, e) })
+	var receive func(context.Context) // nil: no event socket (polling mode)
+	if c != nil {
+		receive = func(context.Context) { in.receive(c, e) }
+	}
+	plugin.RunLoop(ctx, in.done, in.closeAll, receive, func(ctx context.Context) { in.maintain(ctx, e) })
 	return nil
 }
 

@@ -281,20 +281,13 @@ func (in *instance) stopped() bool {
 func (in *instance) Run(ctx context.Context, e plugin.Emitter) error {
 	in.mu.Lock()
 	in.em = e
+	c := in.conn
 	in.mu.Unlock()
-	plugin.RunLoop(ctx, in.done, in.closeAll, func(ctx context.Context) {
-		in.mu.Lock()
-		c := in.conn
-		in.mu.Unlock()
-		if c != nil {
-			in.receive(c, e)
-			return
-		}
-		select {
-		case <-ctx.Done():
-		case <-in.done:
-		}
-	})
+	var receive func(context.Context) // nil: stopped before Run
+	if c != nil {
+		receive = func(context.Context) { in.receive(c, e) }
+	}
+	plugin.RunLoop(ctx, in.done, in.closeAll, receive)
 	return nil
 }
 
