@@ -227,13 +227,7 @@ func TestBridgeNFLOG(t *testing.T) {
 	lines := p.PacketBarrier(t, out)[0]
 	after := time.Now()
 
-	stamps, bodies := PacketBodies(t, lines, ShortHostname(t))
-	for i, ts := range stamps {
-		if ts.Before(before) || ts.After(after) {
-			t.Errorf("line %q stamped %s, outside the traffic's time [%s, %s]",
-				bodies[i], ts.Format(time.Stamp), before.Format(time.Stamp), after.Format(time.Stamp))
-		}
-	}
+	bodies := StampedBodies(t, lines, ShortHostname(t), before, after)
 	if len(bodies) != bridgeLines {
 		t.Errorf("%d lines before the barrier, want %d:\n%s", len(bodies), bridgeLines, strings.Join(bodies, "\n"))
 	}

@@ -384,6 +384,21 @@ func PacketBodies(t testing.TB, lines []string, host string) (stamps []time.Time
 	return stamps, bodies
 }
 
+// StampedBodies is PacketBodies for lines that must be stamped within
+// [before, after], the time of the traffic they log; a line outside it is
+// an error.
+func StampedBodies(t testing.TB, lines []string, host string, before, after time.Time) []string {
+	t.Helper()
+	stamps, bodies := PacketBodies(t, lines, host)
+	for i, ts := range stamps {
+		if ts.Before(before) || ts.After(after) {
+			t.Errorf("line %q stamped %s, outside the traffic's time [%s, %s]",
+				bodies[i], ts.Format(time.Stamp), before.Format(time.Stamp), after.Format(time.Stamp))
+		}
+	}
+	return bodies
+}
+
 func splitPacketLine(line, host string) (time.Time, string, error) {
 	_, body, err := SplitPrefix(line, host)
 	if err != nil {
