@@ -208,19 +208,28 @@ func arpRecord(t *testing.T, recs []textRecord, op string) textRecord {
 	return found[0]
 }
 
+// startOursBridge starts our daemon in B on group 1 with the canonical
+// PRINTPKT stack and, sharing the source, a GPRINT stack; it returns their
+// files.
+func startOursBridge(t *testing.T, p *NSPair) (out, gp string) {
+	t.Helper()
+	dir := t.TempDir()
+	out, gp = filepath.Join(dir, "ours.out"), filepath.Join(dir, "ours.gprint")
+	startOursIn(t, p.B, PacketConfig{
+		Group:   1,
+		Stacks:  []string{CanonicalPacketStack, "log1:NFLOG,base2:BASE,gp1:GPRINT"},
+		Outputs: map[string]string{"emu1": out, "gp1": gp},
+	})
+	return out, gp
+}
+
 // TestBridgeNFLOG: our daemon, in B, on group 1 of the bridge table, with
 // the canonical PRINTPKT stack and, sharing the source, a GPRINT stack.
 // Exact lines for the ARP request (real addresses, docs/compat.md P4),
 // the ICMP and the ICMPv6 echo request; BASE's keys of the ARP request.
 func TestBridgeNFLOG(t *testing.T) {
 	p := NewBridgeNS(t, 1)
-	dir := t.TempDir()
-	out, gp := filepath.Join(dir, "ours.out"), filepath.Join(dir, "ours.gprint")
-	startOursIn(t, p.B, PacketConfig{
-		Group:   1,
-		Stacks:  []string{CanonicalPacketStack, "log1:NFLOG,base2:BASE,gp1:GPRINT"},
-		Outputs: map[string]string{"emu1": out, "gp1": gp},
-	})
+	out, gp := startOursBridge(t, p)
 
 	before := time.Now().Truncate(time.Second)
 	bridgeTraffic(t, p)
@@ -384,13 +393,7 @@ func TestARPFamily(t *testing.T) {
 	}
 }`, p.A4, BarrierPort, ARPInPrefix))
 
-	dir := t.TempDir()
-	out, gp := filepath.Join(dir, "ours.out"), filepath.Join(dir, "ours.gprint")
-	startOursIn(t, p.B, PacketConfig{
-		Group:   1,
-		Stacks:  []string{CanonicalPacketStack, "log1:NFLOG,base2:BASE,gp1:GPRINT"},
-		Outputs: map[string]string{"emu1": out, "gp1": gp},
-	})
+	out, gp := startOursBridge(t, p)
 
 	// NewNSPair's entry for B is permanent: delete it so that the ping
 	// resolves B's address.
