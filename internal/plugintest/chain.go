@@ -105,3 +105,11 @@ func (c *Chain) Snapshot(skip ...keys.Slot) *keys.Record {
 	}
 	return snap
 }
+
+// Replay puts snap (from Snapshot) back into the record and runs step on
+// it alone: one step measured or checked again and again.
+func (c *Chain) Replay(snap *keys.Record, step plugin.Interpreter) plugin.Verdict {
+	c.Rec.Reset()
+	c.Rec.CopyFrom(snap)
+	return step.Interp(c.Rec)
+}

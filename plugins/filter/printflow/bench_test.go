@@ -135,9 +135,7 @@ func TestPRINTFLOWBenchCases(t *testing.T) {
 	for _, tc := range benchCases() {
 		c, snap, p := prepared(t, tc.ev, tc.want)
 		n := testing.AllocsPerRun(1000, func() {
-			c.Rec.Reset()
-			c.Rec.CopyFrom(snap)
-			p.Interp(c.Rec)
+			c.Replay(snap, p)
 		})
 		if got := string(c.Rec.Bytes(c.print)); got != tc.want {
 			t.Errorf("%s: line\n got %q\nwant %q", tc.name, got, tc.want)
@@ -156,9 +154,7 @@ func BenchmarkPRINTFLOW(b *testing.B) {
 			c, snap, p := prepared(b, tc.ev, tc.want)
 			b.ReportAllocs()
 			for b.Loop() {
-				c.Rec.Reset()
-				c.Rec.CopyFrom(snap)
-				p.Interp(c.Rec)
+				c.Replay(snap, p)
 			}
 		})
 	}

@@ -453,9 +453,7 @@ func TestPRINTPKTInterpZeroAllocs(t *testing.T) {
 	for _, tt := range lineCases()[:8] {
 		c, snap, p := prepared(t, tt.ev)
 		n := testing.AllocsPerRun(100, func() {
-			c.Rec.Reset()
-			c.Rec.CopyFrom(snap)
-			p.Interp(c.Rec)
+			c.Replay(snap, p)
 		})
 		if n != 0 {
 			t.Errorf("%s: %v allocations per line", tt.name, n)
@@ -474,9 +472,7 @@ func BenchmarkPRINTPKT(b *testing.B) {
 			c, snap, p := prepared(b, cases[idx].ev)
 			b.ReportAllocs()
 			for b.Loop() {
-				c.Rec.Reset()
-				c.Rec.CopyFrom(snap)
-				p.Interp(c.Rec)
+				c.Replay(snap, p)
 			}
 		})
 	}
