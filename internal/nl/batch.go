@@ -27,6 +27,11 @@ type Batch struct {
 	names []unix.RawSockaddrNetlink
 	hdrs  []unix.Mmsghdr
 	n     int
+
+	// Datagrams the last Receive dropped because a process sent them, not
+	// the kernel, and the last such sender.
+	foreign    int
+	foreignPid uint32
 }
 
 // NewBatch returns a Batch of count slots of size bytes each. count is
@@ -71,6 +76,34 @@ func (b *Batch) Datagram(i int) []byte {
 	return b.buf[off : off+l : off+l]
 }
 
+// Foreign returns how many datagrams the last Receive dropped because a
+// process, not the kernel, sent them to the socket (only a process with
+// CAP_NET_ADMIN can), and the port id of the last such sender. Receive
+// never returns them: nothing a process sends is a kernel event or answer,
+// and libnfnetlink drops them too.
+func (b *Batch) Foreign() (n int, pid uint32) { return b.foreign, b.foreignPid }
+
+// keepKernel drops the datagrams among the first n that a process sent,
+// moving the later ones down, and returns how many are left.
+func (b *Batch) keepKernel(n int) int {
+	j := 0
+	for i := range n {
+		if pid := b.names[i].Pid; pid != 0 {
+			b.foreign++
+			b.foreignPid = pid
+			continue
+		}
+		if j != i {
+			l := min(int(b.hdrs[i].Len), b.size)
+			copy(b.buf[j*b.size:j*b.size+l], b.buf[i*b.size:i*b.size+l])
+			b.hdrs[j].Len, b.hdrs[j].Hdr.Flags = b.hdrs[i].Len, b.hdrs[i].Hdr.Flags
+			b.names[j] = b.names[i]
+		}
+		j++
+	}
+	return j
+}
+
 // Truncated reports whether the i-th datagram did not fit its slot
 // (MSG_TRUNC): Datagram(i) then holds only its first SlotSize bytes, and
 // the message walk over it fails. Callers should count it as lost.
@@ -90,6 +123,9 @@ func (b *Batch) Sender(i int) (pid, groups uint32) { return b.names[i].Pid, b.na
 //   - ErrClosed after Close (also for a Receive blocked while closing);
 //   - an error matching os.ErrDeadlineExceeded after the read deadline.
 //
+// Datagrams that a process sent rather than the kernel are dropped (see
+// Batch.Foreign).
+//
 // A datagram larger than its slot is not an error of the whole batch: it is
 // returned cut to SlotSize and flagged by b.Truncated(i) (callers report it
 // as ErrTruncated), so that the other datagrams of the batch are not lost.
@@ -101,7 +137,7 @@ func (b *Batch) Sender(i int) (pid, groups uint32) { return b.names[i].Pid, b.na
 func (c *Conn) Receive(b *Batch) (n int, err error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	b.n = 0
+	b.n, b.foreign = 0, 0
 	if c.coalesce > 0 && c.lastN >= coalesceMin && c.lastN < len(b.hdrs) {
 		time.Sleep(c.coalesce)
 	}
@@ -115,8 +151,12 @@ func (c *Conn) Receive(b *Batch) (n int, err error) {
 		}
 		switch c.rerr {
 		case 0:
-			b.n, c.lastN = c.rn, c.rn
-			return c.rn, nil
+			n := b.keepKernel(c.rn)
+			if n == 0 {
+				continue // only datagrams from processes: read on
+			}
+			b.n, c.lastN = n, n
+			return n, nil
 		case unix.EAGAIN:
 			if err := c.wait(); err != nil {
 				return 0, err

@@ -341,3 +341,36 @@ func TestCoalesce(t *testing.T) {
 		t.Errorf("Receive after a lone datagram = %d after %v, want 2 at once", n, took)
 	}
 }
+
+// TestForeignDropped checks that Receive never returns a datagram that a
+// process sent to the socket, and counts it: alone in the socket, such
+// datagrams are read and dropped and Receive goes on waiting; before a
+// kernel event, only the event is returned.
+func TestForeignDropped(t *testing.T) {
+	ns, c := listenNew(t)
+	forged := nl.FinishMsg(append(nl.AppendHeader(nil, 0x100, 0, 0), 2, 0, 0, 0), 0)
+	b := nl.NewBatch(64, nl.EventDatagramSize)
+
+	ns.SendFromUser(t, unix.NETLINK_NETFILTER, c.PortID(), forged, forged)
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := c.Receive(b); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Receive with only forged datagrams = %d, %v; want the deadline", n, err)
+	}
+	if k, pid := b.Foreign(); k != 2 || pid == 0 {
+		t.Errorf("Foreign = %d from port %d, want 2 from a process", k, pid)
+	}
+
+	ns.SendFromUser(t, unix.NETLINK_NETFILTER, c.PortID(), forged)
+	udpBurst(t, ns, 20000, 1)
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := c.Receive(b)
+	if err != nil || n != 1 {
+		t.Fatalf("Receive = %d, %v; want the kernel's event alone", n, err)
+	}
+	if pid, groups := b.Sender(0); pid != 0 || groups == 0 {
+		t.Errorf("returned datagram from port %d, groups %#x; want the kernel's multicast", pid, groups)
+	}
+	if k, _ := b.Foreign(); k != 1 {
+		t.Errorf("Foreign = %d, want 1", k)
+	}
+}

@@ -16,12 +16,11 @@ type Errors struct {
 	decodeNote, otherNote, foreignNote notice.Limiter
 }
 
-// CountForeign counts a datagram that another process sent to the socket
-// (sender port id pid, not the kernel's 0) and logs it with the count. The
-// caller drops the datagram, as libnfnetlink does: only a process with
-// CAP_NET_ADMIN can send one, but nothing it sends is a kernel event.
-func (x *Errors) CountForeign(log *slog.Logger, source string, pid uint32) {
-	x.Foreign++
+// CountForeign counts n datagrams that another process sent to the socket
+// (the last from port id pid, not the kernel's 0), which nl.Conn.Receive
+// dropped (nl.Batch.Foreign), and logs them with the count.
+func (x *Errors) CountForeign(log *slog.Logger, source string, n int, pid uint32) {
+	x.Foreign += uint64(n)
 	if x.foreignNote.Allow(time.Now()) {
 		log.Warn(source+" ignored netlink datagrams that the kernel did not send", "sender_port", pid, "count", x.Foreign)
 	}

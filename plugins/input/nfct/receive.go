@@ -30,6 +30,9 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 	b := in.rx.batch
 	for {
 		n, err := c.Receive(b)
+		if k, pid := b.Foreign(); k != 0 {
+			in.rx.errs.CountForeign(in.log, "NFCT", k, pid)
+		}
 		if err != nil {
 			switch {
 			case in.stopped() || errors.Is(err, nl.ErrClosed):
@@ -48,10 +51,6 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 				"lost", in.rx.buf.Lost.Load(), "reliable", in.cfg.Reliable != 0)
 		}
 		for i := 0; i < n; i++ {
-			if pid, _ := b.Sender(i); pid != 0 {
-				in.rx.errs.CountForeign(in.log, "NFCT", pid)
-				continue
-			}
 			if b.Truncated(i) {
 				// The messages before the cut are whole; the cut one is
 				// counted here, once.

@@ -25,6 +25,9 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 	}
 	for {
 		n, err := c.Receive(b)
+		if k, pid := b.Foreign(); k != 0 {
+			in.rx.errs.CountForeign(in.log, "NFLOG", k, pid)
+		}
 		if err != nil {
 			switch {
 			case in.stopped() || errors.Is(err, nl.ErrClosed):
@@ -42,10 +45,6 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 			in.rx.congested = false
 		}
 		for i := range n {
-			if pid, _ := b.Sender(i); pid != 0 {
-				in.rx.errs.CountForeign(in.log, "NFLOG", pid)
-				continue
-			}
 			in.datagram(rec, e, b.Datagram(i), b.Truncated(i))
 		}
 		e.Flush()
