@@ -286,31 +286,32 @@ func (t *flowTable) hash(k *flowKey) uint64 {
 // entry returns the entry with index i.
 func (t *flowTable) entry(i uint32) *entry { return &t.chunks[i/chunkSize][i%chunkSize] }
 
-// find returns the slot of flow k (found) or the empty slot that ends its
-// probe sequence (not found).
-func (t *flowTable) find(k *flowKey, h uint64) (slot uint64, found bool) {
+// find returns the slot of flow k and its entry, or the empty slot that
+// ends its probe sequence and nil.
+func (t *flowTable) find(k *flowKey, h uint64) (slot uint64, f *entry) {
 	mask := uint64(len(t.slots) - 1)
 	tag := h >> 32
 	for i := h >> t.shift; ; i = (i + 1) & mask {
 		v := t.slots[i]
 		if v == 0 {
-			return i, false
+			return i, nil
 		}
-		if v>>32 == tag && t.entry(uint32(v)-1).key == *k {
-			return i, true
+		if v>>32 == tag {
+			if f := t.entry(uint32(v) - 1); f.key == *k {
+				return i, f
+			}
 		}
 	}
 }
 
-// at returns the entry in slot i.
-func (t *flowTable) at(i uint64) *entry { return t.entry(uint32(t.slots[i]) - 1) }
-
-// insert stores a new entry for k (not in the table) and returns it.
-func (t *flowTable) insert(k *flowKey, h uint64) *entry {
+// insert stores a new entry for k in slot, the empty slot where find
+// missed it, and returns the entry. When the slots must grow first, it
+// finds k's slot again among the new ones.
+func (t *flowTable) insert(k *flowKey, h uint64, slot uint64) *entry {
 	if 2*(t.n+1) > len(t.slots) {
 		t.resize(2 * len(t.slots))
+		slot, _ = t.find(k, h)
 	}
-	slot, _ := t.find(k, h)
 	i := t.alloc()
 	f := t.entry(i)
 	f.key = *k
@@ -404,8 +405,8 @@ func (t *flowTable) upsertFrom(ev *ctnl.Event, now timeval, dumped bool) (start 
 	h := t.hash(&k)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if i, ok := t.find(&k, h); ok {
-		f := t.at(i)
+	slot, f := t.find(&k, h)
+	if f != nil {
 		f.refresh(ev)
 		if !dumped {
 			f.silent = false
@@ -419,7 +420,7 @@ func (t *flowTable) upsertFrom(ev *ctnl.Event, now timeval, dumped bool) (start 
 		t.untracked++
 		return startOf(ev), false, t.untracked == 1
 	}
-	f := t.insert(&k, h)
+	f = t.insert(&k, h, slot)
 	f.set(ev)
 	f.start = startOf(ev).or(now)
 	f.silent = dumped
@@ -441,11 +442,11 @@ func (t *flowTable) take(ev *ctnl.Event) (start timeval, ok bool) {
 	h := t.hash(&k)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	i, ok := t.find(&k, h)
-	if !ok {
+	i, f := t.find(&k, h)
+	if f == nil {
 		return timeval{}, false
 	}
-	start = t.at(i).start
+	start = f.start
 	t.delete(i)
 	return start, true
 }
@@ -456,8 +457,8 @@ func (t *flowTable) lookupStart(ev *ctnl.Event) (timeval, bool) {
 	h := t.hash(&k)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if i, ok := t.find(&k, h); ok {
-		return t.at(i).start, true
+	if _, f := t.find(&k, h); f != nil {
+		return f.start, true
 	}
 	return timeval{}, false
 }
@@ -505,11 +506,11 @@ func (t *flowTable) remove(ref *flowRef) *flow {
 	h := t.hash(&ref.key)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	i, ok := t.find(&ref.key, h)
-	if !ok || t.at(i).gen != ref.gen {
+	i, f := t.find(&ref.key, h)
+	if f == nil || f.gen != ref.gen {
 		return nil
 	}
-	t.out.expand(&ref.key, t.at(i))
+	t.out.expand(&ref.key, f)
 	t.delete(i)
 	return &t.out
 }
