@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -78,7 +79,20 @@ type occurrence struct {
 	single bool   // the only key of its field: nothing else writes the name
 	field  int32  // index in layout.fields
 	key    []byte // the field's key
+	// pad is the key zero-padded to keyPad bytes, for keys that fit
+	// (padded is true): copied whole, it is a few moves and no memmove.
+	pad    [keyPad]byte
+	padded bool
 }
+
+// keyPad is the size of occurrence.pad. The longest key of the NFCT, NFLOG
+// and NFACCT stacks (", " and `"reply.raw.pktcount": `) is 26 bytes.
+const keyPad = 32
+
+// room is the free capacity encode wants before writing a field that is
+// not a string: a padded key and the longest integer (20 digits and a
+// sign), with margin.
+const room = keyPad + 24
 
 // slotWord is a run of occurrences whose slots ascend within one validity
 // word of the record: occurrence base+k has the k-th lowest slot of mask.
@@ -163,9 +177,11 @@ func buildLayout(up []keys.Bound, cfg *Config) layout {
 		l.occs = append(l.occs, occurrence{source: src, field: fi})
 	}
 	for i := range l.occs {
-		f := &l.fields[l.occs[i].field]
-		l.occs[i].key = f.key
-		l.occs[i].single = len(f.srcs) == 1
+		o := &l.occs[i]
+		f := &l.fields[o.field]
+		o.key = f.key
+		o.single = len(f.srcs) == 1
+		o.padded = copy(o.pad[:], f.key) == len(f.key)
 	}
 	l.planWalk()
 	return l
@@ -193,6 +209,12 @@ func (l *layout) planWalk() {
 }
 
 // encode appends one record (with its newline) to b.
+//
+// The common field (the only key of its name, an unsigned integer or a
+// plain ASCII string) is written in place: buf is b at its full capacity
+// and pos the end of the record so far, so that a key is one fixed-size
+// copy and an integer is formatted where it goes. Everything else goes
+// through the append functions.
 func (s *sink) encode(b []byte, r *keys.Record) []byte {
 	l := &s.lay
 	b, first := s.appendHead(b, r)
@@ -203,19 +225,59 @@ func (s *sink) encode(b []byte, r *keys.Record) []byte {
 		}
 		l.gen = 1
 	}
+	buf, pos := b[:cap(b)], len(b)
 	for _, oi := range l.validOccs(r) {
 		o := &l.occs[oi]
+		if cap(buf)-pos < room {
+			buf = slices.Grow(buf[:pos], room)
+			buf = buf[:cap(buf)]
+		}
+		if o.single && o.padded {
+			// The common case: nothing else writes the name.
+			mark := pos
+			*(*[keyPad]byte)(buf[pos:]) = o.pad
+			pos += len(o.key)
+			if first {
+				// Without the leading ", ".
+				pos = mark + copy(buf[mark:], o.key[2:])
+			}
+			switch o.kind {
+			case kUint:
+				pos = putUint(buf, pos, r.Uint(o.slot))
+				first = false
+				continue
+			case kString:
+				v := r.Bytes(o.slot)
+				if len(v) <= cap(buf)-pos-2 && plainASCII(v) == len(v) {
+					buf[pos] = '"'
+					pos += 1 + copy(buf[pos+1:], v)
+					buf[pos] = '"'
+					pos++
+					first = false
+					continue
+				}
+			}
+			var ok bool
+			b, ok = appendValue(buf[:pos], r, o.source)
+			if !ok {
+				b = b[:mark]
+			} else {
+				first = false
+			}
+			buf, pos = b[:cap(b)], len(b)
+			continue
+		}
+		b = buf[:pos]
 		if o.single {
-			// The common case: nothing else writes the name, and an
-			// unwritable string just rolls back.
 			mark := len(b)
 			b = appendKey(b, o.key, first)
 			var ok bool
 			if b, ok = appendValue(b, r, o.source); !ok {
 				b = b[:mark]
-				continue
+			} else {
+				first = false
 			}
-			first = false
+			buf, pos = b[:cap(b)], len(b)
 			continue
 		}
 		// A name takes the position of its first key that can be
@@ -234,12 +296,13 @@ func (s *sink) encode(b []byte, r *keys.Record) []byte {
 		}
 		if !ok {
 			b = b[:mark]
-			continue
+		} else {
+			f.seen = l.gen
+			first = false
 		}
-		f.seen = l.gen
-		first = false
+		buf, pos = b[:cap(b)], len(b)
 	}
-	return append(b, "}\n"...)
+	return append(buf[:pos], "}\n"...)
 }
 
 // appendKey appends a field's key (`, "name": `), without its leading
@@ -339,29 +402,45 @@ const pairs = "00010203040506070809" + "10111213141516171819" + "202122232425262
 	"60616263646566676869" + "70717273747576777879" + "80818283848586878889" +
 	"90919293949596979899"
 
-// appendUint is strconv.AppendUint(b, n, 10) without its layers (most
-// values of a record are integers).
-func appendUint(b []byte, n uint64) []byte {
+// putUint writes n in decimal at buf[pos:] and returns the position after
+// it. buf must have room for 20 bytes at pos.
+func putUint(buf []byte, pos int, n uint64) int {
 	if n < 10 {
-		return append(b, byte('0'+n))
+		buf[pos] = byte('0' + n)
+		return pos + 1
 	}
-	var buf [20]byte
-	i := len(buf)
+	// The number of digits: log10 from the bit length, corrected by one.
+	d := bits.Len64(n) * 1233 >> 12
+	if n >= pow10[d] {
+		d++
+	}
+	end := pos + d
+	i := end
 	for n >= 100 {
 		q := n / 100
-		d := (n - q*100) * 2
+		r := (n - q*100) * 2
 		i -= 2
-		buf[i], buf[i+1] = pairs[d], pairs[d+1]
+		buf[i], buf[i+1] = pairs[r], pairs[r+1]
 		n = q
 	}
 	if n >= 10 {
-		i -= 2
-		buf[i], buf[i+1] = pairs[n*2], pairs[n*2+1]
+		buf[i-2], buf[i-1] = pairs[n*2], pairs[n*2+1]
 	} else {
-		i--
-		buf[i] = byte('0' + n)
+		buf[i-1] = byte('0' + n)
 	}
-	return append(b, buf[i:]...)
+	return end
+}
+
+// pow10[i] is 10 to the i (pow10[20] stands in for 10^20, which exceeds
+// uint64: no n reaches it).
+var pow10 = [21]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, math.MaxUint64}
+
+// appendUint is strconv.AppendUint(b, n, 10) without its layers (most
+// values of a record are integers).
+func appendUint(b []byte, n uint64) []byte {
+	b = slices.Grow(b, 20)
+	return b[:putUint(b[:cap(b)], len(b), n)]
 }
 
 // appendString appends s as a JSON string, escaped as jansson does: `"`,

@@ -311,7 +311,8 @@ func randUint(rng *rand.Rand) uint64 {
 // unbound, and the record types of those slots.
 func randLayout(rng *rand.Rand) ([]keys.Bound, []keys.Type) {
 	names := []string{"tcp.sport", "udp.sport", "sctp.sport", "ip.saddr.str", "orig.ip.saddr.str",
-		"raw.label", "oob.time.sec", "oob.time.usec", "oob.prefix", "a", "b", "c"}
+		"raw.label", "oob.time.sec", "oob.time.usec", "oob.prefix", "a", "b", "c",
+		"a.key.name.too.long.for.the.padded.copy"}
 	types := []keys.Type{keys.Uint8, keys.Uint16, keys.Uint32, keys.Uint64, keys.Bool,
 		keys.Int8, keys.Int16, keys.Int32, keys.Int64, keys.String, keys.String, keys.Raw, keys.IPAddr}
 	nslots := 1 + rng.IntN(200)
@@ -452,9 +453,19 @@ func TestAppendUint(t *testing.T) {
 	for range 10000 {
 		vals = append(vals, randUint(rng))
 	}
+	buf := make([]byte, 24)
 	for _, v := range vals {
-		if got, want := appendUint([]byte("x"), v), strconv.AppendUint([]byte("x"), v, 10); !bytes.Equal(got, want) {
-			t.Fatalf("%d: %q, want %q", v, got, want)
+		want := strconv.AppendUint([]byte("x"), v, 10)
+		if got := appendUint([]byte("x"), v); !bytes.Equal(got, want) {
+			t.Fatalf("appendUint %d: %q, want %q", v, got, want)
+		}
+		for i := range buf {
+			buf[i] = '#'
+		}
+		buf[0] = 'x'
+		end := putUint(buf, 1, v)
+		if got := buf[:end]; !bytes.Equal(got, want) || end < len(buf) && buf[end] != '#' {
+			t.Fatalf("putUint %d: %q (then %q), want %q", v, got, buf[end:], want)
 		}
 	}
 }
