@@ -53,6 +53,12 @@ type Conn struct {
 	evbuf     [1]unix.EpollEvent
 	coalesce  time.Duration
 	lastN     int // datagrams the last Receive returned
+	// The coalescing cycle: since cycleAt (the last sleep or wake-up),
+	// Receive read datagrams that held about cycleLoad bytes of receive
+	// buffer. It bounds the next sleep (coalesceDelay).
+	cycleAt   time.Time
+	cycleLoad int
+	rcvbuf    atomic.Int64 // the receive buffer's size (SO_RCVBUF)
 }
 
 // Open creates a netlink socket for protocol proto (unix.NETLINK_NETFILTER,
@@ -111,6 +117,9 @@ func Open(proto int) (*Conn, error) {
 		return nil, err
 	}
 	c := &Conn{f: f, rc: rc, ep: ep, erc: erc, pid: nsa.Pid}
+	if n, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF); err == nil {
+		c.rcvbuf.Store(int64(n))
+	}
 	c.recvFn = c.recv
 	c.armFn = c.arm
 	c.armInFn = c.armIn
@@ -226,6 +235,7 @@ func (c *Conn) SetReadBuffer(bytes int) (effective int, err error) {
 		if err != nil {
 			return os.NewSyscallError("getsockopt SO_RCVBUF", err)
 		}
+		c.rcvbuf.Store(int64(effective))
 		return nil
 	})
 	return effective, err

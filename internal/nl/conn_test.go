@@ -294,6 +294,10 @@ func TestReceiveAllocs(t *testing.T) {
 // reads at once.
 func TestCoalesce(t *testing.T) {
 	ns, c := listenNew(t)
+	// A buffer so large that the delay is never cut short for it.
+	if _, err := c.SetReadBuffer(64 << 20); err != nil {
+		t.Fatal(err)
+	}
 	const delay = 300 * time.Millisecond
 	c.SetCoalesce(delay)
 	b := nl.NewBatch(64, nl.EventDatagramSize)
@@ -339,6 +343,52 @@ func TestCoalesce(t *testing.T) {
 	udpBurst(t, ns, 23000, 2)
 	if n, took := receive(); n != 2 || took >= delay {
 		t.Errorf("Receive after a lone datagram = %d after %v, want 2 at once", n, took)
+	}
+}
+
+// TestCoalesceBoundedByBuffer checks that the coalescing delay never lets a
+// stream overflow the receive buffer: 2000 events at about 25k/s would need
+// 2.6 MB in one second, the delay asked for, and the buffer holds 2 MB
+// (1 MiB asked, doubled by the kernel). Cut to what a quarter of the buffer
+// holds at that rate, the sleeps leave the events room to spare.
+func TestCoalesceBoundedByBuffer(t *testing.T) {
+	ns, c := listenNew(t)
+	c.SetCoalesce(time.Second)
+	b := nl.NewBatch(64, nl.EventDatagramSize)
+	const bursts, per = 40, 50
+	go func() {
+		for i := range bursts {
+			udpBurst(t, ns, 20000+i*per, per)
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	got, overruns := 0, 0
+	start := time.Now()
+read:
+	for got < bursts*per {
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		n, err := c.Receive(b)
+		switch {
+		case errors.Is(err, nl.ErrNoBuffers):
+			overruns++
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			break read // lost events never come
+		case err != nil:
+			t.Fatalf("Receive after %d events: %v", got, err)
+		}
+		got += n
+	}
+	drops, err := c.Drops()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != bursts*per || overruns != 0 || drops != 0 {
+		t.Errorf("received %d of %d events, %d ENOBUFS, %d dropped: the delay overran the buffer",
+			got, bursts*per, overruns, drops)
+	}
+	// The stream took about 100 ms; one full delay alone would be 1 s.
+	if took := time.Since(start); took > 700*time.Millisecond {
+		t.Errorf("took %v: the delay was not cut short", took)
 	}
 }
 
