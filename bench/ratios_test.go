@@ -24,3 +24,21 @@ func TestPrintRatios(t *testing.T) {
 		t.Errorf("ratio row\n got %q\nwant %q\n%s", row, want, b.String())
 	}
 }
+
+// TestRatiosByRound checks that -repeat ratios are taken round by round:
+// the machine slows down in the second round, which the per-subject
+// medians (4.0 against 2.0, 2.00×) would mix up; the rounds say 1.25×.
+func TestRatiosByRound(t *testing.T) {
+	run := func(subj string, cpu float64) result {
+		return result{Scenario: "json", Subject: subj, Offered: "20000/s", Events: 1000, Expected: 1000, Logged: 1000, CPUms: cpu}
+	}
+	goRuns := []result{run(subjGo, 2.5), run(subjGo, 5.0), run(subjGo, 4.0)}
+	floorRuns := []result{run(subjFloor, 2.0), run(subjFloor, 4.0), run(subjFloor, 1.0)}
+	rs := []result{median(goRuns), median(floorRuns)}
+	var b strings.Builder
+	printRatios(&b, rs)
+	out := b.String()
+	if !strings.Contains(out, "1.25× (1.25, 1.25, 4.00)") {
+		t.Errorf("go/floor is not the median of the rounds' ratios:\n%s", out)
+	}
+}

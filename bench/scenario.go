@@ -30,6 +30,9 @@ type result struct {
 	HWMKB    uint64
 	Extra    string // burst time, GC wait, errors
 	Err      string
+	// Rounds holds every run of a -repeat measurement in round order
+	// (median fills it), for ratios taken round by round.
+	Rounds []result
 }
 
 func (r result) lost() int64 { return int64(r.Expected) - int64(r.Logged) }
@@ -256,9 +259,11 @@ func median(rs []result) result {
 	if len(rs) == 1 {
 		return rs[0]
 	}
+	rounds := rs
 	rs = slices.Clone(rs)
 	sort.SliceStable(rs, func(i, j int) bool { return rs[i].msPerK() < rs[j].msPerK() })
 	med := rs[len(rs)/2]
+	med.Rounds = rounds
 	figs := make([]string, len(rs))
 	var worst int64
 	for i, r := range rs {
@@ -489,12 +494,40 @@ func printRatios(w io.Writer, rs []result) {
 			return fmt.Sprintf(f, v)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\n", k.sc, k.offered, g.msPerK(),
-			cell(hasRef, ref.msPerK(), "%.2f"), cell(hasRef && ref.msPerK() > 0, g.msPerK()/ref.msPerK(), "%.2f×"),
-			cell(hasFloor, fl.msPerK(), "%.2f"), cell(hasFloor && fl.msPerK() > 0, g.msPerK()/fl.msPerK(), "%.2f×"),
-			g.lostPct(), lostCell(hasRef, ref),
-			cell(hasRef && ref.msPerLogged() > 0, g.msPerLogged()/ref.msPerLogged(), "%.2f×"))
+			cell(hasRef, ref.msPerK(), "%.2f"), ratioCell(hasRef, g, ref, result.msPerK),
+			cell(hasFloor, fl.msPerK(), "%.2f"), ratioCell(hasFloor, g, fl, result.msPerK),
+			g.lostPct(), lostCell(hasRef, ref), ratioCell(hasRef, g, ref, result.msPerLogged))
 	}
 	tw.Flush()
+}
+
+// ratioCell is the ratio of a's figure to b's. For -repeat measurements it
+// is taken round by round (a run of each subject back to back, on the same
+// machine state) and the median of those is shown, followed by every
+// round's ratio: a VM's speed drifts between rounds more than between two
+// adjacent runs, and this cancels the drift.
+func ratioCell(ok bool, a, b result, fig func(result) float64) string {
+	if !ok || fig(b) <= 0 {
+		return "-"
+	}
+	if len(a.Rounds) < 2 || len(a.Rounds) != len(b.Rounds) {
+		return fmt.Sprintf("%.2f×", fig(a)/fig(b))
+	}
+	var rs []float64
+	for i := range a.Rounds {
+		if d := fig(b.Rounds[i]); d > 0 {
+			rs = append(rs, fig(a.Rounds[i])/d)
+		}
+	}
+	if len(rs) == 0 {
+		return "-"
+	}
+	figs := make([]string, len(rs))
+	for i, r := range rs {
+		figs[i] = fmt.Sprintf("%.2f", r)
+	}
+	slices.Sort(rs)
+	return fmt.Sprintf("%.2f× (%s)", rs[len(rs)/2], strings.Join(figs, ", "))
 }
 
 func lostCell(ok bool, r result) string {
