@@ -139,6 +139,9 @@ func (c *Conn) Receive(b *Batch) (n int, err error) {
 	defer c.rmu.Unlock()
 	b.n, b.foreign = 0, 0
 	if c.coalesce > 0 && c.lastN >= coalesceMin && c.lastN < len(b.hdrs) {
+		if c.idle != nil {
+			c.idle()
+		}
 		now := time.Now()
 		if d := coalesceDelay(c.coalesce, int(c.rcvbuf.Load()), c.cycleLoad, now.Sub(c.cycleAt)); d > 0 {
 			time.Sleep(d)
@@ -163,6 +166,9 @@ func (c *Conn) Receive(b *Batch) (n int, err error) {
 			b.n, c.lastN = n, n
 			return n, nil
 		case unix.EAGAIN:
+			if c.idle != nil {
+				c.idle()
+			}
 			if err := c.wait(); err != nil {
 				return 0, err
 			}
@@ -240,6 +246,19 @@ const coalesceMin = 2
 func (c *Conn) SetCoalesce(d time.Duration) {
 	c.rmu.Lock()
 	c.coalesce = max(d, 0)
+	c.rmu.Unlock()
+}
+
+// SetIdle sets f to be called by Receive whenever it is about to sleep
+// (SetCoalesce) or to wait for the socket: the moment every datagram it
+// returned has been handled and none is known to be queued. A source
+// flushes its sinks there (group commit): one write per burst, however
+// many Receive calls it takes, and nothing left buffered while it waits.
+// f runs in the goroutine that called Receive. nil (the default) calls
+// nothing.
+func (c *Conn) SetIdle(f func()) {
+	c.rmu.Lock()
+	c.idle = f
 	c.rmu.Unlock()
 }
 

@@ -52,7 +52,8 @@ type Conn struct {
 	everr     unix.Errno
 	evbuf     [1]unix.EpollEvent
 	coalesce  time.Duration
-	lastN     int // datagrams the last Receive returned
+	idle      func() // SetIdle
+	lastN     int    // datagrams the last Receive returned
 	// The coalescing cycle: since cycleAt (the last sleep or wake-up),
 	// Receive read datagrams that held about cycleLoad bytes of receive
 	// buffer. It bounds the next sleep (coalesceDelay).

@@ -3,7 +3,6 @@ package nl_test
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"testing"
 	"time"
@@ -28,21 +27,8 @@ func open(t *testing.T, ns *nltest.NS) *nl.Conn {
 	return c
 }
 
-// udpBurst sends one datagram to each of n ports on the namespace's loopback:
-// n new conntrack entries, n NEW events.
-func udpBurst(t *testing.T, ns *nltest.NS, first, n int) {
-	t.Helper()
-	var c *net.UDPConn
-	var err error
-	ns.Do(t, func() { c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	for p := first; p < first+n; p++ {
-		c.WriteToUDP([]byte("x"), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
-	}
-}
+// udpBurst makes n NEW events (nltest.NS.UDPBurst).
+func udpBurst(t *testing.T, ns *nltest.NS, first, n int) { ns.UDPBurst(t, first, n) }
 
 // drain reads until nothing arrives for a short while; it returns the number
 // of datagrams and of ENOBUFS errors.
@@ -422,5 +408,38 @@ func TestForeignDropped(t *testing.T) {
 	}
 	if k, _ := b.Foreign(); k != 1 {
 		t.Errorf("Foreign = %d, want 1", k)
+	}
+}
+
+// TestIdleBeforeWaiting checks that Receive calls the SetIdle function
+// before it waits for the socket and before a coalescing sleep, and never
+// while datagrams are queued.
+func TestIdleBeforeWaiting(t *testing.T) {
+	ns, c := listenNew(t)
+	calls := 0
+	c.SetIdle(func() { calls++ })
+	b := nl.NewBatch(64, nl.EventDatagramSize)
+	udpBurst(t, ns, 20000, 3)
+	if n, err := c.Receive(b); n != 3 || err != nil || calls != 0 {
+		t.Fatalf("Receive with 3 queued = %d, %v; idle called %d times, want 0", n, err, calls)
+	}
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := c.Receive(b); !errors.Is(err, os.ErrDeadlineExceeded) || calls != 1 {
+		t.Fatalf("Receive on an empty socket = %v; idle called %d times, want 1 (before waiting)", err, calls)
+	}
+	c.SetReadDeadline(time.Time{})
+	// Coalescing: after a Receive of 3, the next one is idle before its
+	// sleep, and finds the datagrams sent meanwhile without waiting.
+	c.SetCoalesce(200 * time.Millisecond)
+	udpBurst(t, ns, 21000, 3)
+	if n, err := c.Receive(b); n != 3 || err != nil || calls != 1 {
+		t.Fatalf("Receive with 3 queued = %d, %v; idle called %d times, want still 1", n, err, calls)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		udpBurst(t, ns, 22000, 2)
+	}()
+	if n, err := c.Receive(b); n != 2 || err != nil || calls != 2 {
+		t.Fatalf("coalesced Receive = %d, %v; idle called %d times, want 2 (before the sleep only)", n, err, calls)
 	}
 }

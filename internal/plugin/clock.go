@@ -4,7 +4,7 @@ import "time"
 
 // BatchClock gives sinks the time for records that carry none of their own
 // (flows), read once per receive batch instead of once per record: the
-// records of a batch were received together, microseconds apart. A sink
+// records of a batch were received together, within a millisecond. A sink
 // calls Time while formatting and Reset in its Flush, which the engine calls
 // at the end of every batch (and every second).
 type BatchClock struct {

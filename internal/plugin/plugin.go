@@ -162,7 +162,9 @@ type Reopener interface {
 }
 
 // Flusher is implemented by sinks that buffer output; Flush is called at
-// the end of each receive batch and before Stop.
+// the end of each receive batch (a source's reads up to the moment its
+// socket is empty and it is about to wait or sleep), every second, and
+// before Stop.
 type Flusher interface {
 	Flush() error
 }

@@ -47,6 +47,8 @@ type Recorder struct {
 	more   chan struct{} // signalled on Emit
 	lost   atomic.Uint64
 	flush  atomic.Uint64
+	// flushed is how many records had been emitted at the last Flush.
+	flushed int
 }
 
 // NewRecorder returns a Recorder for a source whose output keys are specs;
@@ -80,8 +82,22 @@ func (e *Recorder) Emit(r *keys.Record) {
 	}
 }
 
-// Flush implements plugin.Emitter: it is counted.
-func (e *Recorder) Flush() { e.flush.Add(1) }
+// Flush implements plugin.Emitter: it is counted, and so are the records
+// emitted before it.
+func (e *Recorder) Flush() {
+	e.mu.Lock()
+	e.flushed = len(e.recs)
+	e.mu.Unlock()
+	e.flush.Add(1)
+}
+
+// FlushedThrough returns how many records had been emitted at the last
+// Flush: what a buffering sink would have written by then.
+func (e *Recorder) FlushedThrough() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.flushed
+}
 
 // Lost implements plugin.Emitter: n is added to LostCount.
 func (e *Recorder) Lost(n uint64) { e.lost.Add(n) }

@@ -13,6 +13,7 @@ package nltest
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -127,6 +128,23 @@ func (ns *NS) EnableConntrack(t testing.TB) {
 		"add chain inet ulogdtest in { type filter hook input priority 0; }; "+
 		"add rule inet ulogdtest out ct state new,established,related accept; "+
 		"add rule inet ulogdtest in ct state new,established,related accept")
+}
+
+// UDPBurst sends one datagram from 127.0.0.1 to each of the n loopback
+// ports from first on, as fast as it can: with EnableConntrack, n new
+// conntrack entries and n NEW events.
+func (ns *NS) UDPBurst(t testing.TB, first, n int) {
+	t.Helper()
+	var c *net.UDPConn
+	var err error
+	ns.Do(t, func() { c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for p := first; p < first+n; p++ {
+		c.WriteToUDP([]byte("x"), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
+	}
 }
 
 // Do runs fn on an OS thread switched into the namespace, and waits for it.

@@ -131,6 +131,25 @@ func TestKernelNewOnly(t *testing.T) {
 	}
 }
 
+// TestKernelFlushWhenIdle checks the group commit: a burst of NEW events,
+// read in several full batches, ends with a Flush after its last record,
+// made before the source waits again (nl's TestIdleBeforeWaiting checks
+// that Receive calls it only then).
+func TestKernelFlushWhenIdle(t *testing.T) {
+	ns := nltest.NewNS(t)
+	ns.EnableConntrack(t)
+	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.EventMask = 1; c.HashEnable = 0 }))
+	h.run()
+	const n = 1000
+	ns.UDPBurst(t, 20000, n)
+	h.wait("every NEW record, flushed", 5*time.Second, func() bool {
+		return len(h.em.Records()) >= n && h.em.FlushedThrough() == len(h.em.Records())
+	})
+	if got := len(h.em.Records()); got != n {
+		t.Errorf("%d records, want %d", got, n)
+	}
+}
+
 // TestKernelForeignSender checks that datagrams another process sends to
 // the event socket are dropped and counted, not logged: captured kernel
 // events replayed from a user-space socket.

@@ -28,6 +28,9 @@ const (
 func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 	rec := e.NewRecord()
 	b := in.rx.batch
+	// Group commit: the sinks write when the socket has been emptied,
+	// before Receive sleeps or waits, not after every batch it returns.
+	c.SetIdle(e.Flush)
 	for {
 		n, err := c.Receive(b)
 		if k, pid := b.Foreign(); k != 0 {
@@ -60,7 +63,6 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 			}
 			in.datagram(rec, e, b.Datagram(i))
 		}
-		e.Flush()
 	}
 }
 

@@ -19,6 +19,9 @@ import (
 func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 	rec := e.NewRecord()
 	b := in.rx.batch
+	// Group commit: the sinks write when the socket has been emptied,
+	// before Receive sleeps or waits, not after every batch it returns.
+	c.SetIdle(e.Flush)
 	if n := in.rx.startLost; n != 0 {
 		in.rx.buf.Count(e, n)
 		in.log.Log(context.Background(), notice.Level, "NFLOG packets logged while the group was being configured were discarded", "lost", n)
@@ -47,7 +50,6 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 		for i := range n {
 			in.datagram(rec, e, b.Datagram(i), b.Truncated(i))
 		}
-		e.Flush()
 	}
 }
 
