@@ -79,7 +79,7 @@ func benchMain(args []string) int {
 	fs.IntVar(&o.pktMax, "pkt-max", 2000000, "packet scenario: at most this many packets")
 	subj := fs.String("subjects", "ulogd2,ulogd-go,floor", "what to measure: ulogd2, ulogd-go, floor")
 	fs.StringVar(&o.refBin, "ulogd2", "/usr/sbin/ulogd", "reference ulogd2 binary")
-	fs.DurationVar(&o.floorSleep, "floor-coalesce", 0, "make the floor read as ulogd-go does: sleep this long (1ms) after a read that emptied the socket of 2 datagrams or more (a diagnostic: the floor the issue describes reads as events arrive)")
+	fs.DurationVar(&o.floorSleep, "floor-coalesce", 0, "make the floor read as ulogd-go does: sleep this long (ulogd-go: up to 4ms) after a read that emptied the socket of 2 datagrams or more (a diagnostic: the floor the issue describes reads as events arrive)")
 	fs.StringVar(&o.goBin, "ulogd-go", "", "ulogd-go binary (default: go build ./cmd/ulogd into the run directory)")
 	fs.StringVar(&o.plugDir, "plugindir", "/usr/lib/x86_64-linux-gnu/ulogd", "ulogd2 plugin directory (plugin= lines)")
 	fs.StringVar(&o.deleteMode, "delete", "ctnetlink", "how flows end in rate runs: ctnetlink (the generator deletes each flow shortly after creating it) or expire (1 s UDP timeout, conntrack GC, bounded by -expire-wait, rest flushed)")
