@@ -228,13 +228,15 @@ func (l *layout) planWalk() {
 	}
 }
 
-// encode appends one record (with its newline) to b.
+// encode appends one record (with its newline) to b. A record of the same
+// shape as the one before (the same valid keys) replays that record's
+// plan; the first of a shape walks the valid keys and leaves its plan.
 //
-// The common field (the only key of its name, an unsigned integer or a
-// plain ASCII string) is written in place: buf is b at its full capacity
-// and pos the end of the record so far, so that a key is one fixed-size
-// copy and an integer is formatted where it goes. Everything else goes
-// through the append functions.
+// Either way the common field (the only key of its name, an unsigned
+// integer or a plain ASCII string) is written in place: buf is b at its
+// full capacity and pos the end of the record so far, so that a key is one
+// fixed-size copy and an integer is formatted where it goes. Everything
+// else goes through the append functions.
 func (s *sink) encode(b []byte, r *keys.Record) []byte {
 	l := &s.lay
 	b, first := s.appendHead(b, r)

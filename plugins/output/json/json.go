@@ -6,7 +6,9 @@
 // The record is append-encoded by hand: no reflection, no map and no
 // allocation per event. The field layout is computed once, in New, from the
 // upstream keys; Interp walks that precomputed slice, taking the record's
-// validity bits a word at a time so that invalid keys cost nothing.
+// validity bits a word at a time so that invalid keys cost nothing, and
+// keeps the fields it wrote as a plan that the following records of the
+// same shape replay.
 //
 // File mode writes through internal/fileout (buffered, group commit, reopen
 // on SIGHUP). Socket modes put each formatted record in a bounded in-memory
