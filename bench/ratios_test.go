@@ -42,3 +42,21 @@ func TestRatiosByRound(t *testing.T) {
 		t.Errorf("go/floor is not the median of the rounds' ratios:\n%s", out)
 	}
 }
+
+// TestRatiosSkipFailedRounds checks that a round in which either subject's
+// run failed is left out of the ratio instead of counting as 0×.
+func TestRatiosSkipFailedRounds(t *testing.T) {
+	run := func(subj string, cpu float64, err string) result {
+		return result{Scenario: "json", Subject: subj, Offered: "20000/s", Events: 1000, Expected: 1000, Logged: 1000, CPUms: cpu, Err: err}
+	}
+	// The reference's or the floor's failed run: a failed ulogd-go run
+	// leaves the whole row out of the table.
+	failed := run(subjFloor, 0.5, "subject exited during the run")
+	goRuns := []result{run(subjGo, 3.0, ""), run(subjGo, 2.0, ""), run(subjGo, 2.4, "")}
+	floorRuns := []result{run(subjFloor, 2.0, ""), failed, run(subjFloor, 2.0, "")}
+	var b strings.Builder
+	printRatios(&b, []result{median(goRuns), median(floorRuns)})
+	if out := b.String(); !strings.Contains(out, "1.50× (1.50, 1.20)") {
+		t.Errorf("go/floor should use the two good rounds only:\n%s", out)
+	}
+}

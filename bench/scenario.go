@@ -514,9 +514,11 @@ func ratioCell(ok bool, a, b result, fig func(result) float64) string {
 		return fmt.Sprintf("%.2f×", fig(a)/fig(b))
 	}
 	var rs []float64
-	for i := range a.Rounds {
-		if d := fig(b.Rounds[i]); d > 0 {
-			rs = append(rs, fig(a.Rounds[i])/d)
+	for i, ra := range a.Rounds {
+		// A failed run on either side leaves its round out.
+		rb := b.Rounds[i]
+		if n, d := fig(ra), fig(rb); n > 0 && d > 0 && ra.Err == "" && rb.Err == "" {
+			rs = append(rs, n/d)
 		}
 	}
 	if len(rs) == 0 {
