@@ -138,15 +138,22 @@ func (c *Conn) Receive(b *Batch) (n int, err error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	b.n, b.foreign = 0, 0
+	if c.cycleAt.IsZero() {
+		// The first cycle starts with the first Receive: what is queued
+		// by then counts as having arrived since, a rate on the high
+		// side, so that the first sleep is short rather than long.
+		c.cycleAt = time.Now()
+	}
 	if c.coalesce > 0 && c.lastN >= coalesceMin && c.lastN < len(b.hdrs) {
 		if c.idle != nil {
 			c.idle()
 		}
 		now := time.Now()
-		if d := coalesceDelay(c.coalesce, int(c.rcvbuf.Load()), c.cycleLoad, now.Sub(c.cycleAt)); d > 0 {
+		d := coalesceDelay(c.coalesce, c.lastSleep, int(c.rcvbuf.Load()), c.cycleLoad, now.Sub(c.cycleAt))
+		if d > 0 {
 			time.Sleep(d)
 		}
-		c.cycleAt, c.cycleLoad = now, 0
+		c.cycleAt, c.cycleLoad, c.lastSleep = now, 0, d
 	}
 	c.lastN = 0
 	c.rb = b
@@ -172,7 +179,7 @@ func (c *Conn) Receive(b *Batch) (n int, err error) {
 			if err := c.wait(); err != nil {
 				return 0, err
 			}
-			c.cycleAt, c.cycleLoad = time.Now(), 0
+			c.cycleAt, c.cycleLoad, c.lastSleep = time.Now(), 0, 0
 			continue
 		case unix.ENOBUFS:
 			return 0, ErrNoBuffers
@@ -195,21 +202,32 @@ func (c *Conn) Receive(b *Batch) (n int, err error) {
 // stream: 1 ms cost about 10 % more CPU per event than 4 ms at 40k events/s.
 const EventCoalesce = 4 * time.Millisecond
 
-// coalesceDelay is how long Receive lets events accumulate: max, unless the
-// rate of the last cycle (load bytes of receive buffer in span) would fill
-// more than a quarter of the receive buffer (rcvbuf) in that time. A delay
-// too short to be worth a sleep is 0.
-func coalesceDelay(max time.Duration, rcvbuf, load int, span time.Duration) time.Duration {
-	if load <= 0 || span <= 0 {
-		return max
+// coalesceDelay is how long Receive lets events accumulate: max, unless
+//
+//   - the rate of the last cycle (load bytes of receive buffer in span)
+//     would fill more than a quarter of the receive buffer (rcvbuf) in
+//     that time;
+//   - it is more than twice the last sleep (last, 0 after a wait) and
+//     minCoalesce: a sleep grows with the stream, so that a lull of one
+//     cycle, which makes the rate look low, is not followed by a long
+//     sleep that the next burst would overflow.
+//
+// A delay too short to be worth a sleep is 0.
+func coalesceDelay(max, last time.Duration, rcvbuf, load int, span time.Duration) time.Duration {
+	limit := min(max, 2*last+minCoalesce)
+	switch {
+	case load <= 0:
+		return limit // nothing was queued
+	case span <= 0:
+		return 0 // no rate to go by
 	}
 	// span × (rcvbuf/4) / load, in float64: no overflow (span may be
-	// huge: since the zero time), and rounding does not matter here. It
-	// is compared before the conversion, which would not saturate.
+	// huge), and rounding does not matter here. It is compared before
+	// the conversion, which would not saturate.
 	d := float64(span) * float64(rcvbuf) / 4 / float64(load)
 	switch {
-	case d >= float64(max):
-		return max
+	case d >= float64(limit):
+		return limit
 	case d < float64(minCoalesce):
 		return 0
 	}
@@ -220,13 +238,14 @@ func coalesceDelay(max time.Duration, rcvbuf, load int, span time.Duration) time
 const minCoalesce = 100 * time.Microsecond
 
 // load estimates the receive buffer the first n datagrams of the last read
-// held: the kernel charges each its buffer's true size (the payload rounded
-// up to a slab size, plus the socket buffer's bookkeeping), about 1.3 KB for
-// a 300-byte conntrack event.
+// held: the kernel charges each its buffer's true size (the buffer it
+// allocated, rounded up to a slab size, plus the socket buffer's
+// bookkeeping). A 160-byte conntrack event is charged 1280 bytes; the
+// estimate errs on the high side.
 func (b *Batch) load(n int) int {
 	sum := 0
 	for i := range n {
-		sum += 2*int(b.hdrs[i].Len) + 640
+		sum += 2*int(b.hdrs[i].Len) + 1024
 	}
 	return sum
 }

@@ -59,7 +59,8 @@ type Conn struct {
 	// buffer. It bounds the next sleep (coalesceDelay).
 	cycleAt   time.Time
 	cycleLoad int
-	rcvbuf    atomic.Int64 // the receive buffer's size (SO_RCVBUF)
+	lastSleep time.Duration // the last coalescing sleep, 0 after a wait
+	rcvbuf    atomic.Int64  // the receive buffer's size (SO_RCVBUF)
 }
 
 // Open creates a netlink socket for protocol proto (unix.NETLINK_NETFILTER,
