@@ -118,12 +118,19 @@ type layout struct {
 	words []slotWord
 	list  []int32 // validOccs' result, reused
 
-	plan plan
+	// The plans of the last shapes seen, the oldest replaced first.
+	plans    [numPlans]plan
+	nextPlan int
 }
 
-// plan is the field list of the last record's shape (which keys were
-// valid), for the records that follow in the same shape: a source emits
-// the same keys event after event, so most records skip the walk over the
+// numPlans is how many record shapes keep a plan: a flow source in
+// hash_enable=0 mode alternates NEW and DESTROY records, which differ in
+// their keys (flow.end), and packets differ by protocol.
+const numPlans = 4
+
+// plan is the field list of one record shape (which keys were valid), for
+// the records that follow in the same shape: a source emits the same few
+// shapes event after event, so most records skip the walk over the
 // validity bits and the per-field checks.
 type plan struct {
 	ok    bool     // ops hold the fields of the shape in masks
@@ -213,7 +220,6 @@ func buildLayout(up []keys.Bound, cfg *Config) layout {
 // later in the stack), which cost a few more slotWords.
 func (l *layout) planWalk() {
 	l.list = make([]int32, 0, len(l.occs))
-	l.plan.ops = make([]op, 0, len(l.occs))
 	for _, o := range l.occs {
 		if o.slot < 0 {
 			return // never valid, but no bit either: check each key
@@ -226,11 +232,15 @@ func (l *layout) planWalk() {
 		}
 		l.words[len(l.words)-1].mask |= 1 << (uint(o.slot) & 63)
 	}
+	for i := range l.plans {
+		l.plans[i].masks = make([]uint64, 0, len(l.words))
+		l.plans[i].ops = make([]op, 0, len(l.occs))
+	}
 }
 
-// encode appends one record (with its newline) to b. A record of the same
-// shape as the one before (the same valid keys) replays that record's
-// plan; the first of a shape walks the valid keys and leaves its plan.
+// encode appends one record (with its newline) to b. A record of a shape
+// seen lately (the same valid keys) replays that shape's plan; another one
+// walks the valid keys and leaves a plan in place of the oldest.
 //
 // Either way the common field (the only key of its name, an unsigned
 // integer or a plain ASCII string) is written in place: buf is b at its
@@ -240,12 +250,18 @@ func (l *layout) planWalk() {
 func (s *sink) encode(b []byte, r *keys.Record) []byte {
 	l := &s.lay
 	b, first := s.appendHead(b, r)
-	if !first && l.plan.matches(l.words, r.ValidWords()) {
-		return l.plan.encode(b, r)
+	if !first {
+		valid := r.ValidWords()
+		for i := range l.plans {
+			if p := &l.plans[i]; p.matches(l.words, valid) {
+				return p.encode(b, r)
+			}
+		}
 	}
 	b = l.encodeWalk(b, r, first)
 	if !first && l.words != nil {
-		l.plan.build(l, r)
+		l.plans[l.nextPlan].build(l, r)
+		l.nextPlan = (l.nextPlan + 1) % numPlans
 	}
 	return b
 }
