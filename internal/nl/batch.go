@@ -138,12 +138,6 @@ func (c *Conn) Receive(b *Batch) (n int, err error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	b.n, b.foreign = 0, 0
-	if c.cycleAt.IsZero() {
-		// The first cycle starts with the first Receive: what is queued
-		// by then counts as having arrived since, a rate on the high
-		// side, so that the first sleep is short rather than long.
-		c.cycleAt = time.Now()
-	}
 	if c.coalesce > 0 && c.lastN >= coalesceMin && c.lastN < len(b.hdrs) {
 		if c.idle != nil {
 			c.idle()
@@ -221,8 +215,9 @@ func coalesceDelay(max, last time.Duration, rcvbuf, load int, span time.Duration
 	case span <= 0:
 		return 0 // no rate to go by
 	}
-	// span × (rcvbuf/4) / load, in float64: no overflow (span may be
-	// huge), and rounding does not matter here. It is compared before
+	// span × (rcvbuf/4) / load, in float64: no overflow (span is huge
+	// before the first cycle, from the zero time; the ramp bounds that
+	// first sleep), and rounding does not matter here. It is compared before
 	// the conversion, which would not saturate.
 	d := float64(span) * float64(rcvbuf) / 4 / float64(load)
 	switch {

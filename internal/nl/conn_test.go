@@ -302,11 +302,9 @@ func TestCoalesce(t *testing.T) {
 	if n, _ := receive(); n != 3 {
 		t.Fatalf("first Receive = %d datagrams, want the 3 queued", n)
 	}
-	// The first cycle began with that Receive: 3 events in 10 ms or more
-	// are far from filling a quarter of the buffer in the delay, which is
-	// therefore not cut short. Nor by the ramp: the sleeps are taken as
-	// grown to the full delay already.
-	time.Sleep(10 * time.Millisecond)
+	// 3 events are far from filling a quarter of the buffer in the delay,
+	// which is therefore not cut short. Nor by the ramp: the sleeps are
+	// taken as grown to the full delay already.
 	nl.SetLastSleep(c, delay)
 	// Events that arrive one by one during the delay are read together.
 	sent := make(chan struct{})
