@@ -5,8 +5,9 @@
 // Lines are appended to a user-space buffer and written with one write(2)
 // per flush. With sync=1 every Flush writes (a source flushes when it has
 // emptied its socket, before it waits or sleeps: group commit, nothing
-// stays buffered once the source is idle). With sync=0 a Flush writes only when the buffer is large
-// or a second has passed, and the engine's 1-second tick bounds the delay.
+// stays buffered once the source is idle). With sync=0 a Flush writes only
+// when the buffer is large or a second has passed, and the engine's
+// 1-second tick bounds the delay.
 // The buffer only ever holds whole records (lines, or pcap records), so two
 // writers appending to one file (O_APPEND) never interleave inside one, and
 // when the file cannot be written the newest records are dropped whole.
