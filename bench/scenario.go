@@ -487,15 +487,15 @@ func printRatios(w io.Writer, rs []result) {
 		}
 		ref, hasRef := m[subjRef]
 		fl, hasFloor := m[subjFloor]
-		cell := func(ok bool, v float64, f string) string {
-			if !ok || v == 0 {
+		ms := func(ok bool, r result) string {
+			if !ok || r.msPerK() == 0 {
 				return "-"
 			}
-			return fmt.Sprintf(f, v)
+			return fmt.Sprintf("%.2f", r.msPerK())
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\n", k.sc, k.offered, g.msPerK(),
-			cell(hasRef, ref.msPerK(), "%.2f"), ratioCell(hasRef, g, ref, result.msPerK),
-			cell(hasFloor, fl.msPerK(), "%.2f"), ratioCell(hasFloor, g, fl, result.msPerK),
+			ms(hasRef, ref), ratioCell(hasRef, g, ref, result.msPerK),
+			ms(hasFloor, fl), ratioCell(hasFloor, g, fl, result.msPerK),
 			g.lostPct(), lostCell(hasRef, ref), ratioCell(hasRef, g, ref, result.msPerLogged))
 	}
 	tw.Flush()
