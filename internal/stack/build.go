@@ -17,7 +17,6 @@ import (
 	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
-
 	"github.com/ulogd-go/ulogd/internal/textdist"
 )
 
