@@ -16,6 +16,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/daemon"
 	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/logging"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/stack"
 	_ "github.com/ulogd-go/ulogd/plugins/all"
@@ -138,7 +139,7 @@ func serve(o *options, args []string, stdout, stderr io.Writer) int {
 		dlog.SetLevel(o.loglevel)
 	}
 	fatal := func(msg string, args ...any) int {
-		log.Log(context.Background(), daemon.LevelFatal, msg, args...)
+		log.Log(context.Background(), logging.LevelFatal, msg, args...)
 		if dest := dlog.Dest(); dest != "" && dest != "stdout" && !o.verbose {
 			fmt.Fprintf(stderr, "Fatal error, check logfile \"%s\" or use '-v' flag.\n", dest)
 		} else {
@@ -245,11 +246,11 @@ func serve(o *options, args []string, stdout, stderr io.Writer) int {
 		select {
 		case sig := <-sigs.C:
 			if daemon.IsTerminal(sig) {
-				log.Log(ctx, daemon.LevelNotice, "Terminal signal received, exiting")
+				log.Log(ctx, logging.LevelNotice, "Terminal signal received, exiting")
 				done = true
 				break
 			}
-			log.Log(ctx, daemon.LevelNotice, "signal received, calling pluginstances", "signal", sig.String())
+			log.Log(ctx, logging.LevelNotice, "signal received, calling pluginstances", "signal", sig.String())
 			if sig == syscall.SIGHUP {
 				if err := dlog.Reopen(); err != nil {
 					fmt.Fprintf(stderr, "ERROR: can't reopen logfile: %v\n", err)
@@ -267,7 +268,7 @@ func serve(o *options, args []string, stdout, stderr io.Writer) int {
 			}
 		case err := <-runErr:
 			if err != nil {
-				log.Log(ctx, daemon.LevelFatal, err.Error())
+				log.Log(ctx, logging.LevelFatal, err.Error())
 				exit = 1
 			}
 			runErr = nil
@@ -290,7 +291,7 @@ func serve(o *options, args []string, stdout, stderr io.Writer) int {
 // SIGUSR1 and at exit).
 func logCounters(log *slog.Logger, g *stack.Graph) {
 	for _, in := range g.Instances() {
-		log.Log(context.Background(), daemon.LevelNotice, "counters", counterAttrs(in)...)
+		log.Log(context.Background(), logging.LevelNotice, "counters", counterAttrs(in)...)
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"log/slog"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
-	"github.com/ulogd-go/ulogd/internal/notice"
+	"github.com/ulogd-go/ulogd/internal/logging"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -84,7 +84,7 @@ func (c *Check) OK(r *keys.Record) bool {
 func (c *Check) notice(msg string) {
 	if !c.noted {
 		c.noted = true
-		c.Log.Log(context.Background(), notice.Level, msg)
+		c.Log.Log(context.Background(), logging.LevelNotice, msg)
 	}
 }
 

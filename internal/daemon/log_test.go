@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ulogd-go/ulogd/internal/logging"
 )
 
 // syncBuffer is a bytes.Buffer safe for the concurrent tests.
@@ -56,38 +58,6 @@ func line() int {
 	return n
 }
 
-func TestLevelMapping(t *testing.T) {
-	for _, tc := range []struct {
-		l slog.Level
-		u int
-	}{
-		{slog.LevelDebug, 1}, {slog.LevelDebug + 3, 1}, {slog.LevelInfo, 3}, {LevelNotice, 5},
-		{slog.LevelWarn, 5}, {slog.LevelError, 7}, {LevelFatal, 8}, {LevelFatal + 4, 8},
-	} {
-		if got := ULevel(tc.l); got != tc.u {
-			t.Errorf("ULevel(%v) = %d, want %d", tc.l, got, tc.u)
-		}
-	}
-	for _, tc := range []struct {
-		u int
-		l slog.Level
-	}{
-		{0, slog.LevelDebug}, {1, slog.LevelDebug}, {2, slog.LevelInfo}, {3, slog.LevelInfo},
-		{4, LevelNotice}, {5, LevelNotice}, {6, slog.LevelError}, {7, slog.LevelError},
-		{8, LevelFatal}, {9, LevelFatal + 1},
-	} {
-		if got := SlogLevel(tc.u); got != tc.l {
-			t.Errorf("SlogLevel(%d) = %v, want %v", tc.u, got, tc.l)
-		}
-	}
-	// Round trip on the defined levels.
-	for _, u := range []int{1, 3, 5, 7, 8} {
-		if got := ULevel(SlogLevel(u)); got != u {
-			t.Errorf("ULevel(SlogLevel(%d)) = %d", u, got)
-		}
-	}
-}
-
 func TestLogFormat(t *testing.T) {
 	l, stderr, _ := testLog(t)
 	l.SetLevel(1)
@@ -95,12 +65,12 @@ func TestLogFormat(t *testing.T) {
 	ctx := context.Background()
 
 	n := line() + 1
-	lg.Log(ctx, LevelNotice, "registering plugin `NFLOG'")
+	lg.Log(ctx, logging.LevelNotice, "registering plugin `NFLOG'")
 	lg.Debug("dbg")
 	lg.Info("info with attrs", "a", 1, "b", "x y", "e", "", "q", `say "hi"`, "d", 1500*time.Millisecond)
 	lg.Warn("warn")
 	lg.Error("err", "err", errors.New("boom"))
-	lg.Log(ctx, LevelFatal, "fatal\n") // a ported message with its own newline
+	lg.Log(ctx, logging.LevelFatal, "fatal\n") // a ported message with its own newline
 	lg.With("inst", "log1").WithGroup("g").With("k", "v").Info("grouped", slog.Group("sub", "x", 1), "y", 2)
 	lg.WithGroup("empty").Info("no attrs")
 
@@ -123,7 +93,7 @@ func TestLogFormat(t *testing.T) {
 func TestLogCtimeTwoDigitDay(t *testing.T) {
 	l, stderr, _ := testLog(t)
 	l.now = func() time.Time { return time.Date(2026, time.November, 25, 18, 11, 46, 0, time.Local) }
-	l.Logger().Log(context.Background(), LevelNotice, "x")
+	l.Logger().Log(context.Background(), logging.LevelNotice, "x")
 	if got := stderr.String(); !strings.HasPrefix(got, "Wed Nov 25 18:11:46 2026 <5> log_test.go:") {
 		t.Errorf("got %q", got)
 	}
@@ -133,7 +103,7 @@ func TestLogRecordTimeWithoutClock(t *testing.T) {
 	l, stderr, _ := testLog(t)
 	l.now = nil
 	before := time.Now().Truncate(time.Second)
-	l.Logger().Log(context.Background(), LevelNotice, "x")
+	l.Logger().Log(context.Background(), logging.LevelNotice, "x")
 	got, err := time.ParseInLocation(ctimeLayout, stderr.String()[:len(ctimeLayout)], time.Local)
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +114,7 @@ func TestLogRecordTimeWithoutClock(t *testing.T) {
 }
 
 func TestLogLevelFiltering(t *testing.T) {
-	levels := []slog.Level{slog.LevelDebug, slog.LevelInfo, LevelNotice, slog.LevelWarn, slog.LevelError, LevelFatal}
+	levels := []slog.Level{slog.LevelDebug, slog.LevelInfo, logging.LevelNotice, slog.LevelWarn, slog.LevelError, logging.LevelFatal}
 	for _, tc := range []struct {
 		u    int
 		want string // ulogd numbers of the lines emitted
@@ -181,7 +151,7 @@ func TestLogLevelFiltering(t *testing.T) {
 func TestLogDefaultLevelNotice(t *testing.T) {
 	l, stderr, _ := testLog(t)
 	l.Logger().Info("hidden")
-	l.Logger().Log(context.Background(), LevelNotice, "shown")
+	l.Logger().Log(context.Background(), logging.LevelNotice, "shown")
 	if got := stderr.String(); strings.Contains(got, "hidden") || !strings.Contains(got, "shown") {
 		t.Errorf("got %q", got)
 	}
@@ -419,8 +389,8 @@ func TestLogSyslog(t *testing.T) {
 		lv  slog.Level
 		pri int
 	}{
-		{slog.LevelDebug, 31}, {slog.LevelInfo, 30}, {LevelNotice, 29}, {slog.LevelWarn, 29},
-		{slog.LevelError, 27}, {LevelFatal, 26},
+		{slog.LevelDebug, 31}, {slog.LevelInfo, 30}, {logging.LevelNotice, 29}, {slog.LevelWarn, 29},
+		{slog.LevelError, 27}, {logging.LevelFatal, 26},
 	} {
 		lg.Log(context.Background(), tc.lv, "loading all plugins", "k", "v w")
 		want := fmt.Sprintf("<%d>%sloading all plugins k=\"v w\"", tc.pri, prefix)
@@ -483,7 +453,7 @@ func TestLogSyslogStream(t *testing.T) {
 		got <- string(b)
 	}()
 	l.Open("syslog")
-	l.Logger().Log(context.Background(), LevelNotice, "hello")
+	l.Logger().Log(context.Background(), logging.LevelNotice, "hello")
 	want := fmt.Sprintf("<29>Nov  5 08:01:02 ulogd[%d]: hello\x00", os.Getpid())
 	select {
 	case g := <-got:

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ulogd-go/ulogd/internal/logging"
 )
 
 // pidFileFdEnv names the environment variable through which Daemonize hands
@@ -127,7 +129,7 @@ func checkPidFile(abs string, log *slog.Logger) (stale bool, pid int, err error)
 			return false, pid, fmt.Errorf("cannot lock pidfile %s: %w", abs, lerr)
 		}
 	}
-	log.Log(context.Background(), LevelNotice, fmt.Sprintf("removing stale pidfile for pid %d", pid))
+	log.Log(context.Background(), logging.LevelNotice, fmt.Sprintf("removing stale pidfile for pid %d", pid))
 	if err := os.Remove(abs); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, pid, fmt.Errorf("cannot remove stale pidfile %s: %w", abs, unwrapPath(err))
 	}

@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
-)
 
-// levelNotice is ulogd's NOTICE level in the daemon's slog levels.
-const levelNotice = slog.Level(2)
+	"github.com/ulogd-go/ulogd/internal/logging"
+)
 
 // Texts are the messages of one file sink plugin, kept as ulogd2 words
 // them.
@@ -93,7 +92,7 @@ func (s *Sink) Flush() error {
 // keeps the old file. It does nothing more when the file is not open.
 func (s *Sink) Reopen() error {
 	if s.log != nil {
-		s.log.Log(context.Background(), levelNotice, s.texts.Notice)
+		s.log.Log(context.Background(), logging.LevelNotice, s.texts.Notice)
 	}
 	if s.W == nil {
 		return nil

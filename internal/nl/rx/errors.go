@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/ulogd-go/ulogd/internal/notice"
+	"github.com/ulogd-go/ulogd/internal/logging"
 )
 
 // Errors counts a receive loop's errors other than overruns: messages it
@@ -13,7 +13,7 @@ import (
 type Errors struct {
 	Decode, Other                      uint64
 	Foreign                            uint64 // datagrams not sent by the kernel
-	decodeNote, otherNote, foreignNote notice.Limiter
+	decodeNote, otherNote, foreignNote logging.Limiter
 }
 
 // CountForeign counts n datagrams that another process sent to the socket

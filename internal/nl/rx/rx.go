@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ulogd-go/ulogd/internal/notice"
+	"github.com/ulogd-go/ulogd/internal/logging"
 )
 
 // DefaultSize is the receive buffer requested when
@@ -62,7 +62,7 @@ type Buffer struct {
 	Overruns uint64
 	// Note rate-limits the notices about losses; the caller may use it
 	// for its own.
-	Note notice.Limiter
+	Note logging.Limiter
 
 	size       int // last requested size
 	maxNoticed bool
@@ -94,7 +94,7 @@ func (b *Buffer) Set(ctx context.Context, c Socket, size int) {
 		b.Log.Warn(b.Name+" cannot set the netlink socket buffer size", "requested", want, "err", err)
 		return
 	}
-	b.Log.Log(ctx, notice.Level, fmt.Sprintf("%s netlink buffer size has been set to %d", b.Name, eff), "requested", want)
+	b.Log.Log(ctx, logging.LevelNotice, fmt.Sprintf("%s netlink buffer size has been set to %d", b.Name, eff), "requested", want)
 }
 
 // Baseline reads the socket's drop counter as the starting point of the
@@ -181,19 +181,19 @@ func (b *Buffer) Overrun(c Socket, e LostCounter) {
 				b.Log.Warn(b.Name+" cannot grow the netlink socket buffer", "requested", next, "err", err,
 					"lost", b.Lost.Load(), "overruns", b.Overruns)
 			default:
-				b.Log.Log(ctx, notice.Level, fmt.Sprintf("We are losing events, increasing buffer size to %d", eff),
+				b.Log.Log(ctx, logging.LevelNotice, fmt.Sprintf("We are losing events, increasing buffer size to %d", eff),
 					"lost", b.Lost.Load(), "overruns", b.Overruns)
 			}
 		} else if !b.maxNoticed {
 			b.maxNoticed = true
 			b.Note.Logged(now)
-			b.Log.Log(ctx, notice.Level, fmt.Sprintf("Maximum buffer size (%d) in %s has been reached. Please, consider rising `netlink_socket_buffer_size` and `netlink_socket_buffer_maxsize` clauses.", b.size, b.Name),
+			b.Log.Log(ctx, logging.LevelNotice, fmt.Sprintf("Maximum buffer size (%d) in %s has been reached. Please, consider rising `netlink_socket_buffer_size` and `netlink_socket_buffer_maxsize` clauses.", b.size, b.Name),
 				"lost", b.Lost.Load(), "overruns", b.Overruns)
 		} else if b.Note.Allow(now) {
-			b.Log.Log(ctx, notice.Level, "We are losing events", "lost", b.Lost.Load(), "overruns", b.Overruns)
+			b.Log.Log(ctx, logging.LevelNotice, "We are losing events", "lost", b.Lost.Load(), "overruns", b.Overruns)
 		}
 	} else if b.Note.Allow(now) {
-		b.Log.Log(ctx, notice.Level, "We are losing events. Please, consider using the clauses `netlink_socket_buffer_size' and `netlink_socket_buffer_maxsize'",
+		b.Log.Log(ctx, logging.LevelNotice, "We are losing events. Please, consider using the clauses `netlink_socket_buffer_size' and `netlink_socket_buffer_maxsize'",
 			"lost", b.Lost.Load(), "overruns", b.Overruns)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ulogd-go/ulogd/internal/notice"
+	"github.com/ulogd-go/ulogd/internal/logging"
 )
 
 // fakeSocket doubles what is set, as the kernel does, and reports a drop
@@ -88,7 +88,7 @@ func TestOverrunGrowsToMax(t *testing.T) {
 	for range 4 {
 		s.drops += 3
 		b.Overrun(s, &lost)
-		b.Note = notice.Limiter{} // let every notice through
+		b.Note = logging.Limiter{} // let every notice through
 	}
 	if want := []int{4096, 8192, 16384}; !slices.Equal(s.set, want) {
 		t.Errorf("sizes set %v, want %v", s.set, want)
@@ -124,7 +124,7 @@ func TestOverrunRateLimited(t *testing.T) {
 	}
 	log := out.String()
 	if n := strings.Count(log, "We are losing events. Please, consider using the clauses `netlink_socket_buffer_size' and `netlink_socket_buffer_maxsize'"); n != 1 {
-		t.Errorf("notice %d times within %v, want once:\n%s", n, notice.Every, log)
+		t.Errorf("notice %d times within %v, want once:\n%s", n, logging.LimitEvery, log)
 	}
 	if len(s.set) != 0 {
 		t.Errorf("buffer set without a maximum: %v", s.set)

@@ -5,9 +5,9 @@ import (
 	"time"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/logging"
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
-	"github.com/ulogd-go/ulogd/internal/notice"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -22,7 +22,7 @@ type maintainer struct {
 	rec   *keys.Record
 	refs  []flowRef
 	probe ctnl.Event
-	note  notice.Limiter
+	note  logging.Limiter
 }
 
 // maintain runs the timers and the SIGUSR2 requests until the instance

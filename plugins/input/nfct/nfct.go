@@ -21,10 +21,10 @@ import (
 	"time"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/logging"
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
 	"github.com/ulogd-go/ulogd/internal/nl/rx"
-	"github.com/ulogd-go/ulogd/internal/notice"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -104,7 +104,7 @@ type rxState struct {
 
 	errs       rx.Errors // undecodable messages, failed reads
 	updates    uint64
-	updateNote notice.Limiter
+	updateNote logging.Limiter
 }
 
 func newInstance(env *plugin.Env) (plugin.Instance, error) {
@@ -151,12 +151,12 @@ func (in *instance) Start(ctx context.Context) error {
 	in.started = true
 	in.mu.Unlock()
 	if in.polling {
-		in.log.Log(ctx, notice.Level, "NFCT working in polling mode")
+		in.log.Log(ctx, logging.LevelNotice, "NFCT working in polling mode")
 		if !in.flt.empty() {
-			in.log.Log(ctx, notice.Level, "NFCT accept_* filters are not applied in polling mode")
+			in.log.Log(ctx, logging.LevelNotice, "NFCT accept_* filters are not applied in polling mode")
 		}
 	} else {
-		in.log.Log(ctx, notice.Level, "NFCT plugin working in event mode")
+		in.log.Log(ctx, logging.LevelNotice, "NFCT plugin working in event mode")
 		if err := in.openEvents(ctx); err != nil {
 			in.closeAll()
 			return err
@@ -207,11 +207,11 @@ func (in *instance) openEvents(ctx context.Context) error {
 		if err := c.SetReliable(true); err != nil {
 			return fail(fmt.Errorf("NFCT: reliable=1: %w", err))
 		}
-		in.log.Log(ctx, notice.Level, "NFCT reliable logging has been enabled.")
+		in.log.Log(ctx, logging.LevelNotice, "NFCT reliable logging has been enabled.")
 	}
 	if !in.flt.empty() {
 		for i, p := range in.flt.protos {
-			in.log.Log(ctx, notice.Level, fmt.Sprintf("adding proto to filter: %q (%d)", in.flt.protoNames[i], p))
+			in.log.Log(ctx, logging.LevelNotice, fmt.Sprintf("adding proto to filter: %q (%d)", in.flt.protoNames[i], p))
 		}
 		prog, err := ctnl.Filter{Src: in.flt.src, Dst: in.flt.dst, Protos: in.flt.protos}.Program()
 		if err != nil {
@@ -257,7 +257,7 @@ func (in *instance) checkSysctls(ctx context.Context) {
 	// rule there uses conntrack; an empty table at start is the usual sign
 	// that nothing will ever be reported.
 	if b, err := os.ReadFile(procConntrack + "nf_conntrack_count"); err == nil && strings.TrimSpace(string(b)) == "0" {
-		in.log.Log(ctx, notice.Level, "NFCT: the conntrack table is empty: the kernel tracks connections only in a network namespace where a firewall rule uses conntrack (nft ct, NAT, iptables -m conntrack/state); without one no event will come")
+		in.log.Log(ctx, logging.LevelNotice, "NFCT: the conntrack table is empty: the kernel tracks connections only in a network namespace where a firewall rule uses conntrack (nft ct, NAT, iptables -m conntrack/state); without one no event will come")
 	}
 }
 

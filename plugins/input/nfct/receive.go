@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/logging"
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
-	"github.com/ulogd-go/ulogd/internal/notice"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -50,7 +50,7 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 		t := time.Now()
 		in.rx.now = timeToTimeval(t) // one clock read for the whole batch
 		if n, _ := in.rx.buf.PollDrops(c, e, t, false); n != 0 && in.rx.buf.Note.Allow(t) {
-			in.log.Log(context.Background(), notice.Level, "NFCT socket dropped events",
+			in.log.Log(context.Background(), logging.LevelNotice, "NFCT socket dropped events",
 				"lost", in.rx.buf.Lost.Load(), "reliable", in.cfg.Reliable != 0)
 		}
 		for i := 0; i < n; i++ {
@@ -147,14 +147,14 @@ func (in *instance) event(rec *keys.Record, e plugin.Emitter, ev *ctnl.Event, ra
 	default:
 		in.rx.updates++
 		if in.rx.updateNote.Allow(time.Now()) {
-			in.log.Log(context.Background(), notice.Level, "unsupported message type",
+			in.log.Log(context.Background(), logging.LevelNotice, "unsupported message type",
 				"detail", "UPDATE events are not logged with hash_enable=0", "count", in.rx.updates)
 		}
 	}
 }
 
 func (in *instance) tableFull() {
-	in.log.Log(context.Background(), notice.Level, fmt.Sprintf("NFCT flow table is full (hash_max_entries=%d): new flows are not tracked until entries are freed; their DESTROY records carry the kernel's start time only", in.cfg.HashMaxEntries))
+	in.log.Log(context.Background(), logging.LevelNotice, fmt.Sprintf("NFCT flow table is full (hash_max_entries=%d): new flows are not tracked until entries are freed; their DESTROY records carry the kernel's start time only", in.cfg.HashMaxEntries))
 }
 
 // decodeError counts a message that cannot be decoded (or the cut one of a

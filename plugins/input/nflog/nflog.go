@@ -23,10 +23,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/logging"
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
 	"github.com/ulogd-go/ulogd/internal/nl/rx"
-	"github.com/ulogd-go/ulogd/internal/notice"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -110,10 +110,10 @@ type rxState struct {
 
 	lastSeq uint32
 	haveSeq bool
-	gapNote notice.Limiter
+	gapNote logging.Limiter
 
 	truncated uint64
-	truncNote notice.Limiter
+	truncNote logging.Limiter
 	errs      rx.Errors // undecodable messages, failed reads
 	unknown   uint64
 }
@@ -167,7 +167,7 @@ func (in *instance) configure(ctx context.Context, c *nl.Conn) error {
 	if cfg.Group == 0 || cfg.Bind != 0 {
 		for _, pf := range legacyFamilies {
 			if cfg.Unbind > 0 {
-				in.log.Log(ctx, notice.Level, fmt.Sprintf("forcing unbind of existing log handler for protocol %d", pf))
+				in.log.Log(ctx, logging.LevelNotice, fmt.Sprintf("forcing unbind of existing log handler for protocol %d", pf))
 				if err := ctl.PFUnbind(pf); err != nil {
 					return fmt.Errorf("unable to force-unbind existing log handler for protocol %d: %w", pf, err)
 				}
@@ -194,16 +194,16 @@ func (in *instance) configure(ctx context.Context, c *nl.Conn) error {
 	}
 	if v := cfg.QThreshold; v != 0 {
 		if err := ctl.SetQThresh(in.group, uint32(v)); err == nil {
-			in.log.Log(ctx, notice.Level, fmt.Sprintf("NFLOG netlink queue threshold has been set to %d", v))
+			in.log.Log(ctx, logging.LevelNotice, fmt.Sprintf("NFLOG netlink queue threshold has been set to %d", v))
 		} else {
-			in.log.Log(ctx, notice.Level, fmt.Sprintf("NFLOG netlink queue threshold can't be set to %d", v), "err", err)
+			in.log.Log(ctx, logging.LevelNotice, fmt.Sprintf("NFLOG netlink queue threshold can't be set to %d", v), "err", err)
 		}
 	}
 	if v := cfg.QTimeout; v != 0 {
 		if err := ctl.SetTimeout(in.group, uint32(v)); err == nil {
-			in.log.Log(ctx, notice.Level, fmt.Sprintf("NFLOG netlink queue timeout has been set to %d", v))
+			in.log.Log(ctx, logging.LevelNotice, fmt.Sprintf("NFLOG netlink queue timeout has been set to %d", v))
 		} else {
-			in.log.Log(ctx, notice.Level, fmt.Sprintf("NFLOG netlink queue timeout can't be set to %d", v), "err", err)
+			in.log.Log(ctx, logging.LevelNotice, fmt.Sprintf("NFLOG netlink queue timeout can't be set to %d", v), "err", err)
 		}
 	}
 	if flags := cfg.flags(); flags != 0 {

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/logging"
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
-	"github.com/ulogd-go/ulogd/internal/notice"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -24,7 +24,7 @@ func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
 	c.SetIdle(e.Flush)
 	if n := in.rx.startLost; n != 0 {
 		in.rx.buf.Count(e, n)
-		in.log.Log(context.Background(), notice.Level, "NFLOG packets logged while the group was being configured were discarded", "lost", n)
+		in.log.Log(context.Background(), logging.LevelNotice, "NFLOG packets logged while the group was being configured were discarded", "lost", n)
 	}
 	for {
 		n, err := c.Receive(b)
@@ -108,7 +108,7 @@ func (in *instance) checkSeq(e plugin.Emitter, seq uint32) {
 	}
 	rx.buf.Count(e, uint64(gap))
 	if rx.gapNote.Allow(time.Now()) {
-		in.log.Log(context.Background(), notice.Level, "NFLOG sequence gap: packets were lost",
+		in.log.Log(context.Background(), logging.LevelNotice, "NFLOG sequence gap: packets were lost",
 			"missing", gap, "lost", rx.buf.Lost.Load(), "seq", seq)
 	}
 }

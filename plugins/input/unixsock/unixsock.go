@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
-	"github.com/ulogd-go/ulogd/internal/notice"
+	"github.com/ulogd-go/ulogd/internal/logging"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -110,10 +110,10 @@ type stats struct {
 // notes rate-limits the repeated messages.
 type notes struct {
 	mu                               sync.Mutex
-	reject, sync, option, refuse, ae notice.Limiter
+	reject, sync, option, refuse, ae logging.Limiter
 }
 
-func (n *notes) allow(l *notice.Limiter) bool {
+func (n *notes) allow(l *logging.Limiter) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return l.Allow(time.Now())
@@ -257,7 +257,7 @@ func (in *instance) clearStale(ctx context.Context, path string) error {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("could not remove stale socket %q: %w", path, err)
 		}
-		in.log.Log(ctx, notice.Level, "UNIXSOCK removed stale socket (nobody was listening on it)", "socket_path", path)
+		in.log.Log(ctx, logging.LevelNotice, "UNIXSOCK removed stale socket (nobody was listening on it)", "socket_path", path)
 		return nil
 	}
 	return fmt.Errorf("socket_path=%q exists and could not be probed: %w", path, err)
@@ -312,7 +312,7 @@ func (in *instance) unlinkLocked() {
 		return
 	}
 	if in.sock != nil && !os.SameFile(fi, in.sock) {
-		in.log.Log(context.Background(), notice.Level, "UNIXSOCK: socket file was replaced by another process, not removing it", "socket_path", path)
+		in.log.Log(context.Background(), logging.LevelNotice, "UNIXSOCK: socket file was replaced by another process, not removing it", "socket_path", path)
 		return
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -388,7 +388,7 @@ func (in *instance) addClient(c *net.UnixConn) (uint64, bool) {
 		n := in.stats.refused.Add(1)
 		c.Close()
 		if in.notes.allow(&in.notes.refuse) {
-			in.log.Log(context.Background(), notice.Level, "UNIXSOCK: too many clients, rejecting new connection",
+			in.log.Log(context.Background(), logging.LevelNotice, "UNIXSOCK: too many clients, rejecting new connection",
 				"max_clients", maxClients, "refused", n)
 		}
 		return 0, false
@@ -437,7 +437,7 @@ func (in *instance) serve(c *net.UnixConn, id uint64, e plugin.Emitter) {
 		if s.end > s.start {
 			in.stats.rejected.Add(1)
 			if !in.stopped() {
-				in.log.Log(context.Background(), notice.Level, "UNIXSOCK: client went away in the middle of a frame",
+				in.log.Log(context.Background(), logging.LevelNotice, "UNIXSOCK: client went away in the middle of a frame",
 					"client", id, "bytes", s.end-s.start)
 			}
 		}
@@ -499,10 +499,10 @@ func (in *instance) noteOptions(st *optStats, client uint64) {
 		return
 	}
 	if st.unknown > 0 {
-		in.log.Log(context.Background(), notice.Level, fmt.Sprintf("UNIXSOCK: unknown option %d ignored", st.lastUnknown),
+		in.log.Log(context.Background(), logging.LevelNotice, fmt.Sprintf("UNIXSOCK: unknown option %d ignored", st.lastUnknown),
 			"client", client, "unknown_options", u)
 	} else {
-		in.log.Log(context.Background(), notice.Level, fmt.Sprintf("UNIXSOCK: option %d ignored: value too short", st.lastMalformed),
+		in.log.Log(context.Background(), logging.LevelNotice, fmt.Sprintf("UNIXSOCK: option %d ignored: value too short", st.lastMalformed),
 			"client", client, "malformed_options", m)
 	}
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/fileout"
 	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/logging"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -81,9 +82,6 @@ func parseMode(s string) (mode, error) {
 	}
 	return 0, fmt.Errorf("unknown mode '%s'", s)
 }
-
-// levelNotice is ulogd's NOTICE level (the daemon's LevelNotice).
-const levelNotice = slog.Level(2)
 
 // Tunables, variables so that tests can shrink them.
 var (
@@ -245,7 +243,7 @@ func (s *sink) Flush() error {
 // Reopen reopens the file (logrotate) or reconnects the socket on SIGHUP.
 func (s *sink) Reopen() error {
 	if s.mode != modeFile {
-		s.log.Log(context.Background(), levelNotice, "JSON: reopening socket")
+		s.log.Log(context.Background(), logging.LevelNotice, "JSON: reopening socket")
 		s.reconnect()
 		return nil
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ulogd-go/ulogd/internal/logging"
 )
 
 // ring is the bounded queue between Interp and the writer goroutine: a
@@ -299,7 +301,7 @@ func (s *sink) writer(l *link) {
 			l = nl
 			s.setLink(l)
 			s.connects.Add(1)
-			s.log.Log(context.Background(), levelNotice, "JSON: connected", "peer", s.network+":"+s.addr)
+			s.log.Log(context.Background(), logging.LevelNotice, "JSON: connected", "peer", s.network+":"+s.addr)
 			continue
 		}
 		if empty {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/fileout"
 	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/logging"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -37,9 +38,6 @@ var inputs = [numInputs]keys.Spec{
 	inRaw: {Name: "raw", Type: keys.Raw, Flags: keys.Optional},
 	inSum: {Name: "sum", Type: keys.Raw, Flags: keys.Optional},
 }
-
-// levelNotice is ulogd's NOTICE level in the daemon's slog levels.
-const levelNotice = slog.Level(2)
 
 // stdout is where stdout=1 writes, and clock the time source (file
 // names, <when>); tests replace them.
@@ -258,7 +256,7 @@ func (s *sink) Flush() error {
 // Reopen ends the current document and starts a new one, in a new file
 // named after the current time (as ulogd2 on SIGHUP).
 func (s *sink) Reopen() error {
-	s.log.Log(context.Background(), levelNotice, "XML: reopening logfile")
+	s.log.Log(context.Background(), logging.LevelNotice, "XML: reopening logfile")
 	err := s.close()
 	if oerr := s.open(); oerr != nil {
 		return joinErr(err, oerr)

@@ -1,4 +1,4 @@
-package notice
+package logging
 
 import (
 	"testing"
@@ -14,10 +14,10 @@ func TestLimiter(t *testing.T) {
 	}{
 		{0, true},
 		{time.Second, false},
-		{Every - time.Nanosecond, false},
-		{Every, true},
-		{Every + time.Second, false},
-		{2 * Every, true},
+		{LimitEvery - time.Nanosecond, false},
+		{LimitEvery, true},
+		{LimitEvery + time.Second, false},
+		{2 * LimitEvery, true},
 	}
 	for _, s := range steps {
 		if got := l.Allow(t0.Add(s.at)); got != s.want {
@@ -30,10 +30,10 @@ func TestLimiterLogged(t *testing.T) {
 	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	var l Limiter
 	l.Logged(t0)
-	if l.Allow(t0.Add(Every / 2)) {
+	if l.Allow(t0.Add(LimitEvery / 2)) {
 		t.Error("Allow right after Logged")
 	}
-	if !l.Allow(t0.Add(Every)) {
+	if !l.Allow(t0.Add(LimitEvery)) {
 		t.Error("no Allow one interval after Logged")
 	}
 }
