@@ -1,11 +1,6 @@
-// Package daemon holds the process-level chores of ulogd-go: the daemon's own
-// log, the pid file, signal delivery, privilege drop, daemonization and
-// systemd readiness notification. Plugins never use this package directly;
-// they receive a *slog.Logger.
 package daemon
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,36 +10,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/ulogd-go/ulogd/internal/logging"
 )
-
-// DefaultSyslogPath is the socket the syslog destination sends to.
-const DefaultSyslogPath = "/dev/log"
-
-// syslogSeverity maps a ulogd level number to an RFC 3164 severity.
-func syslogSeverity(u int) int {
-	switch u {
-	case 1:
-		return 7 // debug
-	case 3:
-		return 6 // info
-	case 5:
-		return 5 // notice
-	case 7:
-		return 3 // err
-	default:
-		return 2 // crit
-	}
-}
-
-const facilityDaemon = 3
 
 type destKind int
 
@@ -278,70 +249,6 @@ func fileLine(r *record) []byte {
 	return append(b, '\n')
 }
 
-// syslogLine formats r as glibc's syslog(3) does for the local socket:
-// "<PRI>Mmm dd hh:mm:ss ulogd[PID]: message".
-func (l *Log) syslogLine(r *record) []byte {
-	b := make([]byte, 0, 40+len(r.text))
-	b = append(b, '<')
-	b = strconv.AppendInt(b, int64(facilityDaemon<<3|syslogSeverity(r.ulvl)), 10)
-	b = append(b, '>')
-	b = r.t.Local().AppendFormat(b, time.Stamp)
-	b = append(b, " ulogd["...)
-	b = strconv.AppendInt(b, int64(l.pid), 10)
-	b = append(b, "]: "...)
-	return append(b, r.text...)
-}
-
-// writeSyslog sends r to the syslog socket, connecting (or reconnecting once,
-// after a syslog daemon restart) as needed. It reports false when the
-// message could not be sent; the caller then writes it to stderr. Called
-// with l.mu held.
-func (l *Log) writeSyslog(r *record) bool {
-	msg := l.syslogLine(r)
-	for attempt := 0; attempt < 2; attempt++ {
-		if l.syslogConn == nil {
-			if err := l.dialSyslog(); err != nil {
-				if !l.syslogSaid {
-					l.syslogSaid = true
-					l.stderr.Write(fileLine(&record{
-						t: r.t, ulvl: 7, where: here(),
-						text: []byte(fmt.Sprintf("can't send to syslog at %s: %v; logging to stderr", l.syslogPath, err)),
-					}))
-				}
-				return false
-			}
-		}
-		out := msg
-		if l.syslogNet == "unix" {
-			out = append(msg, 0) // stream sockets: glibc ends each message with NUL
-		}
-		if _, err := l.syslogConn.Write(out); err == nil {
-			return true
-		}
-		l.syslogConn.Close()
-		l.syslogConn = nil
-	}
-	return false
-}
-
-func (l *Log) dialSyslog() error {
-	var errs []error
-	for _, network := range []string{"unixgram", "unix"} {
-		c, err := net.Dial(network, l.syslogPath)
-		if err == nil {
-			l.syslogConn, l.syslogNet, l.syslogSaid = c, network, false
-			return nil
-		}
-		errs = append(errs, err)
-	}
-	// The datagram error is the telling one (ENOENT, ECONNREFUSED).
-	var oe *net.OpError
-	if errors.As(errs[0], &oe) {
-		return oe.Err
-	}
-	return errs[0]
-}
-
 // here returns "file.go:line" of its caller.
 func here() string {
 	_, file, line, ok := runtime.Caller(1)
@@ -349,109 +256,4 @@ func here() string {
 		return "?:0"
 	}
 	return filepath.Base(file) + ":" + strconv.Itoa(line)
-}
-
-// handler is the slog.Handler behind Log.Logger.
-type handler struct {
-	log    *Log
-	prefix string // group prefix for attributes added later, "g1.g2."
-	attrs  []byte // preformatted " key=value" pairs from WithAttrs
-}
-
-func (h *handler) Enabled(_ context.Context, lvl slog.Level) bool {
-	return int64(lvl) >= h.log.level.Load()
-}
-
-func (h *handler) WithAttrs(as []slog.Attr) slog.Handler {
-	if len(as) == 0 {
-		return h
-	}
-	n := *h
-	n.attrs = append([]byte(nil), h.attrs...)
-	for _, a := range as {
-		n.attrs = appendAttr(n.attrs, h.prefix, a)
-	}
-	return &n
-}
-
-func (h *handler) WithGroup(name string) slog.Handler {
-	if name == "" {
-		return h
-	}
-	n := *h
-	n.prefix = h.prefix + name + "."
-	return &n
-}
-
-func (h *handler) Handle(_ context.Context, r slog.Record) error {
-	rec := record{ulvl: logging.ULevel(r.Level), where: "?:0"}
-	switch {
-	case h.log.now != nil:
-		rec.t = h.log.now()
-	case !r.Time.IsZero():
-		rec.t = r.Time
-	default:
-		rec.t = time.Now()
-	}
-	if r.PC != 0 {
-		f, _ := runtime.CallersFrames([]uintptr{r.PC}).Next()
-		if f.File != "" {
-			rec.where = filepath.Base(f.File) + ":" + strconv.Itoa(f.Line)
-		}
-	}
-	// ulogd messages carried their own newline; ported texts may too.
-	msg := strings.TrimSuffix(r.Message, "\n")
-	text := make([]byte, 0, len(msg)+len(h.attrs)+16*r.NumAttrs())
-	text = append(text, msg...)
-	text = append(text, h.attrs...)
-	r.Attrs(func(a slog.Attr) bool {
-		text = appendAttr(text, h.prefix, a)
-		return true
-	})
-	rec.text = text
-	h.log.emit(&rec)
-	return nil
-}
-
-// appendAttr appends " key=value" (groups flattened to "g.key=value").
-func appendAttr(b []byte, prefix string, a slog.Attr) []byte {
-	a.Value = a.Value.Resolve()
-	if a.Equal(slog.Attr{}) {
-		return b
-	}
-	if a.Value.Kind() == slog.KindGroup {
-		p := prefix
-		if a.Key != "" {
-			p = prefix + a.Key + "."
-		}
-		for _, g := range a.Value.Group() {
-			b = appendAttr(b, p, g)
-		}
-		return b
-	}
-	b = append(b, ' ')
-	b = appendMaybeQuoted(b, prefix+a.Key)
-	b = append(b, '=')
-	var s string
-	switch a.Value.Kind() {
-	case slog.KindTime:
-		s = a.Value.Time().Format(time.RFC3339Nano)
-	default:
-		s = a.Value.String()
-	}
-	return appendMaybeQuoted(b, s)
-}
-
-// appendMaybeQuoted appends s, quoted Go-style when it is empty or contains
-// a space, a quote, '=' or a non-printable character.
-func appendMaybeQuoted(b []byte, s string) []byte {
-	if s == "" {
-		return append(b, `""`...)
-	}
-	for _, c := range s {
-		if c == '"' || c == '=' || c == utf8.RuneError || unicode.IsSpace(c) || !unicode.IsPrint(c) {
-			return strconv.AppendQuote(b, s)
-		}
-	}
-	return append(b, s...)
 }
