@@ -4,43 +4,32 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/daemon"
 	"github.com/ulogd-go/ulogd/internal/keys"
-	"github.com/ulogd-go/ulogd/internal/logging"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/stack"
 	_ "github.com/ulogd-go/ulogd/plugins/all"
 )
 
-const (
-	defaultConfig = "/etc/ulogd.conf"
-	// Version is ulogd-go's own version; the ulogd2 version it follows is
-	// printed beside it for scripts that look for "ulogd Version".
-	Version = "0.1.0"
-)
-
-// versionLine names the ulogd2 version followed and ulogd-go's own.
-const versionLine = "ulogd Version 2.0.9 (ulogd-go " + Version + ")"
+const defaultConfig = "/etc/ulogd.conf"
 
 func versionText() string {
-	return versionLine + "\n"
+	return daemon.VersionLine + "\n"
 }
 
 const usageText = `Parameters:
 	-h --help	This help page
 	-V --version	Print version information
 	-d --daemon	Daemonize (fork into background)
-	-v --verbose	Output info on standard output
+	-v --verbose	Copy the log to standard error
 	-l --loglevel	Set log level
 	-c --configfile	Use alternative Configfile
 	-p --pidfile	Record ulogd PID in file
@@ -94,16 +83,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkConfig(o, stdout, stderr)
 	}
 
-	return serve(o, args, stdout, stderr)
+	err = daemon.Run(context.Background(), daemon.Options{
+		ConfigFile: o.config,
+		PidFile:    o.pidfile,
+		Daemon:     o.daemon,
+		Verbose:    o.verbose,
+		LogLevel:   o.loglevel,
+		User:       o.user,
+		Stdout:     stdout,
+		Stderr:     stderr,
+		LimitProcs: true,
+	})
+	if err != nil {
+		return 1 // reported by Run
+	}
+	return 0
 }
 
 // load parses the config file and builds the stacks.
-func load(o *options, log *slog.Logger) (*stack.Graph, error) {
+func load(o *options) (*stack.Graph, error) {
 	f, err := config.ParseFile(o.config)
 	if err != nil {
 		return nil, err
 	}
-	return stack.Build(f, plugin.Default, log)
+	return stack.Build(f, plugin.Default, nil)
 }
 
 func printErrors(w io.Writer, err error) {
@@ -113,7 +116,15 @@ func printErrors(w io.Writer, err error) {
 }
 
 func checkConfig(o *options, stdout, stderr io.Writer) int {
-	g, err := load(o, nil)
+	g, err := load(o)
+	if err == nil && !o.explain {
+		// What would certainly fail at the start: output files that
+		// cannot be created or written (by the -u user too).
+		var problems []error
+		if problems, err = daemon.CheckOutputs(g, o.user); err == nil {
+			err = errors.Join(problems...)
+		}
+	}
 	if err != nil {
 		printErrors(stderr, err)
 		fmt.Fprintf(stderr, "%s: configuration is not valid\n", o.config)
@@ -130,187 +141,6 @@ func checkConfig(o *options, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// serve runs the daemon in the foreground until SIGTERM/SIGINT.
-func serve(o *options, args []string, stdout, stderr io.Writer) int {
-	dlog := daemon.NewLog()
-	log := dlog.Logger()
-	dlog.SetVerbose(o.verbose && !o.daemon)
-	if o.loglevel != 0 {
-		dlog.SetLevel(o.loglevel)
-	}
-	fatal := func(msg string, args ...any) int {
-		log.Log(context.Background(), logging.LevelFatal, msg, args...)
-		if dest := dlog.Dest(); dest != "" && dest != "stdout" && !o.verbose {
-			fmt.Fprintf(stderr, "Fatal error, check logfile \"%s\" or use '-v' flag.\n", dest)
-		} else {
-			fmt.Fprintln(stderr, "Fatal error.")
-		}
-		return 1
-	}
-	if o.user != "" {
-		if _, err := user.Lookup(o.user); err != nil {
-			fmt.Fprintf(stdout, "Unknown user %s.\n", o.user)
-			return 1
-		}
-	}
-
-	var pid *daemon.PidFile
-	if o.pidfile != "" {
-		p, err := daemon.CreatePidFile(o.pidfile, log)
-		if err != nil {
-			return fatal(err.Error())
-		}
-		pid = p
-		defer pid.Remove()
-	}
-	if o.daemon {
-		// The daemon is this program re-executed in a new session; it
-		// takes over the locked pid file. The parent exits 0 at once.
-		// The daemon gets the same arguments, the paths made absolute;
-		// a "--" ending the options would hide the ones added here.
-		argv := append([]string{os.Args[0]}, args...)
-		if argv[len(argv)-1] == "--" {
-			argv = argv[:len(argv)-1]
-		}
-		argv = append(argv, "--configfile="+o.config)
-		if o.pidfile != "" {
-			argv = append(argv, "--pidfile="+o.pidfile)
-		}
-		child, err := daemon.Daemonize(argv, os.Environ())
-		if err != nil {
-			return fatal("can't daemonize: " + err.Error())
-		}
-		if !child {
-			if o.verbose {
-				fmt.Fprintln(stderr, "suppressing verbose output (not compatible with daemon mode).")
-			}
-			return 0
-		}
-		if pid != nil {
-			if err := pid.Rewrite(); err != nil {
-				return fatal("can't write pid file: " + err.Error())
-			}
-		}
-	}
-
-	f, err := config.ParseFile(o.config)
-	if err != nil {
-		printErrors(stderr, err)
-		return fatal("unable to parse config file", "file", o.config)
-	}
-	g, err := stack.Build(f, plugin.Default, log)
-	if err != nil {
-		printErrors(stderr, err)
-		return fatal("not even a single working plugin stack")
-	}
-	if g.Global.Logfile != "" {
-		if err := dlog.Open(g.Global.Logfile); err != nil {
-			fmt.Fprintf(stderr, "ERROR: can't open logfile '%s': %v\n", g.Global.Logfile, err)
-			return 2
-		}
-	}
-	defer dlog.Close()
-	if o.loglevel == 0 && g.Global.LoglevelSet {
-		dlog.SetLevel(g.Global.Loglevel)
-	}
-	log.Info(versionLine + " (re-)starting")
-	for _, w := range g.Warnings {
-		log.Warn(w.Error())
-	}
-	if n, changed := daemon.LimitProcs(len(g.Sources)); changed {
-		log.Debug("GOMAXPROCS set to the number of sources (set GOMAXPROCS in the environment to override)", "GOMAXPROCS", n)
-	}
-
-	sigs, stopSignals := daemon.NotifySignals()
-	defer stopSignals()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := g.Start(ctx); err != nil {
-		return fatal(err.Error())
-	}
-	if o.user != "" {
-		if err := daemon.DropPrivileges(o.user); err != nil {
-			g.Stop(context.Background())
-			return fatal(err.Error())
-		}
-	}
-
-	runErr := make(chan error, 1)
-	go func() { runErr <- g.Run(ctx) }()
-	log.Info("initialization finished, entering main loop")
-	daemon.SdNotify("READY=1")
-
-	exit := 0
-	for done := false; !done; {
-		select {
-		case sig := <-sigs.C:
-			if daemon.IsTerminal(sig) {
-				log.Log(ctx, logging.LevelNotice, "Terminal signal received, exiting")
-				done = true
-				break
-			}
-			log.Log(ctx, logging.LevelNotice, "signal received, calling pluginstances", "signal", sig.String())
-			if sig == syscall.SIGHUP {
-				if err := dlog.Reopen(); err != nil {
-					fmt.Fprintf(stderr, "ERROR: can't reopen logfile: %v\n", err)
-				}
-				if err := g.Reopen(); err != nil {
-					log.Error("reopen failed", "err", err)
-				}
-				continue
-			}
-			g.Signal(sig)
-			if sig == syscall.SIGUSR1 {
-				// After the sources saw the signal: they bring their
-				// loss counts up to date on SIGUSR1.
-				logCounters(log, g)
-			}
-		case err := <-runErr:
-			if err != nil {
-				log.Log(ctx, logging.LevelFatal, err.Error())
-				exit = 1
-			}
-			runErr = nil
-			done = true
-		}
-	}
-	daemon.SdNotify("STOPPING=1")
-	g.Stop(context.Background())
-	cancel()
-	if runErr != nil {
-		if err := <-runErr; err != nil {
-			log.Error("source stopped with an error", "err", err)
-		}
-	}
-	logCounters(log, g)
-	return exit
-}
-
-// logCounters writes every instance's counters to the daemon log (on
-// SIGUSR1 and at exit).
-func logCounters(log *slog.Logger, g *stack.Graph) {
-	for _, in := range g.Instances() {
-		log.Log(context.Background(), logging.LevelNotice, "counters", counterAttrs(in)...)
-	}
-}
-
-// counterAttrs are the counters of one instance: events and lost for a
-// source; received, stopped and failed for the others, and dropped for a
-// sink that can drop records it accepted.
-func counterAttrs(in *stack.Instance) []any {
-	st := in.Stats()
-	attrs := []any{"instance", in.ID, "plugin", in.Desc.Name}
-	if in.Desc.Kind == plugin.Source {
-		return append(attrs, "events", st.Received.Load(), "lost", st.Lost.Load())
-	}
-	attrs = append(attrs, "received", st.Received.Load(), "stopped", st.Stopped.Load(), "failed", st.Failed.Load())
-	if d, ok := in.Inst.(plugin.Dropper); ok {
-		attrs = append(attrs, "dropped", d.Dropped())
-	}
-	return attrs
-}
-
 // printInfo prints a plugin's description (-i): its options and keys.
 // It takes a plugin name or a ulogd2 .so path.
 func printInfo(stdout, stderr io.Writer, what string) int {
@@ -324,6 +154,14 @@ func printInfo(stdout, stderr io.Writer, what string) int {
 		name = n
 	}
 	d, ok := plugin.Default.Lookup(name)
+	if !ok {
+		// Plugin names are upper case; -i nfct means NFCT.
+		for _, n := range plugin.Default.Names() {
+			if strings.EqualFold(n, name) {
+				d, ok = plugin.Default.Lookup(n)
+			}
+		}
+	}
 	if !ok {
 		fmt.Fprintf(stderr, "no plugin named %q; built in: %s\n", name, strings.Join(plugin.Default.Names(), ", "))
 		return 1

@@ -15,7 +15,7 @@ const DaemonizedEnv = "ULOGD_DAEMONIZED"
 
 // Daemonize implements -d. A Go program cannot fork safely, so instead of
 // daemon(3)'s fork the program re-executes itself (/proc/self/exe) with args
-// (args[0] included, normally os.Args; nil means os.Args) and env (normally os.Environ()) plus
+// (args[0] included; nil means os.Args) and env (normally os.Environ()) plus
 // ULOGD_DAEMONIZED=1, in a new session (setsid), in the directory "/", with
 // stdin, stdout and stderr on /dev/null. It returns child=false in the
 // original process, which should then exit 0, and child=true in the daemon,
@@ -31,11 +31,11 @@ const DaemonizedEnv = "ULOGD_DAEMONIZED"
 //     a controlling terminal and does not open terminals;
 //   - the parent does not wait for the daemon to start, as with daemon(3).
 //
-// The pid file, if CreatePidFile was called, is handed over: its descriptor
+// The pid file pf, if not nil, is handed over: its descriptor
 // is inherited by the daemon (the lock goes with it), CreatePidFile in the
 // daemon adopts it instead of finding it "already running", and Remove in the
 // parent only closes it. The daemon then calls Rewrite to store its pid.
-func Daemonize(args []string, env []string) (child bool, err error) {
+func Daemonize(args []string, env []string, pf *PidFile) (child bool, err error) {
 	if _, ok := os.LookupEnv(DaemonizedEnv); ok {
 		return true, nil
 	}
@@ -66,7 +66,6 @@ func Daemonize(args []string, env []string) (child bool, err error) {
 		Stderr:      null,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
-	pf := current.Load()
 	if pf != nil {
 		pf.mu.Lock()
 		if pf.f != nil {

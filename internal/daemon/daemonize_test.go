@@ -115,7 +115,7 @@ func TestDaemonize(t *testing.T) {
 
 func TestDaemonizeInChild(t *testing.T) {
 	t.Setenv(DaemonizedEnv, "1")
-	child, err := Daemonize(os.Args, os.Environ())
+	child, err := Daemonize(os.Args, os.Environ(), nil)
 	if !child || err != nil {
 		t.Errorf("Daemonize with %s set = %v, %v", DaemonizedEnv, child, err)
 	}

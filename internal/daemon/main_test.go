@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,7 +51,8 @@ func runHelper(role string) int {
 		io.Copy(io.Discard, os.Stdin)
 		return 0
 	case "privs":
-		if err := DropPrivileges(os.Getenv("ULOGD_TEST_USER")); err != nil {
+		keepErr, err := DropPrivileges(os.Getenv("ULOGD_TEST_USER"))
+		if err != nil {
 			fmt.Println("error:", err)
 			return 1
 		}
@@ -58,6 +60,8 @@ func runHelper(role string) int {
 		regain := syscall.Setuid(0) == nil
 		fmt.Printf("uid=%d euid=%d gid=%d egid=%d groups=%v regain=%v\n",
 			syscall.Getuid(), syscall.Geteuid(), syscall.Getgid(), syscall.Getegid(), groups, regain)
+		fmt.Printf("keep: %v\n", keepErr)
+		fmt.Print(capsOfThreads())
 		return 0
 	case "daemonize":
 		return daemonizeHelper()
@@ -84,7 +88,7 @@ func daemonizeHelper() int {
 		log = slog.New(slog.NewTextHandler(report, nil))
 	}
 	pf, err := CreatePidFile(dir+"/ulogd.pid", log)
-	child, derr := Daemonize(os.Args, os.Environ())
+	child, derr := Daemonize(os.Args, os.Environ(), pf)
 	if !child {
 		if err != nil || derr != nil {
 			fmt.Println("error:", err, derr)
@@ -111,6 +115,32 @@ func daemonizeHelper() int {
 	release.Close()
 	fmt.Fprintf(report, "removed %q %v\n", strings.TrimSpace(line), pf.Remove())
 	return 0
+}
+
+// capsOfThreads describes the capability sets of the process's threads,
+// one line per distinct combination: "CapInh=... CapPrm=... CapEff=...".
+func capsOfThreads() string {
+	tasks, _ := os.ReadDir("/proc/self/task")
+	seen := map[string]bool{}
+	var lines []string
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		var sets []string
+		for _, ln := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(ln, ":\t"); ok && (k == "CapInh" || k == "CapPrm" || k == "CapEff") {
+				sets = append(sets, k+"="+v)
+			}
+		}
+		if l := strings.Join(sets, " "); !seen[l] {
+			seen[l] = true
+			lines = append(lines, l+"\n")
+		}
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "")
 }
 
 func requireRoot(t *testing.T) {

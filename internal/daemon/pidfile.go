@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -40,9 +39,6 @@ type PidFile struct {
 	handedOver bool // Daemonize passed it to the daemon; Remove only closes
 }
 
-// current is the pid file Daemonize passes to the daemon it starts.
-var current atomic.Pointer[PidFile]
-
 // CreatePidFile creates path exclusively (mode 0644), write-locks it and
 // writes "<pid>\n". If the file exists and its pid is unreadable, is our own,
 // or nobody holds the lock, it logs the notice "removing stale pidfile for
@@ -61,7 +57,6 @@ func CreatePidFile(path string, log *slog.Logger) (*PidFile, error) {
 		return nil, fmt.Errorf("cannot open pidfile %s: %w", path, err)
 	}
 	if p := adoptPidFile(abs); p != nil {
-		current.Store(p)
 		return p, nil
 	}
 	for attempt := 0; attempt < 3; attempt++ {
@@ -82,7 +77,6 @@ func CreatePidFile(path string, log *slog.Logger) (*PidFile, error) {
 				os.Remove(abs)
 				return nil, err
 			}
-			current.Store(p)
 			return p, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
@@ -233,7 +227,6 @@ func (p *PidFile) Remove() error {
 	}
 	p.f.Close()
 	p.f = nil
-	current.CompareAndSwap(p, nil)
 	return err
 }
 
