@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,6 +66,16 @@ func runHelper(role string) int {
 		return 0
 	case "daemonize":
 		return daemonizeHelper()
+	case "run-unprivileged":
+		// Lose root and every capability, then start the daemon.
+		if err := syscall.Setuid(65534); err != nil {
+			fmt.Println("setuid:", err)
+			return 1
+		}
+		var out strings.Builder
+		err := Run(context.Background(), Options{ConfigFile: os.Getenv("ULOGD_TEST_CONF"), Stdout: &out, Stderr: &out})
+		fmt.Printf("%s---\n%v\n", out.String(), err)
+		return 0
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper role", role)
 	return 2

@@ -1,0 +1,241 @@
+package daemon
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/ulogd-go/ulogd/plugins/all"
+)
+
+// icmpEcho is an IPv4 ICMP echo request 10.99.0.1 → 10.99.0.2.
+var icmpEcho = []byte{
+	0x45, 0x00, 0x00, 0x1c, 0x12, 0x34, 0x00, 0x00, 0x40, 0x01, 0x00, 0x00,
+	10, 99, 0, 1, 10, 99, 0, 2,
+	0x08, 0x00, 0xf7, 0xf7, 0x00, 0x07, 0x00, 0x01,
+}
+
+// nufwFrame is a UNIXSOCK frame carrying pkt and no option: marker, size
+// after the marker, 4 reserved bytes, payload length, payload padded to 8.
+func nufwFrame(pkt []byte) []byte {
+	b := binary.BigEndian.AppendUint32(nil, 0x41C90FD4)
+	b = append(b, 0, 0, 0, 0, 0, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(pkt)))
+	b = append(b, pkt...)
+	for (len(b)-12)%8 != 0 {
+		b = append(b, 0)
+	}
+	binary.BigEndian.PutUint16(b[4:], uint16(len(b)-4))
+	return b
+}
+
+// shortTempDir is a temporary directory with a short path: unix socket
+// paths are limited to 107 bytes, which t.TempDir's names can exceed.
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ulogdd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// waitFile waits until the file at path satisfies cond, for at most 10 s.
+func waitFile(t *testing.T, path string, cond func(string) bool) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if cond(string(b)) {
+			return string(b)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: condition not met; content:\n%s", path, b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// daemonRun is an in-process daemon started by startDaemon.
+type daemonRun struct {
+	sigs   chan os.Signal
+	cancel context.CancelFunc
+	done   chan error
+	stderr *syncBuffer
+
+	stopped bool
+	err     error
+}
+
+// stop cancels the daemon's context and returns Run's result, or fails the
+// test when Run does not return within 10 s.
+func (d *daemonRun) stop(t *testing.T) error {
+	t.Helper()
+	if d.stopped {
+		return d.err
+	}
+	d.stopped = true
+	d.cancel()
+	select {
+	case d.err = <-d.done:
+	case <-time.After(10 * time.Second):
+		t.Error("Run did not return")
+	}
+	return d.err
+}
+
+// startDaemon runs Run with conf in a goroutine and returns once the
+// daemon is ready (or has failed).
+func startDaemon(t *testing.T, conf string) *daemonRun {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ulogd.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &daemonRun{sigs: make(chan os.Signal, 1), cancel: cancel, done: make(chan error, 1), stderr: &syncBuffer{}}
+	ready := make(chan struct{})
+	go func() {
+		d.done <- Run(ctx, Options{
+			ConfigFile: path, LogLevel: 1,
+			Stdout: d.stderr, Stderr: d.stderr,
+			Signals: d.sigs,
+			Ready:   func() { close(ready) },
+		})
+	}()
+	t.Cleanup(func() { d.stop(t) })
+	select {
+	case <-ready:
+	case err := <-d.done:
+		d.done <- err
+		t.Fatalf("Run returned before it was ready: %v\n%s", err, d.stderr)
+	}
+	return d
+}
+
+// TestRunInProcess runs a whole daemon (UNIXSOCK → BASE → IP2STR →
+// PRINTPKT → LOGEMU) in the test process: a frame becomes a line, SIGUSR1
+// logs the counters, SIGHUP reopens the rotated file, and cancelling the
+// context stops it cleanly and promptly.
+func TestRunInProcess(t *testing.T) {
+	dir := shortTempDir(t)
+	sock := filepath.Join(dir, "u.sock")
+	out := filepath.Join(dir, "emu.log")
+	d := startDaemon(t, fmt.Sprintf(`[global]
+stack=nuauth1:UNIXSOCK,base1:BASE,ip2str1:IP2STR,print1:PRINTPKT,emu1:LOGEMU
+[nuauth1]
+socket_path=%q
+[emu1]
+file=%q
+sync=1
+`, sock, out))
+
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const want = "SRC=10.99.0.1 DST=10.99.0.2 LEN=28 TOS=00 PREC=0x00 TTL=64 ID=4660 PROTO=ICMP TYPE=8 CODE=0 ID=7 SEQ=1 \n"
+	if _, err := c.Write(nufwFrame(icmpEcho)); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, out, func(s string) bool { return strings.HasSuffix(s, want) })
+
+	d.sigs <- syscall.SIGUSR1
+	waitFile(t, out, func(string) bool {
+		return strings.Contains(d.stderr.String(), "counters instance=nuauth1 plugin=UNIXSOCK events=1 lost=0")
+	})
+
+	if err := os.Rename(out, out+".1"); err != nil {
+		t.Fatal(err)
+	}
+	d.sigs <- syscall.SIGHUP
+	waitFile(t, out, func(string) bool { return strings.Contains(d.stderr.String(), "signal=hangup") })
+	if _, err := c.Write(nufwFrame(icmpEcho)); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, out, func(s string) bool { return strings.HasSuffix(s, want) && strings.Count(s, "\n") == 1 })
+
+	start := time.Now()
+	if err := d.stop(t); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	// Idle, the stop takes milliseconds; a second would mean a ticker or
+	// a read timeout is waited for.
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("stop took %v", took)
+	}
+	log := d.stderr.String()
+	lacks := slices.DeleteFunc([]string{
+		"ulogd Version 2.0.9 (ulogd-go " + Version + ") (re-)starting",
+		"initialization finished, entering main loop",
+		"stop requested, exiting",
+		"counters instance=nuauth1 plugin=UNIXSOCK events=2 lost=0",
+		"counters instance=emu1 plugin=LOGEMU received=2 stopped=0 failed=0 dropped=0",
+	}, func(w string) bool { return strings.Contains(log, w) })
+	if len(lacks) > 0 {
+		t.Errorf("daemon log lacks %q:\n%s", lacks, log)
+	}
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket left behind: %v", err)
+	}
+}
+
+// TestRunLogfileUnopenable: a logfile= that cannot be opened is one line
+// naming the config line, and an error (exit 1), not two texts and exit 2.
+func TestRunLogfileUnopenable(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ulogd.conf")
+	text := fmt.Sprintf("[global]\nlogfile=%q\nstack=nuauth1:UNIXSOCK,base1:BASE,ip2str1:IP2STR,print1:PRINTPKT,emu1:LOGEMU\n[nuauth1]\nsocket_path=%q\n[emu1]\nfile=%q\n",
+		dir+"/missing/ulogd.log", dir+"/u.sock", dir+"/emu.log")
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	err := Run(context.Background(), Options{ConfigFile: conf, Stdout: &stderr, Stderr: &stderr, Signals: make(chan os.Signal)})
+	if err == nil {
+		t.Fatal("Run succeeded")
+	}
+	want := fmt.Sprintf("%s:2: can't open logfile '%s/missing/ulogd.log': no such file or directory\n", conf, dir)
+	if got := stderr.String(); got != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestRunUnprivileged starts a daemon without root and capabilities (in a
+// private network namespace): the start fails, and the error says what is
+// needed instead of a bare "operation not permitted".
+func TestRunUnprivileged(t *testing.T) {
+	requireRoot(t)
+	dir := shortTempDir(t)
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "ulogd.conf")
+	text := fmt.Sprintf("[global]\nstack=log1:NFLOG,base1:BASE,ifi1:IFINDEX,ip2str1:IP2STR,print1:PRINTPKT,emu1:LOGEMU\n[log1]\ngroup=7\n[emu1]\nfile=%q\n", dir+"/emu.log")
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := helperCmd(t, "run-unprivileged", "ULOGD_TEST_CONF="+conf)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	_, runErr, _ := strings.Cut(string(out), "---\n")
+	if !strings.Contains(runErr, "operation not permitted (ulogd needs to run as root or with the CAP_NET_ADMIN capability)") {
+		t.Errorf("Run's error lacks the hint:\n%s", out)
+	}
+	if !strings.Contains(string(out), "Fatal error.") {
+		t.Errorf("no fatal error reported:\n%s", out)
+	}
+}
