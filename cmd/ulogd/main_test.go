@@ -84,6 +84,14 @@ func TestCheck(t *testing.T) {
 		}
 	}
 
+	// An output file whose directory does not exist would fail the start.
+	dir := t.TempDir()
+	noDir := writeConf(t, "[global]\nstack=ct1:NFCT,ip2str1:IP2STR,print1:PRINTFLOW,emu1:LOGEMU\n[emu1]\nfile=\""+dir+"/missing/x.log\"\n")
+	code, _, errOut = runMain("--check", "-c", noDir)
+	if want := noDir + ":2: stack 1, emu1:LOGEMU: the directory " + dir + "/missing of " + dir + "/missing/x.log does not exist\n"; code != 1 || !strings.HasPrefix(errOut, want) {
+		t.Errorf("missing output directory: exit %d, stderr %q, want %q first", code, errOut, want)
+	}
+
 	code, _, errOut = runMain("--check", "-c", filepath.Join(t.TempDir(), "missing.conf"))
 	if code != 1 || !strings.Contains(errOut, "missing.conf") {
 		t.Errorf("missing config: exit %d, stderr %q", code, errOut)
@@ -121,13 +129,19 @@ func TestInfoVersionHelp(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "Input keys:\n\tInput plugin, No keys\n") || !strings.Contains(out, "\tKey: ct.event (unsigned int 32)\n") {
 		t.Errorf("-i NFCT: exit %d\n%s", code, out)
 	}
+	// Plugin names are upper case; -i takes them in any case.
+	if code, lower, _ := runMain("-i", "nfct"); code != 0 || lower != out {
+		t.Errorf("-i nfct: exit %d\n%s", code, lower)
+	}
 	if code, _, errOut := runMain("-i", "NOPE"); code != 1 || !strings.Contains(errOut, "no plugin named \"NOPE\"") {
 		t.Errorf("-i NOPE: exit %d, %q", code, errOut)
 	}
 	if code, out, _ := runMain("-V"); code != 0 || !strings.HasPrefix(out, "ulogd Version 2.0.9 (ulogd-go ") {
 		t.Errorf("-V: exit %d, %q", code, out)
 	}
-	if code, out, _ := runMain("-h"); code != 0 || !strings.Contains(out, "-c --configfile\tUse alternative Configfile") {
+	// -v copies the daemon log to standard error (Log.emit).
+	if code, out, _ := runMain("-h"); code != 0 || !strings.Contains(out, "-c --configfile\tUse alternative Configfile") ||
+		!strings.Contains(out, "-v --verbose\tCopy the log to standard error\n") {
 		t.Errorf("-h: exit %d, %q", code, out)
 	}
 	if code, out, errOut := runMain("-x"); code != 1 || !strings.Contains(errOut, "Unknown option `-x'.") || !strings.Contains(out, "Parameters:") {
