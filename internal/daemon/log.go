@@ -55,7 +55,7 @@ type Log struct {
 
 // NewLog returns a log that writes to stderr at level notice. ulogd sends
 // messages emitted before a logfile is configured to syslog with the user
-// facility (quirk Q29); ulogd-go writes them to stderr instead, which is what
+// facility (docs/compat.md D1); ulogd-go writes them to stderr instead, which is what
 // ulogd intended and what an operator starting the daemon by hand sees.
 func NewLog() *Log {
 	l := &Log{
