@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -157,5 +158,23 @@ func TestUnknownUser(t *testing.T) {
 	code, out, _ := runMain("-u", "no-such-user-ulogd-test", "-c", conf)
 	if code != 1 || out != "Unknown user no-such-user-ulogd-test.\n" {
 		t.Errorf("exit %d, stdout %q", code, out)
+	}
+}
+
+// TestSystemdUnit: the unit answers to ulogd2's name too, so that
+// "systemctl enable ulogd2.service" from ulogd2 guides keeps working.
+func TestSystemdUnit(t *testing.T) {
+	b, err := os.ReadFile("../../contrib/systemd/ulogd.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, install, ok := strings.Cut(string(b), "\n[Install]\n")
+	if !ok {
+		t.Fatal("no [Install] section")
+	}
+	install, _, _ = strings.Cut(install, "\n[")
+	lines := strings.Split(install, "\n")
+	if !slices.Contains(lines, "Alias=ulogd2.service") {
+		t.Errorf("[Install] lacks Alias=ulogd2.service:\n%s", install)
 	}
 }

@@ -26,7 +26,7 @@ const DaemonizedEnv = "ULOGD_DAEMONIZED"
 //     reads the configuration again, nothing in memory is inherited;
 //   - its working directory is "/" from the start, so relative paths given on
 //     the command line are resolved against "/" (ulogd behaves the same for
-//     -c, docs/compat.md D4); make them absolute before calling Daemonize to avoid it;
+//     -c, docs/compat.md D4); make them absolute before calling Daemonize;
 //   - no double fork: like daemon(3) the daemon is a session leader without
 //     a controlling terminal and does not open terminals;
 //   - the parent does not wait for the daemon to start, as with daemon(3).

@@ -55,8 +55,9 @@ type Log struct {
 
 // NewLog returns a log that writes to stderr at level notice. ulogd sends
 // messages emitted before a logfile is configured to syslog with the user
-// facility (docs/compat.md D1); ulogd-go writes them to stderr instead, which is what
-// ulogd intended and what an operator starting the daemon by hand sees.
+// facility (docs/compat.md D1); ulogd-go writes them to stderr instead,
+// which is what ulogd intended and what an operator starting the daemon by
+// hand sees.
 func NewLog() *Log {
 	l := &Log{
 		stderr:     os.Stderr,

@@ -15,9 +15,11 @@ type Signals struct {
 }
 
 // handled lists the signals in NotifySignals.
-var handled = []os.Signal{
-	syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2,
-	syscall.SIGALRM, syscall.SIGTERM, syscall.SIGINT,
+func handled() []os.Signal {
+	return []os.Signal{
+		syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2,
+		syscall.SIGALRM, syscall.SIGTERM, syscall.SIGINT,
+	}
 }
 
 // NotifySignals starts delivery and returns the function that stops it
@@ -26,7 +28,7 @@ var handled = []os.Signal{
 // processed; identical pending signals may be coalesced by the kernel.
 func NotifySignals() (*Signals, func()) {
 	ch := make(chan os.Signal, 32)
-	signal.Notify(ch, handled...)
+	signal.Notify(ch, handled()...)
 	var once sync.Once
 	return &Signals{C: ch}, func() { once.Do(func() { signal.Stop(ch) }) }
 }
