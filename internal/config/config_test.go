@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/ulogd-go/ulogd/internal/textdist"
 )
 
 // messages flattens a joined error into its messages, in order.
@@ -755,35 +753,5 @@ func TestParseInteger(t *testing.T) {
 		if neg != tc.neg || mag != tc.mag || err != tc.err {
 			t.Errorf("parseInteger(%q) = %v, %d, %v; want %v, %d, %v", tc.in, neg, mag, err, tc.neg, tc.mag, tc.err)
 		}
-	}
-}
-
-func TestEditDistanceAndSuggest(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		want int
-	}{
-		{"", "", 0},
-		{"abc", "", 3},
-		{"", "abc", 3},
-		{"sync", "sync", 0},
-		{"snyc", "sync", 1},
-		{"hash_enabled", "hash_enable", 1},
-		{"kitten", "sitting", 3},
-	} {
-		if got := textdist.OSA(tc.a, tc.b); got != tc.want {
-			t.Errorf("OSA(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
-		}
-	}
-	// "files" and "fila" are 2 edits away, over the limit for a 4-letter word.
-	fields := []field{{name: "file"}, {name: "files"}, {name: "fill"}, {name: "sync"}, {name: "fila"}}
-	if diff := cmp.Diff([]string{"file", "fill"}, suggest("fiel", fields)); diff != "" {
-		t.Errorf("suggest (-want +got):\n%s", diff)
-	}
-	if got, want := orList([]string{"a", "b", "c"}), `"a", "b" or "c"`; got != want {
-		t.Errorf("orList = %s, want %s", got, want)
-	}
-	if got, want := orList([]string{"a", "b"}), `"a" or "b"`; got != want {
-		t.Errorf("orList = %s, want %s", got, want)
 	}
 }

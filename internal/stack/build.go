@@ -17,7 +17,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
-	"github.com/ulogd-go/ulogd/internal/textdist"
+	"github.com/ulogd-go/ulogd/internal/suggest"
 )
 
 // maxIDLen is ulogd2's limit on instance ids (a 31-byte field with its NUL).
@@ -182,11 +182,8 @@ func (b *builder) global() {
 				b.warnf(e.Pos, "option %q belongs to ulogd 1.x and is ignored in [global]; set it in the input plugin's section", e.Key)
 				continue
 			}
-			msg := fmt.Sprintf("unknown option %q in section [global]", e.Key)
-			if s := nearest(e.Key, []string{"logfile", "loglevel", "plugin", "stack"}); s != "" {
-				msg += fmt.Sprintf(" (did you mean %q?)", s)
-			}
-			b.errf(e.Pos, "%s", msg)
+			b.errf(e.Pos, "unknown option %q in section [global]%s", e.Key,
+				suggest.Hint(e.Key, []string{"logfile", "loglevel", "plugin", "stack"}, true))
 		}
 	}
 	// plugin= lines name .so files; every plugin is built in, so they only
@@ -207,20 +204,7 @@ func (b *builder) global() {
 }
 
 func suggestion(reg *plugin.Registry, name string) string {
-	if s := reg.Suggest(name); len(s) > 0 {
-		return fmt.Sprintf(" (did you mean %s?)", strings.Join(s, ", "))
-	}
-	return ""
-}
-
-func nearest(s string, cands []string) string {
-	best, bd := "", 3
-	for _, c := range cands {
-		if d := textdist.Levenshtein(s, c); d < bd {
-			best, bd = c, d
-		}
-	}
-	return best
+	return suggest.Hint(name, reg.Names(), false)
 }
 
 // stack builds one stack= line.
