@@ -32,8 +32,9 @@ type Global struct {
 	LoglevelPos config.Pos
 }
 
-// Instance is one plugin instance placed in a stack.
-type Instance struct {
+// Node is one plugin instance placed in a stack: its id, plugin, decoded
+// config and key slots, the running plugin.Instance and its counters.
+type Node struct {
 	ID     string
 	Desc   *plugin.Descriptor
 	Config any
@@ -52,14 +53,14 @@ type Instance struct {
 }
 
 // Stats returns the instance's counters.
-func (in *Instance) Stats() *Counters { return &in.stats }
+func (in *Node) Stats() *Counters { return &in.stats }
 
 // Stack is one stack= line: a source followed by filters and a sink.
 type Stack struct {
 	Index     int // 1-based, in file order
 	Pos       config.Pos
 	Line      string
-	Instances []*Instance // [0] is the (possibly shared) source instance
+	Instances []*Node // [0] is the (possibly shared) source instance
 	types     []keys.Type
 	rec       *keys.Record
 	src       *Source
@@ -67,7 +68,7 @@ type Stack struct {
 
 // Source is a source instance and the stacks it feeds.
 type Source struct {
-	*Instance
+	*Node
 	Stacks []*Stack
 	run    *runner
 }
@@ -79,7 +80,7 @@ type Graph struct {
 	Sources  []*Source
 	Warnings []error
 	log      *slog.Logger
-	started  []*Instance
+	started  []*Node
 
 	// runMu guards stopped and cancelRun against Run starting in another
 	// goroutine; running counts Run calls in progress, so that Stop stops
@@ -216,7 +217,7 @@ func (b *builder) stack(index int, e config.Entry) {
 		b.errf(e.Pos, "stack %q: a stack needs at least a source and a sink (id:PLUGIN,...,id:PLUGIN)", e.Value)
 		return
 	}
-	var insts []*Instance
+	var insts []*Node
 	skipped := false // a source already reported as bad
 	for ti, tok := range tokens {
 		id, name, ok := strings.Cut(tok, ":")
@@ -258,11 +259,11 @@ func (b *builder) stack(index int, e config.Entry) {
 						where, id, src.Desc.Name, src.Pos.Line)
 					continue
 				}
-				insts = append(insts, src.Instance)
+				insts = append(insts, src.Node)
 				continue
 			}
 		}
-		in := &Instance{ID: id, Desc: desc, Pos: e.Pos}
+		in := &Node{ID: id, Desc: desc, Pos: e.Pos}
 		if !b.configure(in, where) {
 			if ti == 0 {
 				if b.badSources == nil {
@@ -287,7 +288,7 @@ func (b *builder) stack(index int, e config.Entry) {
 	}
 	src := b.sources[insts[0].ID]
 	if src == nil {
-		src = &Source{Instance: insts[0]}
+		src = &Source{Node: insts[0]}
 		src.run = &runner{src: src, log: b.log}
 		b.sources[insts[0].ID] = src
 		b.g.Sources = append(b.g.Sources, src)
@@ -307,7 +308,7 @@ func (b *builder) stack(index int, e config.Entry) {
 }
 
 // configure decodes the instance's [id] section and computes its keys.
-func (b *builder) configure(in *Instance, where string) bool {
+func (b *builder) configure(in *Node, where string) bool {
 	d := in.Desc
 	if d.NewConfig != nil {
 		in.Config = d.NewConfig()
@@ -428,7 +429,7 @@ func (b *builder) bind(st *Stack) bool {
 
 // lookup finds the nearest instance (searching backwards) with an output
 // key of that name.
-func lookup(up []*Instance, name string) (*Instance, keys.Slot, keys.Type) {
+func lookup(up []*Node, name string) (*Node, keys.Slot, keys.Type) {
 	for j := len(up) - 1; j >= 0; j-- {
 		for k, spec := range up[j].Out {
 			if spec.Name == name {
@@ -483,7 +484,7 @@ func (b *builder) claim(st *Stack) {
 }
 
 // construct calls the plugin's New.
-func (b *builder) construct(in *Instance, where string) bool {
+func (b *builder) construct(in *Node, where string) bool {
 	env := &plugin.Env{
 		ID: in.ID, Plugin: in.Desc.Name, Config: in.Config,
 		In: in.InSlots, Out: in.OutSlots, Upstream: in.Upstream,

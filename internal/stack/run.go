@@ -61,7 +61,7 @@ func (r *runner) Flush() {
 }
 
 func (r *runner) flushLocked() {
-	r.src.downstream(func(in *Instance) {
+	r.src.downstream(func(in *Node) {
 		if f, ok := in.Inst.(plugin.Flusher); ok {
 			if err := f.Flush(); err != nil {
 				r.failNotice(in, err)
@@ -72,7 +72,7 @@ func (r *runner) flushLocked() {
 
 // downstream calls fn for every filter and sink of every stack the source
 // feeds, in stack order.
-func (s *Source) downstream(fn func(*Instance)) {
+func (s *Source) downstream(fn func(*Node)) {
 	for _, st := range s.Stacks {
 		for _, in := range st.Instances[1:] {
 			fn(in)
@@ -83,7 +83,7 @@ func (s *Source) downstream(fn func(*Instance)) {
 func (r *runner) Lost(n uint64) { r.src.stats.Lost.Add(n) }
 
 // failNotice logs a failure at most once per second per source.
-func (r *runner) failNotice(in *Instance, err error) {
+func (r *runner) failNotice(in *Node, err error) {
 	now := time.Now().Unix()
 	if last := r.lastFail.Load(); now == last || !r.lastFail.CompareAndSwap(last, now) {
 		return
@@ -118,9 +118,9 @@ func (st *Stack) walk(src *keys.Record, r *runner) {
 }
 
 // order returns every distinct instance: sinks, then filters, then sources.
-func (g *Graph) order() []*Instance {
-	var out []*Instance
-	seen := map[*Instance]bool{}
+func (g *Graph) order() []*Node {
+	var out []*Node
+	seen := map[*Node]bool{}
 	for _, kind := range []plugin.Kind{plugin.Sink, plugin.Filter, plugin.Source} {
 		for _, st := range g.Stacks {
 			for _, in := range st.Instances {
@@ -227,11 +227,11 @@ func (g *Graph) Stop(ctx context.Context) {
 	g.stopped = true
 	cancelRun := g.cancelRun
 	g.runMu.Unlock()
-	var rest []*Instance
+	var rest []*Node
 	for i := len(g.started) - 1; i >= 0; i-- {
 		in := g.started[i]
 		if in.Desc.Kind != plugin.Source {
-			rest = append([]*Instance{in}, rest...)
+			rest = append([]*Node{in}, rest...)
 			continue
 		}
 		if err := in.Inst.Stop(ctx); err != nil {
@@ -281,7 +281,7 @@ func (g *Graph) Reopen() error {
 	var errs []error
 	for _, src := range g.Sources {
 		src.run.mu.Lock()
-		src.downstream(func(in *Instance) {
+		src.downstream(func(in *Node) {
 			if ro, ok := in.Inst.(plugin.Reopener); ok {
 				if err := ro.Reopen(); err != nil {
 					errs = append(errs, fmt.Errorf("%s (%s): %w", in.ID, in.Desc.Name, err))
@@ -302,7 +302,7 @@ func (g *Graph) Signal(sig os.Signal) {
 			s.Signal(sig)
 		}
 		src.run.mu.Lock()
-		src.downstream(func(in *Instance) {
+		src.downstream(func(in *Node) {
 			if s, ok := in.Inst.(plugin.Signaler); ok {
 				s.Signal(sig)
 			}
@@ -312,4 +312,4 @@ func (g *Graph) Signal(sig os.Signal) {
 }
 
 // Instances returns every distinct instance (sinks, filters, sources).
-func (g *Graph) Instances() []*Instance { return g.order() }
+func (g *Graph) Instances() []*Node { return g.order() }
