@@ -28,7 +28,7 @@ func Build(f *config.File, reg *plugin.Registry, log *slog.Logger) (*Graph, erro
 		log = slog.New(slog.DiscardHandler)
 	}
 	b := &builder{f: f, reg: reg, log: log, g: &Graph{log: log},
-		sources: map[string]*Source{}, resources: map[string]resourceClaim{}}
+		sources: map[string]*Source{}, ids: map[string]idUse{}, resources: map[string]resourceClaim{}}
 	for _, w := range f.Warnings {
 		b.g.Warnings = append(b.g.Warnings, w)
 	}
@@ -54,6 +54,7 @@ type builder struct {
 	g         *Graph
 	errs      []error
 	sources   map[string]*Source
+	ids       map[string]idUse // every instance id, with the plugin it names
 	resources map[string]resourceClaim
 	// badSources are the source ids whose section failed to configure:
 	// the stacks after the first one that names them skip them quietly

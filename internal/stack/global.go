@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"errors"
+
 	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/suggest"
@@ -15,8 +17,15 @@ type Global struct {
 	LoglevelPos config.Pos
 }
 
-// legacyGlobal are ulogd-1.x [global] options that ulogd2 ignores.
-var legacyGlobal = map[string]bool{"rmem": true, "bufsize": true, "nlgroup": true}
+// isLegacyGlobal reports whether key is a ulogd-1.x [global] option, which
+// ulogd2 ignores there.
+func isLegacyGlobal(key string) bool {
+	switch key {
+	case "rmem", "bufsize", "nlgroup":
+		return true
+	}
+	return false
+}
 
 func (b *builder) global() {
 	sec := b.f.Section("global")
@@ -54,7 +63,7 @@ func (b *builder) global() {
 			}
 			b.g.Global.Loglevel, b.g.Global.LoglevelSet, b.g.Global.LoglevelPos = lv.Loglevel, true, e.Pos
 		default:
-			if legacyGlobal[e.Key] {
+			if isLegacyGlobal(e.Key) {
 				b.warnf(e.Pos, "option %q belongs to ulogd 1.x and is ignored in [global]; set it in the input plugin's section", e.Key)
 				continue
 			}
@@ -62,23 +71,32 @@ func (b *builder) global() {
 				suggest.Hint(e.Key, []string{"logfile", "loglevel", "plugin", "stack"}, true))
 		}
 	}
-	// plugin= lines name .so files; every plugin is built in, so they only
-	// have to name one that exists.
 	for _, e := range sec.Values("plugin") {
-		name, err := plugin.NameFromSO(e.Value)
-		if err != nil {
-			b.errf(e.Pos, "plugin %s", err)
-			continue
-		}
-		if _, ok := b.reg.Lookup(name); !ok {
-			b.errf(e.Pos, "plugin %q (%s) is not built into ulogd-go%s", name, e.Value, suggestion(b.reg, name))
-		}
+		b.pluginLine(e)
 	}
 	for i, e := range sec.Values("stack") {
 		b.stack(i+1, e)
 	}
 }
 
-func suggestion(reg *plugin.Registry, name string) string {
-	return suggest.Hint(name, reg.Names(), false)
+// pluginLine checks a plugin= line. It names a ulogd2 .so file; every
+// plugin is built in, so the line only has to name one that exists. A
+// ulogd2 plugin that ulogd-go does not have is a warning, not an error:
+// upstream-style files list every plugin, used or not (a stack that uses
+// it fails with the same words).
+func (b *builder) pluginLine(e config.Entry) {
+	name, err := plugin.NameFromSO(e.Value)
+	if err != nil {
+		b.errf(e.Pos, "plugin %s", err)
+		return
+	}
+	_, err = LookupPlugin(b.reg, name)
+	var mp *missingPlugin
+	switch {
+	case err == nil:
+	case errors.As(err, &mp) && mp.ulogd2:
+		b.warnf(e.Pos, "plugin %s: %v; line ignored", e.Value, err)
+	default:
+		b.errf(e.Pos, "plugin %s: %v", e.Value, err)
+	}
 }

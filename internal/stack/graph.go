@@ -74,42 +74,99 @@ type Graph struct {
 	running   sync.WaitGroup
 }
 
+// token is one id:PLUGIN element of a stack= line.
+type token struct{ id, name string }
+
+// tokens splits a stack= line and checks its syntax. The syntax errors of
+// a line are all it reports: the rest of a malformed line is not looked at.
+func (b *builder) tokens(index int, e config.Entry) ([]token, bool) {
+	parts := strings.Split(e.Value, ",")
+	if len(parts) < 2 {
+		b.errf(e.Pos, "stack %q: a stack needs at least a source and a sink (id:PLUGIN,...,id:PLUGIN)", e.Value)
+		return nil, false
+	}
+	toks := make([]token, len(parts))
+	ok := true
+	for i, part := range parts {
+		id, name, colon := strings.Cut(part, ":")
+		id, name = strings.TrimSpace(id), strings.TrimSpace(name)
+		switch {
+		case strings.TrimSpace(part) == "":
+			b.errf(e.Pos, "stack %d: syntax error: empty element %d of %d (a comma too many?)", index, i+1, len(parts))
+			ok = false
+		case !colon || id == "" || name == "":
+			b.errf(e.Pos, "stack %d: syntax error in %q: expected id:PLUGIN", index, part)
+			ok = false
+		case len(id) > maxIDLen:
+			b.errf(e.Pos, "stack %d: instance id %q is longer than %d characters", index, id, maxIDLen)
+			ok = false
+		}
+		toks[i] = token{id, name}
+	}
+	return toks, ok
+}
+
+// idUse is where an instance id was first given a plugin.
+type idUse struct {
+	desc *plugin.Descriptor
+	pos  config.Pos
+}
+
+// checkID refuses an id that already stands in this stack, or that names
+// another plugin elsewhere: every instance of a stack has its own id, and
+// an id's [id] section configures one plugin. (A filter or sink id in
+// several stacks makes one instance per stack, all reading that section;
+// a source id makes one shared source.)
+func (b *builder) checkID(where string, pos config.Pos, tok token, desc *plugin.Descriptor, inStack map[string]string) bool {
+	if other, dup := inStack[tok.id]; dup {
+		b.errf(pos, "%s: instance id %q appears twice in this stack (also as %s:%s); each instance of a stack needs its own id",
+			where, tok.id, tok.id, other)
+		return false
+	}
+	inStack[tok.id] = tok.name
+	first, used := b.ids[tok.id]
+	if !used {
+		b.ids[tok.id] = idUse{desc, pos}
+		return true
+	}
+	if first.desc != desc {
+		b.errf(pos, "%s: instance id %q already names plugin %s (line %d); one id can name only one plugin",
+			where, tok.id, first.desc.Name, first.pos.Line)
+		return false
+	}
+	return true
+}
+
 // stack builds one stack= line.
 func (b *builder) stack(index int, e config.Entry) {
 	st := &Stack{Index: index, Pos: e.Pos, Line: e.Value}
 	nerr := len(b.errs)
-	tokens := strings.Split(e.Value, ",")
-	if len(tokens) < 2 {
-		b.errf(e.Pos, "stack %q: a stack needs at least a source and a sink (id:PLUGIN,...,id:PLUGIN)", e.Value)
+	toks, ok := b.tokens(index, e)
+	if !ok {
 		return
 	}
 	var insts []*Node
 	skipped := false // a source already reported as bad
-	for ti, tok := range tokens {
-		id, name, ok := strings.Cut(tok, ":")
-		id, name = strings.TrimSpace(id), strings.TrimSpace(name)
-		switch {
-		case !ok || id == "" || name == "":
-			b.errf(e.Pos, "stack %d: syntax error in %q: expected id:PLUGIN", index, tok)
-			continue
-		case len(id) > maxIDLen:
-			b.errf(e.Pos, "stack %d: instance id %q is longer than %d characters", index, id, maxIDLen)
-			continue
-		}
-		desc, found := b.reg.Lookup(name)
-		if !found {
-			b.errf(e.Pos, "stack %d: can't find requested plugin %s%s", index, name, suggestion(b.reg, name))
+	inStack := map[string]string{}
+	for ti, tok := range toks {
+		id, name := tok.id, tok.name
+		desc, err := LookupPlugin(b.reg, name)
+		if err != nil {
+			b.errf(e.Pos, "stack %d: %v", index, err)
 			continue
 		}
 		where := fmt.Sprintf("stack %d, %s:%s", index, id, name)
+		if !b.checkID(where, e.Pos, tok, desc, inStack) {
+			continue
+		}
 		switch {
 		case ti == 0 && desc.Kind != plugin.Source:
 			b.errf(e.Pos, "%s: first plugin in stack has to be source plugin (%s is a %s)", where, name, desc.Kind)
 			continue
-		case ti == len(tokens)-1 && desc.Kind != plugin.Sink:
+		case ti == len(toks)-1 && desc.Kind != plugin.Sink:
 			b.errf(e.Pos, "%s: last plugin in stack has to be output plugin (%s is a %s)", where, name, desc.Kind)
 			continue
-		case ti > 0 && ti < len(tokens)-1 && desc.Kind != plugin.Filter:
+		case ti > 0 && ti < len(toks)-1 && desc.Kind != plugin.Filter:
 			b.errf(e.Pos, "%s: a %s plugin can only stand %s of a stack", where, desc.Kind,
 				map[plugin.Kind]string{plugin.Source: "first", plugin.Sink: "last"}[desc.Kind])
 			continue
@@ -120,11 +177,6 @@ func (b *builder) stack(index int, e config.Entry) {
 				continue
 			}
 			if src, shared := b.sources[id]; shared {
-				if src.Desc != desc {
-					b.errf(e.Pos, "%s: instance %q is already a %s source (line %d); one id cannot name two source plugins",
-						where, id, src.Desc.Name, src.Pos.Line)
-					continue
-				}
 				insts = append(insts, src.Node)
 				continue
 			}
