@@ -755,3 +755,49 @@ func TestParseInteger(t *testing.T) {
 		}
 	}
 }
+
+// TestParseFileBounds: a config file larger than MaxFileSize, or with a
+// line longer than MaxLineLen, is an error naming the file and the line,
+// and a device that never ends is not read until memory runs out.
+func TestParseFileBounds(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	comment := "# " + strings.Repeat("x", 1021) + "\n" // 1 KiB
+	big := write("big.conf", "[global]\n"+strings.Repeat(comment, MaxFileSize/len(comment)))
+	long := write("long.conf", "[global]\nloglevel=5\n# "+strings.Repeat("x", MaxLineLen-1)+"\n"+
+		"logfile=\""+strings.Repeat("y", MaxLineLen-10)+"\"\nstack=a:B,c:D\n")
+	for _, tc := range []struct {
+		path string
+		want []string
+	}{
+		{"/dev/zero", []string{"/dev/zero:1: the file is larger than 16 MiB, the limit for a config file (reading stopped in this line)"}},
+		{big, []string{big + ":16385: the file is larger than 16 MiB, the limit for a config file (reading stopped in this line)"}},
+		{long, []string{long + ":3: line is 65537 bytes long, longer than the limit of 64 KiB"}},
+	} {
+		t.Run(filepath.Base(tc.path), func(t *testing.T) {
+			f, err := ParseFile(tc.path)
+			if diff := cmp.Diff(tc.want, messages(err)); diff != "" {
+				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+			if tc.path != long {
+				return
+			}
+			// The lines around the long one are read; a line of exactly
+			// MaxLineLen bytes is accepted.
+			g := f.Section("global")
+			if e, _ := g.Get("logfile"); len(e.Value) != MaxLineLen-10 {
+				t.Errorf("logfile value is %d bytes, want %d", len(e.Value), MaxLineLen-10)
+			}
+			if e, _ := g.Get("stack"); e.Value != "a:B,c:D" {
+				t.Errorf("stack = %q", e.Value)
+			}
+		})
+	}
+}
