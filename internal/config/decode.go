@@ -223,9 +223,15 @@ func intBounds(k reflect.Kind) (minMag, max uint64, ok bool) {
 	return 0, 0, false
 }
 
-var (
-	errSyntax = errors.New("invalid integer")
-	errRange  = errors.New("integer out of range")
+// intError is why an integer option was refused; its values are
+// constants, so that no package variable can be changed.
+type intError string
+
+func (e intError) Error() string { return string(e) }
+
+const (
+	errSyntax intError = "invalid integer"
+	errRange  intError = "integer out of range"
 )
 
 // parseInteger parses s the way C strtoul(s, NULL, 0) does, but strictly:
