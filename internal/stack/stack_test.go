@@ -223,9 +223,9 @@ func TestBuildErrors(t *testing.T) {
 		},
 		{
 			name: "one id, two filter plugins in two stacks",
-			conf: "[global]\nstack=s1:SRC,x:DOUBLE,r1:REC\nstack=s1:SRC,x:ODDSTOP,r2:REC\n[r1]\nfile=a\n[r2]\nfile=b\n",
-			want: []string{"test.conf:3: stack 2, x:ODDSTOP: instance id \"x\" already names plugin DOUBLE (line 2); one id can name only one plugin"},
-			none: []string{"cannot find key"},
+			conf: "[global]\nstack=s1:SRC,x:DOUBLE,r1:REC\nstack=s1:SRC,x:NEEDSTR,r2:REC\n[r1]\nfile=a\n[r2]\nfile=b\n",
+			want: []string{"test.conf:3: stack 2, x:NEEDSTR: instance id \"x\" already names plugin DOUBLE (line 2); one id can name only one plugin"},
+			none: []string{"cannot find key", "provides"},
 		},
 		{
 			name: "one id twice in a stack",
