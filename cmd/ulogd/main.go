@@ -153,17 +153,9 @@ func printInfo(stdout, stderr io.Writer, what string) int {
 		}
 		name = n
 	}
-	d, ok := plugin.Default.Lookup(name)
-	if !ok {
-		// Plugin names are upper case; -i nfct means NFCT.
-		for _, n := range plugin.Default.Names() {
-			if strings.EqualFold(n, name) {
-				d, ok = plugin.Default.Lookup(n)
-			}
-		}
-	}
-	if !ok {
-		fmt.Fprintf(stderr, "no plugin named %q; built in: %s\n", name, strings.Join(plugin.Default.Names(), ", "))
+	d, err := stack.LookupPlugin(plugin.Default, name)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	var cfg any

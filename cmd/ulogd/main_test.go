@@ -130,12 +130,16 @@ func TestInfoVersionHelp(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "Input keys:\n\tInput plugin, No keys\n") || !strings.Contains(out, "\tKey: ct.event (unsigned int 32)\n") {
 		t.Errorf("-i NFCT: exit %d\n%s", code, out)
 	}
-	// Plugin names are upper case; -i takes them in any case.
-	if code, lower, _ := runMain("-i", "nfct"); code != 0 || lower != out {
-		t.Errorf("-i nfct: exit %d\n%s", code, lower)
-	}
-	if code, _, errOut := runMain("-i", "NOPE"); code != 1 || !strings.Contains(errOut, "no plugin named \"NOPE\"") {
+	if code, _, errOut := runMain("-i", "NOPE"); code != 1 || !strings.Contains(errOut, "can't find requested plugin NOPE") {
 		t.Errorf("-i NOPE: exit %d, %q", code, errOut)
+	}
+	for what, want := range map[string]string{
+		"PGSQL": "ulogd-go does not have the ulogd2 plugin PGSQL yet\n",
+		"nfct":  "can't find requested plugin nfct (did you mean NFCT?)\n",
+	} {
+		if code, _, errOut := runMain("-i", what); code != 1 || errOut != want {
+			t.Errorf("-i %s: exit %d, %q, want %q", what, code, errOut, want)
+		}
 	}
 	if code, out, _ := runMain("-V"); code != 0 || !strings.HasPrefix(out, "ulogd Version 2.0.9 (ulogd-go ") {
 		t.Errorf("-V: exit %d, %q", code, out)

@@ -1,13 +1,15 @@
 // Package config reads ulogd.conf files and decodes plugin sections into
 // typed config structs.
 //
-// The grammar is the one of ulogd2 2.0.8 (spec §3.1) with the strictness of
-// 2.0.9 (spec §14) wherever the old parser silently did something the user
-// did not mean:
+// The grammar is the one of ulogd2 2.0.8 with the strictness of 2.0.9
+// wherever the old parser silently did something the user did not mean
+// (docs/compat.md, C2 to C5):
 //
 //   - The file is line oriented. Blank lines and lines whose first non-blank
-//     character is '#' are ignored. CRLF line ends, long lines and a last
-//     line without a newline are all accepted.
+//     character is '#' are ignored. CRLF line ends and a last line without
+//     a newline are accepted. A line may be up to MaxLineLen bytes long, the
+//     file up to MaxFileSize (ulogd2's 253-character lines are not a limit
+//     here; a file that is not a config file, such as /dev/zero, is).
 //   - "[name]" (blanks allowed inside the brackets) opens a section. A
 //     section name used twice draws a warning; the first one is the one
 //     that counts, as in ulogd.
@@ -29,9 +31,17 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
+)
+
+// The bounds of a config file: ulogd.conf files are a few kilobytes, and
+// ParseFile must not read a device or a huge file until memory runs out.
+const (
+	MaxFileSize = 16 << 20 // bytes in a file
+	MaxLineLen  = 64 << 10 // bytes in a line, without its line end
 )
 
 // Pos is a position in a config file.
@@ -92,9 +102,15 @@ type File struct {
 	Warnings []*Error
 }
 
-// ParseFile reads and parses the file at path.
+// ParseFile reads and parses the file at path. It reads at most one byte
+// more than MaxFileSize, so that a larger file is reported, not read.
 func ParseFile(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading config file: %w", err)
 	}
@@ -105,8 +121,16 @@ func ParseFile(path string) (*File, error) {
 // if not nil, joins one *Error per problem, in line order. The returned
 // File is never nil: on error it holds what could be parsed, which is
 // useful for tools but must not be used to run anything.
+//
+// data larger than MaxFileSize is not parsed: the error names the line in
+// which the limit falls. A line longer than MaxLineLen is an error.
 func Parse(path string, data []byte) (*File, error) {
 	p := parser{f: &File{Path: path}, seen: make(map[string]*Section)}
+	if len(data) > MaxFileSize {
+		line := bytes.Count(data[:MaxFileSize], []byte{'\n'}) + 1
+		return p.f, &Error{Pos: Pos{File: path, Line: line},
+			Msg: fmt.Sprintf("the file is larger than %d MiB, the limit for a config file (reading stopped in this line)", MaxFileSize>>20)}
+	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // UTF-8 BOM
 	line := 0
 	for len(data) > 0 {
@@ -118,6 +142,10 @@ func Parse(path string, data []byte) (*File, error) {
 		}
 		line++
 		text = bytes.TrimSuffix(text, []byte{'\r'})
+		if len(text) > MaxLineLen {
+			p.errorf(Pos{File: path, Line: line}, "line is %d bytes long, longer than the limit of %d KiB", len(text), MaxLineLen>>10)
+			continue
+		}
 		p.line(Pos{File: path, Line: line}, string(text))
 	}
 	if len(p.errs) == 0 {

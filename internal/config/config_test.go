@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/ulogd-go/ulogd/internal/textdist"
 )
 
 // messages flattens a joined error into its messages, in order.
@@ -758,32 +756,48 @@ func TestParseInteger(t *testing.T) {
 	}
 }
 
-func TestEditDistanceAndSuggest(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		want int
-	}{
-		{"", "", 0},
-		{"abc", "", 3},
-		{"", "abc", 3},
-		{"sync", "sync", 0},
-		{"snyc", "sync", 1},
-		{"hash_enabled", "hash_enable", 1},
-		{"kitten", "sitting", 3},
-	} {
-		if got := textdist.OSA(tc.a, tc.b); got != tc.want {
-			t.Errorf("OSA(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+// TestParseFileBounds: a config file larger than MaxFileSize, or with a
+// line longer than MaxLineLen, is an error naming the file and the line,
+// and a device that never ends is not read until memory runs out.
+func TestParseFileBounds(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
 		}
+		return path
 	}
-	// "files" and "fila" are 2 edits away, over the limit for a 4-letter word.
-	fields := []field{{name: "file"}, {name: "files"}, {name: "fill"}, {name: "sync"}, {name: "fila"}}
-	if diff := cmp.Diff([]string{"file", "fill"}, suggest("fiel", fields)); diff != "" {
-		t.Errorf("suggest (-want +got):\n%s", diff)
-	}
-	if got, want := orList([]string{"a", "b", "c"}), `"a", "b" or "c"`; got != want {
-		t.Errorf("orList = %s, want %s", got, want)
-	}
-	if got, want := orList([]string{"a", "b"}), `"a" or "b"`; got != want {
-		t.Errorf("orList = %s, want %s", got, want)
+	comment := "# " + strings.Repeat("x", 1021) + "\n" // 1 KiB
+	big := write("big.conf", "[global]\n"+strings.Repeat(comment, MaxFileSize/len(comment)))
+	long := write("long.conf", "[global]\nloglevel=5\n# "+strings.Repeat("x", MaxLineLen-1)+"\n"+
+		"logfile=\""+strings.Repeat("y", MaxLineLen-10)+"\"\nstack=a:B,c:D\n")
+	for _, tc := range []struct {
+		path string
+		want []string
+	}{
+		{"/dev/zero", []string{"/dev/zero:1: the file is larger than 16 MiB, the limit for a config file (reading stopped in this line)"}},
+		{big, []string{big + ":16385: the file is larger than 16 MiB, the limit for a config file (reading stopped in this line)"}},
+		{long, []string{long + ":3: line is 65537 bytes long, longer than the limit of 64 KiB"}},
+	} {
+		t.Run(filepath.Base(tc.path), func(t *testing.T) {
+			f, err := ParseFile(tc.path)
+			if diff := cmp.Diff(tc.want, messages(err)); diff != "" {
+				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+			if tc.path != long {
+				return
+			}
+			// The lines around the long one are read; a line of exactly
+			// MaxLineLen bytes is accepted.
+			g := f.Section("global")
+			if e, _ := g.Get("logfile"); len(e.Value) != MaxLineLen-10 {
+				t.Errorf("logfile value is %d bytes, want %d", len(e.Value), MaxLineLen-10)
+			}
+			if e, _ := g.Get("stack"); e.Value != "a:B,c:D" {
+				t.Errorf("stack = %q", e.Value)
+			}
+		})
 	}
 }

@@ -6,11 +6,10 @@ import (
 	"math"
 	"math/bits"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 
-	"github.com/ulogd-go/ulogd/internal/textdist"
+	"github.com/ulogd-go/ulogd/internal/suggest"
 )
 
 // Option describes one option of a config struct, for --info.
@@ -138,11 +137,7 @@ func Decode(sec *Section, at Pos, dst any) error {
 	for _, e := range sec.Entries {
 		f, ok := byName[e.Key]
 		if !ok {
-			msg := fmt.Sprintf("unknown option %q in section [%s]", e.Key, sec.Name)
-			if s := suggest(e.Key, fields); len(s) > 0 {
-				msg += " (did you mean " + orList(s) + "?)"
-			}
-			errs = append(errs, &Error{Pos: e.Pos, Msg: msg})
+			report(e.Pos, "unknown option %q in section [%s]%s", e.Key, sec.Name, suggest.Hint(e.Key, names(fields), true))
 			continue
 		}
 		if p, dup := first[e.Key]; dup {
@@ -228,9 +223,15 @@ func intBounds(k reflect.Kind) (minMag, max uint64, ok bool) {
 	return 0, 0, false
 }
 
-var (
-	errSyntax = errors.New("invalid integer")
-	errRange  = errors.New("integer out of range")
+// intError is why an integer option was refused; its values are
+// constants, so that no package variable can be changed.
+type intError string
+
+func (e intError) Error() string { return string(e) }
+
+const (
+	errSyntax intError = "invalid integer"
+	errRange  intError = "integer out of range"
 )
 
 // parseInteger parses s the way C strtoul(s, NULL, 0) does, but strictly:
@@ -325,39 +326,11 @@ func Options(cfg any) []Option {
 	return out
 }
 
-// suggest returns the option names close to key, best first (at most 3).
-func suggest(key string, fields []field) []string {
-	type cand struct {
-		name string
-		d    int
-	}
-	lk := strings.ToLower(key)
-	limit := min(3, max(1, len(key)/3))
-	var cs []cand
-	for _, f := range fields {
-		lf := strings.ToLower(f.name)
-		d := textdist.OSA(lk, lf)
-		if d > limit && !(len(lk) >= 4 && (strings.HasPrefix(lf, lk) || strings.HasPrefix(lk, lf))) {
-			continue
-		}
-		cs = append(cs, cand{f.name, d})
-	}
-	sort.SliceStable(cs, func(i, j int) bool { return cs[i].d < cs[j].d })
-	var out []string
-	for i := 0; i < len(cs) && i < 3; i++ {
-		out = append(out, cs[i].name)
+// names returns the option names of fields, in field order.
+func names(fields []field) []string {
+	out := make([]string, len(fields))
+	for i, f := range fields {
+		out[i] = f.name
 	}
 	return out
-}
-
-// orList renders ["a" "b" "c"] as `"a", "b" or "c"`.
-func orList(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = strconv.Quote(n)
-	}
-	if len(q) == 1 {
-		return q[0]
-	}
-	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }

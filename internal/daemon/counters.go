@@ -20,7 +20,7 @@ func logCounters(log *slog.Logger, g *stack.Graph) {
 // counterAttrs are the counters of one instance: events and lost for a
 // source; received, stopped and failed for the others, and dropped for a
 // sink that can drop records it accepted.
-func counterAttrs(in *stack.Instance) []any {
+func counterAttrs(in *stack.Node) []any {
 	st := in.Stats()
 	attrs := []any{"instance", in.ID, "plugin", in.Desc.Name}
 	if in.Desc.Kind == plugin.Source {

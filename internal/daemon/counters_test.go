@@ -18,14 +18,14 @@ func (droppingSink) Interp(*keys.Record) plugin.Verdict { return plugin.Continue
 func (d droppingSink) Dropped() uint64                  { return d.n }
 
 func TestCounterAttrs(t *testing.T) {
-	src := &stack.Instance{ID: "ct1", Desc: &plugin.Descriptor{Name: "NFCT", Kind: plugin.Source}}
+	src := &stack.Node{ID: "ct1", Desc: &plugin.Descriptor{Name: "NFCT", Kind: plugin.Source}}
 	src.Stats().Received.Add(5)
 	src.Stats().Lost.Add(2)
-	sink := &stack.Instance{ID: "json1", Desc: &plugin.Descriptor{Name: "JSON", Kind: plugin.Sink}, Inst: droppingSink{n: 7}}
+	sink := &stack.Node{ID: "json1", Desc: &plugin.Descriptor{Name: "JSON", Kind: plugin.Sink}, Inst: droppingSink{n: 7}}
 	sink.Stats().Received.Add(5)
-	plain := &stack.Instance{ID: "print1", Desc: &plugin.Descriptor{Name: "PRINTFLOW", Kind: plugin.Filter}}
+	plain := &stack.Node{ID: "print1", Desc: &plugin.Descriptor{Name: "PRINTFLOW", Kind: plugin.Filter}}
 	for _, tc := range []struct {
-		in   *stack.Instance
+		in   *stack.Node
 		want string
 	}{
 		{src, "[instance ct1 plugin NFCT events 5 lost 2]"},

@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/ulogd-go/ulogd/internal/textdist"
+	"github.com/ulogd-go/ulogd/internal/suggest"
 )
 
 // Registry maps plugin names to descriptors. Tests build their own; the
@@ -54,32 +54,9 @@ func (r *Registry) Names() []string {
 	return names
 }
 
-// Suggest returns registered names close to name (case-insensitive equal,
-// or within a small edit distance), best first.
-func (r *Registry) Suggest(name string) []string {
-	type cand struct {
-		name string
-		d    int
-	}
-	var cs []cand
-	for n := range r.byName {
-		d := textdist.Levenshtein(strings.ToUpper(name), strings.ToUpper(n))
-		if d <= 2 || strings.EqualFold(n, name) {
-			cs = append(cs, cand{n, d})
-		}
-	}
-	sort.Slice(cs, func(i, j int) bool {
-		if cs[i].d != cs[j].d {
-			return cs[i].d < cs[j].d
-		}
-		return cs[i].name < cs[j].name
-	})
-	out := make([]string, len(cs))
-	for i, c := range cs {
-		out[i] = c.name
-	}
-	return out
-}
+// Suggest returns the registered names close to name, best first (the
+// rule of suggest.Closest).
+func (r *Registry) Suggest(name string) []string { return suggest.Closest(name, r.Names()) }
 
 // NameFromSO maps a ulogd2 plugin file name, as written in plugin= lines,
 // to the built-in plugin name: "/usr/lib/ulogd/ulogd_inpflow_NFCT.so" →

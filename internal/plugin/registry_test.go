@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/ulogd-go/ulogd/internal/textdist"
 )
 
 type nop struct{}
@@ -57,17 +55,6 @@ func TestNameFromSO(t *testing.T) {
 	for _, bad := range []string{"NFCT", "libfoo.so", "ulogd_NFCT.so", "ulogd_output_.so"} {
 		if _, err := NameFromSO(bad); err == nil {
 			t.Errorf("%s: no error", bad)
-		}
-	}
-}
-
-func TestEditDistance(t *testing.T) {
-	for _, c := range []struct {
-		a, b string
-		d    int
-	}{{"", "", 0}, {"abc", "abc", 0}, {"abc", "abd", 1}, {"hash_enable", "hash_enabled", 1}, {"", "abc", 3}, {"kitten", "sitting", 3}} {
-		if got := textdist.Levenshtein(c.a, c.b); got != c.d {
-			t.Errorf("%q %q: %d, want %d", c.a, c.b, got, c.d)
 		}
 	}
 }

@@ -61,7 +61,7 @@ func (r *runner) Flush() {
 }
 
 func (r *runner) flushLocked() {
-	r.src.downstream(func(in *Instance) {
+	r.src.downstream(func(in *Node) {
 		if f, ok := in.Inst.(plugin.Flusher); ok {
 			if err := f.Flush(); err != nil {
 				r.failNotice(in, err)
@@ -72,7 +72,7 @@ func (r *runner) flushLocked() {
 
 // downstream calls fn for every filter and sink of every stack the source
 // feeds, in stack order.
-func (s *Source) downstream(fn func(*Instance)) {
+func (s *Source) downstream(fn func(*Node)) {
 	for _, st := range s.Stacks {
 		for _, in := range st.Instances[1:] {
 			fn(in)
@@ -83,7 +83,7 @@ func (s *Source) downstream(fn func(*Instance)) {
 func (r *runner) Lost(n uint64) { r.src.stats.Lost.Add(n) }
 
 // failNotice logs a failure at most once per second per source.
-func (r *runner) failNotice(in *Instance, err error) {
+func (r *runner) failNotice(in *Node, err error) {
 	now := time.Now().Unix()
 	if last := r.lastFail.Load(); now == last || !r.lastFail.CompareAndSwap(last, now) {
 		return
@@ -117,11 +117,12 @@ func (st *Stack) walk(src *keys.Record, r *runner) {
 	rec.Reset()
 }
 
-// order returns every distinct instance: sinks, then filters, then sources.
-func (g *Graph) order() []*Instance {
-	var out []*Instance
-	seen := map[*Instance]bool{}
-	for _, kind := range []plugin.Kind{plugin.Sink, plugin.Filter, plugin.Source} {
+// order returns every distinct instance, of the kinds given, kind by kind
+// in that order, and within a kind in stack order.
+func (g *Graph) order(kinds ...plugin.Kind) []*Node {
+	var out []*Node
+	seen := map[*Node]bool{}
+	for _, kind := range kinds {
 		for _, st := range g.Stacks {
 			for _, in := range st.Instances {
 				if in.Desc.Kind == kind && !seen[in] {
@@ -134,10 +135,14 @@ func (g *Graph) order() []*Instance {
 	return out
 }
 
-// Start starts sinks first, then filters, then sources. If one fails, what
+// Start starts sources first, then filters, then sinks, so that a source
+// that cannot start (a group already bound, no permission) fails before
+// any sink has created a file. No event flows before Run: a source's Start
+// only opens its sockets (the plugin.SourceInstance contract), and what
+// the kernel sends meanwhile waits in their buffers. If one fails, what
 // was started is stopped again in reverse order and the error returned.
 func (g *Graph) Start(ctx context.Context) error {
-	for _, in := range g.order() {
+	for _, in := range g.order(plugin.Source, plugin.Filter, plugin.Sink) {
 		if err := in.Inst.Start(ctx); err != nil {
 			err = fmt.Errorf("error starting `%s' (%s): %w", in.ID, in.Desc.Name, err)
 			g.stopStarted(ctx)
@@ -148,14 +153,18 @@ func (g *Graph) Start(ctx context.Context) error {
 	return nil
 }
 
+// stopStarted stops the started instances, last started first.
 func (g *Graph) stopStarted(ctx context.Context) {
 	for i := len(g.started) - 1; i >= 0; i-- {
-		in := g.started[i]
-		if err := in.Inst.Stop(ctx); err != nil {
-			g.log.Error("error stopping instance", "instance", in.ID, "plugin", in.Desc.Name, "err", err)
-		}
+		g.stopNode(ctx, g.started[i])
 	}
 	g.started = nil
+}
+
+func (g *Graph) stopNode(ctx context.Context, in *Node) {
+	if err := in.Inst.Stop(ctx); err != nil {
+		g.log.Error("error stopping instance", "instance", in.ID, "plugin", in.Desc.Name, "err", err)
+	}
 }
 
 // Run runs every source in its own goroutine until ctx is cancelled, and
@@ -227,16 +236,13 @@ func (g *Graph) Stop(ctx context.Context) {
 	g.stopped = true
 	cancelRun := g.cancelRun
 	g.runMu.Unlock()
-	var rest []*Instance
-	for i := len(g.started) - 1; i >= 0; i-- {
-		in := g.started[i]
+	var rest []*Node
+	for _, in := range g.started {
 		if in.Desc.Kind != plugin.Source {
-			rest = append([]*Instance{in}, rest...)
+			rest = append(rest, in)
 			continue
 		}
-		if err := in.Inst.Stop(ctx); err != nil {
-			g.log.Error("error stopping instance", "instance", in.ID, "plugin", in.Desc.Name, "err", err)
-		}
+		g.stopNode(ctx, in)
 	}
 	if cancelRun != nil {
 		cancelRun(nil)
@@ -247,8 +253,11 @@ func (g *Graph) Stop(ctx context.Context) {
 			src.run.Flush()
 		}
 	}
-	g.started = rest
-	g.stopStarted(ctx)
+	// Downstream last: filters, then sinks.
+	for _, in := range rest {
+		g.stopNode(ctx, in)
+	}
+	g.started = nil
 }
 
 // stopDeadline bounds how long Stop waits for the sources to return.
@@ -281,7 +290,7 @@ func (g *Graph) Reopen() error {
 	var errs []error
 	for _, src := range g.Sources {
 		src.run.mu.Lock()
-		src.downstream(func(in *Instance) {
+		src.downstream(func(in *Node) {
 			if ro, ok := in.Inst.(plugin.Reopener); ok {
 				if err := ro.Reopen(); err != nil {
 					errs = append(errs, fmt.Errorf("%s (%s): %w", in.ID, in.Desc.Name, err))
@@ -302,7 +311,7 @@ func (g *Graph) Signal(sig os.Signal) {
 			s.Signal(sig)
 		}
 		src.run.mu.Lock()
-		src.downstream(func(in *Instance) {
+		src.downstream(func(in *Node) {
 			if s, ok := in.Inst.(plugin.Signaler); ok {
 				s.Signal(sig)
 			}
@@ -312,4 +321,4 @@ func (g *Graph) Signal(sig os.Signal) {
 }
 
 // Instances returns every distinct instance (sinks, filters, sources).
-func (g *Graph) Instances() []*Instance { return g.order() }
+func (g *Graph) Instances() []*Node { return g.order(plugin.Sink, plugin.Filter, plugin.Source) }

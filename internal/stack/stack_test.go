@@ -178,6 +178,7 @@ func TestBuildErrors(t *testing.T) {
 		conf string
 		want []string // substrings, each must appear in the joined error
 		once []string // substrings that must appear exactly once
+		none []string // substrings that must not appear
 	}{
 		{
 			name: "unknown plugin with suggestion",
@@ -218,7 +219,41 @@ func TestBuildErrors(t *testing.T) {
 		{
 			name: "one id, two source plugins",
 			conf: "[global]\nstack=s1:SRC,r1:REC\nstack=s1:OTHERSRC,r2:REC\n[r1]\nfile=a\n[r2]\nfile=b\n",
-			want: []string{"test.conf:3: stack 2, s1:OTHERSRC: instance \"s1\" is already a SRC source (line 2)"},
+			want: []string{"test.conf:3: stack 2, s1:OTHERSRC: instance id \"s1\" already names plugin SRC (line 2); one id can name only one plugin"},
+		},
+		{
+			name: "one id, two filter plugins in two stacks",
+			conf: "[global]\nstack=s1:SRC,x:DOUBLE,r1:REC\nstack=s1:SRC,x:NEEDSTR,r2:REC\n[r1]\nfile=a\n[r2]\nfile=b\n",
+			want: []string{"test.conf:3: stack 2, x:NEEDSTR: instance id \"x\" already names plugin DOUBLE (line 2); one id can name only one plugin"},
+			none: []string{"cannot find key", "provides"},
+		},
+		{
+			name: "one id twice in a stack",
+			conf: "[global]\nstack=s1:SRC,d:DOUBLE,d:DOUBLE,r1:REC\n[r1]\nfile=a\n",
+			want: []string{"test.conf:2: stack 1, d:DOUBLE: instance id \"d\" appears twice in this stack (also as d:DOUBLE)"},
+		},
+		{
+			name: "one id for two plugins of a stack",
+			conf: "[global]\nstack=s1:SRC,d:DOUBLE,d:ODDSTOP,r1:REC\n[r1]\nfile=a\n",
+			want: []string{"test.conf:2: stack 1, d:ODDSTOP: instance id \"d\" appears twice in this stack (also as d:DOUBLE)"},
+			none: []string{"cannot find key"},
+		},
+		{
+			name: "a trailing comma is reported first, alone",
+			conf: "[global]\nstack=s1:SRC,x:NEEDSTR,r1:REC,\n",
+			want: []string{"test.conf:2: stack 1: syntax error: empty element 4 of 4 (a comma too many?)"},
+			none: []string{"cannot find key", "mandatory option", "can only stand"},
+		},
+		{
+			name: "a ulogd2 plugin ulogd-go does not have",
+			conf: "[global]\nstack=s1:SRC,p:PGSQL\n",
+			want: []string{"test.conf:2: stack 1: ulogd-go does not have the ulogd2 plugin PGSQL yet"},
+			none: []string{"did you mean"},
+		},
+		{
+			name: "an unknown plugin with nothing near lists the plugins",
+			conf: "[global]\nstack=s1:SRC,q:QQQQQQ\n",
+			want: []string{"stack 1: can't find requested plugin QQQQQQ (the plugins are BADSTART, DOUBLE, NEEDSTR,"},
 		},
 		{
 			name: "resource conflict",
@@ -254,7 +289,7 @@ func TestBuildErrors(t *testing.T) {
 			want: []string{
 				"test.conf:2: loglevel 4 is not one of",
 				"test.conf:3: unknown option \"logfil\" in section [global] (did you mean \"logfile\"?)",
-				"test.conf:4: plugin \"NOPE\"",
+				"test.conf:4: plugin /usr/lib/ulogd/ulogd_output_NOPE.so: can't find requested plugin NOPE",
 			},
 		},
 	}
@@ -269,12 +304,52 @@ func TestBuildErrors(t *testing.T) {
 					t.Errorf("error lacks %q; got:\n%v", w, err)
 				}
 			}
+			for _, w := range tt.none {
+				if strings.Contains(err.Error(), w) {
+					t.Errorf("error has %q; got:\n%v", w, err)
+				}
+			}
 			for _, w := range tt.once {
 				if n := strings.Count(err.Error(), w); n != 1 {
 					t.Errorf("%q appears %d times, want once; got:\n%v", w, n, err)
 				}
 			}
 		})
+	}
+}
+
+func TestPluginLinesOfUlogd2Plugins(t *testing.T) {
+	g, err := build(t, newTestRegistry(), "[global]\n"+
+		"plugin=\"/usr/lib/x86_64-linux-gnu/ulogd/ulogd_output_PGSQL.so\"\n"+
+		"plugin=\"/usr/lib/x86_64-linux-gnu/ulogd/ulogd_inpflow_SRC.so\"\n"+
+		"stack=s1:SRC,r1:REC\n[s1]\n[r1]\nfile=x\n")
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	var warnings []string
+	for _, w := range g.Warnings {
+		warnings = append(warnings, w.Error())
+	}
+	want := []string{"test.conf:2: plugin /usr/lib/x86_64-linux-gnu/ulogd/ulogd_output_PGSQL.so: " +
+		"ulogd-go does not have the ulogd2 plugin PGSQL yet; line ignored"}
+	if diff := cmp.Diff(want, warnings); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+}
+
+func TestLookupPlugin(t *testing.T) {
+	reg := newTestRegistry()
+	if d, err := LookupPlugin(reg.Registry, "SRC"); err != nil || d.Name != "SRC" {
+		t.Errorf("LookupPlugin(SRC) = %v, %v", d, err)
+	}
+	for name, want := range map[string]string{
+		"NFACCT": "ulogd-go does not have the ulogd2 plugin NFACCT yet",
+		"rec":    "can't find requested plugin rec (did you mean REC?)",
+		"RECC":   "can't find requested plugin RECC (did you mean REC?)",
+	} {
+		if _, err := LookupPlugin(reg.Registry, name); err == nil || err.Error() != want {
+			t.Errorf("LookupPlugin(%s) = %v, want %q", name, err, want)
+		}
 	}
 }
 
