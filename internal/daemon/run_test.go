@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	_ "github.com/ulogd-go/ulogd/plugins/all"
 )
 
@@ -49,19 +51,67 @@ func shortTempDir(t *testing.T) string {
 	return dir
 }
 
-// waitFile waits until the file at path satisfies cond, for at most 10 s.
+// waitFile waits until the file at path satisfies cond, for at most 10 s,
+// woken by inotify events on its directory.
 func waitFile(t *testing.T, path string, cond func(string) bool) string {
 	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(path), unix.IN_CREATE|unix.IN_MODIFY|unix.IN_MOVED_TO); err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(10 * time.Second)
+	buf := make([]byte, 4096)
 	for {
 		b, _ := os.ReadFile(path)
 		if cond(string(b)) {
 			return string(b)
 		}
-		if time.Now().After(deadline) {
+		left := time.Until(deadline)
+		if left <= 0 {
 			t.Fatalf("%s: condition not met; content:\n%s", path, b)
 		}
-		time.Sleep(5 * time.Millisecond)
+		unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left/time.Millisecond)+1)
+		for {
+			if n, _ := unix.Read(fd, buf); n <= 0 {
+				break
+			}
+		}
+	}
+}
+
+// logBuffer is the daemon's standard error in a test: it wakes waitFor at
+// every write.
+type logBuffer struct {
+	syncBuffer
+	wrote chan struct{}
+}
+
+func newLogBuffer() *logBuffer { return &logBuffer{wrote: make(chan struct{}, 1)} }
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	n, err := b.syncBuffer.Write(p)
+	select {
+	case b.wrote <- struct{}{}:
+	default:
+	}
+	return n, err
+}
+
+// waitFor waits until the log holds s, for at most 10 s.
+func (b *logBuffer) waitFor(t *testing.T, s string) {
+	t.Helper()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for !strings.Contains(b.String(), s) {
+		select {
+		case <-b.wrote:
+		case <-timeout.C:
+			t.Fatalf("the daemon log lacks %q:\n%s", s, b.String())
+		}
 	}
 }
 
@@ -70,7 +120,7 @@ type daemonRun struct {
 	sigs   chan os.Signal
 	cancel context.CancelFunc
 	done   chan error
-	stderr *syncBuffer
+	stderr *logBuffer
 
 	stopped bool
 	err     error
@@ -102,7 +152,7 @@ func startDaemon(t *testing.T, conf string) *daemonRun {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &daemonRun{sigs: make(chan os.Signal, 1), cancel: cancel, done: make(chan error, 1), stderr: &syncBuffer{}}
+	d := &daemonRun{sigs: make(chan os.Signal, 1), cancel: cancel, done: make(chan error, 1), stderr: newLogBuffer()}
 	ready := make(chan struct{})
 	go func() {
 		d.done <- Run(ctx, Options{
@@ -151,15 +201,16 @@ sync=1
 	waitFile(t, out, func(s string) bool { return strings.HasSuffix(s, want) })
 
 	d.sigs <- syscall.SIGUSR1
-	waitFile(t, out, func(string) bool {
-		return strings.Contains(d.stderr.String(), "counters instance=nuauth1 plugin=UNIXSOCK events=1 lost=0")
-	})
+	d.stderr.waitFor(t, "counters instance=nuauth1 plugin=UNIXSOCK events=1 lost=0")
 
 	if err := os.Rename(out, out+".1"); err != nil {
 		t.Fatal(err)
 	}
 	d.sigs <- syscall.SIGHUP
-	waitFile(t, out, func(string) bool { return strings.Contains(d.stderr.String(), "signal=hangup") })
+	// Signals are handled one after the other: once SIGALRM is logged,
+	// the reopen is done.
+	d.sigs <- syscall.SIGALRM
+	d.stderr.waitFor(t, "signal=\"alarm clock\"")
 	if _, err := c.Write(nufwFrame(icmpEcho)); err != nil {
 		t.Fatal(err)
 	}
