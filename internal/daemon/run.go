@@ -116,6 +116,7 @@ func (d *daemon) printErrors(err error) {
 	}
 }
 
+// run is Run once the options have their defaults.
 func (d *daemon) run(ctx context.Context) error {
 	o := d.o
 	if o.User != "" {
