@@ -66,6 +66,14 @@ func runHelper(role string) int {
 		return 0
 	case "daemonize":
 		return daemonizeHelper()
+	case "run-as":
+		// Start the daemon with -u, stop it once it is ready.
+		ctx, cancel := context.WithCancel(context.Background())
+		var out strings.Builder
+		err := Run(ctx, Options{ConfigFile: os.Getenv("ULOGD_TEST_CONF"), User: os.Getenv("ULOGD_TEST_USER"),
+			Stdout: &out, Stderr: &out, Signals: make(chan os.Signal), Ready: cancel})
+		fmt.Printf("%s---\n%v\n", out.String(), err)
+		return 0
 	case "run-unprivileged":
 		// Lose root and every capability, then start the daemon.
 		if err := syscall.Setuid(65534); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -289,4 +290,48 @@ func TestRunUnprivileged(t *testing.T) {
 	if !strings.Contains(string(out), "Fatal error.") {
 		t.Errorf("no fatal error reported:\n%s", out)
 	}
+}
+
+// TestRunUserWarnings: after -u, what cannot work is said at start. A cgo
+// test binary cannot keep CAP_NET_ADMIN (see TestDropPrivileges), so NFCT
+// gets the warning; a CGO_ENABLED=0 one keeps it and must not warn. The
+// output file's directory, root's and 0755, is not writable by nobody.
+func TestRunUserWarnings(t *testing.T) {
+	requireRoot(t)
+	if _, err := user.Lookup("nobody"); err != nil {
+		t.Skip("no user nobody:", err)
+	}
+	dir := shortTempDir(t)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "ulogd.conf")
+	text := fmt.Sprintf("[global]\nstack=ct1:NFCT,ip2str1:IP2STR,print1:PRINTFLOW,emu1:LOGEMU\n[emu1]\nfile=%q\n", dir+"/ct.log")
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := helperCmd(t, "run-as", "ULOGD_TEST_CONF="+conf, "ULOGD_TEST_USER=nobody")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, b)
+	}
+	out := string(b)
+	if !strings.HasSuffix(out, "---\n<nil>\n") {
+		t.Fatalf("Run failed:\n%s", out)
+	}
+	capWarning := "ct1 (NFCT): CAP_NET_ADMIN could not be kept after switching to user nobody (" + errCgo.Error() + "): polling, the hash-mode resync and SIGUSR2 will fail"
+	cgo := cgoBinary()
+	if got := strings.Contains(out, capWarning); got != cgo {
+		t.Errorf("CAP_NET_ADMIN warning present %v, want %v (cgo build):\n%s", got, cgo, out)
+	}
+	if want := "stack 1, emu1:LOGEMU: user nobody cannot write the directory " + dir; !strings.Contains(out, want) {
+		t.Errorf("no warning %q:\n%s", want, out)
+	}
+}
+
+// cgoBinary reports whether this test binary is linked with cgo, in which
+// case capabilities cannot be set on every thread.
+func cgoBinary() bool {
+	return allThreads(unix.SYS_PRCTL, unix.PR_GET_KEEPCAPS, 0, 0) == errCgo
 }
