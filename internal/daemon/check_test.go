@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,14 +71,8 @@ func TestCheckOutputs(t *testing.T) {
 // directory (to open the file again on SIGHUP after a rotation), or the
 // file itself when it exists.
 func TestCheckOutputsUser(t *testing.T) {
-	requireRoot(t)
-	if _, err := user.Lookup("nobody"); err != nil {
-		t.Skip("no user nobody:", err)
-	}
-	dir := shortTempDir(t)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	requireNobody(t)
+	dir := openDir(t, 0o755)
 	out := dir + "/emu.log"
 	got := checkConf(t, emuConf("", out), "nobody")
 	want := "ulogd.conf:2: stack 1, emu1:LOGEMU: user nobody cannot write the directory " + dir

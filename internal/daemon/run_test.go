@@ -52,6 +52,37 @@ func shortTempDir(t *testing.T) string {
 	return dir
 }
 
+// openDir is shortTempDir with the given mode, for tests whose daemon
+// or check runs as another user.
+func openDir(t *testing.T, mode os.FileMode) string {
+	t.Helper()
+	dir := shortTempDir(t)
+	if err := os.Chmod(dir, mode); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// requireNobody skips the test unless it runs as root and the user nobody
+// exists.
+func requireNobody(t *testing.T) {
+	t.Helper()
+	requireRoot(t)
+	if _, err := user.Lookup("nobody"); err != nil {
+		t.Skip("no user nobody:", err)
+	}
+}
+
+// writeConf writes a configuration file ulogd.conf in dir.
+func writeConf(t *testing.T, dir, text string) string {
+	t.Helper()
+	path := filepath.Join(dir, "ulogd.conf")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // waitFile waits until the file at path satisfies cond, for at most 10 s,
 // woken by inotify events on its directory.
 func waitFile(t *testing.T, path string, cond func(string) bool) string {
@@ -148,10 +179,7 @@ func (d *daemonRun) stop(t *testing.T) error {
 // daemon is ready (or has failed).
 func startDaemon(t *testing.T, conf string) *daemonRun {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "ulogd.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := writeConf(t, t.TempDir(), conf)
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &daemonRun{sigs: make(chan os.Signal, 1), cancel: cancel, done: make(chan error, 1), stderr: newLogBuffer()}
 	ready := make(chan struct{})
@@ -246,12 +274,8 @@ sync=1
 // naming the config line, and an error (exit 1), not two texts and exit 2.
 func TestRunLogfileUnopenable(t *testing.T) {
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "ulogd.conf")
-	text := fmt.Sprintf("[global]\nlogfile=%q\nstack=nuauth1:UNIXSOCK,base1:BASE,ip2str1:IP2STR,print1:PRINTPKT,emu1:LOGEMU\n[nuauth1]\nsocket_path=%q\n[emu1]\nfile=%q\n",
-		dir+"/missing/ulogd.log", dir+"/u.sock", dir+"/emu.log")
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	conf := writeConf(t, dir, fmt.Sprintf("[global]\nlogfile=%q\nstack=nuauth1:UNIXSOCK,base1:BASE,ip2str1:IP2STR,print1:PRINTPKT,emu1:LOGEMU\n[nuauth1]\nsocket_path=%q\n[emu1]\nfile=%q\n",
+		dir+"/missing/ulogd.log", dir+"/u.sock", dir+"/emu.log"))
 	var stderr syncBuffer
 	err := Run(context.Background(), Options{ConfigFile: conf, Stdout: &stderr, Stderr: &stderr, Signals: make(chan os.Signal)})
 	if err == nil {
@@ -268,15 +292,8 @@ func TestRunLogfileUnopenable(t *testing.T) {
 // needed instead of a bare "operation not permitted".
 func TestRunUnprivileged(t *testing.T) {
 	requireRoot(t)
-	dir := shortTempDir(t)
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(dir, "ulogd.conf")
-	text := fmt.Sprintf("[global]\nstack=log1:NFLOG,base1:BASE,ifi1:IFINDEX,ip2str1:IP2STR,print1:PRINTPKT,emu1:LOGEMU\n[log1]\ngroup=7\n[emu1]\nfile=%q\n", dir+"/emu.log")
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := openDir(t, 0o777)
+	conf := writeConf(t, dir, fmt.Sprintf("[global]\nstack=log1:NFLOG,base1:BASE,ifi1:IFINDEX,ip2str1:IP2STR,print1:PRINTPKT,emu1:LOGEMU\n[log1]\ngroup=7\n[emu1]\nfile=%q\n", dir+"/emu.log"))
 	cmd := helperCmd(t, "run-unprivileged", "ULOGD_TEST_CONF="+conf)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
 	out, err := cmd.Output()
@@ -297,19 +314,9 @@ func TestRunUnprivileged(t *testing.T) {
 // gets the warning; a CGO_ENABLED=0 one keeps it and must not warn. The
 // output file's directory, root's and 0755, is not writable by nobody.
 func TestRunUserWarnings(t *testing.T) {
-	requireRoot(t)
-	if _, err := user.Lookup("nobody"); err != nil {
-		t.Skip("no user nobody:", err)
-	}
-	dir := shortTempDir(t)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(dir, "ulogd.conf")
-	text := fmt.Sprintf("[global]\nstack=ct1:NFCT,ip2str1:IP2STR,print1:PRINTFLOW,emu1:LOGEMU\n[emu1]\nfile=%q\n", dir+"/ct.log")
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	requireNobody(t)
+	dir := openDir(t, 0o755)
+	conf := writeConf(t, dir, fmt.Sprintf("[global]\nstack=ct1:NFCT,ip2str1:IP2STR,print1:PRINTFLOW,emu1:LOGEMU\n[emu1]\nfile=%q\n", dir+"/ct.log"))
 	cmd := helperCmd(t, "run-as", "ULOGD_TEST_CONF="+conf, "ULOGD_TEST_USER=nobody")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
 	b, err := cmd.Output()
