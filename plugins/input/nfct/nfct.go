@@ -50,7 +50,7 @@ func Descriptor() *plugin.Descriptor {
 			"hash_buckets":                  "flows the table is sized for at start (it grows as needed, up to `hash_max_entries`)",
 			"hash_max_entries":              "maximum number of tracked flows",
 			"event_mask":                    "conntrack events to receive: 0x1 NEW, 0x2 UPDATE, 0x4 DESTROY",
-			"netlink_socket_buffer_size":    "receive buffer in bytes; 0 = 64 MiB (see above)",
+			"netlink_socket_buffer_size":    "event socket receive buffer in bytes; 0 = 64 MiB",
 			"netlink_socket_buffer_maxsize": "growth limit on overruns; 0 = never grow",
 			"netlink_resync_timeout":        "seconds from an overrun to the table resync (hash mode)",
 			"reliable":                      "≠0: `NETLINK_BROADCAST_ERROR` + `NETLINK_NO_ENOBUFS`: the kernel keeps retrying instead of dropping destroy events",

@@ -97,7 +97,7 @@ func Descriptor() *plugin.Descriptor {
 		Output:    plugin.DTSink,
 		NewConfig: func() *Config { return &Config{Facility: "LOG_KERN", Level: "LOG_NOTICE"} },
 		Options: map[string]string{
-			"facility": "one of `LOG_DAEMON`, `LOG_KERN`, `LOG_LOCAL0` … `LOG_LOCAL7`, `LOG_USER` (`LOG_KERN` logs as `LOG_DAEMON`, see above)",
+			"facility": "one of `LOG_DAEMON`, `LOG_KERN`, `LOG_LOCAL0` … `LOG_LOCAL7`, `LOG_USER` (`LOG_KERN`, 0, logs as `LOG_DAEMON`, as in ulogd2)",
 			"level":    "one of `LOG_EMERG`, `LOG_ALERT`, `LOG_CRIT`, `LOG_ERR`, `LOG_WARNING`, `LOG_NOTICE`, `LOG_INFO`, `LOG_DEBUG`",
 		},
 		Sample: sample,
