@@ -10,9 +10,8 @@ type Ulogd2Plugin struct {
 	Removed string
 }
 
-// Ulogd2Plugins returns ulogd2's plugins, sources then filters then sinks,
-// each group in ulogd2's build order: the 2.0.9 set, plus ULOG, which
-// 2.0.8 (Debian 12) still ships. Whether ulogd-go has one is a Registry
+// Ulogd2Plugins returns ulogd2's plugins, sources then filters then sinks:
+// the 2.0.9 set, plus ULOG, which 2.0.8 (Debian 12) still ships. Whether ulogd-go has one is a Registry
 // question (Lookup); the root README's plugin table is built from both.
 // The slice is new at every call.
 func Ulogd2Plugins() []Ulogd2Plugin {
