@@ -169,15 +169,18 @@ var outputs = []keys.Spec{
 	sctpCsum:      {Name: "sctp.csum", Type: keys.Uint32},
 }
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the BASE plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[plugin.NoConfig]{
 		Name:    "BASE",
 		Kind:    plugin.Filter,
 		Summary: "decode IPv4/IPv6/TCP/UDP/ICMP/SCTP/IPsec/ARP headers of a packet",
 		Input:   plugin.DTRaw,
 		Output:  plugin.DTPacket,
-		Keys:    func(any) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
+		Keys:    func(*plugin.NoConfig) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
+		New: func(env *plugin.Env, _ *plugin.NoConfig) (plugin.Instance, error) {
 			f := &filter{}
 			copy(f.in[:], env.In)
 			copy(f.out[:], env.Out)

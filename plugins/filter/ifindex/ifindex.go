@@ -28,15 +28,18 @@ var (
 	}
 )
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the IFINDEX plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[plugin.NoConfig]{
 		Name:    "IFINDEX",
 		Kind:    plugin.Filter,
 		Summary: "convert interface indexes to interface names",
 		Input:   plugin.DTPacket | plugin.DTFlow,
 		Output:  plugin.DTPacket | plugin.DTFlow,
-		Keys:    func(any) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
+		Keys:    func(*plugin.NoConfig) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
+		New: func(env *plugin.Env, _ *plugin.NoConfig) (plugin.Instance, error) {
 			return &filter{env: env, in: env.In, out: env.Out}, nil
 		},
 	})

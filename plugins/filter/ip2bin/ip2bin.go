@@ -21,20 +21,23 @@ var addrNames = []string{
 
 var outNames = addrfam.Suffixed(addrNames, ".bin")
 
-func keySpecs(any) (in, out []keys.Spec, err error) {
+func keySpecs(*plugin.NoConfig) (in, out []keys.Spec, err error) {
 	in, out = addrfam.AddrKeys(addrNames, outNames, keys.RawStr)
 	return in, out, nil
 }
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the IP2BIN plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[plugin.NoConfig]{
 		Name:    "IP2BIN",
 		Kind:    plugin.Filter,
 		Summary: "convert IPv4/IPv6 address keys to 0x-prefixed hex (IPv4 mapped to IPv6) for SQL BINARY(16)",
 		Input:   plugin.DTPacket | plugin.DTFlow,
 		Output:  plugin.DTPacket | plugin.DTFlow,
 		Keys:    keySpecs,
-		New: func(env *plugin.Env) (plugin.Instance, error) {
+		New: func(env *plugin.Env, _ *plugin.NoConfig) (plugin.Instance, error) {
 			return newInstance(env.In, env.Out, env.Log), nil
 		},
 	})

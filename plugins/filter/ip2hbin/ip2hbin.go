@@ -33,20 +33,23 @@ var (
 	}
 )
 
-func keySpecs(any) (in, out []keys.Spec, err error) {
+func keySpecs(*plugin.NoConfig) (in, out []keys.Spec, err error) {
 	in, out = addrfam.AddrKeys(addrNames, outNames, keys.Uint32)
 	return in, out, nil
 }
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the IP2HBIN plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[plugin.NoConfig]{
 		Name:    "IP2HBIN",
 		Kind:    plugin.Filter,
 		Summary: "convert IPv4 address keys to host-order integers for SQL INT UNSIGNED",
 		Input:   plugin.DTPacket | plugin.DTFlow,
 		Output:  plugin.DTPacket | plugin.DTFlow,
 		Keys:    keySpecs,
-		New: func(env *plugin.Env) (plugin.Instance, error) {
+		New: func(env *plugin.Env, _ *plugin.NoConfig) (plugin.Instance, error) {
 			return newInstance(env.In, env.Out, env.Log), nil
 		},
 	})

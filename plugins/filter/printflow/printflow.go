@@ -57,15 +57,18 @@ var inputs = []keys.Spec{
 
 var outputs = []keys.Spec{{Name: "print", Type: keys.String}}
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the PRINTFLOW plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[plugin.NoConfig]{
 		Name:    "PRINTFLOW",
 		Kind:    plugin.Filter,
 		Summary: "format a conntrack event as a text line",
 		Input:   plugin.DTFlow,
 		Output:  plugin.DTFlow,
-		Keys:    func(any) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
+		Keys:    func(*plugin.NoConfig) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
+		New: func(env *plugin.Env, _ *plugin.NoConfig) (plugin.Instance, error) {
 			return &filter{in: env.In, out: env.Out[0]}, nil
 		},
 	})

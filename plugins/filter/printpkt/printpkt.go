@@ -120,15 +120,18 @@ var inputs = func() []keys.Spec {
 
 var outputs = []keys.Spec{{Name: "print", Type: keys.String}}
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the PRINTPKT plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[plugin.NoConfig]{
 		Name:    "PRINTPKT",
 		Kind:    plugin.Filter,
 		Summary: "format a logged packet as a kernel-LOG-like text line",
 		Input:   plugin.DTPacket,
 		Output:  plugin.DTPacket,
-		Keys:    func(any) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
+		Keys:    func(*plugin.NoConfig) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
+		New: func(env *plugin.Env, _ *plugin.NoConfig) (plugin.Instance, error) {
 			f := &filter{out: env.Out[0]}
 			copy(f.in[:], env.In)
 			return f, nil

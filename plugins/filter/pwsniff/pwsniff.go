@@ -48,8 +48,11 @@ const (
 	portPOP3 = 110
 )
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the PWSNIFF plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[plugin.NoConfig]{
 		Name:    "PWSNIFF",
 		Kind:    plugin.Filter,
 		Summary: "extract FTP/POP3 USER and PASS arguments; stop every other packet",
@@ -58,8 +61,8 @@ func init() {
 		// type-mismatch warning.
 		Input:  plugin.DTRaw | plugin.DTPacket,
 		Output: plugin.DTRaw | plugin.DTPacket,
-		Keys:   func(any) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
+		Keys:   func(*plugin.NoConfig) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
+		New: func(env *plugin.Env, _ *plugin.NoConfig) (plugin.Instance, error) {
 			return &filter{in: env.In, out: env.Out}, nil
 		},
 	})

@@ -11,6 +11,8 @@
 package unixsock
 
 import (
+	_ "embed"
+
 	"context"
 	"errors"
 	"fmt"
@@ -32,40 +34,42 @@ import (
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
-func init() {
-	plugin.Register(Descriptor())
-}
+//go:embed sample.conf
+var sample string
+
+func init() { plugin.Register(Descriptor()) }
 
 // Descriptor returns the UNIXSOCK plugin descriptor.
 func Descriptor() *plugin.Descriptor {
-	return &plugin.Descriptor{
+	return plugin.Define(plugin.Def[Config]{
 		Name:      "UNIXSOCK",
 		Kind:      plugin.Source,
 		Summary:   "packets logged by NuFW/nuauth through a unix stream socket",
 		Input:     plugin.DTSource,
 		Output:    plugin.DTRaw,
-		NewConfig: func() any { return defaultConfig() },
-		Keys:      keysOf,
-		Resources: func(cfg any) []string {
-			c, err := configOf(cfg)
-			if err != nil || c.SocketPath == "" {
+		NewConfig: defaultConfig,
+		Options: map[string]string{
+			"socket_path": "where the listening socket is created; the directory must exist",
+			"bufsize":     "largest frame accepted, in bytes (marker included); 0 = 65539, the format's maximum; at least 12",
+			"perms":       "mode of the socket file, in octal (`perms=0660`); the default, 384, is 0600 (`--info` shows modes in decimal)",
+			"owner":       "user name to give the socket to (empty: unchanged)",
+			"group":       "group name to give the socket to (empty: unchanged)",
+		},
+		Sample: sample,
+		Keys:   keysOf,
+		Resources: func(c *Config) []string {
+			if c.SocketPath == "" {
 				return nil
 			}
 			return []string{c.resource()}
 		},
 		New: newInstance,
-	}
+	})
 }
 
-func keysOf(cfg any) (in, out []keys.Spec, err error) {
-	c, err := configOf(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
+func keysOf(c *Config) (in, out []keys.Spec, err error) {
 	return nil, OutputKeys(), c.validate()
 }
-
-func configOf(cfg any) (*Config, error) { return plugin.ConfigOf("UNIXSOCK", cfg, defaultConfig) }
 
 // Tunables.
 const (
@@ -119,11 +123,7 @@ func (n *notes) allow(l *notice.Limiter) bool {
 	return l.Allow(time.Now())
 }
 
-func newInstance(env *plugin.Env) (plugin.Instance, error) {
-	c, err := configOf(env.Config)
-	if err != nil {
-		return nil, err
-	}
+func newInstance(env *plugin.Env, c *Config) (plugin.Instance, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}

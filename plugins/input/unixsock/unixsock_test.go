@@ -77,7 +77,7 @@ func newFixture(t *testing.T, mod func(*Config)) (*fixture, error) {
 		Out: identitySlots()[:],
 		Log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
-	inst, err := newInstance(env)
+	inst, err := newInstance(env, cfg)
 	if err != nil {
 		t.Fatalf("newInstance: %v", err)
 	}

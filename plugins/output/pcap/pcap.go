@@ -4,6 +4,8 @@
 package pcap
 
 import (
+	_ "embed"
+
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -63,20 +65,30 @@ const (
 	afInet6 = 10
 )
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+//go:embed sample.conf
+var sample string
+
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the PCAP plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[Config]{
 		Name:      "PCAP",
 		Kind:      plugin.Sink,
 		Summary:   "write packets to a libpcap file (link type RAW)",
 		Input:     plugin.DTPacket,
 		Output:    plugin.DTSink,
-		NewConfig: func() any { return &Config{File: "/var/log/ulogd.pcap"} },
-		Keys: func(any) ([]keys.Spec, []keys.Spec, error) {
+		NewConfig: func() *Config { return &Config{File: "/var/log/ulogd.pcap"} },
+		Options: map[string]string{
+			"file": "capture file, opened for appending (created with mode 0640)",
+			"sync": "1: write at the end of every batch of packets",
+		},
+		Sample: sample,
+		Keys: func(*Config) ([]keys.Spec, []keys.Spec, error) {
 			return inputs[:], nil, nil
 		},
-		Resources: func(cfg any) []string { return fileout.Resources(cfg.(*Config).File) },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
-			cfg := env.Config.(*Config)
+		Resources: func(cfg *Config) []string { return fileout.Resources(cfg.File) },
+		New: func(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 			if err := fileout.CheckPath(cfg.File); err != nil {
 				return nil, err
 			}

@@ -4,6 +4,8 @@
 package xml
 
 import (
+	_ "embed"
+
 	"context"
 	"fmt"
 	"io"
@@ -60,21 +62,32 @@ var (
 	kindSum  = kind{"sum", "sum"}
 )
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+//go:embed sample.conf
+var sample string
+
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the XML plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[Config]{
 		Name:    "XML",
 		Kind:    plugin.Sink,
 		Summary: "write packets and flows as XML, one element per line",
 		Input:   plugin.DTFlow | plugin.DTSum | plugin.DTRaw,
 		Output:  plugin.DTSink,
-		NewConfig: func() any {
+		NewConfig: func() *Config {
 			return &Config{Directory: "/var/log/"}
 		},
-		Keys: func(any) ([]keys.Spec, []keys.Spec, error) {
+		Options: map[string]string{
+			"directory": "where the files are created (mode 0640)",
+			"sync":      "1: write at the end of every batch of events",
+			"stdout":    "1: write to standard output instead of a file",
+		},
+		Sample: sample,
+		Keys: func(*Config) ([]keys.Spec, []keys.Spec, error) {
 			return inputs[:], nil, nil
 		},
-		New: func(env *plugin.Env) (plugin.Instance, error) {
-			cfg := env.Config.(*Config)
+		New: func(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 			if cfg.Stdout == 0 && cfg.Directory == "" {
 				return nil, fmt.Errorf("option \"directory\" is empty")
 			}
