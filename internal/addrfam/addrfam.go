@@ -10,21 +10,11 @@ import (
 	"context"
 	"log/slog"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/notice"
 	"github.com/ulogd-go/ulogd/internal/plugin"
-)
-
-// Address families and ethertypes (oob.family, oob.protocol).
-const (
-	afInet   = 2
-	afARP    = 3 // NFPROTO_ARP: ARP packets, IPv4 addresses
-	afBridge = 7
-	afInet6  = 10
-
-	ethIPv4 = 0x0800
-	ethARP  = 0x0806
-	ethIPv6 = 0x86dd
 )
 
 // InputKeys returns the two input keys a Check reads, in the order a
@@ -56,19 +46,19 @@ type Check struct {
 // instance is logged as a notice.
 func (c *Check) OK(r *keys.Record) bool {
 	switch r.Uint(c.Family) {
-	case afInet, afInet6:
-	case afARP:
+	case unix.NFPROTO_IPV4, unix.NFPROTO_IPV6:
+	case unix.NFPROTO_ARP:
 		if !c.ARP {
 			c.notice(c.UnknownFamily)
 			return false
 		}
-	case afBridge:
+	case unix.NFPROTO_BRIDGE:
 		if !r.Valid(c.Protocol) {
 			c.notice("No protocol inside AF_BRIDGE packet")
 			return false
 		}
 		switch r.Uint(c.Protocol) {
-		case ethIPv4, ethARP, ethIPv6:
+		case unix.ETH_P_IP, unix.ETH_P_ARP, unix.ETH_P_IPV6:
 		default:
 			c.notice("Unknown protocol inside AF_BRIDGE packet")
 			return false

@@ -17,6 +17,8 @@ package base
 import (
 	"encoding/binary"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
@@ -192,34 +194,6 @@ type filter struct {
 	out [numOutputs]keys.Slot
 }
 
-// Protocol families (oob.family) and ethertypes (oob.protocol).
-const (
-	nfprotoIPv4   = 2
-	nfprotoARP    = 3
-	nfprotoBridge = 7
-	nfprotoIPv6   = 10
-
-	ethIPv4 = 0x0800
-	ethARP  = 0x0806
-	ethIPv6 = 0x86dd
-)
-
-// IP protocol numbers (IPPROTO_*).
-const (
-	protoHopOpts = 0
-	protoICMP    = 1
-	protoTCP     = 6
-	protoUDP     = 17
-	protoRouting = 43
-	protoFrag    = 44
-	protoESP     = 50
-	protoAH      = 51
-	protoICMPv6  = 58
-	protoDstOpts = 60
-	protoSCTP    = 132
-	protoUDPLite = 136
-)
-
 // Interp decodes one packet. It always continues the stack.
 func (f *filter) Interp(r *keys.Record) plugin.Verdict {
 	// ulogd2 always sets oob.protocol, even from an invalid input (0).
@@ -233,19 +207,19 @@ func (f *filter) Interp(r *keys.Record) plugin.Verdict {
 	p = p[:len(p):len(p)] // consumers must never append into the packet
 
 	switch r.Uint(f.in[inFamily]) {
-	case nfprotoIPv4:
+	case unix.NFPROTO_IPV4:
 		f.ipv4(r, p)
-	case nfprotoIPv6:
+	case unix.NFPROTO_IPV6:
 		f.ipv6(r, p)
-	case nfprotoARP:
+	case unix.NFPROTO_ARP:
 		f.arp(r, p)
-	case nfprotoBridge:
+	case unix.NFPROTO_BRIDGE:
 		switch proto {
-		case ethIPv4:
+		case unix.ETH_P_IP:
 			f.ipv4(r, p)
-		case ethIPv6:
+		case unix.ETH_P_IPV6:
 			f.ipv6(r, p)
-		case ethARP:
+		case unix.ETH_P_ARP:
 			f.arp(r, p)
 		}
 	}
@@ -346,7 +320,7 @@ func (f *filter) ip6Walk(r *keys.Record, p []byte, next uint8) uint8 {
 	for {
 		rest := p[off:]
 		switch next {
-		case protoHopOpts, protoRouting, protoDstOpts:
+		case unix.IPPROTO_HOPOPTS, unix.IPPROTO_ROUTING, unix.IPPROTO_DSTOPTS:
 			if len(rest) < 2 {
 				return next
 			}
@@ -355,7 +329,7 @@ func (f *filter) ip6Walk(r *keys.Record, p []byte, next uint8) uint8 {
 				return next
 			}
 			next, off = rest[0], off+hl
-		case protoFrag:
+		case unix.IPPROTO_FRAGMENT:
 			if len(rest) < 8 {
 				return next
 			}
@@ -368,7 +342,7 @@ func (f *filter) ip6Walk(r *keys.Record, p []byte, next uint8) uint8 {
 				// header. Report the protocol it belongs to.
 				return next
 			}
-		case protoAH:
+		case unix.IPPROTO_AH:
 			if len(rest) < 2 {
 				return next
 			}
@@ -380,9 +354,9 @@ func (f *filter) ip6Walk(r *keys.Record, p []byte, next uint8) uint8 {
 				return next
 			}
 			next, off = rest[0], off+hl
-		case protoESP:
+		case unix.IPPROTO_ESP:
 			// Everything after the SPI and sequence number is encrypted.
-			r.SetUint(o[ipProtocol], protoESP)
+			r.SetUint(o[ipProtocol], unix.IPPROTO_ESP)
 			if len(rest) >= 4 {
 				r.SetUint(o[aheSPI], be32(rest[0:4]))
 			}
@@ -398,25 +372,25 @@ func (f *filter) ip6Walk(r *keys.Record, p []byte, next uint8) uint8 {
 // transport decodes the header of protocol proto at the start of p.
 func (f *filter) transport(r *keys.Record, proto uint8, p []byte, v6 bool) {
 	switch proto {
-	case protoTCP:
+	case unix.IPPROTO_TCP:
 		f.tcp(r, p)
-	case protoUDP, protoUDPLite:
+	case unix.IPPROTO_UDP, unix.IPPROTO_UDPLITE:
 		f.udp(r, p)
-	case protoSCTP:
+	case unix.IPPROTO_SCTP:
 		f.sctp(r, p)
-	case protoICMP:
+	case unix.IPPROTO_ICMP:
 		if !v6 {
 			f.icmp(r, p)
 		}
-	case protoICMPv6:
+	case unix.IPPROTO_ICMPV6:
 		if v6 {
 			f.icmpv6(r, p)
 		}
-	case protoESP:
+	case unix.IPPROTO_ESP:
 		if len(p) >= 4 {
 			r.SetUint(f.out[aheSPI], be32(p[0:4]))
 		}
-	case protoAH:
+	case unix.IPPROTO_AH:
 		if len(p) >= 8 {
 			r.SetUint(f.out[aheSPI], be32(p[4:8]))
 		}

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ulogd-go/ulogd/internal/keys"
 )
 
@@ -201,9 +203,9 @@ func decode(r *keys.Record, sl *slots, f []byte, now time.Time, st *optStats) pr
 	if plen > 0 {
 		switch pkt[0] >> 4 {
 		case 4:
-			family = 2 // AF_INET
+			family = unix.AF_INET
 		case 6:
-			family = 10 // AF_INET6
+			family = unix.AF_INET6
 		}
 	}
 	r.SetUint(sl[kFamily], family)
