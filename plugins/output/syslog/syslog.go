@@ -29,8 +29,9 @@ type Config struct {
 // facilityDaemon is LOG_DAEMON, the facility given to openlog().
 const facilityDaemon = 3 << 3
 
-// socketPath is the local syslog socket. Tests point it elsewhere.
-var socketPath = "/dev/log"
+// socketPath is the local syslog socket, every sink's path at
+// construction (tests set the field to their own socket).
+const socketPath = "/dev/log"
 
 // facilities are the names ulogd2 accepts, with their syslog.h values.
 var facilities = map[string]int{
