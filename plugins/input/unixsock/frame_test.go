@@ -53,7 +53,7 @@ func hostU32(n uint32) []byte { return binary.NativeEndian.AppendUint32(nil, n) 
 
 func strOpt(id uint32, s string) opt { return opt{id, cstr(s)} }
 
-// icmpEcho is the IPv4 ICMP echo request of spec §9.22's observation:
+// icmpEcho is the IPv4 ICMP echo request observed from ulogd2 with NuFW's frame:
 // 10.99.0.1 → 10.99.0.2, LEN=28, TTL=64, ID=4660, echo id 7 seq 1.
 var icmpEcho = []byte{
 	0x45, 0x00, 0x00, 0x1c, 0x12, 0x34, 0x00, 0x00, 0x40, 0x01, 0x00, 0x00,

@@ -21,7 +21,7 @@ import (
 )
 
 // TestStackLOGEMU runs the NuFW stack of the README through the real
-// plugins and checks the line of spec §9.22's observation.
+// plugins and checks the line ulogd2 writes for it.
 func TestStackLOGEMU(t *testing.T) {
 	dir := socketDir(t)
 	sock := filepath.Join(dir, "ulogd2.sock")

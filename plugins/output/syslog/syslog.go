@@ -65,7 +65,7 @@ var inputs = []keys.Spec{{Name: "print", Type: keys.String}}
 // priority returns the <PRI> value for a configuration. As with glibc's
 // syslog(3), facility 0 (LOG_KERN, the default) is replaced by the openlog
 // facility LOG_DAEMON: the default configuration logs as daemon.notice
-// (<29>), exactly like ulogd2 (quirk Q28).
+// (<29>), exactly like ulogd2 (docs/compat.md T5).
 func priority(cfg *Config) (int, error) {
 	fac, ok := facilities[cfg.Facility]
 	if !ok {

@@ -80,7 +80,7 @@ func TestDatagram(t *testing.T) {
 		pri             int
 	}{
 		// LOG_KERN is 0, which syslog(3) replaces by the openlog facility
-		// LOG_DAEMON: the default logs as daemon.notice (Q28).
+		// LOG_DAEMON: the default logs as daemon.notice (docs/compat.md T5).
 		{"LOG_KERN", "LOG_NOTICE", 29},
 		{"LOG_LOCAL2", "LOG_INFO", 150},
 		{"LOG_USER", "LOG_ERR", 11},
