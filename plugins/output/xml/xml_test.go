@@ -15,6 +15,7 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/nl"
+	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
 )
@@ -143,12 +144,13 @@ func TestFlowLinesGolden(t *testing.T) {
 	}
 	checkGolden(t, "flows.golden", out.String())
 
-	// The spec's observed DESTROY line, with this capture's values.
+	// The DESTROY line the reference writes, with this capture's values
+	// (the capture has kernel timestamps: <deltatime>).
 	want := `<flow><meta direction="original"><layer3 protonum="2" protoname="ipv4"><src>127.0.0.1</src><dst>127.0.0.1</dst></layer3>` +
 		`<layer4 protonum="6" protoname="tcp"><sport>54958</sport><dport>40001</dport></layer4><counters><packets>5</packets><bytes>273</bytes></counters></meta>` +
 		`<meta direction="reply"><layer3 protonum="2" protoname="ipv4"><src>127.0.0.1</src><dst>127.0.0.1</dst></layer3>` +
 		`<layer4 protonum="6" protoname="tcp"><sport>40001</sport><dport>54958</dport></layer4><counters><packets>3</packets><bytes>164</bytes></counters></meta>` +
-		`<meta direction="independent"><state>TIME_WAIT</state><timeout>119</timeout><id>4030577649</id><assured/></meta>` + fixedWhen + `</flow>`
+		`<meta direction="independent"><state>TIME_WAIT</state><timeout>119</timeout><id>4030577649</id><assured/><deltatime>0</deltatime></meta>` + fixedWhen + `</flow>`
 	got, err := f.appendFlowMsg(nil, msgs["DESTROY-ipv4-tcp.bin"], fixed)
 	if err != nil || string(got) != want {
 		t.Errorf("DESTROY-ipv4-tcp (%v):\n got %s\nwant %s", err, got, want)
@@ -161,6 +163,26 @@ func TestFlowLinesGolden(t *testing.T) {
 	fromAttrs, err := f.appendFlowAttrs(nil, m.Payload[4:], 2, fixed)
 	if err != nil || !bytes.Equal(fromMsg, fromAttrs) {
 		t.Errorf("from attributes (%v):\n%s\nwant\n%s", err, fromAttrs, fromMsg)
+	}
+}
+
+// TestDeltatime: the flow's age in whole seconds, from the kernel
+// timestamps, as libnetfilter_conntrack prints it.
+func TestDeltatime(t *testing.T) {
+	start := uint64(fixed.Add(-75*time.Second).UnixNano()) + 400_000_000
+	for _, tc := range []struct {
+		name string
+		ev   ctnl.Event
+		want string
+	}{
+		{"ended", ctnl.Event{Start: start, HasStart: true, Stop: start + 2_900_000_000, HasStop: true}, "<deltatime>2</deltatime>"},
+		{"running: until the line's time", ctnl.Event{Start: start, HasStart: true}, "<deltatime>75</deltatime>"},
+		{"no timestamps", ctnl.Event{}, ""},
+		{"stop alone", ctnl.Event{Stop: start, HasStop: true}, ""},
+	} {
+		if got := string(appendDeltatime(nil, &tc.ev, fixed)); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }
 
