@@ -60,6 +60,7 @@ func names(c *linkCache) map[uint32]string {
 // link, rename, bridge port messages, deletion, and a resync dump that
 // sweeps a link whose deletion was missed.
 func TestLinkCacheApply(t *testing.T) {
+	t.Parallel()
 	c := newLinkCache(discard)
 	c.dumping, c.dumpSeq, c.gen = true, 1, 1
 	steps := []struct {
@@ -117,6 +118,7 @@ func TestLinkCacheApply(t *testing.T) {
 // TestRenameKeepsOldValue checks that a rename stores a new slice: a
 // record still holding the old name keeps reading it.
 func TestRenameKeepsOldValue(t *testing.T) {
+	t.Parallel()
 	c := newLinkCache(discard)
 	c.apply(linkMsg(rtmNewLink, 0, 3, "old", 0))
 	old, _, _, _ := c.lookup2(3, 0)
@@ -130,6 +132,7 @@ func TestRenameKeepsOldValue(t *testing.T) {
 // namespace, where index 1 is always the loopback device. It needs no
 // privilege.
 func TestIFINDEX(t *testing.T) {
+	t.Parallel()
 	const unknown = 0x7ffffff0
 	tests := []struct {
 		name string

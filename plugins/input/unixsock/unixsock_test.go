@@ -150,6 +150,7 @@ func (f *fixture) prefixes() []string {
 // ---------------------------------------------------------------------------
 
 func TestClientFrames(t *testing.T) {
+	t.Parallel()
 	f := start(t, nil)
 	c := f.dial(t)
 
@@ -211,6 +212,7 @@ func TestClientFrames(t *testing.T) {
 }
 
 func TestBadMarkerClosesOnlyThatClient(t *testing.T) {
+	t.Parallel()
 	f := start(t, nil)
 	c1 := f.dial(t)
 	other := f.dial(t)
@@ -239,6 +241,7 @@ func TestBadMarkerClosesOnlyThatClient(t *testing.T) {
 }
 
 func TestBadFramesSkipped(t *testing.T) {
+	t.Parallel()
 	f := start(t, func(c *Config) { c.BufSize = 128 })
 	c := f.dial(t)
 
@@ -276,6 +279,7 @@ func TestBadFramesSkipped(t *testing.T) {
 }
 
 func TestUnknownOptionRateLimited(t *testing.T) {
+	t.Parallel()
 	f := start(t, nil)
 	c := f.dial(t)
 	fr := buildFrame(icmpEcho, strOpt(optPrefix, "P"), opt{77, []byte("x")})
@@ -299,6 +303,7 @@ func TestUnknownOptionRateLimited(t *testing.T) {
 }
 
 func TestConcurrentClients(t *testing.T) {
+	t.Parallel()
 	f := start(t, nil)
 	const perClient = 200
 	var wg sync.WaitGroup
@@ -336,6 +341,7 @@ func TestConcurrentClients(t *testing.T) {
 // is served and the one idle the longest is closed (before, the new one
 // was refused: idle connections locked the real client out).
 func TestIdleClientEvicted(t *testing.T) {
+	t.Parallel()
 	f := start(t, nil)
 	var conns []*net.UnixConn
 	for i := range maxClients {
@@ -371,6 +377,7 @@ func TestIdleClientEvicted(t *testing.T) {
 // frame are each counted, and noticed once per rate-limit interval, not
 // once per frame.
 func TestTruncatedFramesRateLimited(t *testing.T) {
+	t.Parallel()
 	f := start(t, nil)
 	const clients = 20
 	fr := buildFrame(icmpEcho, strOpt(optPrefix, "cut"))
@@ -388,6 +395,7 @@ func TestTruncatedFramesRateLimited(t *testing.T) {
 // TestCountersOnSIGUSR1: the counters are logged on SIGUSR1 too, not only
 // at exit.
 func TestCountersOnSIGUSR1(t *testing.T) {
+	t.Parallel()
 	f := start(t, nil)
 	c := f.dial(t)
 	bad := buildFrame(icmpEcho)
@@ -409,6 +417,7 @@ func TestCountersOnSIGUSR1(t *testing.T) {
 }
 
 func TestStopUnlinksAndClosesClients(t *testing.T) {
+	t.Parallel()
 	f, err := newFixture(t, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -425,6 +434,7 @@ func TestStopUnlinksAndClosesClients(t *testing.T) {
 }
 
 func TestRunReturnsOnCancel(t *testing.T) {
+	t.Parallel()
 	f, err := newFixture(t, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -441,6 +451,7 @@ func TestRunReturnsOnCancel(t *testing.T) {
 }
 
 func TestStopLeavesAReplacedSocket(t *testing.T) {
+	t.Parallel()
 	f, err := newFixture(t, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -459,6 +470,7 @@ func TestStopLeavesAReplacedSocket(t *testing.T) {
 // Start-up
 
 func TestStaleSocketRemoved(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(socketDir(t), "ulogd2.sock")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
@@ -476,6 +488,7 @@ func TestStaleSocketRemoved(t *testing.T) {
 }
 
 func TestLiveSocketRefused(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(socketDir(t), "ulogd2.sock")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
@@ -496,6 +509,7 @@ func TestLiveSocketRefused(t *testing.T) {
 }
 
 func TestStartErrors(t *testing.T) {
+	t.Parallel()
 	dir := socketDir(t)
 	regular := filepath.Join(dir, "file")
 	if err := os.WriteFile(regular, []byte("data"), 0o600); err != nil {
@@ -526,6 +540,7 @@ func TestStartErrors(t *testing.T) {
 }
 
 func TestPermsAndOwner(t *testing.T) {
+	t.Parallel()
 	f, err := newFixture(t, func(c *Config) { c.Perms = 0o660 })
 	if err != nil {
 		t.Fatal(err)
@@ -566,6 +581,7 @@ func TestPermsAndOwner(t *testing.T) {
 }
 
 func TestDescriptor(t *testing.T) {
+	t.Parallel()
 	d := Descriptor()
 	if d.Name != "UNIXSOCK" || d.Kind != plugin.Source {
 		t.Errorf("descriptor %s %v", d.Name, d.Kind)
@@ -613,8 +629,9 @@ func watchDir(t *testing.T, dir string) func() map[string][]uint32 {
 	}
 }
 
-// withUmask runs f under the process umask mask (the tests of this package
-// are not parallel).
+// withUmask runs f under the process umask mask. The tests that use it are
+// not parallel: the umask is the process's, and the parallel tests of the
+// package wait until every sequential one has finished.
 func withUmask(mask int, f func()) {
 	old := unix.Umask(mask)
 	defer unix.Umask(old)
