@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -48,13 +49,20 @@ func Descriptor() *plugin.Descriptor {
 type filter struct {
 	env     *plugin.Env
 	in, out []keys.Slot
-	cache   *linkCache
+	cache   *linkCache // the instance's own, from Start to Stop
+
+	// dial opens the rtnetlink socket; nil is dialRoute (tests open it
+	// in a private network namespace).
+	dial func() (*nl.Conn, error)
 }
 
-// Start takes a reference on the process's link cache, opening it if this
-// is the first IFINDEX instance.
+// Start opens the instance's link cache and waits for its initial dump.
 func (f *filter) Start(ctx context.Context) error {
-	c, err := acquire(ctx, f.env.Log)
+	dial := f.dial
+	if dial == nil {
+		dial = dialRoute
+	}
+	c, err := openCache(ctx, f.env.Log, dial)
 	if err != nil {
 		return err
 	}
@@ -62,11 +70,11 @@ func (f *filter) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop drops the reference; the last instance closes the cache.
+// Stop closes the link cache.
 func (f *filter) Stop(context.Context) error {
 	if f.cache != nil {
+		f.cache.close()
 		f.cache = nil
-		release()
 	}
 	return nil
 }

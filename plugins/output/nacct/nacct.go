@@ -8,6 +8,8 @@ import (
 
 	"strconv"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ulogd-go/ulogd/internal/fileout"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
@@ -48,8 +50,6 @@ var inputs = []keys.Spec{
 	inStart:    {Name: "flow.start.sec", Type: keys.Uint32},
 	inEnd:      {Name: "flow.end.sec", Type: keys.Uint32},
 }
-
-const ipprotoICMP = 1
 
 //go:embed sample.conf
 var sample string
@@ -104,7 +104,7 @@ type sink struct {
 func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 	proto := r.Uint(s.in[inProto])
 	sport, dport := s.in[inSport], s.in[inDport]
-	if proto == ipprotoICMP {
+	if proto == unix.IPPROTO_ICMP {
 		sport, dport = s.in[inICMPType], s.in[inICMPCode]
 	}
 	b := s.W.Buffer()

@@ -13,6 +13,8 @@ import (
 	"os"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ulogd-go/ulogd/internal/fileout"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
@@ -57,12 +59,6 @@ const (
 	headerLen    = 24  // struct pcap_file_header
 	recordLen    = 16  // struct pcap_pkthdr as stored in files
 	ip6HeaderLen = 40
-)
-
-// Address families (oob.family).
-const (
-	afInet  = 2
-	afInet6 = 10
 )
 
 //go:embed sample.conf
@@ -207,11 +203,11 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 	}
 	length := uint32(len(pkt))
 	switch r.Uint(s.in[inFamily]) {
-	case afInet:
+	case unix.AF_INET:
 		if r.Valid(s.in[inTotLen]) {
 			length = uint32(r.Uint(s.in[inTotLen]))
 		}
-	case afInet6:
+	case unix.AF_INET6:
 		if r.Valid(s.in[inIP6PayloadLen]) {
 			length = uint32(r.Uint(s.in[inIP6PayloadLen])) + ip6HeaderLen
 		}

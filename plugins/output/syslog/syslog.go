@@ -31,8 +31,9 @@ type Config struct {
 // facilityDaemon is LOG_DAEMON, the facility given to openlog().
 const facilityDaemon = 3 << 3
 
-// socketPath is the local syslog socket. Tests point it elsewhere.
-var socketPath = "/dev/log"
+// socketPath is the local syslog socket, every sink's path at
+// construction (tests set the field to their own socket).
+const socketPath = "/dev/log"
 
 // facilities are the names ulogd2 accepts, with their syslog.h values.
 var facilities = map[string]int{
@@ -66,7 +67,7 @@ var inputs = []keys.Spec{{Name: "print", Type: keys.String}}
 // priority returns the <PRI> value for a configuration. As with glibc's
 // syslog(3), facility 0 (LOG_KERN, the default) is replaced by the openlog
 // facility LOG_DAEMON: the default configuration logs as daemon.notice
-// (<29>), exactly like ulogd2 (quirk Q28).
+// (<29>), exactly like ulogd2 (docs/compat.md T5).
 func priority(cfg *Config) (int, error) {
 	fac, ok := facilities[cfg.Facility]
 	if !ok {

@@ -43,13 +43,6 @@ var inputs = [numInputs]keys.Spec{
 // levelNotice is ulogd's NOTICE level in the daemon's slog levels.
 const levelNotice = slog.Level(2)
 
-// stdout is where stdout=1 writes, and clock the time source (file
-// names, <when>); tests replace them.
-var (
-	stdout io.Writer = os.Stdout
-	clock            = time.Now
-)
-
 // kind is what the stack's source produces; it names the file and the
 // document's root element.
 type kind struct {
@@ -136,6 +129,12 @@ type sink struct {
 
 	f       formatter
 	lastErr int64 // unix second of the last error message
+
+	// stdout is where stdout=1 writes and clock the time source (file
+	// names, <when>); Start sets what is nil to os.Stdout and time.Now
+	// (tests set their own before).
+	stdout io.Writer
+	clock  func() time.Time
 }
 
 // fileName is <directory>/ulogd-<kind>-DDMMYYYY-HHMMSS.xml in local time.
@@ -146,10 +145,10 @@ func (s *sink) fileName(t time.Time) string {
 // open opens a new output and queues the document header.
 func (s *sink) open() error {
 	if s.cfg.Stdout != 0 {
-		s.out = newStreamWriter(stdout, s.cfg.Sync != 0)
+		s.out = newStreamWriter(s.stdout, s.cfg.Sync != 0)
 		s.path = ""
 	} else {
-		p := s.fileName(clock())
+		p := s.fileName(s.clock())
 		w, err := fileout.Open(p, s.cfg.Sync != 0)
 		if err != nil {
 			return fmt.Errorf("can't open XML file: %w", err)
@@ -197,7 +196,15 @@ func joinErr(a, b error) error {
 	return b
 }
 
-func (s *sink) Start(context.Context) error { return s.open() }
+func (s *sink) Start(context.Context) error {
+	if s.stdout == nil {
+		s.stdout = os.Stdout
+	}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	return s.open()
+}
 
 func (s *sink) Stop(context.Context) error { return s.close() }
 
@@ -211,7 +218,7 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 	start := len(buf)
 	var when time.Time
 	if r.Valid(s.in[inRaw]) || r.Valid(s.in[inCT]) {
-		when = clock()
+		when = s.clock()
 	}
 	var family uint8
 	var err error
