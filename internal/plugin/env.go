@@ -5,19 +5,6 @@ import (
 	"log/slog"
 )
 
-// ConfigOf returns cfg as a plugin's config (type *C), or a fresh default
-// from defaults when cfg is nil (an instance made without a config section,
-// as in tests). name prefixes the error for any other type.
-func ConfigOf[C any](name string, cfg any, defaults func() *C) (*C, error) {
-	switch c := cfg.(type) {
-	case nil:
-		return defaults(), nil
-	case *C:
-		return c, nil
-	}
-	return nil, fmt.Errorf("%s: unexpected config type %T", name, cfg)
-}
-
 // CheckOut reports an error unless the instance got n output slots (one
 // per output key).
 func (e *Env) CheckOut(name string, n int) error {

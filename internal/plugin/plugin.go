@@ -37,7 +37,7 @@ func (k Kind) String() string {
 }
 
 // DataType is ulogd2's coarse data-type tag, used only for the non-fatal
-// neighbour check (spec §3.7).
+// neighbour check (a mismatch is a warning, as in ulogd2).
 type DataType uint8
 
 // Data-type tags (ulogd2 ULOGD_DTYPE_*).
@@ -51,11 +51,19 @@ const (
 )
 
 // Descriptor describes a plugin. One Descriptor serves any number of
-// instances.
+// instances. Plugins build theirs with Define, which gives their functions
+// the config as their own type.
 type Descriptor struct {
 	Name    string // as written in stack= lines, e.g. "NFCT"
 	Kind    Kind
-	Summary string // one line for --info and the plugin table
+	Summary string // one line for --info and the plugin tables
+
+	// Options describes each option of the config in one line, by option
+	// name; Sample is the plugin's embedded sample.conf. Both are
+	// documentation: the README option tables, docs/keys.md and the tests
+	// that check the samples are made from them.
+	Options map[string]string
+	Sample  string
 
 	// Input and Output are the data-type tags for the neighbour check.
 	Input, Output DataType

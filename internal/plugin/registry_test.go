@@ -58,3 +58,31 @@ func TestNameFromSO(t *testing.T) {
 		}
 	}
 }
+
+// TestUlogd2Plugins: the list has no duplicate, every name maps back from
+// its file name, and Ulogd2 finds exactly its entries.
+func TestUlogd2Plugins(t *testing.T) {
+	seen := map[string]bool{}
+	for _, p := range Ulogd2Plugins() {
+		if seen[p.Name] {
+			t.Errorf("%s listed twice", p.Name)
+		}
+		seen[p.Name] = true
+		if n, err := NameFromSO(p.File); err != nil || n != p.Name {
+			t.Errorf("%s: NameFromSO(%q) = %q, %v", p.Name, p.File, n, err)
+		}
+		if got, ok := Ulogd2(p.Name); !ok || got != p {
+			t.Errorf("Ulogd2(%q) = %v, %v", p.Name, got, ok)
+		}
+	}
+	if len(seen) != 29 {
+		t.Errorf("%d ulogd2 plugins, want 29 (28 in 2.0.9, plus ULOG)", len(seen))
+	}
+	if _, ok := Ulogd2("nfct"); ok {
+		t.Error("Ulogd2 is case-sensitive, as stack= names are")
+	}
+	Ulogd2Plugins()[0].Name = "changed"
+	if Ulogd2Plugins()[0].Name != "NFCT" {
+		t.Error("Ulogd2Plugins shares its slice between calls")
+	}
+}

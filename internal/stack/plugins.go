@@ -1,23 +1,16 @@
 package stack
 
 import (
-	"slices"
 	"strings"
 
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/suggest"
 )
 
-// ulogd2Plugins names every plugin ulogd2 2.0 ships (one .so file each), as
-// stack= lines spell them.
-// same list as plugin.Ulogd2Plugins
-const ulogd2Plugins = "NFCT NFLOG NFACCT UNIXSOCK ULOG " + // sources
-	"IFINDEX IP2STR IP2BIN IP2HBIN PRINTPKT PRINTFLOW HWHDR MARK PWSNIFF BASE " + // filters
-	"LOGEMU SYSLOG OPRINT GPRINT NACCT JSON XML PCAP SQLITE3 PGSQL MYSQL DBI GRAPHITE IPFIX" // sinks
-
 // isUlogd2Plugin reports whether ulogd2 has a plugin of that exact name.
 func isUlogd2Plugin(name string) bool {
-	return slices.Contains(strings.Fields(ulogd2Plugins), name)
+	_, ok := plugin.Ulogd2(name)
+	return ok
 }
 
 // missingPlugin is LookupPlugin's error.

@@ -7,12 +7,11 @@ import (
 	"os"
 	"testing"
 
-	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
-var update = flag.Bool("update", false, "rewrite docs/keys.md from the plugin descriptors")
+var update = flag.Bool("update", false, "rewrite docs/keys.md, the plugin READMEs' option tables and the root README's plugin table from the plugin descriptors")
 
 const keysDoc = "../../docs/keys.md"
 
@@ -20,7 +19,7 @@ const keysDoc = "../../docs/keys.md"
 func renderKeys() []byte {
 	var b bytes.Buffer
 	b.WriteString("# Plugins, options and keys\n\n")
-	b.WriteString("Generated from the plugin descriptors by `go test ./plugins/all -run TestKeysDoc -update`;\n")
+	b.WriteString("Generated from the plugin descriptors by `go test ./plugins/all -update`;\n")
 	b.WriteString("do not edit by hand. Key order is declaration order, which the wildcard sinks\n")
 	b.WriteString("follow. `ulogd -i NAME` prints the same for one plugin.\n")
 	for _, kind := range []plugin.Kind{plugin.Source, plugin.Filter, plugin.Sink} {
@@ -30,26 +29,9 @@ func renderKeys() []byte {
 				continue
 			}
 			fmt.Fprintf(&b, "\n## %s (%s)\n\n%s\n", d.Name, d.Kind, d.Summary)
-			var cfg any
-			if d.NewConfig != nil {
-				cfg = d.NewConfig()
-			}
-			if opts := config.Options(cfg); len(opts) > 0 {
-				b.WriteString("\n| option | type | default |\n|---|---|---|\n")
-				for _, o := range opts {
-					t := "string"
-					if o.Integer {
-						t = "integer"
-					}
-					def := "`" + o.Default + "`"
-					if o.Default == "" {
-						def = "\"\""
-					}
-					if o.Mandatory {
-						def = "mandatory"
-					}
-					fmt.Fprintf(&b, "| `%s` | %s | %s |\n", o.Name, t, def)
-				}
+			cfg := defaultConfig(d)
+			if table := optionTable(d); table != "" {
+				b.WriteString("\n" + table)
 			}
 			var in, out []keys.Spec
 			if d.Keys != nil {
@@ -68,7 +50,7 @@ func renderKeys() []byte {
 					if k.Flags&keys.Optional != 0 {
 						note = "optional"
 					}
-					fmt.Fprintf(&b, "| `%s` | %s | %s |\n", k.Name, k.Type, note)
+					fmt.Fprintf(&b, "| `%s` | %s | %s |\n", k.Name, typeLabel(k.Type), note)
 				}
 			}
 			table("input key", in)
@@ -88,6 +70,6 @@ func TestKeysDoc(t *testing.T) {
 	}
 	want, err := os.ReadFile(keysDoc)
 	if err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("docs/keys.md is out of date: run go test ./plugins/all -run TestKeysDoc -update")
+		t.Fatalf("docs/keys.md is out of date: run go test ./plugins/all -update")
 	}
 }

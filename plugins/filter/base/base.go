@@ -17,167 +17,24 @@ package base
 import (
 	"encoding/binary"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
-// Input key positions.
-const (
-	inPkt = iota
-	inPktLen
-	inFamily
-	inProtocol
-	numInputs
-)
+func init() { plugin.Register(Descriptor()) }
 
-var inputs = []keys.Spec{
-	inPkt:      {Name: "raw.pkt", Type: keys.Raw},
-	inPktLen:   {Name: "raw.pktlen", Type: keys.Uint32},
-	inFamily:   {Name: "oob.family", Type: keys.Uint8},
-	inProtocol: {Name: "oob.protocol", Type: keys.Uint16},
-}
-
-// Output key positions, in ulogd2's declaration order (spec Appendix A.2).
-const (
-	ipSaddr = iota
-	ipDaddr
-	ipProtocol
-	ipTOS
-	ipTTL
-	ipTotLen
-	ipIHL
-	ipCsum
-	ipID
-	ipFragOff
-	ip6PayloadLen
-	ip6Priority
-	ip6FlowLabel
-	ip6HopLimit
-	ip6NextHdr
-	ip6FragOff
-	ip6FragID
-	tcpSport
-	tcpDport
-	tcpSeq
-	tcpAckSeq
-	tcpWindow
-	tcpOffset
-	tcpReserved
-	tcpURG
-	tcpURGP
-	tcpACK
-	tcpPSH
-	tcpRST
-	tcpSYN
-	tcpFIN
-	tcpRes1
-	tcpRes2
-	tcpCsum
-	udpSport
-	udpDport
-	udpLen
-	udpCsum
-	icmpType
-	icmpCode
-	icmpEchoID
-	icmpEchoSeq
-	icmpGateway
-	icmpFragMTU
-	icmpCsum
-	icmp6Type
-	icmp6Code
-	icmp6EchoID
-	icmp6EchoSeq
-	icmp6Csum
-	aheSPI
-	oobProtocol
-	arpHWType
-	arpProtoType
-	arpOperation
-	arpSHWAddr
-	arpSaddr
-	arpDHWAddr
-	arpDaddr
-	sctpSport
-	sctpDport
-	sctpCsum
-	numOutputs
-)
-
-var outputs = []keys.Spec{
-	ipSaddr:       {Name: "ip.saddr", Type: keys.IPAddr},
-	ipDaddr:       {Name: "ip.daddr", Type: keys.IPAddr},
-	ipProtocol:    {Name: "ip.protocol", Type: keys.Uint8},
-	ipTOS:         {Name: "ip.tos", Type: keys.Uint8},
-	ipTTL:         {Name: "ip.ttl", Type: keys.Uint8},
-	ipTotLen:      {Name: "ip.totlen", Type: keys.Uint16},
-	ipIHL:         {Name: "ip.ihl", Type: keys.Uint8},
-	ipCsum:        {Name: "ip.csum", Type: keys.Uint16},
-	ipID:          {Name: "ip.id", Type: keys.Uint16},
-	ipFragOff:     {Name: "ip.fragoff", Type: keys.Uint16},
-	ip6PayloadLen: {Name: "ip6.payloadlen", Type: keys.Uint16},
-	ip6Priority:   {Name: "ip6.priority", Type: keys.Uint8},
-	ip6FlowLabel:  {Name: "ip6.flowlabel", Type: keys.Uint32},
-	ip6HopLimit:   {Name: "ip6.hoplimit", Type: keys.Uint8},
-	ip6NextHdr:    {Name: "ip6.nexthdr", Type: keys.Uint8},
-	ip6FragOff:    {Name: "ip6.fragoff", Type: keys.Uint16},
-	ip6FragID:     {Name: "ip6.fragid", Type: keys.Uint32},
-	tcpSport:      {Name: "tcp.sport", Type: keys.Uint16},
-	tcpDport:      {Name: "tcp.dport", Type: keys.Uint16},
-	tcpSeq:        {Name: "tcp.seq", Type: keys.Uint32},
-	tcpAckSeq:     {Name: "tcp.ackseq", Type: keys.Uint32},
-	tcpWindow:     {Name: "tcp.window", Type: keys.Uint16},
-	tcpOffset:     {Name: "tcp.offset", Type: keys.Uint8},
-	tcpReserved:   {Name: "tcp.reserved", Type: keys.Uint8},
-	tcpURG:        {Name: "tcp.urg", Type: keys.Bool},
-	tcpURGP:       {Name: "tcp.urgp", Type: keys.Uint16},
-	tcpACK:        {Name: "tcp.ack", Type: keys.Bool},
-	tcpPSH:        {Name: "tcp.psh", Type: keys.Bool},
-	tcpRST:        {Name: "tcp.rst", Type: keys.Bool},
-	tcpSYN:        {Name: "tcp.syn", Type: keys.Bool},
-	tcpFIN:        {Name: "tcp.fin", Type: keys.Bool},
-	tcpRes1:       {Name: "tcp.res1", Type: keys.Bool},
-	tcpRes2:       {Name: "tcp.res2", Type: keys.Bool},
-	tcpCsum:       {Name: "tcp.csum", Type: keys.Uint16},
-	udpSport:      {Name: "udp.sport", Type: keys.Uint16},
-	udpDport:      {Name: "udp.dport", Type: keys.Uint16},
-	udpLen:        {Name: "udp.len", Type: keys.Uint16},
-	udpCsum:       {Name: "udp.csum", Type: keys.Uint16},
-	icmpType:      {Name: "icmp.type", Type: keys.Uint8},
-	icmpCode:      {Name: "icmp.code", Type: keys.Uint8},
-	icmpEchoID:    {Name: "icmp.echoid", Type: keys.Uint16},
-	icmpEchoSeq:   {Name: "icmp.echoseq", Type: keys.Uint16},
-	icmpGateway:   {Name: "icmp.gateway", Type: keys.IPAddr},
-	icmpFragMTU:   {Name: "icmp.fragmtu", Type: keys.Uint16},
-	icmpCsum:      {Name: "icmp.csum", Type: keys.Uint16},
-	icmp6Type:     {Name: "icmpv6.type", Type: keys.Uint8},
-	icmp6Code:     {Name: "icmpv6.code", Type: keys.Uint8},
-	icmp6EchoID:   {Name: "icmpv6.echoid", Type: keys.Uint16},
-	icmp6EchoSeq:  {Name: "icmpv6.echoseq", Type: keys.Uint16},
-	icmp6Csum:     {Name: "icmpv6.csum", Type: keys.Uint16},
-	aheSPI:        {Name: "ahesp.spi", Type: keys.Uint32},
-	oobProtocol:   {Name: "oob.protocol", Type: keys.Uint16},
-	arpHWType:     {Name: "arp.hwtype", Type: keys.Uint16},
-	arpProtoType:  {Name: "arp.protocoltype", Type: keys.Uint16},
-	arpOperation:  {Name: "arp.operation", Type: keys.Uint16},
-	arpSHWAddr:    {Name: "arp.shwaddr", Type: keys.Raw},
-	arpSaddr:      {Name: "arp.saddr", Type: keys.IPAddr},
-	arpDHWAddr:    {Name: "arp.dhwaddr", Type: keys.Raw},
-	arpDaddr:      {Name: "arp.daddr", Type: keys.IPAddr},
-	sctpSport:     {Name: "sctp.sport", Type: keys.Uint16},
-	sctpDport:     {Name: "sctp.dport", Type: keys.Uint16},
-	sctpCsum:      {Name: "sctp.csum", Type: keys.Uint32},
-}
-
-func init() {
-	plugin.Register(&plugin.Descriptor{
+// Descriptor returns the BASE plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[plugin.NoConfig]{
 		Name:    "BASE",
 		Kind:    plugin.Filter,
 		Summary: "decode IPv4/IPv6/TCP/UDP/ICMP/SCTP/IPsec/ARP headers of a packet",
 		Input:   plugin.DTRaw,
 		Output:  plugin.DTPacket,
-		Keys:    func(any) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
+		Keys:    func(*plugin.NoConfig) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
+		New: func(env *plugin.Env, _ *plugin.NoConfig) (plugin.Instance, error) {
 			f := &filter{}
 			copy(f.in[:], env.In)
 			copy(f.out[:], env.Out)
@@ -192,34 +49,6 @@ type filter struct {
 	out [numOutputs]keys.Slot
 }
 
-// Protocol families (oob.family) and ethertypes (oob.protocol).
-const (
-	nfprotoIPv4   = 2
-	nfprotoARP    = 3
-	nfprotoBridge = 7
-	nfprotoIPv6   = 10
-
-	ethIPv4 = 0x0800
-	ethARP  = 0x0806
-	ethIPv6 = 0x86dd
-)
-
-// IP protocol numbers (IPPROTO_*).
-const (
-	protoHopOpts = 0
-	protoICMP    = 1
-	protoTCP     = 6
-	protoUDP     = 17
-	protoRouting = 43
-	protoFrag    = 44
-	protoESP     = 50
-	protoAH      = 51
-	protoICMPv6  = 58
-	protoDstOpts = 60
-	protoSCTP    = 132
-	protoUDPLite = 136
-)
-
 // Interp decodes one packet. It always continues the stack.
 func (f *filter) Interp(r *keys.Record) plugin.Verdict {
 	// ulogd2 always sets oob.protocol, even from an invalid input (0).
@@ -233,19 +62,19 @@ func (f *filter) Interp(r *keys.Record) plugin.Verdict {
 	p = p[:len(p):len(p)] // consumers must never append into the packet
 
 	switch r.Uint(f.in[inFamily]) {
-	case nfprotoIPv4:
+	case unix.NFPROTO_IPV4:
 		f.ipv4(r, p)
-	case nfprotoIPv6:
+	case unix.NFPROTO_IPV6:
 		f.ipv6(r, p)
-	case nfprotoARP:
+	case unix.NFPROTO_ARP:
 		f.arp(r, p)
-	case nfprotoBridge:
+	case unix.NFPROTO_BRIDGE:
 		switch proto {
-		case ethIPv4:
+		case unix.ETH_P_IP:
 			f.ipv4(r, p)
-		case ethIPv6:
+		case unix.ETH_P_IPV6:
 			f.ipv6(r, p)
-		case ethARP:
+		case unix.ETH_P_ARP:
 			f.arp(r, p)
 		}
 	}
@@ -346,7 +175,7 @@ func (f *filter) ip6Walk(r *keys.Record, p []byte, next uint8) uint8 {
 	for {
 		rest := p[off:]
 		switch next {
-		case protoHopOpts, protoRouting, protoDstOpts:
+		case unix.IPPROTO_HOPOPTS, unix.IPPROTO_ROUTING, unix.IPPROTO_DSTOPTS:
 			if len(rest) < 2 {
 				return next
 			}
@@ -355,7 +184,7 @@ func (f *filter) ip6Walk(r *keys.Record, p []byte, next uint8) uint8 {
 				return next
 			}
 			next, off = rest[0], off+hl
-		case protoFrag:
+		case unix.IPPROTO_FRAGMENT:
 			if len(rest) < 8 {
 				return next
 			}
@@ -368,7 +197,7 @@ func (f *filter) ip6Walk(r *keys.Record, p []byte, next uint8) uint8 {
 				// header. Report the protocol it belongs to.
 				return next
 			}
-		case protoAH:
+		case unix.IPPROTO_AH:
 			if len(rest) < 2 {
 				return next
 			}
@@ -380,9 +209,9 @@ func (f *filter) ip6Walk(r *keys.Record, p []byte, next uint8) uint8 {
 				return next
 			}
 			next, off = rest[0], off+hl
-		case protoESP:
+		case unix.IPPROTO_ESP:
 			// Everything after the SPI and sequence number is encrypted.
-			r.SetUint(o[ipProtocol], protoESP)
+			r.SetUint(o[ipProtocol], unix.IPPROTO_ESP)
 			if len(rest) >= 4 {
 				r.SetUint(o[aheSPI], be32(rest[0:4]))
 			}
@@ -398,25 +227,25 @@ func (f *filter) ip6Walk(r *keys.Record, p []byte, next uint8) uint8 {
 // transport decodes the header of protocol proto at the start of p.
 func (f *filter) transport(r *keys.Record, proto uint8, p []byte, v6 bool) {
 	switch proto {
-	case protoTCP:
+	case unix.IPPROTO_TCP:
 		f.tcp(r, p)
-	case protoUDP, protoUDPLite:
+	case unix.IPPROTO_UDP, unix.IPPROTO_UDPLITE:
 		f.udp(r, p)
-	case protoSCTP:
+	case unix.IPPROTO_SCTP:
 		f.sctp(r, p)
-	case protoICMP:
+	case unix.IPPROTO_ICMP:
 		if !v6 {
 			f.icmp(r, p)
 		}
-	case protoICMPv6:
+	case unix.IPPROTO_ICMPV6:
 		if v6 {
 			f.icmpv6(r, p)
 		}
-	case protoESP:
+	case unix.IPPROTO_ESP:
 		if len(p) >= 4 {
 			r.SetUint(f.out[aheSPI], be32(p[0:4]))
 		}
-	case protoAH:
+	case unix.IPPROTO_AH:
 		if len(p) >= 8 {
 			r.SetUint(f.out[aheSPI], be32(p[4:8]))
 		}

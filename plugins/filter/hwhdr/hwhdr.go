@@ -60,15 +60,18 @@ const (
 	maxHex = 42
 )
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the HWHDR plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[plugin.NoConfig]{
 		Name:    "HWHDR",
 		Kind:    plugin.Filter,
 		Summary: "convert the hardware header to MAC address strings",
 		Input:   plugin.DTPacket,
 		Output:  plugin.DTPacket,
-		Keys:    func(any) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
+		Keys:    func(*plugin.NoConfig) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
+		New: func(env *plugin.Env, _ *plugin.NoConfig) (plugin.Instance, error) {
 			return &filter{in: env.In, out: env.Out}, nil
 		},
 	})

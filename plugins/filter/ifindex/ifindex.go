@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -28,15 +29,18 @@ var (
 	}
 )
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the IFINDEX plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[plugin.NoConfig]{
 		Name:    "IFINDEX",
 		Kind:    plugin.Filter,
 		Summary: "convert interface indexes to interface names",
 		Input:   plugin.DTPacket | plugin.DTFlow,
 		Output:  plugin.DTPacket | plugin.DTFlow,
-		Keys:    func(any) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
+		Keys:    func(*plugin.NoConfig) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
+		New: func(env *plugin.Env, _ *plugin.NoConfig) (plugin.Instance, error) {
 			return &filter{env: env, in: env.In, out: env.Out}, nil
 		},
 	})
@@ -45,13 +49,20 @@ func init() {
 type filter struct {
 	env     *plugin.Env
 	in, out []keys.Slot
-	cache   *linkCache
+	cache   *linkCache // the instance's own, from Start to Stop
+
+	// dial opens the rtnetlink socket; nil is dialRoute (tests open it
+	// in a private network namespace).
+	dial func() (*nl.Conn, error)
 }
 
-// Start takes a reference on the process's link cache, opening it if this
-// is the first IFINDEX instance.
+// Start opens the instance's link cache and waits for its initial dump.
 func (f *filter) Start(ctx context.Context) error {
-	c, err := acquire(ctx, f.env.Log)
+	dial := f.dial
+	if dial == nil {
+		dial = dialRoute
+	}
+	c, err := openCache(ctx, f.env.Log, dial)
 	if err != nil {
 		return err
 	}
@@ -59,11 +70,11 @@ func (f *filter) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop drops the reference; the last instance closes the cache.
+// Stop closes the link cache.
 func (f *filter) Stop(context.Context) error {
 	if f.cache != nil {
+		f.cache.close()
 		f.cache = nil
-		release()
 	}
 	return nil
 }

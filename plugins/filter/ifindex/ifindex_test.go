@@ -60,6 +60,7 @@ func names(c *linkCache) map[uint32]string {
 // link, rename, bridge port messages, deletion, and a resync dump that
 // sweeps a link whose deletion was missed.
 func TestLinkCacheApply(t *testing.T) {
+	t.Parallel()
 	c := newLinkCache(discard)
 	c.dumping, c.dumpSeq, c.gen = true, 1, 1
 	steps := []struct {
@@ -117,6 +118,7 @@ func TestLinkCacheApply(t *testing.T) {
 // TestRenameKeepsOldValue checks that a rename stores a new slice: a
 // record still holding the old name keeps reading it.
 func TestRenameKeepsOldValue(t *testing.T) {
+	t.Parallel()
 	c := newLinkCache(discard)
 	c.apply(linkMsg(rtmNewLink, 0, 3, "old", 0))
 	old, _, _, _ := c.lookup2(3, 0)
@@ -130,6 +132,7 @@ func TestRenameKeepsOldValue(t *testing.T) {
 // namespace, where index 1 is always the loopback device. It needs no
 // privilege.
 func TestIFINDEX(t *testing.T) {
+	t.Parallel()
 	const unknown = 0x7ffffff0
 	tests := []struct {
 		name string
@@ -163,30 +166,47 @@ func TestIFINDEX(t *testing.T) {
 	}
 }
 
-// TestSharedCache checks the reference counting: two instances share one
-// cache, which is closed when the last stops.
-func TestSharedCache(t *testing.T) {
-	t.Run("two instances", func(t *testing.T) {
-		h := plugintest.New(t, "a:IFINDEX,b:IFINDEX", "", provides)
-		shared.mu.Lock()
-		refs, c := shared.refs, shared.cache
-		shared.mu.Unlock()
-		if refs != 2 || c == nil {
-			t.Fatalf("refs = %d, cache %v; want 2 and a cache", refs, c)
-		}
-		a := h.Graph.Stacks[0].Instances[1].Inst.(*filter)
-		b := h.Graph.Stacks[0].Instances[2].Inst.(*filter)
-		if a.cache != b.cache {
-			t.Error("the instances have different caches")
-		}
-		if _, out := h.Event(map[string]any{"oob.ifindex_in": 1}); out["oob.in"] != "lo" {
-			t.Errorf("oob.in = %q, want lo", out["oob.in"])
-		}
-	})
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.refs != 0 || shared.cache != nil {
-		t.Errorf("after stop: refs = %d, cache %v; want 0 and none", shared.refs, shared.cache)
+// started returns a started instance wired to a bare record (slots 0-1
+// inputs, 2-3 outputs) whose link cache is opened with dial (nil: the
+// test process's namespace).
+func started(t *testing.T, dial func() (*nl.Conn, error)) (*filter, *keys.Record) {
+	t.Helper()
+	d, _ := plugin.Default.Lookup("IFINDEX")
+	inst, err := d.New(&plugin.Env{ID: "ifi", Plugin: "IFINDEX", Log: discard,
+		In: []keys.Slot{0, 1}, Out: []keys.Slot{2, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := inst.(*filter)
+	f.dial = dial
+	plugintest.Started(t, f)
+	return f, keys.NewRecord([]keys.Type{keys.Uint32, keys.Uint32, keys.String, keys.String})
+}
+
+// TestOwnCache: every instance has its own cache, which its Stop closes.
+func TestOwnCache(t *testing.T) {
+	t.Parallel()
+	a, r := started(t, nil)
+	b, _ := started(t, nil)
+	if a.cache == nil || a.cache == b.cache {
+		t.Fatalf("caches %p and %p; want two", a.cache, b.cache)
+	}
+	r.SetUint(0, 1)
+	a.Interp(r)
+	if got := string(r.Bytes(2)); got != "lo" {
+		t.Errorf("oob.in = %q, want lo", got)
+	}
+	c := a.cache
+	if err := a.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.done:
+	default:
+		t.Error("Stop left the receive goroutine running")
+	}
+	if a.cache != nil || b.cache == nil {
+		t.Errorf("after one Stop: caches %p and %p; want none and one", a.cache, b.cache)
 	}
 }
 
@@ -194,15 +214,8 @@ func TestSharedCache(t *testing.T) {
 // index maps to its name, a rename shows the new name, a deletion the
 // number.
 func TestIFINDEXKernel(t *testing.T) {
+	t.Parallel()
 	ns := nltest.NewNS(t)
-	orig := dial
-	t.Cleanup(func() { dial = orig })
-	dial = func() (*nl.Conn, error) {
-		var c *nl.Conn
-		var err error
-		ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_ROUTE) })
-		return c, err
-	}
 	link := "ulogd0"
 	if _, err := ns.Exec("ip", "link", "add", link, "type", "dummy"); err != nil {
 		// No dummy driver: a veth pair does as well.
@@ -213,19 +226,28 @@ func TestIFINDEXKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h := plugintest.New(t, "ifi:IFINDEX", "", provides)
+	f, r := started(t, func() (*nl.Conn, error) {
+		var c *nl.Conn
+		var err error
+		ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_ROUTE) })
+		return c, err
+	})
 	// waitFor polls (the notification is applied by another goroutine)
 	// until oob.in is want, for at most five seconds.
 	waitFor := func(want string) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			_, out := h.Event(map[string]any{"oob.ifindex_in": idx, "oob.ifindex_out": 1})
-			if out["oob.in"] == want && out["oob.out"] == "lo" {
+			r.SetUint(0, uint64(idx))
+			r.SetUint(1, 1)
+			f.Interp(r)
+			in, out := string(r.Bytes(2)), string(r.Bytes(3))
+			r.Reset()
+			if in == want && out == "lo" {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("oob.in = %q, oob.out = %q; want %q and lo", out["oob.in"], out["oob.out"], want)
+				t.Fatalf("oob.in = %q, oob.out = %q; want %q and lo", in, out, want)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}

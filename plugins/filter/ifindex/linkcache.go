@@ -36,47 +36,8 @@ const (
 	dumpTimeout  = 30 * time.Second
 )
 
-// dial opens the rtnetlink socket. Tests replace it to open the socket
-// inside a private network namespace.
-var dial = func() (*nl.Conn, error) { return nl.Open(unix.NETLINK_ROUTE) }
-
-// shared is the one link cache of the process, opened by the first IFINDEX
-// instance that starts and closed by the last one that stops.
-var shared struct {
-	mu    sync.Mutex
-	refs  int
-	cache *linkCache
-}
-
-// acquire returns the shared cache, opening it (and waiting for its
-// initial dump) if no instance holds it yet.
-func acquire(ctx context.Context, log *slog.Logger) (*linkCache, error) {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.refs == 0 {
-		c, err := openCache(ctx, log)
-		if err != nil {
-			return nil, err
-		}
-		shared.cache = c
-	}
-	shared.refs++
-	return shared.cache, nil
-}
-
-// release drops one reference; the last one closes the cache.
-func release() {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.refs == 0 {
-		return
-	}
-	shared.refs--
-	if shared.refs == 0 {
-		shared.cache.close()
-		shared.cache = nil
-	}
-}
+// dialRoute opens an rtnetlink socket in the daemon's network namespace.
+func dialRoute() (*nl.Conn, error) { return nl.Open(unix.NETLINK_ROUTE) }
 
 // entry is one link. name is never modified once stored: a record may
 // alias it until its walk ends, so a rename stores a new slice.
@@ -117,10 +78,10 @@ func newLinkCache(log *slog.Logger) *linkCache {
 	}
 }
 
-// openCache opens the socket, joins the link group before dumping (so no
-// change between the dump and the subscription is missed), and waits for
-// the initial dump.
-func openCache(ctx context.Context, log *slog.Logger) (*linkCache, error) {
+// openCache opens the socket with dial, joins the link group before
+// dumping (so no change between the dump and the subscription is missed),
+// and waits for the initial dump.
+func openCache(ctx context.Context, log *slog.Logger, dial func() (*nl.Conn, error)) (*linkCache, error) {
 	conn, err := dial()
 	if err != nil {
 		return nil, fmt.Errorf("IFINDEX: rtnetlink socket: %w", err)

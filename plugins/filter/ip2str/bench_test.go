@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/ulogd-go/ulogd/internal/addrfam"
+	"github.com/ulogd-go/ulogd/internal/addrfilter"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
@@ -75,7 +75,7 @@ func benchEvents() []struct {
 func (f *filter) prepare(ev benchEvent) (slots []keys.Slot, vals [][]byte) {
 	for i, n := range addrNames {
 		if v, ok := ev.addrs[n]; ok {
-			slots = append(slots, f.In[addrfam.InAddrs+i])
+			slots = append(slots, f.In[addrfilter.InAddrs+i])
 			vals = append(vals, v)
 		}
 	}
@@ -84,7 +84,7 @@ func (f *filter) prepare(ev benchEvent) (slots []keys.Slot, vals [][]byte) {
 
 // set fills r as the source does for one event.
 func (f *filter) set(r *keys.Record, family uint64, slots []keys.Slot, vals [][]byte) {
-	r.SetUint(f.In[addrfam.InFamily], family)
+	r.SetUint(f.In[addrfilter.InFamily], family)
 	for i, s := range slots {
 		r.SetBytes(s, vals[i])
 	}

@@ -6,13 +6,15 @@ package ip2str
 import (
 	"log/slog"
 
-	"github.com/ulogd-go/ulogd/internal/addrfam"
+	"github.com/ulogd-go/ulogd/internal/addrfilter"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
 // addrNames are the address keys converted, in ulogd2's order; the output
-// of each is its name + ".str".
+// of each is its name + ".str". The family decides what an address may
+// be: for a bridge family the ethertype tells; an unknown family is an
+// error for this event, as in ulogd2.
 var addrNames = []string{
 	"ip.saddr", "ip.daddr",
 	"orig.ip.saddr", "orig.ip.daddr",
@@ -20,49 +22,41 @@ var addrNames = []string{
 	"arp.saddr", "arp.daddr",
 }
 
-var outNames = addrfam.Suffixed(addrNames, ".str")
+var def = addrfilter.Def{
+	Addrs:         addrNames,
+	Outs:          addrfilter.Suffixed(addrNames, ".str"),
+	Out:           keys.String,
+	ARP:           true,
+	UnknownFamily: "Unknown protocol family",
+	Convert: func(r *keys.Record, out keys.Slot, addr []byte) {
+		addrfilter.SetText(r, out, addr, appendIP)
+	},
+}
 
-func keySpecs(any) (in, out []keys.Spec, err error) {
-	in, out = addrfam.AddrKeys(addrNames, outNames, keys.String)
+func keySpecs(*plugin.NoConfig) (in, out []keys.Spec, err error) {
+	in, out = def.Keys()
 	return in, out, nil
 }
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the IP2STR plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[plugin.NoConfig]{
 		Name:    "IP2STR",
 		Kind:    plugin.Filter,
 		Summary: "convert IPv4/IPv6 address keys to text",
 		Input:   plugin.DTPacket | plugin.DTFlow,
 		Output:  plugin.DTPacket | plugin.DTFlow,
 		Keys:    keySpecs,
-		New: func(env *plugin.Env) (plugin.Instance, error) {
+		New: func(env *plugin.Env, _ *plugin.NoConfig) (plugin.Instance, error) {
 			return newInstance(env.In, env.Out, env.Log), nil
 		},
 	})
 }
 
-type filter struct{ addrfam.Filter }
+type filter struct{ addrfilter.Filter }
 
 func newInstance(in, out []keys.Slot, log *slog.Logger) *filter {
-	return &filter{addrfam.NewFilter(in, out, true, "Unknown protocol family", log)}
-}
-
-// Interp converts every valid address input. The family decides what an
-// address may be: for a bridge family the ethertype tells; an unknown
-// family is an error for this event, as in ulogd2.
-func (f *filter) Interp(r *keys.Record) plugin.Verdict {
-	if !f.Fam.OK(r) {
-		return plugin.Fail
-	}
-	for i := range addrNames {
-		b := f.Addr(r, i)
-		if len(b) != 4 && len(b) != 16 {
-			continue
-		}
-		a := r.Arena()
-		n := len(a)
-		a = appendIP(a, b)
-		r.SetBytes(f.Out[i], r.Commit(a, n))
-	}
-	return plugin.Continue
+	return &filter{def.New(in, out, log)}
 }

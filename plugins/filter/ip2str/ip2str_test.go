@@ -6,7 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/ulogd-go/ulogd/internal/addrfam"
+	"github.com/ulogd-go/ulogd/internal/addrfilter"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
@@ -167,9 +167,9 @@ func FuzzAppendIP(f *testing.F) {
 func TestIP2STRArenaGrows(t *testing.T) {
 	for fill := 4096 - 45; fill <= 4096; fill++ {
 		f, r := benchFilter()
-		r.SetUint(f.In[addrfam.InFamily], 10)
-		r.SetBytes(f.In[addrfam.InAddrs+2], []byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 12: 0xde, 13: 0xad, 14: 0xbe, 15: 0xef})
-		r.SetBytes(f.In[addrfam.InAddrs+4], []byte{10: 0xff, 11: 0xff, 12: 192, 13: 168, 14: 100, 15: 200})
+		r.SetUint(f.In[addrfilter.InFamily], 10)
+		r.SetBytes(f.In[addrfilter.InAddrs+2], []byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 12: 0xde, 13: 0xad, 14: 0xbe, 15: 0xef})
+		r.SetBytes(f.In[addrfilter.InAddrs+4], []byte{10: 0xff, 11: 0xff, 12: 192, 13: 168, 14: 100, 15: 200})
 		early := strings.Repeat("e", fill)
 		r.SetString(f.Out[7], early) // an earlier value in the arena
 		if f.Interp(r) != plugin.Continue {

@@ -3,6 +3,8 @@
 package mark
 
 import (
+	_ "embed"
+
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
@@ -25,17 +27,27 @@ var inputs = []keys.Spec{
 	{Name: "oob.mark", Type: keys.Uint32, Flags: keys.Optional},
 }
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+//go:embed sample.conf
+var sample string
+
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the MARK plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[Config]{
 		Name:      "MARK",
 		Kind:      plugin.Filter,
 		Summary:   "pass only events whose (mark & mask) equals mark",
 		Input:     plugin.DTPacket | plugin.DTFlow,
 		Output:    plugin.DTPacket | plugin.DTFlow,
-		NewConfig: func() any { return &Config{Mark: 0, Mask: -1} },
-		Keys:      func(any) ([]keys.Spec, []keys.Spec, error) { return inputs, nil, nil },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
-			cfg := env.Config.(*Config)
+		NewConfig: func() *Config { return &Config{Mark: 0, Mask: -1} },
+		Options: map[string]string{
+			"mark": "the value the masked mark must equal",
+			"mask": "the bits of the mark to compare (`-1` is `0xffffffff`, all 32 bits)",
+		},
+		Sample: sample,
+		Keys:   func(*Config) ([]keys.Spec, []keys.Spec, error) { return inputs, nil, nil },
+		New: func(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 			return &filter{
 				ct:   env.In[inCtMark],
 				oob:  env.In[inOobMark],

@@ -10,6 +10,8 @@ package printflow
 import (
 	"strconv"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
@@ -57,15 +59,18 @@ var inputs = []keys.Spec{
 
 var outputs = []keys.Spec{{Name: "print", Type: keys.String}}
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the PRINTFLOW plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[plugin.NoConfig]{
 		Name:    "PRINTFLOW",
 		Kind:    plugin.Filter,
 		Summary: "format a conntrack event as a text line",
 		Input:   plugin.DTFlow,
 		Output:  plugin.DTFlow,
-		Keys:    func(any) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
+		Keys:    func(*plugin.NoConfig) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
+		New: func(env *plugin.Env, _ *plugin.NoConfig) (plugin.Instance, error) {
 			return &filter{in: env.In, out: env.Out[0]}, nil
 		},
 	})
@@ -76,15 +81,6 @@ type filter struct {
 	in  []keys.Slot
 	out keys.Slot
 }
-
-// Protocol numbers with a name in the line.
-const (
-	protoICMP = 1
-	protoTCP  = 6
-	protoUDP  = 17
-	protoESP  = 50
-	protoAH   = 51
-)
 
 func (f *filter) Interp(r *keys.Record) plugin.Verdict {
 	a := r.Arena()
@@ -119,21 +115,21 @@ func (f *filter) side(a []byte, r *keys.Record, base int) []byte {
 	}
 	if s := f.in[base+2]; r.Valid(s) {
 		switch p := r.Uint(s); p {
-		case protoTCP, protoUDP:
-			if p == protoTCP {
+		case unix.IPPROTO_TCP, unix.IPPROTO_UDP:
+			if p == unix.IPPROTO_TCP {
 				a = append(a, "PROTO=TCP "...)
 			} else {
 				a = append(a, "PROTO=UDP "...)
 			}
 			a = field(a, r, "SPT=", f.in[base+3])
 			a = field(a, r, "DPT=", f.in[base+4])
-		case protoICMP:
+		case unix.IPPROTO_ICMP:
 			a = append(a, "PROTO=ICMP "...)
 			a = field(a, r, "TYPE=", f.in[icmpType])
 			a = field(a, r, "CODE=", f.in[icmpCode])
-		case protoESP:
+		case unix.IPPROTO_ESP:
 			a = append(a, "PROTO=ESP "...)
-		case protoAH:
+		case unix.IPPROTO_AH:
 			a = append(a, "PROTO=AH "...)
 		default:
 			a = appendNum(append(a, "PROTO="...), p)

@@ -14,6 +14,8 @@ package printpkt
 import (
 	"strconv"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
@@ -120,15 +122,18 @@ var inputs = func() []keys.Spec {
 
 var outputs = []keys.Spec{{Name: "print", Type: keys.String}}
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the PRINTPKT plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[plugin.NoConfig]{
 		Name:    "PRINTPKT",
 		Kind:    plugin.Filter,
 		Summary: "format a logged packet as a kernel-LOG-like text line",
 		Input:   plugin.DTPacket,
 		Output:  plugin.DTPacket,
-		Keys:    func(any) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
+		Keys:    func(*plugin.NoConfig) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
+		New: func(env *plugin.Env, _ *plugin.NoConfig) (plugin.Instance, error) {
 			f := &filter{out: env.Out[0]}
 			copy(f.in[:], env.In)
 			return f, nil
@@ -141,26 +146,6 @@ type filter struct {
 	in  [numInputs]keys.Slot
 	out keys.Slot
 }
-
-// Families (oob.family), ethertypes (oob.protocol) and IP protocols.
-const (
-	nfprotoIPv4   = 2
-	nfprotoARP    = 3
-	nfprotoBridge = 7
-	nfprotoIPv6   = 10
-
-	ethIPv4 = 0x0800
-	ethARP  = 0x0806
-	ethIPv6 = 0x86dd
-
-	protoICMP   = 1
-	protoTCP    = 6
-	protoUDP    = 17
-	protoESP    = 50
-	protoAH     = 51
-	protoICMPv6 = 58
-	protoSCTP   = 132
-)
 
 // Interp writes the line into the record's arena and sets print. Inputs
 // that are not valid read as 0 or empty where ulogd2 prints them
@@ -188,19 +173,19 @@ func (f *filter) Interp(r *keys.Record) plugin.Verdict {
 	}
 
 	switch r.Uint(in[oobFamily]) {
-	case nfprotoIPv4:
+	case unix.NFPROTO_IPV4:
 		a = f.ipv4(a, r)
-	case nfprotoIPv6:
+	case unix.NFPROTO_IPV6:
 		a = f.ipv6(a, r)
-	case nfprotoARP:
+	case unix.NFPROTO_ARP:
 		a = f.arp(a, r)
-	case nfprotoBridge:
+	case unix.NFPROTO_BRIDGE:
 		switch p := r.Uint(in[oobProtocol]); p {
-		case ethIPv4:
+		case unix.ETH_P_IP:
 			a = f.ipv4(a, r)
-		case ethIPv6:
+		case unix.ETH_P_IPV6:
 			a = f.ipv6(a, r)
-		case ethARP:
+		case unix.ETH_P_ARP:
 			a = f.arp(a, r)
 		default:
 			a = appendUint(append(a, "PROTO="...), p)
@@ -309,9 +294,9 @@ func (f *filter) ipv4(a []byte, r *keys.Record) []byte {
 	}
 
 	switch p := byte(r.Uint(in[ipProtocol])); p {
-	case protoTCP, protoUDP, protoSCTP, protoESP, protoAH:
+	case unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_SCTP, unix.IPPROTO_ESP, unix.IPPROTO_AH:
 		a = f.proto(a, r, p)
-	case protoICMP:
+	case unix.IPPROTO_ICMP:
 		a = append(a, "PROTO=ICMP "...)
 		if !r.Valid(in[icmpType]) {
 			return append(a, "INCOMPLETE"...)
@@ -373,9 +358,9 @@ func (f *filter) ipv6(a []byte, r *keys.Record) []byte {
 	}
 
 	switch p := byte(r.Uint(in[ip6NextHdr])); p {
-	case protoTCP, protoUDP, protoSCTP, protoESP, protoAH:
+	case unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_SCTP, unix.IPPROTO_ESP, unix.IPPROTO_AH:
 		a = f.proto(a, r, p)
-	case protoICMPv6:
+	case unix.IPPROTO_ICMPV6:
 		a = append(a, "PROTO=ICMPv6 "...)
 		if !r.Valid(in[icmp6Type]) {
 			return append(a, "INCOMPLETE"...)
@@ -404,7 +389,7 @@ func (f *filter) ipv6(a []byte, r *keys.Record) []byte {
 func (f *filter) proto(a []byte, r *keys.Record, p byte) []byte {
 	in := &f.in
 	switch p {
-	case protoTCP:
+	case unix.IPPROTO_TCP:
 		a = append(a, "PROTO=TCP "...)
 		if !r.Valid(in[tcpSport]) {
 			return append(a, "INCOMPLETE"...)
@@ -435,7 +420,7 @@ func (f *filter) proto(a []byte, r *keys.Record, p byte) []byte {
 		}
 		a = appendUint(append(a, "URGP="...), r.Uint(in[tcpURGP]))
 		return append(a, ' ')
-	case protoUDP:
+	case unix.IPPROTO_UDP:
 		a = append(a, "PROTO=UDP "...)
 		if !r.Valid(in[udpSport]) {
 			return append(a, "INCOMPLETE"...)
@@ -444,7 +429,7 @@ func (f *filter) proto(a []byte, r *keys.Record, p byte) []byte {
 		a = appendUint(append(a, " DPT="...), r.Uint(in[udpDport]))
 		a = appendUint(append(a, " LEN="...), r.Uint(in[udpLen]))
 		return append(a, ' ')
-	case protoSCTP:
+	case unix.IPPROTO_SCTP:
 		a = append(a, "PROTO=SCTP "...)
 		if !r.Valid(in[sctpSport]) {
 			return append(a, "INCOMPLETE"...)
@@ -453,7 +438,7 @@ func (f *filter) proto(a []byte, r *keys.Record, p byte) []byte {
 		a = appendUint(append(a, " DPT="...), r.Uint(in[sctpDport]))
 		return append(a, ' ')
 	default: // ESP, AH
-		if p == protoESP {
+		if p == unix.IPPROTO_ESP {
 			a = append(a, "PROTO=ESP "...)
 		} else {
 			a = append(a, "PROTO=AH "...)

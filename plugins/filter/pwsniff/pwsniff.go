@@ -7,6 +7,8 @@ package pwsniff
 import (
 	"encoding/binary"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
@@ -36,20 +38,17 @@ var (
 	}
 )
 
-// Families (oob.family), protocols and ports.
+// Ports.
 const (
-	afInet   = 2
-	afBridge = 7
-	afInet6  = 10
-
-	protoTCP = 6
-
 	portFTP  = 21
 	portPOP3 = 110
 )
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the PWSNIFF plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[plugin.NoConfig]{
 		Name:    "PWSNIFF",
 		Kind:    plugin.Filter,
 		Summary: "extract FTP/POP3 USER and PASS arguments; stop every other packet",
@@ -58,8 +57,8 @@ func init() {
 		// type-mismatch warning.
 		Input:  plugin.DTRaw | plugin.DTPacket,
 		Output: plugin.DTRaw | plugin.DTPacket,
-		Keys:   func(any) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
+		Keys:   func(*plugin.NoConfig) ([]keys.Spec, []keys.Spec, error) { return inputs, outputs, nil },
+		New: func(env *plugin.Env, _ *plugin.NoConfig) (plugin.Instance, error) {
 			return &filter{in: env.In, out: env.Out}, nil
 		},
 	})
@@ -80,7 +79,7 @@ func (f *filter) Interp(r *keys.Record) plugin.Verdict {
 			pkt = pkt[:n]
 		}
 	}
-	family := uint64(afBridge) // absent: the IP version decides
+	family := uint64(unix.AF_BRIDGE) // absent: the IP version decides
 	if r.Valid(f.in[inFamily]) {
 		family = r.Uint(f.in[inFamily])
 	}
@@ -110,12 +109,12 @@ func tcpPayload(pkt []byte, family uint64) ([]byte, bool) {
 	}
 	version := pkt[0] >> 4
 	switch {
-	case family == afInet && version == 4, family == afBridge && version == 4:
+	case family == unix.AF_INET && version == 4, family == unix.AF_BRIDGE && version == 4:
 		if len(pkt) < 20 {
 			return nil, false
 		}
 		ihl := int(pkt[0]&0xf) * 4
-		if ihl < 20 || len(pkt) < ihl || pkt[9] != protoTCP {
+		if ihl < 20 || len(pkt) < ihl || pkt[9] != unix.IPPROTO_TCP {
 			return nil, false
 		}
 		if binary.BigEndian.Uint16(pkt[6:8])&0x1fff != 0 {
@@ -125,8 +124,8 @@ func tcpPayload(pkt []byte, family uint64) ([]byte, bool) {
 			pkt = pkt[:tot] // link-layer padding
 		}
 		pkt = pkt[ihl:]
-	case family == afInet6 && version == 6, family == afBridge && version == 6:
-		if len(pkt) < 40 || pkt[6] != protoTCP {
+	case family == unix.AF_INET6 && version == 6, family == unix.AF_BRIDGE && version == 6:
+		if len(pkt) < 40 || pkt[6] != unix.IPPROTO_TCP {
 			return nil, false
 		}
 		if pl := int(binary.BigEndian.Uint16(pkt[4:6])); pl != 0 && 40+pl < len(pkt) {

@@ -10,6 +10,8 @@
 package nfct
 
 import (
+	_ "embed"
+
 	"context"
 	"errors"
 	"fmt"
@@ -28,39 +30,49 @@ import (
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
-func init() {
-	plugin.Register(Descriptor())
-}
+//go:embed sample.conf
+var sample string
+
+func init() { plugin.Register(Descriptor()) }
 
 // Descriptor returns the NFCT plugin descriptor.
 func Descriptor() *plugin.Descriptor {
-	return &plugin.Descriptor{
+	return plugin.Define(plugin.Def[Config]{
 		Name:      "NFCT",
 		Kind:      plugin.Source,
 		Summary:   "conntrack flows from ctnetlink (events, polling, counter dump-and-reset)",
 		Input:     plugin.DTSource,
 		Output:    plugin.DTFlow,
-		NewConfig: func() any { return defaultConfig() },
-		Keys:      keysOf,
-		New:       newInstance,
-	}
+		NewConfig: defaultConfig,
+		Options: map[string]string{
+			"pollinterval":                  "0: event mode; N>0: polling mode, dump every N seconds",
+			"hash_enable":                   "keep the userspace flow table (needed by polling mode)",
+			"hash_buckets":                  "flows the table is sized for at start (it grows as needed, up to `hash_max_entries`)",
+			"hash_max_entries":              "maximum number of tracked flows",
+			"event_mask":                    "conntrack events to receive: 0x1 NEW, 0x2 UPDATE, 0x4 DESTROY",
+			"netlink_socket_buffer_size":    "event socket receive buffer in bytes; 0 = 64 MiB",
+			"netlink_socket_buffer_maxsize": "growth limit on overruns; 0 = never grow",
+			"netlink_resync_timeout":        "seconds from an overrun to the table resync (hash mode)",
+			"reliable":                      "≠0: `NETLINK_BROADCAST_ERROR` + `NETLINK_NO_ENOBUFS`: the kernel keeps retrying instead of dropping destroy events",
+			"accept_src_filter":             "kernel (BPF) filter on the original source: comma-separated `ADDR/LEN`, IPv4 or IPv6",
+			"accept_dst_filter":             "same for the original destination",
+			"accept_proto_filter":           "comma-separated protocol names (`/etc/protocols`) or numbers, e.g. `tcp,udp,icmp`",
+		},
+		Sample: sample,
+		Keys:   keysOf,
+		New:    newInstance,
+	})
 }
 
 // keysOf validates the config (purely: no file, no socket) and returns the
 // output keys.
-func keysOf(cfg any) (in, out []keys.Spec, err error) {
-	c, err := configOf(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
+func keysOf(c *Config) (in, out []keys.Spec, err error) {
 	errs := []error{c.validate()}
 	if _, err := parseFilters(c, nil); err != nil {
 		errs = append(errs, err)
 	}
 	return nil, OutputKeys(), errors.Join(errs...)
 }
-
-func configOf(cfg any) (*Config, error) { return plugin.ConfigOf("NFCT", cfg, defaultConfig) }
 
 // Tunables.
 const (
@@ -107,11 +119,7 @@ type rxState struct {
 	updateNote logging.Limiter
 }
 
-func newInstance(env *plugin.Env) (plugin.Instance, error) {
-	c, err := configOf(env.Config)
-	if err != nil {
-		return nil, err
-	}
+func newInstance(env *plugin.Env, c *Config) (plugin.Instance, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}

@@ -1,66 +1,51 @@
 package nflog
 
-import "github.com/ulogd-go/ulogd/internal/keys"
+import (
+	"slices"
 
-// Output key indexes, in ulogd2's --info order.
+	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/keys/pktkeys"
+)
+
+// Output key indexes, in ulogd2's --info order: the packet keys (package
+// pktkeys, with the interfaces as indexes), then raw and ct.
 const (
-	kRawMAC = iota
-	kRawPkt
-	kRawPktLen
-	kRawPktCount
-	kPrefix
-	kTimeSec
-	kTimeUsec
-	kMark
-	kIfindexIn
-	kIfindexOut
-	kHook
-	kRawMACLen
-	kSeqLocal
-	kSeqGlobal
-	kFamily
-	kProtocol
-	kUID
-	kGID
-	kLabel
-	kRawType
-	kRawMACSaddr
-	kRawMACAddrLen
-	kRaw
+	kRawMAC        = pktkeys.RawMAC
+	kRawPkt        = pktkeys.RawPkt
+	kRawPktLen     = pktkeys.RawPktLen
+	kRawPktCount   = pktkeys.RawPktCount
+	kPrefix        = pktkeys.Prefix
+	kTimeSec       = pktkeys.TimeSec
+	kTimeUsec      = pktkeys.TimeUsec
+	kMark          = pktkeys.Mark
+	kIfindexIn     = pktkeys.IfIn
+	kIfindexOut    = pktkeys.IfOut
+	kHook          = pktkeys.Hook
+	kRawMACLen     = pktkeys.RawMACLen
+	kSeqLocal      = pktkeys.SeqLocal
+	kSeqGlobal     = pktkeys.SeqGlobal
+	kFamily        = pktkeys.Family
+	kProtocol      = pktkeys.Protocol
+	kUID           = pktkeys.UID
+	kGID           = pktkeys.GID
+	kLabel         = pktkeys.Label
+	kRawType       = pktkeys.RawType
+	kRawMACSaddr   = pktkeys.RawMACSaddr
+	kRawMACAddrLen = pktkeys.RawMACAddrLen
+)
+
+// NFLOG's own keys.
+const (
+	kRaw = pktkeys.N + iota
 	kCT
 	numKeys
 )
 
-var outputKeys = [numKeys]keys.Spec{
-	kRawMAC:        {Name: "raw.mac", Type: keys.Raw},
-	kRawPkt:        {Name: "raw.pkt", Type: keys.Raw},
-	kRawPktLen:     {Name: "raw.pktlen", Type: keys.Uint32},
-	kRawPktCount:   {Name: "raw.pktcount", Type: keys.Uint32},
-	kPrefix:        {Name: "oob.prefix", Type: keys.String},
-	kTimeSec:       {Name: "oob.time.sec", Type: keys.Uint32},
-	kTimeUsec:      {Name: "oob.time.usec", Type: keys.Uint32},
-	kMark:          {Name: "oob.mark", Type: keys.Uint32},
-	kIfindexIn:     {Name: "oob.ifindex_in", Type: keys.Uint32},
-	kIfindexOut:    {Name: "oob.ifindex_out", Type: keys.Uint32},
-	kHook:          {Name: "oob.hook", Type: keys.Uint8},
-	kRawMACLen:     {Name: "raw.mac_len", Type: keys.Uint16},
-	kSeqLocal:      {Name: "oob.seq.local", Type: keys.Uint32},
-	kSeqGlobal:     {Name: "oob.seq.global", Type: keys.Uint32},
-	kFamily:        {Name: "oob.family", Type: keys.Uint8},
-	kProtocol:      {Name: "oob.protocol", Type: keys.Uint16},
-	kUID:           {Name: "oob.uid", Type: keys.Uint32},
-	kGID:           {Name: "oob.gid", Type: keys.Uint32},
-	kLabel:         {Name: "raw.label", Type: keys.Uint8},
-	kRawType:       {Name: "raw.type", Type: keys.Uint16},
-	kRawMACSaddr:   {Name: "raw.mac.saddr", Type: keys.Raw},
-	kRawMACAddrLen: {Name: "raw.mac.addrlen", Type: keys.Uint16},
-	kRaw:           {Name: "raw", Type: keys.Raw},
-	kCT:            {Name: "ct", Type: keys.Raw},
-}
+// outputKeys are the output keys, indexed as above.
+var outputKeys = pktkeys.Table(pktkeys.IfIndexIn, pktkeys.IfIndexOut,
+	keys.Spec{Name: "raw", Type: keys.Raw},
+	keys.Spec{Name: "ct", Type: keys.Raw},
+)
 
 // OutputKeys returns the NFLOG output keys in declaration order.
-func OutputKeys() []keys.Spec {
-	out := make([]keys.Spec, numKeys)
-	copy(out, outputKeys[:])
-	return out
-}
+func OutputKeys() []keys.Spec { return slices.Clone(outputKeys) }

@@ -10,6 +10,8 @@
 package nflog
 
 import (
+	_ "embed"
+
 	"context"
 	"errors"
 	"fmt"
@@ -30,43 +32,49 @@ import (
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
-func init() {
-	plugin.Register(Descriptor())
-}
+//go:embed sample.conf
+var sample string
+
+func init() { plugin.Register(Descriptor()) }
 
 // Descriptor returns the NFLOG plugin descriptor.
 func Descriptor() *plugin.Descriptor {
-	return &plugin.Descriptor{
+	return plugin.Define(plugin.Def[Config]{
 		Name:      "NFLOG",
 		Kind:      plugin.Source,
 		Summary:   "packets logged by nft `log group N` / iptables -j NFLOG, from nfnetlink_log",
 		Input:     plugin.DTSource,
 		Output:    plugin.DTRaw,
-		NewConfig: func() any { return defaultConfig() },
+		NewConfig: defaultConfig,
+		Options: map[string]string{
+			"bufsize":                       "buffer for one received datagram (a kernel batch), bytes",
+			"group":                         "log group to bind (nft `log group N`, iptables `--nflog-group N`), 0–65535",
+			"unbind":                        "with `group=0` or `bind=1`: unbind each family's existing logger first",
+			"bind":                          "≠0: bind the protocol families also for a non-zero group",
+			"seq_local":                     "≠0: per-group sequence numbers (`oob.seq.local`, from 0); gaps count as lost",
+			"seq_global":                    "≠0: namespace-wide sequence numbers (`oob.seq.global`)",
+			"numeric_label":                 "constant copied to `raw.label` (0–255)",
+			"netlink_socket_buffer_size":    "socket receive buffer in bytes; 0 = 64 MiB",
+			"netlink_socket_buffer_maxsize": "growth limit on overruns; 0 = never grow",
+			"netlink_qthreshold":            "≠0: packets per kernel batch (kernel default 100)",
+			"netlink_qtimeout":              "≠0: kernel flush timeout in 1/100 s (kernel default 100)",
+			"attach_conntrack":              "≠0: the kernel attaches the packet's conntrack entry (`ct`)",
+		},
+		Sample:    sample,
 		Keys:      keysOf,
 		Resources: resourcesOf,
 		New:       newInstance,
-	}
+	})
 }
 
-func keysOf(cfg any) (in, out []keys.Spec, err error) {
-	c, err := configOf(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
+func keysOf(c *Config) (in, out []keys.Spec, err error) {
 	return nil, OutputKeys(), c.validate()
 }
 
 // resourcesOf claims the log group: the kernel lets one socket bind it.
-func resourcesOf(cfg any) []string {
-	c, err := configOf(cfg)
-	if err != nil {
-		return nil
-	}
+func resourcesOf(c *Config) []string {
 	return []string{"nflog-group:" + strconv.Itoa(c.Group)}
 }
-
-func configOf(cfg any) (*Config, error) { return plugin.ConfigOf("NFLOG", cfg, defaultConfig) }
 
 // Tunables.
 const (
@@ -118,11 +126,7 @@ type rxState struct {
 	unknown   uint64
 }
 
-func newInstance(env *plugin.Env) (plugin.Instance, error) {
-	c, err := configOf(env.Config)
-	if err != nil {
-		return nil, err
-	}
+func newInstance(env *plugin.Env, c *Config) (plugin.Instance, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}

@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/keys/pktkeys"
 )
 
 // Wire format (NuFW → ulogd). A client writes a stream of frames:
@@ -194,19 +197,19 @@ func decode(r *keys.Record, sl *slots, f []byte, now time.Time, st *optStats) pr
 	}
 
 	pkt := f[offPayload:end:end]
-	r.SetBytes(sl[kRawPkt], pkt)
-	r.SetUint(sl[kRawPktLen], uint64(plen))
-	r.SetUint(sl[kRawPktCount], 1)
+	r.SetBytes(sl[pktkeys.RawPkt], pkt)
+	r.SetUint(sl[pktkeys.RawPktLen], uint64(plen))
+	r.SetUint(sl[pktkeys.RawPktCount], 1)
 	var family uint64
 	if plen > 0 {
 		switch pkt[0] >> 4 {
 		case 4:
-			family = 2 // AF_INET
+			family = unix.AF_INET
 		case 6:
-			family = 10 // AF_INET6
+			family = unix.AF_INET6
 		}
 	}
-	r.SetUint(sl[kFamily], family)
+	r.SetUint(sl[pktkeys.Family], family)
 
 	hasTime := false
 	for off := opts; len(f)-off >= optHdrLen; {
@@ -216,11 +219,11 @@ func decode(r *keys.Record, sl *slots, f []byte, now time.Time, st *optStats) pr
 		off = min(off+optHdrLen+align8(olen), len(f))
 		switch id {
 		case optPrefix:
-			r.SetBytes(sl[kPrefix], cstring(v))
+			r.SetBytes(sl[pktkeys.Prefix], cstring(v))
 		case optIn:
-			r.SetBytes(sl[kIn], cstring(v))
+			r.SetBytes(sl[pktkeys.IfIn], cstring(v))
 		case optOut:
-			r.SetBytes(sl[kOut], cstring(v))
+			r.SetBytes(sl[pktkeys.IfOut], cstring(v))
 		case optUserName:
 			r.SetBytes(sl[kUserName], cstring(v))
 		case optOSName:
@@ -239,8 +242,8 @@ func decode(r *keys.Record, sl *slots, f []byte, now time.Time, st *optStats) pr
 			}
 			n := uint64(binary.NativeEndian.Uint32(v))
 			if id == optTimeSec {
-				r.SetUint(sl[kTimeSec], n)
-				r.SetUint(sl[kTimeUsec], 0)
+				r.SetUint(sl[pktkeys.TimeSec], n)
+				r.SetUint(sl[pktkeys.TimeUsec], 0)
 				hasTime = true
 			} else {
 				r.SetUint(sl[kUserID], n)
@@ -253,15 +256,15 @@ func decode(r *keys.Record, sl *slots, f []byte, now time.Time, st *optStats) pr
 				st.lastMalformed = id
 				continue
 			}
-			r.SetUint(sl[kLabel], uint64(v[0]))
+			r.SetUint(sl[pktkeys.Label], uint64(v[0]))
 		default:
 			st.unknown++
 			st.lastUnknown = id
 		}
 	}
 	if !hasTime {
-		r.SetUint(sl[kTimeSec], uint64(now.Unix()))
-		r.SetUint(sl[kTimeUsec], uint64(now.Nanosecond()/1000))
+		r.SetUint(sl[pktkeys.TimeSec], uint64(now.Unix()))
+		r.SetUint(sl[pktkeys.TimeUsec], uint64(now.Nanosecond()/1000))
 	}
 	return frameOK
 }

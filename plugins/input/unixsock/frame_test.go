@@ -53,7 +53,7 @@ func hostU32(n uint32) []byte { return binary.NativeEndian.AppendUint32(nil, n) 
 
 func strOpt(id uint32, s string) opt { return opt{id, cstr(s)} }
 
-// icmpEcho is the IPv4 ICMP echo request of spec §9.22's observation:
+// icmpEcho is the IPv4 ICMP echo request observed from ulogd2 with NuFW's frame:
 // 10.99.0.1 → 10.99.0.2, LEN=28, TTL=64, ID=4660, echo id 7 seq 1.
 var icmpEcho = []byte{
 	0x45, 0x00, 0x00, 0x1c, 0x12, 0x34, 0x00, 0x00, 0x40, 0x01, 0x00, 0x00,
@@ -122,6 +122,7 @@ func identitySlots() *slots {
 // Keys
 
 func TestOutputKeys(t *testing.T) {
+	t.Parallel()
 	// Spec Appendix A.1, UNIXSOCK, in --info order.
 	want := []keys.Spec{
 		{Name: "raw.mac", Type: keys.Raw},
@@ -163,6 +164,7 @@ func TestOutputKeys(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
+	t.Parallel()
 	long := "/tmp/" + string(make([]byte, 120))
 	for _, tc := range []struct {
 		name string
@@ -198,6 +200,7 @@ func TestConfigValidate(t *testing.T) {
 var fixedNow = time.Unix(1600000000, 123456789)
 
 func TestDecode(t *testing.T) {
+	t.Parallel()
 	nowKeys := rec{"oob.time.sec": uint64(1600000000), "oob.time.usec": uint64(123456)}
 	base := func(pkt []byte, family uint64, extra rec) rec {
 		r := rec{
@@ -368,6 +371,7 @@ func cat(bs ...[]byte) []byte {
 }
 
 func TestStream(t *testing.T) {
+	t.Parallel()
 	f1 := buildFrame(icmpEcho)
 	f2 := buildFrame(icmpEcho, allOpts()...)
 	f3 := buildFrame(ipv6Hdr, strOpt(optPrefix, "v6"))

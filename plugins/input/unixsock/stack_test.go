@@ -21,8 +21,9 @@ import (
 )
 
 // TestStackLOGEMU runs the NuFW stack of the README through the real
-// plugins and checks the line of spec §9.22's observation.
+// plugins and checks the line ulogd2 writes for it.
 func TestStackLOGEMU(t *testing.T) {
+	t.Parallel()
 	dir := socketDir(t)
 	sock := filepath.Join(dir, "ulogd2.sock")
 	out := filepath.Join(dir, "syslogemu.log")

@@ -11,6 +11,8 @@
 package unixsock
 
 import (
+	_ "embed"
+
 	"context"
 	"errors"
 	"fmt"
@@ -27,45 +29,49 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/logging"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
-func init() {
-	plugin.Register(Descriptor())
-}
+//go:embed sample.conf
+var sample string
+
+func init() { plugin.Register(Descriptor()) }
 
 // Descriptor returns the UNIXSOCK plugin descriptor.
 func Descriptor() *plugin.Descriptor {
-	return &plugin.Descriptor{
+	return plugin.Define(plugin.Def[Config]{
 		Name:      "UNIXSOCK",
 		Kind:      plugin.Source,
 		Summary:   "packets logged by NuFW/nuauth through a unix stream socket",
 		Input:     plugin.DTSource,
 		Output:    plugin.DTRaw,
-		NewConfig: func() any { return defaultConfig() },
-		Keys:      keysOf,
-		Resources: func(cfg any) []string {
-			c, err := configOf(cfg)
-			if err != nil || c.SocketPath == "" {
+		NewConfig: defaultConfig,
+		Options: map[string]string{
+			"socket_path": "where the listening socket is created; the directory must exist",
+			"bufsize":     "largest frame accepted, in bytes (marker included); 0 = 65539, the format's maximum; at least 12",
+			"perms":       "mode of the socket file, in octal (`perms=0660`); the default, 384, is 0600 (`--info` shows modes in decimal)",
+			"owner":       "user name to give the socket to (empty: unchanged)",
+			"group":       "group name to give the socket to (empty: unchanged)",
+		},
+		Sample: sample,
+		Keys:   keysOf,
+		Resources: func(c *Config) []string {
+			if c.SocketPath == "" {
 				return nil
 			}
 			return []string{c.resource()}
 		},
 		New: newInstance,
-	}
+	})
 }
 
-func keysOf(cfg any) (in, out []keys.Spec, err error) {
-	c, err := configOf(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
+func keysOf(c *Config) (in, out []keys.Spec, err error) {
 	return nil, OutputKeys(), c.validate()
 }
-
-func configOf(cfg any) (*Config, error) { return plugin.ConfigOf("UNIXSOCK", cfg, defaultConfig) }
 
 // Tunables.
 const (
@@ -86,7 +92,7 @@ type instance struct {
 	mu       sync.Mutex
 	ln       *net.UnixListener
 	sock     os.FileInfo // the socket file created by Start, unlinked by Stop
-	clients  map[*net.UnixConn]struct{}
+	clients  map[*client]struct{}
 	clientWG sync.WaitGroup // one per serving goroutine
 	seq      uint64         // client numbers, for the log
 
@@ -103,14 +109,14 @@ type stats struct {
 	unknown   atomic.Uint64 // unknown options ignored
 	malformed atomic.Uint64 // known options too short for their type
 	accepted  atomic.Uint64 // client connections served
-	refused   atomic.Uint64 // client connections refused (too many)
+	evicted   atomic.Uint64 // idle clients closed to make room for a new one
 	readErrs  atomic.Uint64 // client connections ended by a read error
 }
 
 // notes rate-limits the repeated messages.
 type notes struct {
-	mu                               sync.Mutex
-	reject, sync, option, refuse, ae logging.Limiter
+	mu                                         sync.Mutex
+	reject, sync, option, evict, ae, truncated logging.Limiter
 }
 
 func (n *notes) allow(l *logging.Limiter) bool {
@@ -119,11 +125,7 @@ func (n *notes) allow(l *logging.Limiter) bool {
 	return l.Allow(time.Now())
 }
 
-func newInstance(env *plugin.Env) (plugin.Instance, error) {
-	c, err := configOf(env.Config)
-	if err != nil {
-		return nil, err
-	}
+func newInstance(env *plugin.Env, c *Config) (plugin.Instance, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
@@ -136,7 +138,7 @@ func newInstance(env *plugin.Env) (plugin.Instance, error) {
 		log:     log,
 		limit:   c.frameLimit(),
 		done:    make(chan struct{}),
-		clients: make(map[*net.UnixConn]struct{}),
+		clients: make(map[*client]struct{}),
 	}
 	copy(in.sl[:], env.Out)
 	return in, nil
@@ -144,7 +146,8 @@ func newInstance(env *plugin.Env) (plugin.Instance, error) {
 
 // Start creates the listening socket: it checks the directory, removes a
 // stale socket left by a crashed daemon, refuses a socket somebody listens
-// on, then sets the mode and owner.
+// on, then creates the socket with its mode and owner already set (see
+// listen).
 func (in *instance) Start(ctx context.Context) error {
 	path := in.cfg.SocketPath
 	uid, gid, err := lookupOwner(in.cfg.Owner, in.cfg.Group)
@@ -160,23 +163,14 @@ func (in *instance) Start(ctx context.Context) error {
 	if err := in.clearStale(ctx, path); err != nil {
 		return err
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	ln, err := in.listen(uid, gid)
 	if err != nil {
-		return fmt.Errorf("could not listen on unix socket %q: %w", path, err)
+		return err
 	}
-	ln.SetUnlinkOnClose(false) // Stop unlinks, and only our own socket
 	fail := func(err error) error {
 		ln.Close()
 		os.Remove(path)
 		return err
-	}
-	if err := os.Chmod(path, fs.FileMode(in.cfg.Perms)&fs.ModePerm|modeBits(in.cfg.Perms)); err != nil {
-		return fail(fmt.Errorf("could not set permissions %#o on %q: %w", in.cfg.Perms, path, err))
-	}
-	if uid >= 0 || gid >= 0 {
-		if err := os.Chown(path, uid, gid); err != nil {
-			return fail(fmt.Errorf("could not set owner/group of %q (owner=%q group=%q): %w", path, in.cfg.Owner, in.cfg.Group, err))
-		}
 	}
 	fi, err := os.Lstat(path)
 	if err != nil {
@@ -189,6 +183,73 @@ func (in *instance) Start(ctx context.Context) error {
 	}
 	in.ln, in.sock = ln, fi
 	in.log.Info("UNIXSOCK listening", "socket_path", path, "perms", fmt.Sprintf("%#o", in.cfg.Perms), "max_frame", in.limit)
+	return nil
+}
+
+// listen creates the listening socket at socket_path with its mode and
+// owner set before anybody can connect (a socket bound under a lax umask
+// and chmodded afterwards lets other local users in meanwhile, and what
+// they send is logged; docs/compat.md U9). It binds in a private directory
+// (mode 0700) next to socket_path, sets the mode and owner there, and
+// renames the socket into place. When that directory's path would be too
+// long for a socket address, it binds in place under the umask 0177 (the
+// socket is the daemon user's alone until the chmod) and restores the
+// umask at once.
+func (in *instance) listen(uid, gid int) (*net.UnixListener, error) {
+	path := in.cfg.SocketPath
+	tmp, err := os.MkdirTemp(filepath.Dir(path), ".ulogd-")
+	if err != nil {
+		return nil, fmt.Errorf("could not create a private directory next to %q: %w", path, err)
+	}
+	defer os.Remove(tmp)
+	bindAt := filepath.Join(tmp, "s")
+	if len(bindAt) > maxPathLen {
+		bindAt = path
+	}
+	var ln *net.UnixListener
+	if bindAt == path {
+		old := unix.Umask(0o177)
+		ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		unix.Umask(old)
+	} else {
+		ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: bindAt, Net: "unix"})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("could not listen on unix socket %q: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(false) // Stop unlinks, and only our own socket
+	fail := func(err error) (*net.UnixListener, error) {
+		ln.Close()
+		os.Remove(bindAt)
+		return nil, err
+	}
+	if err := os.Chmod(bindAt, fs.FileMode(in.cfg.Perms)&fs.ModePerm|modeBits(in.cfg.Perms)); err != nil {
+		return fail(fmt.Errorf("could not set permissions %#o on %q: %w", in.cfg.Perms, path, err))
+	}
+	if uid >= 0 || gid >= 0 {
+		if err := os.Chown(bindAt, uid, gid); err != nil {
+			return fail(fmt.Errorf("could not set owner/group of %q (owner=%q group=%q): %w", path, in.cfg.Owner, in.cfg.Group, err))
+		}
+	}
+	if bindAt != path {
+		if err := renameNoReplace(bindAt, path); err != nil {
+			return fail(fmt.Errorf("could not move the socket into place at %q: %w", path, err))
+		}
+	}
+	return ln, nil
+}
+
+// renameNoReplace renames from to to, failing if to exists (a file that
+// appeared there since the stale-socket check is not replaced); on a file
+// system without RENAME_NOREPLACE it renames plainly.
+func renameNoReplace(from, to string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		return os.Rename(from, to)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
 	return nil
 }
 
@@ -277,14 +338,24 @@ func (in *instance) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		in.log.Warn("UNIXSOCK: clients still busy at stop")
 	}
-	in.reportOnce.Do(func() {
-		st := &in.stats
-		in.log.Info("UNIXSOCK counters", "frames", st.frames.Load(), "rejected", st.rejected.Load(),
-			"out_of_sync", st.outOfSync.Load(), "unknown_options", st.unknown.Load(),
-			"malformed_options", st.malformed.Load(), "clients", st.accepted.Load(),
-			"refused", st.refused.Load(), "read_errors", st.readErrs.Load())
-	})
+	in.reportOnce.Do(in.logCounters)
 	return nil
+}
+
+// Signal logs the counters on SIGUSR1, as the daemon logs every
+// instance's.
+func (in *instance) Signal(sig os.Signal) {
+	if sig == syscall.SIGUSR1 {
+		in.logCounters()
+	}
+}
+
+func (in *instance) logCounters() {
+	st := &in.stats
+	in.log.Info("UNIXSOCK counters", "frames", st.frames.Load(), "rejected", st.rejected.Load(),
+		"out_of_sync", st.outOfSync.Load(), "unknown_options", st.unknown.Load(),
+		"malformed_options", st.malformed.Load(), "clients", st.accepted.Load(),
+		"evicted", st.evicted.Load(), "read_errors", st.readErrs.Load())
 }
 
 func (in *instance) closeAll() {
@@ -299,7 +370,7 @@ func (in *instance) closeAll() {
 		in.unlinkLocked()
 	}
 	for c := range in.clients {
-		c.Close()
+		c.conn.Close()
 	}
 }
 
@@ -368,58 +439,85 @@ func (in *instance) accept(ln *net.UnixListener, e plugin.Emitter) {
 			continue
 		}
 		pause = 0
-		if id, ok := in.addClient(c); ok {
-			go in.serve(c, id, e)
+		if cl := in.addClient(c); cl != nil {
+			go in.serve(cl, e)
 		}
 	}
 }
 
+// client is one connection being served.
+type client struct {
+	conn    *net.UnixConn
+	id      uint64       // for the log
+	active  atomic.Int64 // when it last sent something (or connected), unix nanoseconds
+	evicted atomic.Bool  // closed to make room for a new client
+}
+
 // addClient registers a new connection, or closes it when the instance is
-// stopping or already serves maxClients.
-func (in *instance) addClient(c *net.UnixConn) (uint64, bool) {
+// stopping. When maxClients are already served, the one idle the longest
+// is closed to make room: idle connections cannot lock the real client
+// out (docs/compat.md U2).
+func (in *instance) addClient(c *net.UnixConn) *client {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.stopped() {
 		c.Close()
-		return 0, false
+		return nil
 	}
+	now := time.Now()
 	if len(in.clients) >= maxClients {
-		// Count before closing: whoever sees the close sees the count.
-		n := in.stats.refused.Add(1)
-		c.Close()
-		if in.notes.allow(&in.notes.refuse) {
-			in.log.Log(context.Background(), logging.LevelNotice, "UNIXSOCK: too many clients, rejecting new connection",
-				"max_clients", maxClients, "refused", n)
-		}
-		return 0, false
+		in.evictLocked(now)
 	}
-	in.clients[c] = struct{}{}
-	in.clientWG.Add(1)
 	in.seq++
+	cl := &client{conn: c, id: in.seq}
+	cl.active.Store(now.UnixNano())
+	in.clients[cl] = struct{}{}
+	in.clientWG.Add(1)
 	in.stats.accepted.Add(1)
-	in.log.Debug("UNIXSOCK: client connected", "client", in.seq, "clients", len(in.clients))
-	return in.seq, true
+	in.log.Debug("UNIXSOCK: client connected", "client", cl.id, "clients", len(in.clients))
+	return cl
 }
 
-func (in *instance) removeClient(c *net.UnixConn) {
+// evictLocked closes the client idle the longest (the oldest of equals).
+func (in *instance) evictLocked(now time.Time) {
+	var old *client
+	for cl := range in.clients {
+		if old == nil || cl.active.Load() < old.active.Load() ||
+			cl.active.Load() == old.active.Load() && cl.id < old.id {
+			old = cl
+		}
+	}
+	old.evicted.Store(true)
+	delete(in.clients, old)
+	n := in.stats.evicted.Add(1)
+	old.conn.Close()
+	if in.notes.allow(&in.notes.evict) {
+		in.log.Log(context.Background(), logging.LevelNotice, "UNIXSOCK: too many clients, closing the one idle the longest",
+			"max_clients", maxClients, "client", old.id, "idle", now.Sub(time.Unix(0, old.active.Load())).Round(time.Millisecond), "evicted", n)
+	}
+}
+
+func (in *instance) removeClient(cl *client) {
 	in.mu.Lock()
-	delete(in.clients, c)
+	delete(in.clients, cl)
 	in.mu.Unlock()
-	c.Close()
+	cl.conn.Close()
 }
 
 // serve reads one client until it disconnects, sends a bad marker, fails a
-// read or the instance stops.
-func (in *instance) serve(c *net.UnixConn, id uint64, e plugin.Emitter) {
+// read, is evicted or the instance stops.
+func (in *instance) serve(cl *client, e plugin.Emitter) {
 	defer in.clientWG.Done()
-	defer in.removeClient(c)
+	defer in.removeClient(cl)
 	rec := e.NewRecord()
 	s := newStream(in.limit)
 	for {
-		n, err := c.Read(s.space())
+		n, err := cl.conn.Read(s.space())
 		if n > 0 {
+			now := time.Now()
+			cl.active.Store(now.UnixNano())
 			s.wrote(n)
-			if !in.process(s, rec, e, time.Now(), id) {
+			if !in.process(s, rec, e, now, cl.id) {
 				return
 			}
 		}
@@ -428,17 +526,19 @@ func (in *instance) serve(c *net.UnixConn, id uint64, e plugin.Emitter) {
 		}
 		switch {
 		case errors.Is(err, io.EOF):
-			in.log.Debug("UNIXSOCK: client disconnected", "client", id)
+			in.log.Debug("UNIXSOCK: client disconnected", "client", cl.id)
 		case in.stopped():
+		case cl.evicted.Load():
+			in.log.Debug("UNIXSOCK: idle client closed to make room", "client", cl.id)
 		default:
 			in.stats.readErrs.Add(1)
-			in.log.Warn("UNIXSOCK: read error, closing this client", "client", id, "err", err)
+			in.log.Warn("UNIXSOCK: read error, closing this client", "client", cl.id, "err", err)
 		}
 		if s.end > s.start {
-			in.stats.rejected.Add(1)
-			if !in.stopped() {
+			n := in.stats.rejected.Add(1)
+			if !in.stopped() && in.notes.allow(&in.notes.truncated) {
 				in.log.Log(context.Background(), logging.LevelNotice, "UNIXSOCK: client went away in the middle of a frame",
-					"client", id, "bytes", s.end-s.start)
+					"client", cl.id, "bytes", s.end-s.start, "rejected", n)
 			}
 		}
 		return

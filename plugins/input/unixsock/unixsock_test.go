@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
@@ -77,7 +78,7 @@ func newFixture(t *testing.T, mod func(*Config)) (*fixture, error) {
 		Out: identitySlots()[:],
 		Log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
-	inst, err := newInstance(env)
+	inst, err := newInstance(env, cfg)
 	if err != nil {
 		t.Fatalf("newInstance: %v", err)
 	}
@@ -149,6 +150,7 @@ func (f *fixture) prefixes() []string {
 // ---------------------------------------------------------------------------
 
 func TestClientFrames(t *testing.T) {
+	t.Parallel()
 	f := start(t, nil)
 	c := f.dial(t)
 
@@ -210,6 +212,7 @@ func TestClientFrames(t *testing.T) {
 }
 
 func TestBadMarkerClosesOnlyThatClient(t *testing.T) {
+	t.Parallel()
 	f := start(t, nil)
 	c1 := f.dial(t)
 	other := f.dial(t)
@@ -238,6 +241,7 @@ func TestBadMarkerClosesOnlyThatClient(t *testing.T) {
 }
 
 func TestBadFramesSkipped(t *testing.T) {
+	t.Parallel()
 	f := start(t, func(c *Config) { c.BufSize = 128 })
 	c := f.dial(t)
 
@@ -275,6 +279,7 @@ func TestBadFramesSkipped(t *testing.T) {
 }
 
 func TestUnknownOptionRateLimited(t *testing.T) {
+	t.Parallel()
 	f := start(t, nil)
 	c := f.dial(t)
 	fr := buildFrame(icmpEcho, strOpt(optPrefix, "P"), opt{77, []byte("x")})
@@ -298,6 +303,7 @@ func TestUnknownOptionRateLimited(t *testing.T) {
 }
 
 func TestConcurrentClients(t *testing.T) {
+	t.Parallel()
 	f := start(t, nil)
 	const perClient = 200
 	var wg sync.WaitGroup
@@ -331,44 +337,87 @@ func TestConcurrentClients(t *testing.T) {
 	}
 }
 
-func TestTooManyClients(t *testing.T) {
+// TestIdleClientEvicted: with maxClients connections open, a new client
+// is served and the one idle the longest is closed (before, the new one
+// was refused: idle connections locked the real client out).
+func TestIdleClientEvicted(t *testing.T) {
+	t.Parallel()
 	f := start(t, nil)
 	var conns []*net.UnixConn
 	for i := range maxClients {
 		c := f.dial(t)
 		send(t, c, buildFrame(icmpEcho, strOpt(optPrefix, strconv.Itoa(i))))
+		f.em.Next(t, 1) // served, one after the other: conns[0] is idle the longest
 		conns = append(conns, c)
 	}
-	f.em.Next(t, maxClients) // every one of them is being served
-	extra := f.dial(t)
-	expectClosed(t, extra)
-	if n := f.in.stats.refused.Load(); n != 1 {
-		t.Errorf("refused = %d, want 1", n)
-	}
-	// Once one leaves, a new client is served.
-	conns[0].Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		// Until the server has seen the first client go, a new one is
-		// still refused: its write fails or its connection is closed.
-		c := f.dial(t)
-		_, err := c.Write(buildFrame(icmpEcho, strOpt(optPrefix, "late")))
-		if err == nil {
-			c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-			_, err = c.Read(make([]byte, 1))
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				break // still open: served
-			}
-		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("no client served after one left")
-		}
-	}
+	// conns[1] sends again: conns[0] stays the one idle the longest.
+	send(t, conns[1], buildFrame(icmpEcho, strOpt(optPrefix, "again")))
 	f.em.Next(t, 1)
+
+	late := f.dial(t)
+	send(t, late, buildFrame(icmpEcho, strOpt(optPrefix, "late")))
+	f.em.Next(t, 1)
+	expectClosed(t, conns[0])
+	if n := f.in.stats.evicted.Load(); n != 1 {
+		t.Errorf("evicted = %d, want 1", n)
+	}
+	for _, c := range []*net.UnixConn{conns[1], conns[2], late} {
+		send(t, c, buildFrame(icmpEcho, strOpt(optPrefix, "still")))
+	}
+	f.em.Next(t, 3)
+	if got := strings.Count(f.log.String(), "closing the one idle the longest"); got != 1 {
+		t.Errorf("%d eviction notices, want 1:\n%s", got, f.log)
+	}
+	if strings.Contains(f.log.String(), "read error") {
+		t.Errorf("the eviction was logged as a read error:\n%s", f.log)
+	}
+}
+
+// TestTruncatedFramesRateLimited: clients that leave in the middle of a
+// frame are each counted, and noticed once per rate-limit interval, not
+// once per frame.
+func TestTruncatedFramesRateLimited(t *testing.T) {
+	t.Parallel()
+	f := start(t, nil)
+	const clients = 20
+	fr := buildFrame(icmpEcho, strOpt(optPrefix, "cut"))
+	for range clients {
+		c := f.dial(t)
+		send(t, c, fr[:len(fr)-3])
+		c.Close()
+	}
+	waitFor(t, func() bool { return f.in.stats.rejected.Load() == clients })
+	if n := strings.Count(f.log.String(), "client went away in the middle of a frame"); n != 1 {
+		t.Errorf("%d notices for %d truncated frames, want 1:\n%s", n, clients, f.log)
+	}
+}
+
+// TestCountersOnSIGUSR1: the counters are logged on SIGUSR1 too, not only
+// at exit.
+func TestCountersOnSIGUSR1(t *testing.T) {
+	t.Parallel()
+	f := start(t, nil)
+	c := f.dial(t)
+	bad := buildFrame(icmpEcho)
+	binary.BigEndian.PutUint16(bad[offPLen:], 200) // runs past the frame
+	send(t, c, cat(bad, buildFrame(icmpEcho)))
+	f.em.Next(t, 1)
+	sig, ok := plugin.Instance(f.in).(plugin.Signaler)
+	if !ok {
+		t.Fatal("UNIXSOCK does not take signals")
+	}
+	sig.Signal(syscall.SIGUSR2)
+	if strings.Contains(f.log.String(), "UNIXSOCK counters") {
+		t.Error("counters logged on SIGUSR2")
+	}
+	sig.Signal(syscall.SIGUSR1)
+	if got := f.log.String(); !strings.Contains(got, `msg="UNIXSOCK counters" frames=1 rejected=1 out_of_sync=0`) {
+		t.Errorf("no counters after SIGUSR1:\n%s", got)
+	}
 }
 
 func TestStopUnlinksAndClosesClients(t *testing.T) {
+	t.Parallel()
 	f, err := newFixture(t, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -385,6 +434,7 @@ func TestStopUnlinksAndClosesClients(t *testing.T) {
 }
 
 func TestRunReturnsOnCancel(t *testing.T) {
+	t.Parallel()
 	f, err := newFixture(t, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -401,6 +451,7 @@ func TestRunReturnsOnCancel(t *testing.T) {
 }
 
 func TestStopLeavesAReplacedSocket(t *testing.T) {
+	t.Parallel()
 	f, err := newFixture(t, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -419,6 +470,7 @@ func TestStopLeavesAReplacedSocket(t *testing.T) {
 // Start-up
 
 func TestStaleSocketRemoved(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(socketDir(t), "ulogd2.sock")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
@@ -436,6 +488,7 @@ func TestStaleSocketRemoved(t *testing.T) {
 }
 
 func TestLiveSocketRefused(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(socketDir(t), "ulogd2.sock")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
@@ -456,6 +509,7 @@ func TestLiveSocketRefused(t *testing.T) {
 }
 
 func TestStartErrors(t *testing.T) {
+	t.Parallel()
 	dir := socketDir(t)
 	regular := filepath.Join(dir, "file")
 	if err := os.WriteFile(regular, []byte("data"), 0o600); err != nil {
@@ -486,6 +540,7 @@ func TestStartErrors(t *testing.T) {
 }
 
 func TestPermsAndOwner(t *testing.T) {
+	t.Parallel()
 	f, err := newFixture(t, func(c *Config) { c.Perms = 0o660 })
 	if err != nil {
 		t.Fatal(err)
@@ -526,6 +581,7 @@ func TestPermsAndOwner(t *testing.T) {
 }
 
 func TestDescriptor(t *testing.T) {
+	t.Parallel()
 	d := Descriptor()
 	if d.Name != "UNIXSOCK" || d.Kind != plugin.Source {
 		t.Errorf("descriptor %s %v", d.Name, d.Kind)
@@ -540,4 +596,109 @@ func TestDescriptor(t *testing.T) {
 	if c := defaultConfig(); c.Perms != 384 {
 		t.Errorf("default perms %d, want 384 (0600)", c.Perms)
 	}
+}
+
+// watchDir reports the inotify events for names created in, moved into or
+// changed in dir, as name → masks in order, from the call to the call of
+// the returned function.
+func watchDir(t *testing.T, dir string) func() map[string][]uint32 {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_ATTRIB); err != nil {
+		t.Fatal(err)
+	}
+	return func() map[string][]uint32 {
+		got := map[string][]uint32{}
+		buf := make([]byte, 64<<10)
+		n, err := unix.Read(fd, buf)
+		if err != nil {
+			t.Fatalf("inotify: %v", err)
+		}
+		for b := buf[:n]; len(b) >= unix.SizeofInotifyEvent; {
+			mask := binary.NativeEndian.Uint32(b[4:])
+			l := int(binary.NativeEndian.Uint32(b[12:]))
+			name := string(bytes.TrimRight(b[unix.SizeofInotifyEvent:unix.SizeofInotifyEvent+l], "\x00"))
+			got[name] = append(got[name], mask&(unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_ATTRIB))
+			b = b[unix.SizeofInotifyEvent+l:]
+		}
+		return got
+	}
+}
+
+// withUmask runs f under the process umask mask. The tests that use it are
+// not parallel: the umask is the process's, and the parallel tests of the
+// package wait until every sequential one has finished.
+func withUmask(mask int, f func()) {
+	old := unix.Umask(mask)
+	defer unix.Umask(old)
+	f()
+}
+
+// TestSocketNeverReachableWithLaxMode: under umask 000, the socket must
+// not appear at socket_path before it has its mode (before, bind created
+// it 0777 there and a chmod followed, and another local user could connect
+// in between). It appears by a rename, with its mode already set.
+func TestSocketNeverReachableWithLaxMode(t *testing.T) {
+	var f *fixture
+	var events map[string][]uint32
+	withUmask(0, func() {
+		dir := socketDir(t)
+		events0 := watchDir(t, dir)
+		var err error
+		f, err = newFixture(t, func(c *Config) { c.SocketPath = filepath.Join(dir, "ulogd2.sock") })
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = events0()
+	})
+	defer f.in.Stop(context.Background())
+	if got := events["ulogd2.sock"]; len(got) == 0 || got[0] != unix.IN_MOVED_TO {
+		t.Errorf("events for the socket %#x; want IN_MOVED_TO (%#x) first, no IN_CREATE", got, unix.IN_MOVED_TO)
+	}
+	if fi, err := os.Lstat(f.path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket %v (%v), want mode 0600", fi.Mode(), err)
+	}
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(f.path), ".ulogd-*"))
+	if len(left) != 0 {
+		t.Errorf("private directories left behind: %v", left)
+	}
+	f.dial(t) // it listens
+}
+
+// TestLongPathBindsUnderUmask: when the private directory's path would be
+// too long for a socket address, the socket is bound in place under a
+// restrictive umask, which is restored afterwards.
+func TestLongPathBindsUnderUmask(t *testing.T) {
+	dir := socketDir(t)
+	long := filepath.Join(dir, strings.Repeat("d", maxPathLen-len(dir)-12))
+	if err := os.Mkdir(long, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(long, "u.sock")
+	var f *fixture
+	var events map[string][]uint32
+	withUmask(0, func() {
+		events0 := watchDir(t, long)
+		var err error
+		f, err = newFixture(t, func(c *Config) { c.SocketPath = path; c.Perms = 0o660 })
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = events0()
+		if m := unix.Umask(0); m != 0 {
+			t.Errorf("umask after start %#o, want 0 again", m)
+		}
+	})
+	defer f.in.Stop(context.Background())
+	if got := events["u.sock"]; len(got) == 0 || got[0] != unix.IN_CREATE {
+		t.Errorf("events for the socket %#x; want IN_CREATE (bound in place)", got)
+	}
+	if fi, err := os.Lstat(path); err != nil || fi.Mode().Perm() != 0o660 {
+		t.Errorf("socket %v (%v), want mode 0660", fi.Mode(), err)
+	}
+	f.dial(t)
 }

@@ -3,6 +3,8 @@
 package gprint
 
 import (
+	_ "embed"
+
 	"time"
 
 	"github.com/ulogd-go/ulogd/internal/fileout"
@@ -17,18 +19,29 @@ type Config struct {
 	Timestamp int    `ulogd:"timestamp"`
 }
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+//go:embed sample.conf
+var sample string
+
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the GPRINT plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[Config]{
 		Name:      "GPRINT",
 		Kind:      plugin.Sink,
 		Summary:   "write every upstream key as name=value, one comma-separated line per event",
 		Input:     plugin.DTRaw | plugin.DTPacket | plugin.DTFlow | plugin.DTSum,
 		Output:    plugin.DTSink,
 		Wildcard:  true,
-		NewConfig: func() any { return &Config{File: "/var/log/ulogd_gprint.log"} },
-		Resources: func(cfg any) []string { return fileout.Resources(cfg.(*Config).File) },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
-			cfg := env.Config.(*Config)
+		NewConfig: func() *Config { return &Config{File: "/var/log/ulogd_gprint.log"} },
+		Options: map[string]string{
+			"file":      "output file, opened for appending (created with mode 0640)",
+			"sync":      "1: write at the end of every batch of events",
+			"timestamp": "1: start each line with `timestamp=YYYY/MM/DD-HH:MM:SS,`",
+		},
+		Sample:    sample,
+		Resources: func(cfg *Config) []string { return fileout.Resources(cfg.File) },
+		New: func(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 			if err := fileout.CheckPath(cfg.File); err != nil {
 				return nil, err
 			}

@@ -133,7 +133,7 @@ func newReal(tb testing.TB, cfg *Config) (*direct, []keys.Bound) {
 	tb.Helper()
 	up := realUpstream(tb)
 	env := &plugin.Env{ID: "json1", Plugin: "JSON", Config: cfg, Upstream: up}
-	inst, err := newSink(env)
+	inst, err := newSink(env, cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func newReal(tb testing.TB, cfg *Config) (*direct, []keys.Bound) {
 
 func TestRealPacketRecord(t *testing.T) {
 	withLocal(t, "UTC")
-	d, up := newReal(t, newConfig().(*Config))
+	d, up := newReal(t, newConfig())
 	valid := 0
 	for _, u := range up {
 		if d.rec.Valid(u.Slot) {
@@ -190,7 +190,7 @@ func BenchmarkEncode(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			var d *direct
 			if tc.specs == nil {
-				d, _ = newReal(b, newConfig().(*Config))
+				d, _ = newReal(b, newConfig())
 			} else {
 				d = newDirect(b, cfgWith(func(c *Config) { c.Mode = "tcp" }), tc.specs)
 				tc.fill(d.rec)
@@ -472,7 +472,7 @@ func TestBulkWalkMatchesReference(t *testing.T) {
 		for i := range 300 {
 			up, types := randLayout(rng)
 			cfg := cfgWith(walkConfigs[i%len(walkConfigs)])
-			inst, err := newSink(&plugin.Env{ID: "json1", Plugin: "JSON", Config: cfg, Upstream: up})
+			inst, err := newSink(&plugin.Env{ID: "json1", Plugin: "JSON", Config: cfg, Upstream: up}, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

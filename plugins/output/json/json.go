@@ -17,6 +17,8 @@
 package json
 
 import (
+	_ "embed"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -44,7 +46,7 @@ type Config struct {
 	Port         string `ulogd:"port"`
 }
 
-func newConfig() any {
+func newConfig() *Config {
 	return &Config{
 		File:      "/var/log/ulogd.json",
 		Timestamp: 1,
@@ -97,8 +99,14 @@ var (
 	dropNoticeEvery = int64(10) // seconds
 )
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+//go:embed sample.conf
+var sample string
+
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the JSON plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[Config]{
 		Name:      "JSON",
 		Kind:      plugin.Sink,
 		Summary:   "write every key of the event as one JSON object per line (file, TCP, UDP or Unix socket)",
@@ -106,8 +114,19 @@ func init() {
 		Output:    plugin.DTSink,
 		Wildcard:  true,
 		NewConfig: newConfig,
-		Resources: func(cfg any) []string {
-			c := cfg.(*Config)
+		Options: map[string]string{
+			"file":          "output file (`mode=file`) or socket path (`mode=unix`, at most 107 bytes)",
+			"sync":          "file mode: 1 writes at the end of every batch of events",
+			"timestamp":     "0 leaves the time stamp out",
+			"eventv1":       "1: Logstash event v1, `\"@version\": 1` first and the time stamp named `@timestamp`",
+			"device":        "value of `dvc` (always written; `device=\"\"` gives `\"dvc\": \"\"`)",
+			"boolean_label": "1: `raw.label` becomes `\"action\": \"allowed\"`/`\"blocked\"`",
+			"mode":          "`file`, `tcp`, `udp` or `unix`, in any case; anything else is a configuration error (`unknown mode 'X'`)",
+			"host":          "peer for `tcp`/`udp`",
+			"port":          "peer port for `tcp`/`udp`",
+		},
+		Sample: sample,
+		Resources: func(c *Config) []string {
 			if m, err := parseMode(c.Mode); err == nil && m == modeFile {
 				return fileout.Resources(c.File)
 			}
@@ -148,8 +167,7 @@ type sink struct {
 	connects atomic.Uint64
 }
 
-func newSink(env *plugin.Env) (plugin.Instance, error) {
-	cfg := env.Config.(*Config)
+func newSink(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 	m, err := parseMode(cfg.Mode)
 	if err != nil {
 		return nil, err

@@ -401,7 +401,7 @@ func newDirect(tb testing.TB, cfg *Config, specs []keys.Spec) *direct {
 	lb := &lockedBuf{}
 	env := &plugin.Env{ID: "json1", Plugin: "JSON", Config: cfg, Upstream: up,
 		Log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-	inst, err := newSink(env)
+	inst, err := newSink(env, cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -409,7 +409,7 @@ func newDirect(tb testing.TB, cfg *Config, specs []keys.Spec) *direct {
 }
 
 func cfgWith(f func(*Config)) *Config {
-	c := newConfig().(*Config)
+	c := newConfig()
 	f(c)
 	return c
 }

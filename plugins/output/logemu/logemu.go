@@ -4,6 +4,8 @@
 package logemu
 
 import (
+	_ "embed"
+
 	"context"
 	"fmt"
 	"os"
@@ -26,18 +28,28 @@ var inputs = []keys.Spec{
 	{Name: "oob.time.sec", Type: keys.Uint32, Flags: keys.Optional},
 }
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+//go:embed sample.conf
+var sample string
+
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the LOGEMU plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[Config]{
 		Name:      "LOGEMU",
 		Kind:      plugin.Sink,
 		Summary:   "write the print key to a file, with a syslog-like prefix",
 		Input:     plugin.DTPacket | plugin.DTFlow,
 		Output:    plugin.DTSink,
-		NewConfig: func() any { return &Config{File: "/var/log/ulogd_syslogemu.log"} },
-		Keys:      func(any) ([]keys.Spec, []keys.Spec, error) { return inputs, nil, nil },
-		Resources: func(cfg any) []string { return fileout.Resources(cfg.(*Config).File) },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
-			cfg := env.Config.(*Config)
+		NewConfig: func() *Config { return &Config{File: "/var/log/ulogd_syslogemu.log"} },
+		Options: map[string]string{
+			"file": "the file the lines go to, opened for appending (created with mode 0640)",
+			"sync": "1: write at the end of every batch of events",
+		},
+		Sample:    sample,
+		Keys:      func(*Config) ([]keys.Spec, []keys.Spec, error) { return inputs, nil, nil },
+		Resources: func(cfg *Config) []string { return fileout.Resources(cfg.File) },
+		New: func(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 			if err := fileout.CheckPath(cfg.File); err != nil {
 				return nil, err
 			}

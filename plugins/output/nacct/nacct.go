@@ -4,7 +4,11 @@
 package nacct
 
 import (
+	_ "embed"
+
 	"strconv"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ulogd-go/ulogd/internal/fileout"
 	"github.com/ulogd-go/ulogd/internal/keys"
@@ -47,20 +51,28 @@ var inputs = []keys.Spec{
 	inEnd:      {Name: "flow.end.sec", Type: keys.Uint32},
 }
 
-const ipprotoICMP = 1
+//go:embed sample.conf
+var sample string
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the NACCT plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[Config]{
 		Name:      "NACCT",
 		Kind:      plugin.Sink,
 		Summary:   "write one tab-separated accounting line per flow (nacct format)",
 		Input:     plugin.DTFlow,
 		Output:    plugin.DTSink,
-		NewConfig: func() any { return &Config{File: "/var/log/ulogd_nacct.log"} },
-		Keys:      func(any) ([]keys.Spec, []keys.Spec, error) { return inputs, nil, nil },
-		Resources: func(cfg any) []string { return fileout.Resources(cfg.(*Config).File) },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
-			cfg := env.Config.(*Config)
+		NewConfig: func() *Config { return &Config{File: "/var/log/ulogd_nacct.log"} },
+		Options: map[string]string{
+			"file": "the file the accounting lines go to, opened for appending (created with mode 0640)",
+			"sync": "1: write at the end of every batch of events",
+		},
+		Sample:    sample,
+		Keys:      func(*Config) ([]keys.Spec, []keys.Spec, error) { return inputs, nil, nil },
+		Resources: func(cfg *Config) []string { return fileout.Resources(cfg.File) },
+		New: func(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 			if err := fileout.CheckPath(cfg.File); err != nil {
 				return nil, err
 			}
@@ -92,7 +104,7 @@ type sink struct {
 func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 	proto := r.Uint(s.in[inProto])
 	sport, dport := s.in[inSport], s.in[inDport]
-	if proto == ipprotoICMP {
+	if proto == unix.IPPROTO_ICMP {
 		sport, dport = s.in[inICMPType], s.in[inICMPCode]
 	}
 	b := s.W.Buffer()

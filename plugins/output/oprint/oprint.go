@@ -3,6 +3,8 @@
 package oprint
 
 import (
+	_ "embed"
+
 	"strconv"
 
 	"github.com/ulogd-go/ulogd/internal/fileout"
@@ -18,18 +20,28 @@ type Config struct {
 
 const boundary = "===>PACKET BOUNDARY\n"
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+//go:embed sample.conf
+var sample string
+
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the OPRINT plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[Config]{
 		Name:      "OPRINT",
 		Kind:      plugin.Sink,
 		Summary:   "write every upstream key as a name=value line, one block per event",
 		Input:     plugin.DTPacket | plugin.DTFlow,
 		Output:    plugin.DTSink,
 		Wildcard:  true,
-		NewConfig: func() any { return &Config{File: "/var/log/ulogd_oprint.log"} },
-		Resources: func(cfg any) []string { return fileout.Resources(cfg.(*Config).File) },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
-			cfg := env.Config.(*Config)
+		NewConfig: func() *Config { return &Config{File: "/var/log/ulogd_oprint.log"} },
+		Options: map[string]string{
+			"file": "the file the key blocks go to, opened for appending (created with mode 0640)",
+			"sync": "1: write at the end of every batch of events",
+		},
+		Sample:    sample,
+		Resources: func(cfg *Config) []string { return fileout.Resources(cfg.File) },
+		New: func(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 			if err := fileout.CheckPath(cfg.File); err != nil {
 				return nil, err
 			}

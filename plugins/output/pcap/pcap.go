@@ -4,12 +4,16 @@
 package pcap
 
 import (
+	_ "embed"
+
 	"context"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"os"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ulogd-go/ulogd/internal/fileout"
 	"github.com/ulogd-go/ulogd/internal/keys"
@@ -57,26 +61,30 @@ const (
 	ip6HeaderLen = 40
 )
 
-// Address families (oob.family).
-const (
-	afInet  = 2
-	afInet6 = 10
-)
+//go:embed sample.conf
+var sample string
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the PCAP plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[Config]{
 		Name:      "PCAP",
 		Kind:      plugin.Sink,
 		Summary:   "write packets to a libpcap file (link type RAW)",
 		Input:     plugin.DTPacket,
 		Output:    plugin.DTSink,
-		NewConfig: func() any { return &Config{File: "/var/log/ulogd.pcap"} },
-		Keys: func(any) ([]keys.Spec, []keys.Spec, error) {
+		NewConfig: func() *Config { return &Config{File: "/var/log/ulogd.pcap"} },
+		Options: map[string]string{
+			"file": "capture file, opened for appending (created with mode 0640)",
+			"sync": "1: write at the end of every batch of packets",
+		},
+		Sample: sample,
+		Keys: func(*Config) ([]keys.Spec, []keys.Spec, error) {
 			return inputs[:], nil, nil
 		},
-		Resources: func(cfg any) []string { return fileout.Resources(cfg.(*Config).File) },
-		New: func(env *plugin.Env) (plugin.Instance, error) {
-			cfg := env.Config.(*Config)
+		Resources: func(cfg *Config) []string { return fileout.Resources(cfg.File) },
+		New: func(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 			if err := fileout.CheckPath(cfg.File); err != nil {
 				return nil, err
 			}
@@ -195,11 +203,11 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 	}
 	length := uint32(len(pkt))
 	switch r.Uint(s.in[inFamily]) {
-	case afInet:
+	case unix.AF_INET:
 		if r.Valid(s.in[inTotLen]) {
 			length = uint32(r.Uint(s.in[inTotLen]))
 		}
-	case afInet6:
+	case unix.AF_INET6:
 		if r.Valid(s.in[inIP6PayloadLen]) {
 			length = uint32(r.Uint(s.in[inIP6PayloadLen])) + ip6HeaderLen
 		}

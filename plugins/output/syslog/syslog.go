@@ -8,6 +8,8 @@
 package syslog
 
 import (
+	_ "embed"
+
 	"context"
 	"errors"
 	"fmt"
@@ -29,8 +31,9 @@ type Config struct {
 // facilityDaemon is LOG_DAEMON, the facility given to openlog().
 const facilityDaemon = 3 << 3
 
-// socketPath is the local syslog socket. Tests point it elsewhere.
-var socketPath = "/dev/log"
+// socketPath is the local syslog socket, every sink's path at
+// construction (tests set the field to their own socket).
+const socketPath = "/dev/log"
 
 // facilities are the names ulogd2 accepts, with their syslog.h values.
 var facilities = map[string]int{
@@ -64,7 +67,7 @@ var inputs = []keys.Spec{{Name: "print", Type: keys.String}}
 // priority returns the <PRI> value for a configuration. As with glibc's
 // syslog(3), facility 0 (LOG_KERN, the default) is replaced by the openlog
 // facility LOG_DAEMON: the default configuration logs as daemon.notice
-// (<29>), exactly like ulogd2 (quirk Q28).
+// (<29>), exactly like ulogd2 (docs/compat.md T5).
 func priority(cfg *Config) (int, error) {
 	fac, ok := facilities[cfg.Facility]
 	if !ok {
@@ -80,22 +83,33 @@ func priority(cfg *Config) (int, error) {
 	return fac | lvl, nil
 }
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+//go:embed sample.conf
+var sample string
+
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the SYSLOG plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[Config]{
 		Name:      "SYSLOG",
 		Kind:      plugin.Sink,
 		Summary:   "send the print key to the local syslog daemon (/dev/log)",
 		Input:     plugin.DTPacket | plugin.DTFlow,
 		Output:    plugin.DTSink,
-		NewConfig: func() any { return &Config{Facility: "LOG_KERN", Level: "LOG_NOTICE"} },
-		Keys: func(cfg any) ([]keys.Spec, []keys.Spec, error) {
-			if _, err := priority(cfg.(*Config)); err != nil {
+		NewConfig: func() *Config { return &Config{Facility: "LOG_KERN", Level: "LOG_NOTICE"} },
+		Options: map[string]string{
+			"facility": "one of `LOG_DAEMON`, `LOG_KERN`, `LOG_LOCAL0` … `LOG_LOCAL7`, `LOG_USER` (`LOG_KERN`, 0, logs as `LOG_DAEMON`, as in ulogd2)",
+			"level":    "one of `LOG_EMERG`, `LOG_ALERT`, `LOG_CRIT`, `LOG_ERR`, `LOG_WARNING`, `LOG_NOTICE`, `LOG_INFO`, `LOG_DEBUG`",
+		},
+		Sample: sample,
+		Keys: func(cfg *Config) ([]keys.Spec, []keys.Spec, error) {
+			if _, err := priority(cfg); err != nil {
 				return nil, nil, err
 			}
 			return inputs, nil, nil
 		},
-		New: func(env *plugin.Env) (plugin.Instance, error) {
-			pri, err := priority(env.Config.(*Config))
+		New: func(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
+			pri, err := priority(cfg)
 			if err != nil {
 				return nil, err
 			}

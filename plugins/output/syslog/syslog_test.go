@@ -74,12 +74,13 @@ func direct(t testing.TB, cfg *Config, path string) (*sink, *keys.Record) {
 }
 
 func TestDatagram(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		facility, level string
 		pri             int
 	}{
 		// LOG_KERN is 0, which syslog(3) replaces by the openlog facility
-		// LOG_DAEMON: the default logs as daemon.notice (Q28).
+		// LOG_DAEMON: the default logs as daemon.notice (docs/compat.md T5).
 		{"LOG_KERN", "LOG_NOTICE", 29},
 		{"LOG_LOCAL2", "LOG_INFO", 150},
 		{"LOG_USER", "LOG_ERR", 11},
@@ -106,16 +107,29 @@ func TestDatagram(t *testing.T) {
 	}
 }
 
-// TestThroughStack runs the default configuration in a real stack.
-func TestThroughStack(t *testing.T) {
+// TestDefaults builds the sink from the descriptor with the default
+// configuration: it sends to /dev/log (here redirected to a test socket)
+// with the priority LOG_KERN|LOG_NOTICE and the real clock.
+func TestDefaults(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "log")
 	srv := listen(t, path)
-	old := socketPath
-	socketPath = path
-	t.Cleanup(func() { socketPath = old })
-	h := plugintest.New(t, "sys1:SYSLOG", "", []keys.Spec{{Name: "print", Type: keys.String}})
+	d, _ := plugin.Default.Lookup("SYSLOG")
+	inst, err := d.New(&plugin.Env{ID: "sys1", Plugin: "SYSLOG", Config: d.NewConfig(), In: []keys.Slot{0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := inst.(*sink)
+	if s.path != "/dev/log" {
+		t.Errorf("socket path %q, want /dev/log", s.path)
+	}
+	s.path = path
+	s = plugintest.Started(t, s).(*sink)
+	r := keys.NewRecord([]keys.Type{keys.String})
 	for i := range 3 {
-		h.Event(map[string]any{"print": fmt.Sprintf("line %d\n", i)})
+		r.SetString(0, fmt.Sprintf("line %d\n", i))
+		s.Interp(r)
+		r.Reset()
 	}
 	re := regexp.MustCompile(fmt.Sprintf(`^<29>[A-Z][a-z]{2} [ 1-3]\d \d\d:\d\d:\d\d ulogd\[%d\]: line (\d)\n$`, os.Getpid()))
 	for i := range 3 {
@@ -128,6 +142,7 @@ func TestThroughStack(t *testing.T) {
 }
 
 func TestBadOptions(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ section, want string }{
 		{"facility=LOG_FOO\n", "unknown facility 'LOG_FOO'"},
 		{"level=LOG_LOUD\n", "unknown level 'LOG_LOUD'"},
@@ -146,6 +161,7 @@ func TestBadOptions(t *testing.T) {
 }
 
 func TestMissingSocketFailsStart(t *testing.T) {
+	t.Parallel()
 	d, _ := plugin.Default.Lookup("SYSLOG")
 	inst, err := d.New(&plugin.Env{Config: &Config{Facility: "LOG_KERN", Level: "LOG_NOTICE"}, In: []keys.Slot{0}})
 	if err != nil {
@@ -160,6 +176,7 @@ func TestMissingSocketFailsStart(t *testing.T) {
 // TestReconnect: the syslog daemon restarts (a new socket at the same
 // path); the next message reaches the new one.
 func TestReconnect(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "log")
 	srv := listen(t, path)
 	s, r := direct(t, &Config{Facility: "LOG_LOCAL2", Level: "LOG_INFO"}, path)
@@ -187,6 +204,7 @@ func TestReconnect(t *testing.T) {
 }
 
 func TestStreamSocket(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "log")
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -209,6 +227,7 @@ func TestStreamSocket(t *testing.T) {
 }
 
 func TestReopenReconnects(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "log")
 	srv := listen(t, path)
 	s, r := direct(t, &Config{Facility: "LOG_KERN", Level: "LOG_NOTICE"}, path)

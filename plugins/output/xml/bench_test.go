@@ -2,7 +2,6 @@ package xml
 
 import (
 	"bytes"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -58,38 +57,19 @@ func BenchmarkXML(b *testing.B) {
 			}
 			// The file is named, and the first line stamped, at a fixed
 			// time; the others at the real time.
-			old := clock
-			clock = func() time.Time { return fixed }
-			b.Cleanup(func() { clock = old })
-
 			dir := b.TempDir()
-			up, r := plugintest.Upstream(tc.provides)
-			in := [numInputs]keys.Slot{keys.NoSlot, keys.NoSlot, keys.NoSlot}
-			for _, u := range up {
-				switch u.Name {
-				case "ct":
-					in[inCT] = u.Slot
-				case "raw":
-					in[inRaw] = u.Slot
-				}
-			}
-			d, _ := plugin.Default.Lookup("XML")
-			inst, err := d.New(&plugin.Env{ID: "xml1", Plugin: "XML", Config: &Config{Directory: dir, Sync: 1},
-				In: in[:], Log: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			plugintest.Started(b, inst)
-			s := inst.(*sink)
+			x := newSink(b, &Config{Directory: dir, Sync: 1}, tc.provides, fixedClock, nil)
+			s := x.sink
+			raw, ct := x.slot["raw"], x.slot["ct"]
 			event := func() plugin.Verdict {
 				if tc.raw != nil {
-					r.SetBytes(in[inRaw], tc.raw)
+					x.r.SetBytes(raw, tc.raw)
 				}
 				if tc.ct != nil {
-					r.SetBytes(in[inCT], tc.ct)
+					x.r.SetBytes(ct, tc.ct)
 				}
-				v := s.Interp(r)
-				r.Reset()
+				v := s.Interp(x.r)
+				x.r.Reset()
 				return v
 			}
 			plugintest.BenchFirst(b, event, s.Flush)
@@ -98,7 +78,7 @@ func BenchmarkXML(b *testing.B) {
 			if got, want := plugintest.ReadFile(b, path), header+string(wantLine)+"\n"; got != want {
 				b.Fatalf("file = %q\nwant %q", got, want)
 			}
-			clock = time.Now
+			s.clock = time.Now
 			n := plugintest.BenchBatches(b, event, s.Flush)
 			// Every event is a whole line of its kind.
 			got, err := os.ReadFile(path)

@@ -213,10 +213,26 @@ func (f *formatter) appendFlow(b []byte, m nl.Msg, when time.Time) ([]byte, erro
 		if x.hasStatus && ev.Status&ipsSeenReply == 0 {
 			b = append(b, "<unreplied/>"...)
 		}
+		b = appendDeltatime(b, ev, when)
 		b = append(b, "</meta>"...)
 	}
 	b = appendWhen(b, when)
 	return append(b, "</flow>"...), nil
+}
+
+// appendDeltatime appends <deltatime>, the flow's age in whole seconds, as
+// libnetfilter_conntrack prints it when the event carries kernel
+// timestamps (nf_conntrack_timestamp=1): stop − start for a flow that
+// ended (DESTROY), else now − start, now being the line's <when>.
+func appendDeltatime(b []byte, ev *ctnl.Event, now time.Time) []byte {
+	const nsPerSec = uint64(time.Second)
+	switch {
+	case ev.HasStart && ev.HasStop:
+		return appendTag(b, "deltatime", (ev.Stop-ev.Start)/nsPerSec)
+	case ev.HasStart:
+		return appendTag(b, "deltatime", uint64(now.Unix()-int64(ev.Start/nsPerSec)))
+	}
+	return b
 }
 
 func appendTuple(b []byte, dir string, t *ctnl.Tuple, family uint8, counters bool, pkts, bytes uint64) []byte {

@@ -4,6 +4,8 @@
 package xml
 
 import (
+	_ "embed"
+
 	"context"
 	"fmt"
 	"io"
@@ -39,13 +41,6 @@ var inputs = [numInputs]keys.Spec{
 	inSum: {Name: "sum", Type: keys.Raw, Flags: keys.Optional},
 }
 
-// stdout is where stdout=1 writes, and clock the time source (file
-// names, <when>); tests replace them.
-var (
-	stdout io.Writer = os.Stdout
-	clock            = time.Now
-)
-
 // kind is what the stack's source produces; it names the file and the
 // document's root element.
 type kind struct {
@@ -58,21 +53,32 @@ var (
 	kindSum  = kind{"sum", "sum"}
 )
 
-func init() {
-	plugin.Register(&plugin.Descriptor{
+//go:embed sample.conf
+var sample string
+
+func init() { plugin.Register(Descriptor()) }
+
+// Descriptor returns the XML plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[Config]{
 		Name:    "XML",
 		Kind:    plugin.Sink,
 		Summary: "write packets and flows as XML, one element per line",
 		Input:   plugin.DTFlow | plugin.DTSum | plugin.DTRaw,
 		Output:  plugin.DTSink,
-		NewConfig: func() any {
+		NewConfig: func() *Config {
 			return &Config{Directory: "/var/log/"}
 		},
-		Keys: func(any) ([]keys.Spec, []keys.Spec, error) {
+		Options: map[string]string{
+			"directory": "where the files are created (mode 0640)",
+			"sync":      "1: write at the end of every batch of events",
+			"stdout":    "1: write to standard output instead of a file",
+		},
+		Sample: sample,
+		Keys: func(*Config) ([]keys.Spec, []keys.Spec, error) {
 			return inputs[:], nil, nil
 		},
-		New: func(env *plugin.Env) (plugin.Instance, error) {
-			cfg := env.Config.(*Config)
+		New: func(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 			if cfg.Stdout == 0 && cfg.Directory == "" {
 				return nil, fmt.Errorf("option \"directory\" is empty")
 			}
@@ -121,6 +127,12 @@ type sink struct {
 
 	f       formatter
 	lastErr int64 // unix second of the last error message
+
+	// stdout is where stdout=1 writes and clock the time source (file
+	// names, <when>); Start sets what is nil to os.Stdout and time.Now
+	// (tests set their own before).
+	stdout io.Writer
+	clock  func() time.Time
 }
 
 // fileName is <directory>/ulogd-<kind>-DDMMYYYY-HHMMSS.xml in local time.
@@ -131,10 +143,10 @@ func (s *sink) fileName(t time.Time) string {
 // open opens a new output and queues the document header.
 func (s *sink) open() error {
 	if s.cfg.Stdout != 0 {
-		s.out = newStreamWriter(stdout, s.cfg.Sync != 0)
+		s.out = newStreamWriter(s.stdout, s.cfg.Sync != 0)
 		s.path = ""
 	} else {
-		p := s.fileName(clock())
+		p := s.fileName(s.clock())
 		w, err := fileout.Open(p, s.cfg.Sync != 0)
 		if err != nil {
 			return fmt.Errorf("can't open XML file: %w", err)
@@ -182,7 +194,15 @@ func joinErr(a, b error) error {
 	return b
 }
 
-func (s *sink) Start(context.Context) error { return s.open() }
+func (s *sink) Start(context.Context) error {
+	if s.stdout == nil {
+		s.stdout = os.Stdout
+	}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	return s.open()
+}
 
 func (s *sink) Stop(context.Context) error { return s.close() }
 
@@ -196,7 +216,7 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 	start := len(buf)
 	var when time.Time
 	if r.Valid(s.in[inRaw]) || r.Valid(s.in[inCT]) {
-		when = clock()
+		when = s.clock()
 	}
 	var family uint8
 	var err error

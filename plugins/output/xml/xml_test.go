@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"flag"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,7 +17,9 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/nl"
+	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
+	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
 )
 
@@ -27,10 +31,51 @@ var fixed = time.Date(2026, 11, 25, 18, 1, 7, 0, time.Local)
 
 const fixedWhen = "<when><hour>18</hour><min>01</min><sec>07</sec><wday>4</wday><day>25</day><month>11</month><year>2026</year></when>"
 
-func setClock(t *testing.T, f func() time.Time) {
-	old := clock
-	clock = f
-	t.Cleanup(func() { clock = old })
+func fixedClock() time.Time { return fixed }
+
+// xmlSink is an XML sink built from its descriptor and started, over a
+// record holding the keys its source provides.
+type xmlSink struct {
+	*sink
+	r    *keys.Record
+	slot map[string]keys.Slot
+}
+
+// newSink builds an XML sink for cfg behind a source providing provides,
+// with the clock and standard output given (nil: the real ones), and
+// starts it; it is stopped when the test ends.
+func newSink(tb testing.TB, cfg *Config, provides []keys.Spec, clock func() time.Time, stdout io.Writer) *xmlSink {
+	tb.Helper()
+	up, r := plugintest.Upstream(provides)
+	in := [numInputs]keys.Slot{keys.NoSlot, keys.NoSlot, keys.NoSlot}
+	slot := map[string]keys.Slot{}
+	for _, u := range up {
+		slot[u.Name] = u.Slot
+		for i, spec := range inputs {
+			if spec.Name == u.Name {
+				in[i] = u.Slot
+			}
+		}
+	}
+	d, _ := plugin.Default.Lookup("XML")
+	inst, err := d.New(&plugin.Env{ID: "xml1", Plugin: "XML", Config: cfg, In: in[:], Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := inst.(*sink)
+	s.clock, s.stdout = clock, stdout
+	plugintest.Started(tb, s)
+	return &xmlSink{sink: s, r: r, slot: slot}
+}
+
+// event writes one event holding vals (key name → value).
+func (x *xmlSink) event(vals map[string][]byte) plugin.Verdict {
+	for k, v := range vals {
+		x.r.SetBytes(x.slot[k], v)
+	}
+	v := x.Interp(x.r)
+	x.r.Reset()
+	return v
 }
 
 // nflogMsgs returns every message of the NFLOG captures (each datagram is
@@ -99,6 +144,7 @@ func checkGolden(t *testing.T, name, got string) {
 }
 
 func TestPacketLinesGolden(t *testing.T) {
+	t.Parallel()
 	var f formatter
 	var out strings.Builder
 	for i, m := range nflogMsgs(t) {
@@ -125,6 +171,7 @@ func TestPacketLinesGolden(t *testing.T) {
 }
 
 func TestFlowLinesGolden(t *testing.T) {
+	t.Parallel()
 	var f formatter
 	msgs := ctMsgs(t)
 	names := make([]string, 0, len(msgs))
@@ -143,12 +190,13 @@ func TestFlowLinesGolden(t *testing.T) {
 	}
 	checkGolden(t, "flows.golden", out.String())
 
-	// The spec's observed DESTROY line, with this capture's values.
+	// The DESTROY line the reference writes, with this capture's values
+	// (the capture has kernel timestamps: <deltatime>).
 	want := `<flow><meta direction="original"><layer3 protonum="2" protoname="ipv4"><src>127.0.0.1</src><dst>127.0.0.1</dst></layer3>` +
 		`<layer4 protonum="6" protoname="tcp"><sport>54958</sport><dport>40001</dport></layer4><counters><packets>5</packets><bytes>273</bytes></counters></meta>` +
 		`<meta direction="reply"><layer3 protonum="2" protoname="ipv4"><src>127.0.0.1</src><dst>127.0.0.1</dst></layer3>` +
 		`<layer4 protonum="6" protoname="tcp"><sport>40001</sport><dport>54958</dport></layer4><counters><packets>3</packets><bytes>164</bytes></counters></meta>` +
-		`<meta direction="independent"><state>TIME_WAIT</state><timeout>119</timeout><id>4030577649</id><assured/></meta>` + fixedWhen + `</flow>`
+		`<meta direction="independent"><state>TIME_WAIT</state><timeout>119</timeout><id>4030577649</id><assured/><deltatime>0</deltatime></meta>` + fixedWhen + `</flow>`
 	got, err := f.appendFlowMsg(nil, msgs["DESTROY-ipv4-tcp.bin"], fixed)
 	if err != nil || string(got) != want {
 		t.Errorf("DESTROY-ipv4-tcp (%v):\n got %s\nwant %s", err, got, want)
@@ -164,7 +212,29 @@ func TestFlowLinesGolden(t *testing.T) {
 	}
 }
 
+// TestDeltatime: the flow's age in whole seconds, from the kernel
+// timestamps, as libnetfilter_conntrack prints it.
+func TestDeltatime(t *testing.T) {
+	t.Parallel()
+	start := uint64(fixed.Add(-75*time.Second).UnixNano()) + 400_000_000
+	for _, tc := range []struct {
+		name string
+		ev   ctnl.Event
+		want string
+	}{
+		{"ended", ctnl.Event{Start: start, HasStart: true, Stop: start + 2_900_000_000, HasStop: true}, "<deltatime>2</deltatime>"},
+		{"running: until the line's time", ctnl.Event{Start: start, HasStart: true}, "<deltatime>75</deltatime>"},
+		{"no timestamps", ctnl.Event{}, ""},
+		{"stop alone", ctnl.Event{Stop: start, HasStop: true}, ""},
+	} {
+		if got := string(appendDeltatime(nil, &tc.ev, fixed)); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestEscapedPrefix(t *testing.T) {
+	t.Parallel()
 	b := nl.AppendHeader(nil, nflog.MsgTypePacket, 0, 0)
 	b = append(b, 2, 0, 0, 1)
 	b = append(b, nl.AppendAttr(nil, 1, []byte{0x08, 0x00, 3, 0})...)     // NFULA_PACKET_HDR
@@ -183,17 +253,17 @@ var ctProvides = []keys.Spec{{Name: "ct", Type: keys.Raw}}
 var pktProvides = []keys.Spec{{Name: "raw", Type: keys.Raw}, {Name: "ct", Type: keys.Raw}}
 
 func TestFileNamingAndRotation(t *testing.T) {
+	t.Parallel()
 	now := fixed
-	setClock(t, func() time.Time { return now })
 	dir := t.TempDir()
-	h := plugintest.New(t, "xml1:XML", "[xml1]\ndirectory=\""+dir+"\"\nsync=1\n", ctProvides)
+	h := newSink(t, &Config{Directory: dir, Sync: 1}, ctProvides, func() time.Time { return now }, nil)
 	first := filepath.Join(dir, "ulogd-flow-25112026-180107.xml")
 	const header = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<conntrack>\n"
 	if got := plugintest.ReadFile(t, first); got != header {
 		t.Fatalf("new file = %q, want the header", got)
 	}
 	ct := ctMsgs(t)["NEW-ipv4-udp.bin"]
-	h.Event(map[string]any{"ct": ct})
+	h.event(map[string][]byte{"ct": ct})
 	h.Flush()
 	line, _ := new(formatter).appendFlowMsg(nil, ct, now)
 	if got := plugintest.ReadFile(t, first); got != header+string(line)+"\n" {
@@ -208,65 +278,63 @@ func TestFileNamingAndRotation(t *testing.T) {
 		t.Errorf("old file = %q, want it closed", got)
 	}
 	second := filepath.Join(dir, "ulogd-flow-25112026-180212.xml")
-	h.Event(map[string]any{"ct": ct})
+	h.event(map[string][]byte{"ct": ct})
 	h.Flush()
 	line2, _ := new(formatter).appendFlowMsg(nil, ct, now)
 	if got := plugintest.ReadFile(t, second); got != header+string(line2)+"\n" {
 		t.Errorf("new file = %q", got)
 	}
-	h.Graph.Stop(t.Context())
+	h.Stop(t.Context())
 	if got := plugintest.ReadFile(t, second); !strings.HasSuffix(got, "</conntrack>\n") {
 		t.Errorf("after stop = %q, want the closing tag", got)
 	}
 }
 
 func TestPacketKindAndStdout(t *testing.T) {
-	setClock(t, func() time.Time { return fixed })
+	t.Parallel()
 	var buf bytes.Buffer
-	old := stdout
-	stdout = &buf
-	t.Cleanup(func() { stdout = old })
-	h := plugintest.New(t, "xml1:XML", "[xml1]\nstdout=1\nsync=1\n", pktProvides)
+	h := newSink(t, &Config{Stdout: 1, Sync: 1}, pktProvides, fixedClock, &buf)
 	msgs := nflogMsgs(t)
-	h.Event(map[string]any{"raw": msgs[0]})
-	h.Event(map[string]any{}) // nothing valid: no line
+	h.event(map[string][]byte{"raw": msgs[0]})
+	h.event(nil) // nothing valid: no line
 	h.Flush()
 	line, _, _ := new(formatter).appendPacket(nil, msgs[0], fixed)
 	want := "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<packet>\n" + string(line) + "\n"
 	if got := buf.String(); got != want {
 		t.Errorf("stdout = %q\nwant %q", got, want)
 	}
-	h.Graph.Stop(t.Context())
+	h.Stop(t.Context())
 	if !strings.HasSuffix(buf.String(), "\n</packet>\n") {
 		t.Errorf("stdout after stop = %q", buf.String())
 	}
 }
 
 func TestSync0Buffers(t *testing.T) {
-	setClock(t, func() time.Time { return fixed })
+	t.Parallel()
 	dir := t.TempDir()
-	h := &plugintest.FileHarness{
-		Harness: plugintest.New(t, "xml1:XML", "[xml1]\ndirectory=\""+dir+"\"\n", ctProvides),
-		File:    filepath.Join(dir, "ulogd-flow-25112026-180107.xml"),
+	h := newSink(t, &Config{Directory: dir}, ctProvides, fixedClock, nil)
+	file := filepath.Join(dir, "ulogd-flow-25112026-180107.xml")
+	h.event(map[string][]byte{"ct": ctMsgs(t)["NEW-ipv4-udp.bin"]})
+	h.Flush()
+	if got := plugintest.ReadFile(t, file); got != "" {
+		t.Fatalf("sync=0 wrote at once: %q", got)
 	}
-	if got := h.BuffersUntilStop(map[string]any{"ct": ctMsgs(t)["NEW-ipv4-udp.bin"]}); strings.Count(got, "\n") != 4 {
+	h.Stop(t.Context())
+	if got := plugintest.ReadFile(t, file); strings.Count(got, "\n") != 4 {
 		t.Errorf("after stop = %q, want header, line and footer", got)
 	}
 }
 
 func TestMalformedInputNoPanic(t *testing.T) {
-	setClock(t, func() time.Time { return fixed })
+	t.Parallel()
 	var buf bytes.Buffer
-	old := stdout
-	stdout = &buf
-	t.Cleanup(func() { stdout = old })
-	hp := plugintest.New(t, "xml1:XML", "[xml1]\nstdout=1\nsync=1\n", pktProvides)
-	hc := plugintest.New(t, "xml2:XML", "[xml2]\nstdout=1\nsync=1\n", ctProvides)
+	hp := newSink(t, &Config{Stdout: 1, Sync: 1}, pktProvides, fixedClock, &buf)
+	hc := newSink(t, &Config{Stdout: 1, Sync: 1}, ctProvides, fixedClock, &buf)
 	garbage := [][]byte{nil, {0}, {1, 2, 3, 4, 5}, bytes.Repeat([]byte{0xff}, 40), make([]byte, 16)}
 	for _, g := range garbage {
-		hp.Event(map[string]any{"raw": g})
-		hp.Event(map[string]any{"raw": nflogMsgs(t)[0], "ct": g})
-		hc.Event(map[string]any{"ct": g})
+		hp.event(map[string][]byte{"raw": g})
+		hp.event(map[string][]byte{"raw": nflogMsgs(t)[0], "ct": g})
+		hc.event(map[string][]byte{"ct": g})
 	}
 	// Every truncation and a corrupted length of real messages.
 	inputs := nflogMsgs(t)[:4]
@@ -279,13 +347,13 @@ func TestMalformedInputNoPanic(t *testing.T) {
 			if n >= 4 {
 				binary.NativeEndian.PutUint32(cut, uint32(n))
 			}
-			hp.Event(map[string]any{"raw": cut, "ct": cut})
-			hc.Event(map[string]any{"ct": cut})
+			hp.event(map[string][]byte{"raw": cut, "ct": cut})
+			hc.event(map[string][]byte{"ct": cut})
 			bad := append([]byte(nil), m...)
 			if n >= 16 && n+2 <= len(m) {
 				binary.NativeEndian.PutUint16(bad[n:], 0xfff0) // an attribute length
-				hp.Event(map[string]any{"raw": bad})
-				hc.Event(map[string]any{"ct": bad})
+				hp.event(map[string][]byte{"raw": bad})
+				hc.event(map[string][]byte{"ct": bad})
 			}
 		}
 	}

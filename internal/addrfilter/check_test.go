@@ -1,4 +1,4 @@
-package addrfam
+package addrfilter
 
 import (
 	"bytes"
