@@ -1,0 +1,60 @@
+// Package testutil holds the small helpers that tests of many packages
+// share, so that each exists once: bounded polling for state that has no
+// event to wait on, and the checks that skip a test when it cannot run
+// here (not root, a command missing).
+//
+// Unit tests that wait on time windows use testing/synctest or an
+// injected clock instead; WaitFor is for state another goroutine, process
+// or the kernel changes on its own schedule.
+package testutil
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// PollInterval is how often Eventually and WaitFor check their condition.
+const PollInterval = 10 * time.Millisecond
+
+// Eventually checks cond every PollInterval until it returns true, for at
+// most timeout, and reports whether it did. cond runs at least once.
+func Eventually(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		time.Sleep(PollInterval)
+	}
+	return true
+}
+
+// WaitFor waits until cond holds (see Eventually) and fails t, naming
+// what it waited for, when timeout passes first.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !Eventually(timeout, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// RequireRoot skips t unless it runs as root (network namespaces,
+// netfilter sockets, sysctls and privilege drops need it).
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root (network namespaces, netfilter sockets, privileges); run the tests as root, as .ci/run does")
+	}
+}
+
+// RequireTools skips t when one of the named programs is not in PATH.
+func RequireTools(t testing.TB, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			t.Skipf("skipping: needs %q in PATH: %v", n, err)
+		}
+	}
+}
