@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // macIn is what PRINTPKT prints for a packet received on veth-a from B:
@@ -247,18 +250,10 @@ func TestPacketNFLOGLoss(t *testing.T) {
 			t.Fatal(err)
 		}
 		marker := fmt.Sprintf(" SPT=%d DPT=%d ", sport, BarrierPort)
-		deadline := time.Now().Add(200 * time.Millisecond)
-		found := false
-		for !found && time.Now().Before(deadline) {
+		if testutil.Eventually(200*time.Millisecond, func() bool {
 			lines = ReadLines(t, out)
-			for _, l := range lines {
-				found = found || strings.Contains(l, marker)
-			}
-			if !found {
-				time.Sleep(pollInterval)
-			}
-		}
-		if found {
+			return slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, marker) })
+		}) {
 			break
 		}
 		if try == tries-1 {
