@@ -37,10 +37,20 @@ cleanup() {
 	done
 }
 trap cleanup EXIT
-# Until the daemon runs, a signal ends the script (and runs cleanup).
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# Until the daemon runs, a signal ends the script (and runs cleanup). Once
+# it runs ($! is its pid: the script starts no other background job), the
+# signals that stop the script are passed on to it as SIGTERM (SIGHUP would
+# only make it reopen its files), and the script waits for its exit.
+on_signal() {
+	if [ -n "${!:-}" ]; then
+		kill -TERM "$!" 2>/dev/null || true
+	else
+		exit "$1"
+	fi
+}
+trap 'on_signal 129' HUP
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
 
 if ! command -v nft >/dev/null || ! command -v conntrack >/dev/null; then
 	echo "+ installing nftables and conntrack"
@@ -88,12 +98,9 @@ if [ "$demo_table" = 1 ]; then
 	echo "  ping -c 1 127.0.0.1 and it appears in the file."
 fi
 
-# The daemon runs as a child so that cleanup can run after it: the signals
-# that stop the script are passed on as SIGTERM (SIGHUP would only make it
-# reopen its files), and the script waits until the daemon has exited.
+# The daemon runs as a child so that cleanup can run after it.
 bin/ulogd -v -c "$conf" &
 daemon=$!
-trap 'kill -TERM "$daemon" 2>/dev/null || true' HUP INT TERM
 while kill -0 "$daemon" 2>/dev/null; do
 	wait "$daemon" || true
 done
