@@ -112,10 +112,3 @@ func daemonizeHelper() int {
 	fmt.Fprintf(report, "removed %q %v\n", strings.TrimSpace(line), pf.Remove())
 	return 0
 }
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (run as root, as .ci/run does)")
-	}
-}

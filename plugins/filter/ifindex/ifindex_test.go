@@ -17,6 +17,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/nl/nltest"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 var provides = []keys.Spec{
@@ -218,16 +219,12 @@ func TestIFINDEXKernel(t *testing.T) {
 	// until oob.in is want, for at most five seconds.
 	waitFor := func(want string) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			_, out := h.Event(map[string]any{"oob.ifindex_in": idx, "oob.ifindex_out": 1})
-			if out["oob.in"] == want && out["oob.out"] == "lo" {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("oob.in = %q, oob.out = %q; want %q and lo", out["oob.in"], out["oob.out"], want)
-			}
-			time.Sleep(10 * time.Millisecond)
+		var out map[string]string
+		if !testutil.Eventually(5*time.Second, func() bool {
+			_, out = h.Event(map[string]any{"oob.ifindex_in": idx, "oob.ifindex_out": 1})
+			return out["oob.in"] == want && out["oob.out"] == "lo"
+		}) {
+			t.Fatalf("oob.in = %q, oob.out = %q; want %q and lo", out["oob.in"], out["oob.out"], want)
 		}
 	}
 	waitFor(link) // from the initial dump

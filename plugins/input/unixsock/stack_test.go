@@ -13,6 +13,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/stack"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 
 	_ "github.com/ulogd-go/ulogd/plugins/filter/base"
 	_ "github.com/ulogd-go/ulogd/plugins/filter/ip2str"
@@ -98,7 +99,7 @@ sync=1
 	want := time.Unix(sec, 0).Format(time.Stamp) + " " + host + " " +
 		"MYPREFIX IN=eth0 OUT=eth1 MAC= SRC=10.99.0.1 DST=10.99.0.2 LEN=28 TOS=00 PREC=0x00 TTL=64 ID=4660 PROTO=ICMP TYPE=8 CODE=0 ID=7 SEQ=1 \n"
 	var got string
-	waitFor(t, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "a complete line in "+out, func() bool {
 		b, _ := os.ReadFile(out)
 		got = string(b)
 		return strings.HasSuffix(got, "\n")

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // logBuffer collects the instance's log lines.
@@ -105,19 +106,6 @@ func (f *fixture) dial(t *testing.T) *net.UnixConn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// waitFor polls cond until it holds, for state that has no event to wait
-// on (a goroutine noticing that its peer went away).
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func send(t *testing.T, c net.Conn, b []byte) {
@@ -268,7 +256,7 @@ func TestBadFramesSkipped(t *testing.T) {
 	c3 := f.dial(t)
 	send(t, c3, buildFrame(icmpEcho, strOpt(optPrefix, "3")))
 	f.em.Next(t, 1)
-	waitFor(t, func() bool { return f.in.stats.rejected.Load() == 4 })
+	testutil.WaitFor(t, 10*time.Second, "4 rejected connections", func() bool { return f.in.stats.rejected.Load() == 4 })
 	if n := f.in.stats.rejected.Load(); n != 4 {
 		t.Errorf("rejected after a truncated frame = %d, want 4", n)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
 	"github.com/ulogd-go/ulogd/internal/stack"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 
 	_ "github.com/ulogd-go/ulogd/plugins/filter/hwhdr"
 	_ "github.com/ulogd-go/ulogd/plugins/filter/ip2str"
@@ -439,18 +440,6 @@ func shortBackoff(t *testing.T) {
 	t.Cleanup(func() { backoffMin, backoffMax, stopDrain = oldMin, oldMax, oldDrain })
 }
 
-// waitFor polls cond (bounded).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // seqOf returns the "seq" of a record line.
 func seqOf(t *testing.T, line []byte) int {
 	t.Helper()
@@ -526,7 +515,7 @@ func TestTCPReconnectWithoutLoss(t *testing.T) {
 	// The peer restarts: while it is away, records wait in the queue.
 	ln.Close()
 	c.Close()
-	waitFor(t, "the writer to notice the peer is gone", func() bool { return !d.s.connected() })
+	testutil.WaitFor(t, 10*time.Second, "the writer to notice the peer is gone", func() bool { return !d.s.connected() })
 	for i := 100; i < 200; i++ {
 		d.send(t, i)
 	}
@@ -542,7 +531,7 @@ func TestTCPReconnectWithoutLoss(t *testing.T) {
 	if err := d.s.Reopen(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a reconnection after SIGHUP", func() bool { return d.s.connects.Load() == 3 })
+	testutil.WaitFor(t, 10*time.Second, "a reconnection after SIGHUP", func() bool { return d.s.connects.Load() == 3 })
 	for i := 200; i < 210; i++ {
 		d.send(t, i)
 	}
