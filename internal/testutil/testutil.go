@@ -1,7 +1,8 @@
 // Package testutil holds the small helpers that tests of many packages
 // share, so that each exists once: bounded polling for state that has no
-// event to wait on, and the checks that skip a test when it cannot run
-// here (not root, a command missing).
+// event to wait on, the checks that skip a test when it cannot run here
+// (not root, a command missing), and the file format of captured netlink
+// datagrams.
 //
 // Unit tests that wait on time windows use testing/synctest or an
 // injected clock instead; WaitFor is for state another goroutine, process
@@ -9,6 +10,7 @@
 package testutil
 
 import (
+	"encoding/binary"
 	"os"
 	"os/exec"
 	"testing"
@@ -57,4 +59,35 @@ func RequireTools(t testing.TB, names ...string) {
 			t.Skipf("skipping: needs %q in PATH: %v", n, err)
 		}
 	}
+}
+
+// AppendDatagram appends one datagram to a capture (see ReadDatagrams).
+func AppendDatagram(capture, dg []byte) []byte {
+	capture = binary.LittleEndian.AppendUint32(capture, uint32(len(dg)))
+	return append(capture, dg...)
+}
+
+// ReadDatagrams reads a capture file written by a kernel test's capture
+// mode: datagrams as received from netlink, each prefixed by its length
+// (u32, little endian; the messages themselves are in host order, captured
+// on amd64). It fails t when the file is missing, truncated or empty.
+func ReadDatagrams(t testing.TB, path string) [][]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("captured datagrams: %v (regenerate them as root with the capturing package's TestCapture and its -capture flag)", err)
+	}
+	var out [][]byte
+	for len(b) >= 4 {
+		n := int(binary.LittleEndian.Uint32(b))
+		if 4+n > len(b) {
+			t.Fatalf("%s: truncated", path)
+		}
+		out = append(out, b[4:4+n])
+		b = b[4+n:]
+	}
+	if len(b) != 0 || len(out) == 0 {
+		t.Fatalf("%s: no datagram, or a truncated length", path)
+	}
+	return out
 }

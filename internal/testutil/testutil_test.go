@@ -1,6 +1,9 @@
 package testutil
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -54,4 +57,38 @@ func TestWaitFor(t *testing.T) {
 			t.Error("WaitFor did not fail for a condition that never holds")
 		}
 	})
+}
+
+func TestDatagramsRoundTrip(t *testing.T) {
+	want := [][]byte{[]byte("first"), {}, []byte("third datagram")}
+	var capture []byte
+	for _, dg := range want {
+		capture = AppendDatagram(capture, dg)
+	}
+	path := filepath.Join(t.TempDir(), "capture.bin")
+	if err := os.WriteFile(path, capture, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := ReadDatagrams(t, path)
+	if len(got) != len(want) {
+		t.Fatalf("read %d datagrams, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Errorf("datagram %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+
+	// A truncated capture fails the test.
+	if err := os.WriteFile(path, capture[:len(capture)-1], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ft := &fakeT{TB: t}
+	func() {
+		defer func() { recover() }() // fakeT.Fatalf does not stop; reading on may panic
+		ReadDatagrams(ft, path)
+	}()
+	if ft.failed == "" {
+		t.Error("ReadDatagrams accepted a truncated capture")
+	}
 }
