@@ -2,10 +2,8 @@ package nflog
 
 import (
 	"context"
-	"encoding/binary"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +18,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // ---------------------------------------------------------------------------
@@ -345,17 +344,7 @@ func TestTruncatedAndMalformed(t *testing.T) {
 // TestCapture.
 func loadCaptured(t testing.TB) [][]byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "internal", "nl", "nflog", "testdata", "packets.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out [][]byte
-	for len(b) >= 4 {
-		n := int(binary.LittleEndian.Uint32(b))
-		out = append(out, b[4:4+n])
-		b = b[4+n:]
-	}
-	return out
+	return testutil.ReadDatagrams(t, filepath.Join("..", "..", "..", "internal", "nl", "nflog", "testdata", "packets.bin"))
 }
 
 func TestCapturedToRecords(t *testing.T) {
