@@ -61,8 +61,6 @@ const (
 var (
 	ourBinary string // built by TestMain, or $ULOGD_E2E_BINARY
 	buildErr  error
-	nsCounter atomic.Int64
-	sweepOnce sync.Once
 )
 
 // TestMain builds our daemon once (CGO_ENABLED=0) into a temporary
@@ -163,16 +161,16 @@ type NSPair struct {
 	tcpServersActive sync.WaitGroup
 }
 
-// NewNSPair creates a fresh pair named ulogdtest-<pid>-<n>-{a,b}; it is
-// deleted in t.Cleanup, also when the test fails. Pairs share nothing, so
+// NewNSPair creates a fresh pair of uniquely named namespaces
+// (testutil.NewNetns); they are deleted in t.Cleanup, also when the test
+// fails. Pairs share nothing, so
 // tests that each make their own can run in parallel.
 func NewNSPair(t testing.TB, o NSOptions) *NSPair {
 	t.Helper()
 	RequireRoot(t)
 	RequireTools(t, baseTools...)
-	base := nsBase()
 	p := &NSPair{
-		A: base + "-a", B: base + "-b",
+		A: testutil.NewNetns(t), B: testutil.NewNetns(t),
 		A4: netip.MustParseAddr("10.99.0.1"), B4: netip.MustParseAddr("10.99.0.2"),
 		A6: netip.MustParseAddr("fd99::1"), B6: netip.MustParseAddr("fd99::2"),
 		IfA: "veth-a", IfB: "veth-b",
@@ -184,8 +182,6 @@ func NewNSPair(t testing.TB, o NSOptions) *NSPair {
 			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	addNetns(t, p.A)
-	addNetns(t, p.B)
 
 	// No IPv6 router solicitations: the kernel would send them on its own,
 	// seconds after the links come up, in the middle of a test.
@@ -226,65 +222,11 @@ func NewNSPair(t testing.TB, o NSOptions) *NSPair {
 	return p
 }
 
-// nsBase returns a name no other namespace of this or another test
-// process has: ulogdtest-<pid>-<n>. Namespaces are named <base>-<suffix>.
-// The first call deletes those that test processes which no longer exist
-// left behind (a binary killed by -timeout runs no cleanup).
-func nsBase() string {
-	sweepOnce.Do(sweepStaleNetns)
-	return fmt.Sprintf("ulogdtest-%d-%d", os.Getpid(), nsCounter.Add(1))
-}
-
-// sweepStaleNetns deletes the namespaces ulogdtest-<pid>-<n>-<suffix>
-// whose pid is gone.
-func sweepStaleNetns() {
-	entries, _ := os.ReadDir("/var/run/netns")
-	for _, e := range entries {
-		var pid, n int
-		var suffix string
-		if _, err := fmt.Sscanf(e.Name(), "ulogdtest-%d-%d-%s", &pid, &n, &suffix); err != nil || pid <= 0 {
-			continue
-		}
-		if unix.Kill(pid, 0) == unix.ESRCH {
-			_, _ = runCmd(commandTimeout, "ip", "netns", "del", e.Name())
-		}
-	}
-}
-
-// addNetns creates the namespace name with its loopback up, and deletes
-// it in t.Cleanup, after killing what still runs in it (a namespace with
-// processes in it outlives its name).
-func addNetns(t testing.TB, name string) {
-	t.Helper()
-	if out, err := runCmd(commandTimeout, "ip", "netns", "add", name); err != nil {
-		t.Fatalf("ip netns add %s: %v\n%s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := runCmd(commandTimeout, "ip", "netns", "pids", name); err == nil {
-			for _, f := range strings.Fields(string(out)) {
-				if pid, err := strconv.Atoi(f); err == nil {
-					_ = unix.Kill(pid, unix.SIGKILL)
-				}
-			}
-		}
-		if out, err := runCmd(commandTimeout, "ip", "netns", "del", name); err != nil {
-			t.Errorf("ip netns del %s: %v\n%s", name, err, out)
-		}
-	})
-	if out, err := runCmd(commandTimeout, "ip", "-n", name, "link", "set", "lo", "up"); err != nil {
-		t.Fatalf("in %s: ip link set lo up: %v\n%s", name, err, out)
-	}
-}
-
-// NewNS creates one fresh namespace, ulogdtest-<pid>-<n>-s, with only
-// its loopback up; it is deleted in t.Cleanup, also when the test fails.
+// NewNS creates one fresh namespace with only its loopback up; it is
+// deleted in t.Cleanup, also when the test fails.
 func NewNS(t testing.TB) string {
 	t.Helper()
-	RequireRoot(t)
-	RequireTools(t, "ip")
-	name := nsBase() + "-s"
-	addNetns(t, name)
-	return name
+	return testutil.NewNetns(t)
 }
 
 // runCmd runs a command with a deadline and returns its combined output.
