@@ -228,6 +228,7 @@ func startOursBridge(t *testing.T, p *NSPair) (out, gp string) {
 // Exact lines for the ARP request (real addresses, docs/compat.md P4),
 // the ICMP and the ICMPv6 echo request; BASE's keys of the ARP request.
 func TestBridgeNFLOG(t *testing.T) {
+	t.Parallel()
 	p := NewBridgeNS(t, 1)
 	out, gp := startOursBridge(t, p)
 
@@ -297,6 +298,7 @@ var arpAddrsRE = regexp.MustCompile(` SRC=\S+ DST=\S+ PROTO=ARP `)
 // normalizeBridgeLine the lines must be equal, in order, with equal time
 // stamps (every frame is received, so every one has the kernel's stamp).
 func TestBridgeDiff(t *testing.T) {
+	t.Parallel()
 	const refGroup, oursGroup = 2, 1
 	ref := RefBinary(t)
 	p := NewBridgeNS(t, refGroup, oursGroup)
@@ -369,6 +371,7 @@ const ARPInPrefix = "ARP-IN"
 // (spec §14: only master after 2.0.9 does), so there is no differential
 // test.
 func TestARPFamily(t *testing.T) {
+	t.Parallel()
 	p := NewNSPair(t, NSOptions{})
 	f := filepath.Join(t.TempDir(), "arp.nft")
 	if err := os.WriteFile(f, []byte(fmt.Sprintf(`table arp ulogdarp {

@@ -297,6 +297,7 @@ func jsonNFCTConfig(opts NFCTOptions) func(logfile, out string) string {
 }
 
 func TestJSONDiffNFCT(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		opts  NFCTOptions
@@ -359,6 +360,7 @@ func TestJSONDiffNFCT(t *testing.T) {
 const jsonPacketStack = "log1:NFLOG,base1:BASE,ifi1:IFINDEX,ip2str1:IP2STR,mac2str1:HWHDR,json1:JSON"
 
 func TestJSONDiffNFLOG(t *testing.T) {
+	t.Parallel()
 	p := NewNSPair(t, NSOptions{})
 	const oursGroup, refGroup = 1, 2
 	logs := func(prefix string) string {

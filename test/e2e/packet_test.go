@@ -53,6 +53,7 @@ func u32(v int) string { return strconv.FormatUint(uint64(uint32(v)), 10) }
 // a TCP connection (SYN, SYN-ACK, data, FIN); every line stamped with the
 // packet's time.
 func TestPacketCanonical(t *testing.T) {
+	t.Parallel()
 	p := NewPacketNS(t, PacketRules{Groups: []int{1}})
 	out := filepath.Join(t.TempDir(), "ours.out")
 	startOurPacket(t, p, PacketConfig{Group: 1, Outputs: map[string]string{"emu1": out}})
@@ -120,6 +121,7 @@ func TestPacketCanonical(t *testing.T) {
 // whose mark, masked, equals [mark1] mark=; nft marks some of them before
 // the log rule.
 func TestPacketMark(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		section string
@@ -171,6 +173,7 @@ func TestPacketMark(t *testing.T) {
 // ending in its own LOGEMU file: every packet is in both files, with the
 // same text and time stamp.
 func TestPacketSharedSource(t *testing.T) {
+	t.Parallel()
 	p := NewPacketNS(t, PacketRules{Groups: []int{1}})
 	dir := t.TempDir()
 	fileA, fileB := filepath.Join(dir, "a.out"), filepath.Join(dir, "b.out")
@@ -217,6 +220,7 @@ func lastCounters(t *testing.T, logfile string) (events, lost int, ok bool) {
 // the daemon stopped (SIGSTOP) while a burst of packets is logged, the
 // kernel drops most of them. The daemon must count them: events + lost
 // equals what the nft rule logged, lost > 0, and every event is a line.
+// Not parallel: its barriers wait 200 ms windows and want the CPU.
 func TestPacketNFLOGLoss(t *testing.T) {
 	const burst = 3000
 	p := NewPacketNS(t, PacketRules{Groups: []int{1}, NoInput: true, Counter: "logged"})
@@ -293,6 +297,7 @@ func TestPacketNFLOGLoss(t *testing.T) {
 // login sent to another port, are stopped. A second stack on the same
 // source without PWSNIFF carries the barrier.
 func TestPacketPWSNIFF(t *testing.T) {
+	t.Parallel()
 	p := NewPacketNS(t, PacketRules{Groups: []int{1}})
 	dir := t.TempDir()
 	sniffed, all := filepath.Join(dir, "sniffed.out"), filepath.Join(dir, "all.out")

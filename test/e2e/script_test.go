@@ -50,6 +50,7 @@ func childrenNamed(ppid int, comm string) []int {
 // with a plain SIGTERM and checks that the daemon is gone with it and that
 // the script undid what it changed: the demo nft table and the sysctls.
 func TestRunCanonicalScript(t *testing.T) {
+	t.Parallel()
 	ns := NewNS(t)
 	RequireTools(t, "bash", "nft", "conntrack", "sysctl")
 	root, err := filepath.Abs("../..")

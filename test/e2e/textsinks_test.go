@@ -148,6 +148,7 @@ func countEvents(recs []textRecord) (news, destroys int) {
 }
 
 func TestTextSinkGPRINTOPRINTNFCT(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, plugin, options string
 		f                     textFormat
@@ -169,6 +170,7 @@ func TestTextSinkGPRINTOPRINTNFCT(t *testing.T) {
 }
 
 func TestTextSinkNACCTNFCT(t *testing.T) {
+	t.Parallel()
 	p := NewNSPair(t, NSOptions{Conntrack: true, Accounting: true, Timestamps: true})
 	both := startTextPair(t, p, nfctTextConfig("NACCT", "", true))
 	flows := standardTraffic(t, p)
@@ -199,6 +201,7 @@ func nflogTextConfig(plugin string) func(logfile, out string, ref bool) string {
 }
 
 func TestTextSinkGPRINTOPRINTNFLOG(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		f    textFormat
