@@ -279,7 +279,7 @@ func TestBridgeNFLOG(t *testing.T) {
 
 // normalizeBridgeLine is NormalizePacketLine plus, on ARP lines only,
 // docs/compat.md P4: ulogd2 2.0.8's BASE stores pointers in arp.saddr and
-// arp.daddr (spec Q6), so its IP2STR prints garbage (observed
+// arp.daddr, so its IP2STR prints garbage (observed
 // "SRC=182.80.247.119 DST=192.80.247.119" for 10.99.0.1 → 10.99.0.2);
 // ours prints the addresses. The two fields are removed from both sides;
 // the callers check ours separately.
@@ -368,8 +368,8 @@ const ARPInPrefix = "ARP-IN"
 // datagram to the same group. Our daemon in B decodes family 3
 // (docs/compat.md P8): the PRINTPKT ARP block with the real addresses
 // (P4) and BASE's arp.* keys. ulogd2 2.0.8 does not decode family 3
-// (spec §14: only master after 2.0.9 does), so there is no differential
-// test.
+// (only its development branch after 2.0.9 does), so there is no
+// differential test.
 func TestARPFamily(t *testing.T) {
 	t.Parallel()
 	p := NewNSPair(t, NSOptions{})

@@ -813,7 +813,7 @@ func SplitPrefix(line, host string) (prefix, body string, err error) {
 //  1. The "Mon dd hh:mm:ss host " prefix is removed (the two daemons stamp
 //     lines with "now", which may differ by a second), after checking it
 //     is well formed.
-//  2. ICMP type/code (spec quirk Q1): ulogd2's PRINTFLOW prints
+//  2. ICMP type/code (docs/compat.md F1): ulogd2's PRINTFLOW prints
 //     "TYPE=<icmp.code> CODE=<icmp.type>"; we print the values under the
 //     right labels. In reference lines the two values are swapped back.
 func NormalizeForDiff(line, host string, reference bool) (string, error) {

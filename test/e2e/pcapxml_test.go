@@ -211,7 +211,7 @@ var (
 )
 
 // normalizeXML returns the lines of an XML output with every <when>
-// element (the time each daemon formatted the line, spec §9.17) replaced
+// element (the time each daemon formatted the line) replaced
 // by <when/>, after checking its shape.
 func normalizeXML(t *testing.T, text string) []string {
 	t.Helper()
@@ -305,7 +305,7 @@ func TestDiffXML(t *testing.T) {
 			}
 			refLines := normalizeXML(t, xmlFile(t, refDir))
 			oursLines := normalizeXML(t, xmlFile(t, oursDir))
-			// The reference sometimes crashes at exit (spec Q18) before
+			// The reference sometimes crashes at exit before
 			// writing its closing tag; ours must always write it.
 			if oursLines[len(oursLines)-1] != "</conntrack>" {
 				t.Errorf("our file does not end with </conntrack>: %q", oursLines[len(oursLines)-1])
