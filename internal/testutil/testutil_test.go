@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -90,5 +91,23 @@ func TestDatagramsRoundTrip(t *testing.T) {
 	}()
 	if ft.failed == "" {
 		t.Error("ReadDatagrams accepted a truncated capture")
+	}
+}
+
+func TestBufferConcurrent(t *testing.T) {
+	var b Buffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 100 {
+			b.Write([]byte("x"))
+		}
+	}()
+	for range 100 {
+		_ = b.String()
+	}
+	<-done
+	if got := b.String(); got != strings.Repeat("x", 100) {
+		t.Errorf("got %q, want 100 x", got)
 	}
 }

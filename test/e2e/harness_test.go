@@ -636,27 +636,10 @@ type DaemonSpec struct {
 type Daemon struct {
 	DaemonSpec
 	Cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *testutil.Buffer
 	done   chan struct{}
 	state  *os.ProcessState
 	err    error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // StartDaemon starts the daemon in the foreground and waits until its log
@@ -672,7 +655,7 @@ func StartDaemon(t testing.TB, s DaemonSpec) *Daemon {
 	} else {
 		cmd = exec.Command(s.Binary, args...)
 	}
-	d := &Daemon{DaemonSpec: s, Cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	d := &Daemon{DaemonSpec: s, Cmd: cmd, stderr: &testutil.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout = d.stderr
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
