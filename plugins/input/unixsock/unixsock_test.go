@@ -1,7 +1,6 @@
 package unixsock
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -25,24 +24,6 @@ import (
 	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
-// logBuffer collects the instance's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // socketDir returns a short temporary directory: unix socket paths are
 // limited to 107 bytes, which t.TempDir's long names can exceed.
 func socketDir(t *testing.T) string {
@@ -58,7 +39,7 @@ func socketDir(t *testing.T) string {
 type fixture struct {
 	in   *instance
 	em   *plugintest.Recorder
-	log  *logBuffer
+	log  *testutil.Buffer
 	path string
 	src  *plugintest.Source // stopped when the test ends
 }
@@ -72,7 +53,7 @@ func newFixture(t *testing.T, mod func(*Config)) (*fixture, error) {
 	if mod != nil {
 		mod(cfg)
 	}
-	lb := &logBuffer{}
+	lb := &testutil.Buffer{}
 	env := &plugin.Env{
 		ID: "nuauth1", Plugin: "UNIXSOCK", Config: cfg,
 		Out: identitySlots()[:],

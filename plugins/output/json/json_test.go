@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -374,24 +373,7 @@ func TestModes(t *testing.T) {
 type direct struct {
 	s   *sink
 	rec *keys.Record
-	log *lockedBuf
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	log *testutil.Buffer
 }
 
 // newDirect builds an instance whose upstream keys are specs (slot i =
@@ -399,7 +381,7 @@ func (l *lockedBuf) String() string {
 func newDirect(tb testing.TB, cfg *Config, specs []keys.Spec) *direct {
 	tb.Helper()
 	up, rec := plugintest.Upstream(specs)
-	lb := &lockedBuf{}
+	lb := &testutil.Buffer{}
 	env := &plugin.Env{ID: "json1", Plugin: "JSON", Config: cfg, Upstream: up,
 		Log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	inst, err := newSink(env)
