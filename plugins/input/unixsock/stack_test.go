@@ -1,7 +1,6 @@
 package unixsock
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -10,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ulogd-go/ulogd/internal/config"
-	"github.com/ulogd-go/ulogd/internal/plugin"
-	"github.com/ulogd-go/ulogd/internal/stack"
+	"github.com/ulogd-go/ulogd/internal/plugintest"
 	"github.com/ulogd-go/ulogd/internal/testutil"
 
 	_ "github.com/ulogd-go/ulogd/plugins/filter/base"
@@ -38,39 +35,7 @@ perms=0660
 file=%q
 sync=1
 `, sock, out)
-	f, err := config.Parse("nufw.conf", []byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := stack.Build(f, plugin.Default, nil)
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := g.Start(ctx); err != nil {
-		cancel()
-		t.Fatalf("start: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("run did not return")
-		}
-		g.Stop(context.Background())
-	}
-	t.Cleanup(stop)
+	_, stop := plugintest.StartGraph(t, text, nil)
 
 	fi, err := os.Lstat(sock)
 	if err != nil || fi.Mode().Perm() != 0o660 {
