@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -88,6 +89,25 @@ func ReadDatagrams(t testing.TB, path string) [][]byte {
 	}
 	if len(b) != 0 || len(out) == 0 {
 		t.Fatalf("%s: no datagram, or a truncated length", path)
+	}
+	return out
+}
+
+// ReadFiles returns the contents of the files matching pattern (a
+// filepath.Glob pattern), by base name. It fails t when none matches.
+func ReadFiles(t testing.TB, pattern string) map[string][]byte {
+	t.Helper()
+	names, err := filepath.Glob(pattern)
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no file matches %s: %v", pattern, err)
+	}
+	out := map[string][]byte{}
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[filepath.Base(n)] = b
 	}
 	return out
 }

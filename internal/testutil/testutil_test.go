@@ -111,3 +111,21 @@ func TestBufferConcurrent(t *testing.T) {
 		t.Errorf("got %q, want 100 x", got)
 	}
 }
+
+func TestReadFiles(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{"a.bin": "A", "b.bin": "B", "c.txt": "C"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := ReadFiles(t, filepath.Join(dir, "*.bin"))
+	if len(got) != 2 || string(got["a.bin"]) != "A" || string(got["b.bin"]) != "B" {
+		t.Errorf("ReadFiles = %q, want a.bin=A b.bin=B", got)
+	}
+	ft := &fakeT{TB: t}
+	ReadFiles(ft, filepath.Join(dir, "*.none"))
+	if ft.failed == "" {
+		t.Error("ReadFiles did not fail when nothing matches")
+	}
+}
