@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
 	"github.com/ulogd-go/ulogd/internal/stack"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 
 	_ "github.com/ulogd-go/ulogd/plugins/filter/hwhdr"
 	_ "github.com/ulogd-go/ulogd/plugins/filter/ip2str"
@@ -373,24 +373,7 @@ func TestModes(t *testing.T) {
 type direct struct {
 	s   *sink
 	rec *keys.Record
-	log *lockedBuf
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	log *testutil.Buffer
 }
 
 // newDirect builds an instance whose upstream keys are specs (slot i =
@@ -398,7 +381,7 @@ func (l *lockedBuf) String() string {
 func newDirect(tb testing.TB, cfg *Config, specs []keys.Spec) *direct {
 	tb.Helper()
 	up, rec := plugintest.Upstream(specs)
-	lb := &lockedBuf{}
+	lb := &testutil.Buffer{}
 	env := &plugin.Env{ID: "json1", Plugin: "JSON", Config: cfg, Upstream: up,
 		Log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	inst, err := newSink(env, cfg)
@@ -437,18 +420,6 @@ func shortBackoff(t *testing.T) {
 	oldMin, oldMax, oldDrain := backoffMin, backoffMax, stopDrain
 	backoffMin, backoffMax, stopDrain = 10*time.Millisecond, 50*time.Millisecond, 500*time.Millisecond
 	t.Cleanup(func() { backoffMin, backoffMax, stopDrain = oldMin, oldMax, oldDrain })
-}
-
-// waitFor polls cond (bounded).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // seqOf returns the "seq" of a record line.
@@ -526,7 +497,7 @@ func TestTCPReconnectWithoutLoss(t *testing.T) {
 	// The peer restarts: while it is away, records wait in the queue.
 	ln.Close()
 	c.Close()
-	waitFor(t, "the writer to notice the peer is gone", func() bool { return !d.s.connected() })
+	testutil.WaitFor(t, 10*time.Second, "the writer to notice the peer is gone", func() bool { return !d.s.connected() })
 	for i := 100; i < 200; i++ {
 		d.send(t, i)
 	}
@@ -542,7 +513,7 @@ func TestTCPReconnectWithoutLoss(t *testing.T) {
 	if err := d.s.Reopen(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a reconnection after SIGHUP", func() bool { return d.s.connects.Load() == 3 })
+	testutil.WaitFor(t, 10*time.Second, "a reconnection after SIGHUP", func() bool { return d.s.connects.Load() == 3 })
 	for i := 200; i < 210; i++ {
 		d.send(t, i)
 	}
