@@ -171,9 +171,12 @@ func TestSinkDropped(t *testing.T) {
 	if n == 0 || s.Dropped() != n {
 		t.Fatalf("sink dropped %d, writer %d: want equal and > 0", s.Dropped(), n)
 	}
+	// Stop cannot write what is buffered either: dropped too.
+	buffered := uint64(len(s.W.ends))
+	s.stopRetry = 0
 	s.Stop(t.Context())
-	if s.Dropped() != n {
-		t.Fatalf("after Stop: dropped %d, want %d", s.Dropped(), n)
+	if s.Dropped() != n+buffered || buffered == 0 {
+		t.Fatalf("after Stop: dropped %d, want %d + %d", s.Dropped(), n, buffered)
 	}
 	var zero Sink
 	if zero.Dropped() != 0 {

@@ -211,9 +211,9 @@ func (w *Writer) run(p Peer) {
 		if p == nil {
 			return
 		}
-		w.setPeer(nil)
 		lost := p.Close()
 		w.q.Lost(lost)
+		w.setPeer(nil) // (after the count: Connected() tells it is done)
 		if time.Since(opened) < w.cfg.BackoffMin {
 			delay = min(max(2*delay, w.cfg.BackoffMin), w.cfg.BackoffMax)
 		} else {
