@@ -304,6 +304,9 @@ func counterAttrs(in *stack.Instance) []any {
 		return append(attrs, "events", st.Received.Load(), "lost", st.Lost.Load())
 	}
 	attrs = append(attrs, "received", st.Received.Load(), "stopped", st.Stopped.Load(), "failed", st.Failed.Load())
+	if w, ok := in.Inst.(plugin.WriteCounter); ok {
+		attrs = append(attrs, "written", w.Written())
+	}
 	if d, ok := in.Inst.(plugin.Dropper); ok {
 		attrs = append(attrs, "dropped", d.Dropped())
 	}
