@@ -49,7 +49,6 @@ type Writer struct {
 	perm      os.FileMode
 	sync      bool
 	f         *os.File
-	fd        int // rawFD(f): ≥ 0 to write f with rawWrite
 	buf       []byte
 	ends      []int // where each buffered record ends in buf
 	cut       bool  // the first buffered record was written in part
@@ -75,13 +74,13 @@ type Writer struct {
 
 // Open opens path for appending (creating it with mode 0640).
 func Open(path string, sync bool) (*Writer, error) {
-	w := &Writer{path: path, perm: 0o640, sync: sync, fd: -1, buf: make([]byte, 0, flushAt+4096),
+	w := &Writer{path: path, perm: 0o640, sync: sync, buf: make([]byte, 0, flushAt+4096),
 		ends: make([]int, 0, 1024), now: time.Now}
 	f, err := w.open()
 	if err != nil {
 		return nil, err
 	}
-	w.f, w.fd = f, rawFD(f)
+	w.f = f
 	w.lastWrite = w.now()
 	return w, nil
 }
@@ -154,13 +153,10 @@ func (w *Writer) writeUpTo(end int) error {
 	if w.f == nil {
 		return w.keep(errors.New("file is not open"))
 	}
-	var n int
-	var err error
-	if w.fd >= 0 {
-		n, err = rawWrite(w.fd, w.buf[:end])
-	} else {
-		n, err = w.f.Write(w.buf[:end])
-	}
+	// The runtime's ordinary system call: a write that blocks (a slow or
+	// stalled disk) hands the P over, so the ticker, signals and the GC
+	// go on (docs/performance.md, "File writes").
+	n, err := w.f.Write(w.buf[:end])
 	w.lastWrite = w.now()
 	w.consume(n)
 	if err != nil {
@@ -267,7 +263,7 @@ func (w *Writer) Reopen() error {
 		w.drop(0, 1, flushErr)
 	}
 	old := w.f
-	w.f, w.fd = f, rawFD(f)
+	w.f = f
 	if old != nil {
 		old.Close()
 	}
@@ -296,7 +292,7 @@ func (w *Writer) Close() error {
 	}
 	if w.f != nil {
 		err = errors.Join(err, w.f.Close())
-		w.f, w.fd = nil, -1
+		w.f = nil
 	}
 	return err
 }

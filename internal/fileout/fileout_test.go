@@ -107,7 +107,6 @@ func TestFailedWritesAreBoundedAndCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.f.Close() // every write now fails
-	w.fd = -1   // (the raw path would write to the stale descriptor number)
 	line := strings.Repeat("y", 4095) + "\n"
 	for range maxBuf/len(line) + 100 {
 		w.Write([]byte(line))

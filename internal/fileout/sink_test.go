@@ -161,7 +161,6 @@ func TestSinkDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.W.f.Close() // every write now fails
-	s.W.fd = -1
 	line := []byte(strings.Repeat("z", 4095) + "\n")
 	for range maxBuf/len(line) + 10 {
 		s.W.Write(line)
