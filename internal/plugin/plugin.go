@@ -37,7 +37,7 @@ func (k Kind) String() string {
 }
 
 // DataType is ulogd2's coarse data-type tag, used only for the non-fatal
-// neighbour check (spec §3.7).
+// neighbour check.
 type DataType uint8
 
 // Data-type tags (ulogd2 ULOGD_DTYPE_*).

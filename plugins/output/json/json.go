@@ -30,7 +30,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/sinkq"
 )
 
-// Config holds JSON's options (spec §9.13).
+// Config holds JSON's options (see the README).
 type Config struct {
 	File         string `ulogd:"file"`
 	Sync         int    `ulogd:"sync"`
