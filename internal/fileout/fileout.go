@@ -8,9 +8,14 @@
 // stays buffered once the source is idle). With sync=0 a Flush writes only
 // when the buffer is large or a second has passed, and the engine's
 // 1-second tick bounds the delay.
-// The buffer only ever holds whole records (lines, or pcap records), so two
-// writers appending to one file (O_APPEND) never interleave inside one, and
-// when the file cannot be written the newest records are dropped whole.
+// The buffer holds whole records (lines, or pcap records) and knows where
+// each ends, so two writers appending to one file (O_APPEND) never
+// interleave inside one, a full disk's partial write is continued in the
+// same file or the record dropped (never finished in the next file after a
+// rotation), and when the file cannot be written the newest records are
+// dropped whole, counted and logged. Writes go through os.File, the
+// runtime's ordinary system call, so that a stalled disk never holds a P
+// (docs/performance.md, "File writes").
 package fileout
 
 import (

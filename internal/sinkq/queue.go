@@ -22,6 +22,21 @@
 // discarded (full queue, unsendable, lost with a connection, left at Stop)
 // and Depth the records waiting.
 //
+// A sink uses it in four places:
+//
+//	// Start: the queue, and a writer that dials the first peer.
+//	s.q = sinkq.New(sinkq.Config{MaxBytes: 16 << 20, Policy: sinkq.Drop})
+//	s.w = sinkq.NewWriter(s.q, sinkq.WriterConfig{Dial: s.dial, Log: log, Peer: "tcp:host:port", Texts: ...})
+//	err := s.w.Start(ctx)
+//	// Interp: encode into a scratch buffer, push a copy, never wait.
+//	s.w.Push(s.encode(s.scratch[:0], r)); return plugin.Continue
+//	// Reopen (SIGHUP): s.w.Reconnect(). Stop: err := s.w.Stop(ctx).
+//	// Counters: s.q.Written(), s.q.Dropped().
+//
+// The sink's Peer (from Dial) sends one batch of whole records at a time
+// and tells, when it is closed, how many records it had taken that never
+// arrived (a TCP connection's unacknowledged bytes).
+//
 // A later spool policy (records that do not fit go to disk and come back
 // when the peer catches up) plugs in through Config.Overflow.
 package sinkq

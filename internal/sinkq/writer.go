@@ -124,7 +124,6 @@ func (w *Writer) Start(ctx context.Context) error {
 }
 
 // Connects returns how many connections were made (Start's included).
-// Only meaningful once the writer stopped, or in tests.
 func (w *Writer) Connects() uint64 {
 	w.peerMu.Lock()
 	defer w.peerMu.Unlock()
