@@ -57,6 +57,7 @@ type Writer struct {
 	buf       []byte
 	ends      []int // where each buffered record ends in buf
 	cut       bool  // the first buffered record was written in part
+	headers   int   // the first buffered units are file headers, not records
 	lastWrite time.Time
 	now       func() time.Time
 
@@ -127,6 +128,21 @@ func (w *Writer) Commit(b []byte) error {
 	return nil
 }
 
+// Prepend puts p (a file header, not a record) in front of everything
+// buffered, to be written first.
+func (w *Writer) Prepend(p []byte) {
+	w.buf = append(w.buf, p...)
+	copy(w.buf[len(p):], w.buf[:len(w.buf)-len(p)])
+	copy(w.buf, p)
+	for i := range w.ends {
+		w.ends[i] += len(p)
+	}
+	w.ends = append(w.ends, 0)
+	copy(w.ends[1:], w.ends)
+	w.ends[0] = len(p)
+	w.headers++
+}
+
 // Write appends p as one record (one or more whole lines) to the buffer.
 func (w *Writer) Write(p []byte) (int, error) {
 	return len(p), w.Commit(append(w.buf, p...))
@@ -185,7 +201,9 @@ func (w *Writer) consume(n int) {
 	}
 	// Stopped inside a record: its start is in the file, the rest is not.
 	w.cut = n > boundary || (w.cut && whole == 0)
-	w.count(whole, false, nil)
+	hdr := min(w.headers, whole)
+	w.headers -= hdr
+	w.count(whole-hdr, false, nil)
 	w.buf = w.buf[:copy(w.buf, w.buf[n:])]
 	w.ends = w.ends[:copy(w.ends, w.ends[whole:])]
 	for i := range w.ends {

@@ -123,3 +123,25 @@ func TestFailedWritesAreBoundedAndCounted(t *testing.T) {
 	}
 	w.f = nil
 }
+
+// A header put in front of buffered records is written first and is not
+// counted as a record; the records keep their boundaries.
+func TestPrependHeader(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "out.log")
+	w, err := Open(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("one\n"))
+	w.Write([]byte("two\n"))
+	w.Prepend([]byte("HDR\n"))
+	if len(w.ends) != 3 || w.ends[0] != 4 || w.ends[1] != 8 || w.ends[2] != 12 {
+		t.Fatalf("ends %v", w.ends)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, p); got != "HDR\none\ntwo\n" || w.WrittenRecords.Load() != 2 {
+		t.Fatalf("file %q, %d records written", got, w.WrittenRecords.Load())
+	}
+}
