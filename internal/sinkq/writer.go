@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/ulogd-go/ulogd/internal/notice"
 )
 
 // Peer is one connection of a sink to where its records go (a socket, a
@@ -52,17 +54,11 @@ type WriterConfig struct {
 	Drain time.Duration
 	// MaxBatch bounds the records of one Peer.Write (zero: 1024).
 	MaxBatch int
-	// NoticeEvery is the shortest interval between two log lines of one
-	// kind (zero: 10 s).
-	NoticeEvery time.Duration
 
 	Log   *slog.Logger
 	Peer  string // names the peer in log lines ("tcp:127.0.0.1:5140")
 	Texts Texts
 }
-
-// levelNotice is ulogd's NOTICE level (the daemon's LevelNotice).
-const levelNotice = slog.Level(2)
 
 // Writer is the goroutine that empties a Queue into a Peer.
 type Writer struct {
@@ -80,8 +76,8 @@ type Writer struct {
 	peer   Peer // the current connection, for Interrupt
 
 	noteMu   sync.Mutex
-	lastFull time.Time
-	lastErr  error // the last write or dial error, for the drop notice
+	fullNote notice.Limiter // the "queue full" notice
+	lastErr  error          // the last write or dial error, for the drop notice
 	connects uint64
 }
 
@@ -98,9 +94,6 @@ func NewWriter(q *Queue, cfg WriterConfig) *Writer {
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 1024
-	}
-	if cfg.NoticeEvery <= 0 {
-		cfg.NoticeEvery = 10 * time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -159,15 +152,13 @@ func (w *Writer) Reconnect() {
 }
 
 // Push queues rec (see Queue.Push) and logs a drop, at most every
-// NoticeEvery, with the last error of the peer.
+// notice.Every (10 s), with the last error of the peer.
 func (w *Writer) Push(rec []byte) bool {
 	if w.q.Push(rec) {
 		return true
 	}
 	w.noteMu.Lock()
-	now := time.Now()
-	if w.lastFull.IsZero() || now.Sub(w.lastFull) >= w.cfg.NoticeEvery {
-		w.lastFull = now
+	if w.fullNote.Allow(time.Now()) {
 		last := w.lastErr
 		w.noteMu.Unlock()
 		attrs := []any{"dropped", w.q.Dropped(), "queue_records", w.q.cfg.MaxRecords,
@@ -193,19 +184,12 @@ func (w *Writer) run(p Peer) {
 	defer close(w.done)
 	var (
 		opened   = time.Now()
-		delay    time.Duration // wait before the next connection attempt
-		lastNote time.Time     // last send or dial error logged
+		delay    time.Duration  // wait before the next connection attempt
+		errNote  notice.Limiter // send and dial errors
 		batch    Batch
 		stopping bool
 	)
-	note := func() bool {
-		now := time.Now()
-		if !lastNote.IsZero() && now.Sub(lastNote) < w.cfg.NoticeEvery {
-			return false
-		}
-		lastNote = now
-		return true
-	}
+	note := func() bool { return errNote.Allow(time.Now()) }
 	closePeer := func(why error) {
 		if p == nil {
 			return
@@ -298,7 +282,7 @@ func (w *Writer) run(p Peer) {
 			w.peer = p
 			w.connects++
 			w.peerMu.Unlock()
-			w.cfg.Log.Log(context.Background(), levelNotice, w.cfg.Texts.Connected, "peer", w.cfg.Peer)
+			w.cfg.Log.Log(context.Background(), notice.Level, w.cfg.Texts.Connected, "peer", w.cfg.Peer)
 			continue
 		}
 		if empty {

@@ -279,3 +279,43 @@ func TestLostAtCloseCounted(t *testing.T) {
 		}
 	})
 }
+
+// The invariant holds at every moment while the walk pushes, the writer
+// sends and the queue overflows, seen from a third goroutine.
+func TestInvariantWhileRunning(t *testing.T) {
+	srv, q, w, _ := startWriter(t, Config{MaxRecords: 16, MaxBytes: 1024}, false)
+	const total = 20000
+	done := make(chan struct{})
+	samples := 0
+	go func() {
+		defer close(done)
+		for {
+			s := q.Stats()
+			if s.Enqueued != s.Written+s.Dropped+s.Depth {
+				t.Errorf("enqueued %d != written %d + dropped %d + depth %d", s.Enqueued, s.Written, s.Dropped, s.Depth)
+				return
+			}
+			samples++
+			if s.Enqueued == total && s.Depth == 0 {
+				return
+			}
+		}
+	}()
+	for i := range total {
+		w.Push(rec(i, 8+i%40))
+	}
+	<-done
+	if err := w.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got := srv.received()
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("seq %d after %d", got[i], got[i-1])
+		}
+	}
+	if s := checkInvariant(t, q); s.Written != uint64(len(got)) || s.Written+s.Dropped != total {
+		t.Fatalf("%+v, %d received", s, len(got))
+	}
+	t.Logf("%d samples; %d written, %d dropped", samples, q.Written(), q.Dropped())
+}

@@ -18,8 +18,6 @@ type tunables struct {
 	backoffMin, backoffMax time.Duration
 	// stopDrain is how long Stop waits for the queue to drain.
 	stopDrain time.Duration
-	// noticeEvery rate-limits the "queue full" and send-error notices.
-	noticeEvery time.Duration
 }
 
 func defaultTunables() tunables {
@@ -29,7 +27,6 @@ func defaultTunables() tunables {
 		backoffMin:   time.Second,
 		backoffMax:   30 * time.Second,
 		stopDrain:    2 * time.Second,
-		noticeEvery:  10 * time.Second,
 	}
 }
 
@@ -37,13 +34,12 @@ func defaultTunables() tunables {
 func (s *sink) newQueue() {
 	s.q = sinkq.New(sinkq.Config{MaxRecords: s.tun.queueRecords, MaxBytes: s.tun.queueBytes, Policy: sinkq.Drop})
 	s.w = sinkq.NewWriter(s.q, sinkq.WriterConfig{
-		Dial:        s.dial,
-		BackoffMin:  s.tun.backoffMin,
-		BackoffMax:  s.tun.backoffMax,
-		Drain:       s.tun.stopDrain,
-		NoticeEvery: s.tun.noticeEvery,
-		Log:         s.log,
-		Peer:        s.network + ":" + s.addr,
+		Dial:       s.dial,
+		BackoffMin: s.tun.backoffMin,
+		BackoffMax: s.tun.backoffMax,
+		Drain:      s.tun.stopDrain,
+		Log:        s.log,
+		Peer:       s.network + ":" + s.addr,
 		Texts: sinkq.Texts{
 			Full:      "JSON: send queue full, dropping records",
 			SendError: "JSON: Failure sending message",
