@@ -261,7 +261,7 @@ sync=1
 		"initialization finished, entering main loop",
 		"stop requested, exiting",
 		"counters instance=nuauth1 plugin=UNIXSOCK events=2 lost=0",
-		"counters instance=emu1 plugin=LOGEMU received=2 stopped=0 failed=0 dropped=0",
+		"counters instance=emu1 plugin=LOGEMU received=2 stopped=0 failed=0 written=2 dropped=0",
 	}, func(w string) bool { return strings.Contains(log, w) })
 	if len(lacks) > 0 {
 		t.Errorf("daemon log lacks %q:\n%s", lacks, log)
