@@ -1,10 +1,5 @@
 package ctnl
 
-import (
-	"sync/atomic"
-	"time"
-)
-
 // nfnetlink framing (linux/netfilter/nfnetlink.h, nfnetlink_compat.h).
 const (
 	nfnlSubsysCTNetlink = 1 // NFNL_SUBSYS_CTNETLINK
@@ -55,11 +50,3 @@ func Groups(eventMask uint32) []uint32 {
 	}
 	return gs
 }
-
-// seq numbers request messages. Seeded from the clock so that a restarted
-// process does not mistake stale replies for its own.
-var seq atomic.Uint32
-
-func init() { seq.Store(uint32(time.Now().Unix())) }
-
-func nextSeq() uint32 { return seq.Add(1) }
