@@ -53,10 +53,10 @@ type Conn struct {
 	everr     unix.Errno
 	evbuf     [1]unix.EpollEvent
 	coalesce  time.Duration
-	idle      func() // SetIdle
-	lastN     int    // datagrams the last Receive returned
+	lastN     int // datagrams the last TryReceive returned
+	next      int // what Wait does: nextWait or nextSleep
 	// The coalescing cycle: since cycleAt (the last sleep or wake-up),
-	// Receive read datagrams that held about cycleLoad bytes of receive
+	// TryReceive read datagrams that held about cycleLoad bytes of receive
 	// buffer. It bounds the next sleep (coalesceDelay).
 	cycleAt   time.Time
 	cycleLoad int

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ulogd-go/ulogd/internal/nl"
@@ -415,36 +416,51 @@ func TestForeignDropped(t *testing.T) {
 	}
 }
 
-// TestIdleBeforeWaiting checks that Receive calls the SetIdle function
-// before it waits for the socket and before a coalescing sleep, and never
-// while datagrams are queued.
-func TestIdleBeforeWaiting(t *testing.T) {
+// TestDrainedBeforeWaiting checks that TryReceive reports ErrDrained when
+// the socket is empty and before a coalescing sleep, never while datagrams
+// are queued, and that the Wait after a coalescing ErrDrained sleeps the
+// delay (on synctest's clock: exactly) and leaves the datagrams sent
+// meanwhile to the next TryReceive.
+func TestDrainedBeforeWaiting(t *testing.T) {
 	ns, c := listenNew(t)
-	calls := 0
-	c.SetIdle(func() { calls++ })
 	b := nl.NewBatch(64, nl.EventDatagramSize)
 	udpBurst(t, ns, 20000, 3)
-	if n, err := c.Receive(b); n != 3 || err != nil || calls != 0 {
-		t.Fatalf("Receive with 3 queued = %d, %v; idle called %d times, want 0", n, err, calls)
+	if n, err := c.TryReceive(b); n != 3 || err != nil {
+		t.Fatalf("TryReceive with 3 queued = %d, %v; want 3", n, err)
+	}
+	if n, err := c.TryReceive(b); n != 0 || err != nl.ErrDrained {
+		t.Fatalf("TryReceive on an empty socket = %d, %v; want ErrDrained", n, err)
 	}
 	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-	if _, err := c.Receive(b); !errors.Is(err, os.ErrDeadlineExceeded) || calls != 1 {
-		t.Fatalf("Receive on an empty socket = %v; idle called %d times, want 1 (before waiting)", err, calls)
+	if err := c.Wait(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Wait on an empty socket = %v; want the deadline", err)
 	}
 	c.SetReadDeadline(time.Time{})
-	// Coalescing: after a Receive of 3, the next one is idle before its
-	// sleep, and finds the datagrams sent meanwhile without waiting.
-	c.SetCoalesce(200 * time.Millisecond)
-	nl.SetLastSleep(c, 200*time.Millisecond) // no ramp
-	udpBurst(t, ns, 21000, 3)
-	if n, err := c.Receive(b); n != 3 || err != nil || calls != 1 {
-		t.Fatalf("Receive with 3 queued = %d, %v; idle called %d times, want still 1", n, err, calls)
-	}
-	go func() {
-		time.Sleep(50 * time.Millisecond)
-		udpBurst(t, ns, 22000, 2)
-	}()
-	if n, err := c.Receive(b); n != 2 || err != nil || calls != 2 {
-		t.Fatalf("coalesced Receive = %d, %v; idle called %d times, want 2 (before the sleep only)", n, err, calls)
-	}
+
+	const delay = 200 * time.Millisecond
+	c.SetCoalesce(delay)
+	synctest.Test(t, func(t *testing.T) {
+		nl.SetLastSleep(c, delay) // no ramp
+		udpBurst(t, ns, 21000, 3)
+		if n, err := c.TryReceive(b); n != 3 || err != nil {
+			t.Fatalf("TryReceive with 3 queued = %d, %v; want 3", n, err)
+		}
+		// The socket was emptied of several datagrams: the next call
+		// reports the drain without reading, although one is queued.
+		udpBurst(t, ns, 22000, 1)
+		if n, err := c.TryReceive(b); n != 0 || err != nl.ErrDrained {
+			t.Fatalf("TryReceive after emptying the socket = %d, %v; want ErrDrained", n, err)
+		}
+		start := time.Now()
+		if err := c.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took != delay {
+			t.Errorf("Wait slept %v, want the coalescing delay %v", took, delay)
+		}
+		udpBurst(t, ns, 23000, 1)
+		if n, err := c.TryReceive(b); n != 2 || err != nil {
+			t.Fatalf("TryReceive after the sleep = %d, %v; want the 2 sent before and during it", n, err)
+		}
+	})
 }

@@ -165,8 +165,8 @@ func TestKernelForeignSender(t *testing.T) {
 	if got := h.em.Records(); len(got) != 1 {
 		t.Errorf("%d records, want the marker's only: %v", len(got), got)
 	}
-	if h.in.rx.errs.Foreign != uint64(len(dgs)) || h.em.LostCount() != 0 {
-		t.Errorf("foreign datagrams counted %d, lost %d; want %d, 0", h.in.rx.errs.Foreign, h.em.LostCount(), len(dgs))
+	if h.in.rx.loop.Errors().Foreign != uint64(len(dgs)) || h.em.LostCount() != 0 {
+		t.Errorf("foreign datagrams counted %d, lost %d; want %d, 0", h.in.rx.loop.Errors().Foreign, h.em.LostCount(), len(dgs))
 	}
 }
 

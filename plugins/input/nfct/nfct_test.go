@@ -298,11 +298,22 @@ func TestProtocolsFallback(t *testing.T) {
 	}
 }
 
-func TestNewResolvesProtocols(t *testing.T) {
+func TestStartResolvesProtocols(t *testing.T) {
 	in := newTest(t, cfgWith(func(c *Config) {
 		c.AcceptProtoFilter = "tcp,udp,icmp"
 		c.AcceptSrcFilter = "10.0.0.0/8"
 	}))
+	// The constructor reads no file: the names wait for Start.
+	in.protocols = filepath.Join(t.TempDir(), "protocols")
+	if err := os.WriteFile(in.protocols, []byte("tcp 6\nudp 17\nicmp 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !in.flt.empty() {
+		t.Fatalf("filters resolved by the constructor: %+v", in.flt)
+	}
+	if err := in.resolveFilters(); err != nil {
+		t.Fatal(err)
+	}
 	if diff := cmp.Diff([]uint8{6, 17, 1}, in.flt.protos); diff != "" {
 		t.Errorf("protos (-want +got):\n%s", diff)
 	}
@@ -311,8 +322,12 @@ func TestNewResolvesProtocols(t *testing.T) {
 	}
 	d := Descriptor()
 	env := &plugin.Env{Config: cfgWith(func(c *Config) { c.AcceptProtoFilter = "nosuchproto" }), Out: make([]keys.Slot, numKeys)}
-	if _, err := d.New(env); err == nil || !strings.Contains(err.Error(), `unknown protocol "nosuchproto"`) {
-		t.Errorf("New with unknown protocol: %v", err)
+	inst, err := d.New(env)
+	if err != nil {
+		t.Fatalf("New with an unknown protocol name: %v; want the error at Start", err)
+	}
+	if err := inst.(*instance).resolveFilters(); err == nil || !strings.Contains(err.Error(), `unknown protocol "nosuchproto"`) {
+		t.Errorf("Start with unknown protocol: %v", err)
 	}
 }
 
@@ -737,8 +752,8 @@ func TestCapturedDecode(t *testing.T) {
 	for _, dg := range dgs {
 		in.datagram(r, e, dg)
 	}
-	if in.rx.errs.Decode != 0 {
-		t.Errorf("%d decode errors", in.rx.errs.Decode)
+	if in.rx.loop.Errors().Decode != 0 {
+		t.Errorf("%d decode errors", in.rx.loop.Errors().Decode)
 	}
 	got := e.Records()
 	if len(got) == 0 {
@@ -858,13 +873,22 @@ func TestUndecodableMessageCountedLost(t *testing.T) {
 	bad := append([]byte(nil), good...)
 	binary.NativeEndian.PutUint16(bad[nl.HeaderLen+4:], 0xfff0)
 	in.datagram(r, e, append(append(append([]byte(nil), good...), bad...), good...))
-	if in.rx.errs.Decode != 1 || e.LostCount() != 1 || len(e.Records()) != 2 {
-		t.Fatalf("%d decode errors, lost %d, %d records: want 1, 1, 2", in.rx.errs.Decode, e.LostCount(), len(e.Records()))
+	if in.rx.loop.Errors().Decode != 1 || e.LostCount() != 1 || len(e.Records()) != 2 {
+		t.Fatalf("%d decode errors, lost %d, %d records: want 1, 1, 2", in.rx.loop.Errors().Decode, e.LostCount(), len(e.Records()))
 	}
 	// A datagram cut in its last message: the whole ones are logged and
 	// the cut one is lost, counted once.
-	in.walk(r, e, append(append([]byte(nil), good...), good[:len(good)-8]...), true)
-	if e.LostCount() != 1 || len(e.Records()) != 3 {
-		t.Fatalf("after a cut datagram: lost %d, %d records: want 1 (counted by the receive loop), 3", e.LostCount(), len(e.Records()))
+	in.rx.loop.Datagram(e, &receiver{in, r, e}, append(append([]byte(nil), good...), good[:len(good)-8]...), true)
+	if e.LostCount() != 2 || len(e.Records()) != 3 {
+		t.Fatalf("after a cut datagram: lost %d, %d records: want 2, 3", e.LostCount(), len(e.Records()))
 	}
+}
+
+// datagram feeds one captured datagram through the receive loop's message
+// walk, as the loop does for every datagram it receives.
+func (in *instance) datagram(rec *keys.Record, e plugin.Emitter, dg []byte) {
+	if in.rx.h.rec != rec || in.rx.h.e != e {
+		in.rx.h = receiver{in: in, rec: rec, e: e}
+	}
+	in.rx.loop.Datagram(e, &in.rx.h, dg, false)
 }

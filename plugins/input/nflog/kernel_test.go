@@ -203,8 +203,8 @@ func TestKernelForeignSender(t *testing.T) {
 	if got := h.em.Records(); len(got) != 1 {
 		t.Errorf("%d records, want the UDP packet's only: %v", len(got), got)
 	}
-	if h.in.rx.errs.Foreign != 2 || h.em.LostCount() != 0 {
-		t.Errorf("foreign datagrams counted %d, lost %d; want 2, 0", h.in.rx.errs.Foreign, h.em.LostCount())
+	if h.in.rx.loop.Errors().Foreign != 2 || h.em.LostCount() != 0 {
+		t.Errorf("foreign datagrams counted %d, lost %d; want 2, 0", h.in.rx.loop.Errors().Foreign, h.em.LostCount())
 	}
 	if !strings.Contains(h.log.String(), "NFLOG ignored netlink datagrams that the kernel did not send") {
 		t.Errorf("no warning in the log:\n%s", h.log.String())

@@ -24,8 +24,8 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/nl"
+	"github.com/ulogd-go/ulogd/internal/nl/eventsock"
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
-	"github.com/ulogd-go/ulogd/internal/nl/rx"
 	"github.com/ulogd-go/ulogd/internal/notice"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
@@ -96,26 +96,20 @@ type instance struct {
 	rx rxState // owned by the receive goroutine (Start before Run)
 }
 
-// rxState is the receive loop's reused state.
+// rxState is the receive loop and its reused state.
 type rxState struct {
-	batch *nl.Batch
-	pkt   nflog.Packet
-
-	// buf is the socket buffer size and the packets counted lost
-	// (cumulative); buf.SeqCounts is seq_local: losses come from
-	// sequence gaps.
-	buf       rx.Buffer
+	// loop is the socket's buffer, loss accounting and read loop;
+	// loop.SeqCounts is seq_local: losses come from sequence gaps.
+	loop      eventsock.Loop
+	h         receiver // the loop's handler
+	pkt       nflog.Packet
 	startLost uint64 // packets read and discarded while configuring
-	congested bool   // ENOBUFS seen, drop counter not read since the queue drained
 
 	lastSeq uint32
 	haveSeq bool
 	gapNote notice.Limiter
 
-	truncated uint64
-	truncNote notice.Limiter
-	errs      rx.Errors // undecodable messages, failed reads
-	unknown   uint64
+	unknown uint64
 }
 
 func newInstance(env *plugin.Env) (plugin.Instance, error) {
@@ -137,7 +131,11 @@ func newInstance(env *plugin.Env) (plugin.Instance, error) {
 		now:   time.Now,
 		done:  make(chan struct{}),
 	}
-	in.rx.buf = rx.Buffer{Name: "NFLOG", Log: log, MaxSize: c.BufferMaxSize, SeqCounts: c.SeqLocal != 0}
+	in.rx.loop = eventsock.Loop{
+		Buffer:       eventsock.Buffer{Name: "NFLOG", Log: log, MaxSize: c.BufferMaxSize, SeqCounts: c.SeqLocal != 0},
+		DecodeMsg:    "NFLOG cannot decode a packet message (skipped)",
+		TruncatedMsg: fmt.Sprintf("NFLOG datagram larger than bufsize=%d was truncated: packets lost; raise bufsize", c.BufSize),
+	}
 	copy(in.sl[:], env.Out)
 	return in, nil
 }
@@ -162,7 +160,7 @@ func (in *instance) Start(ctx context.Context) error {
 func (in *instance) configure(ctx context.Context, c *nl.Conn) error {
 	cfg := &in.cfg
 	// The buffer first, so that no acknowledgement is dropped.
-	in.rx.buf.Set(ctx, c, cfg.BufferSize)
+	in.rx.loop.SetBuffer(ctx, c, cfg.BufferSize)
 	ctl := nflog.NewControl(c)
 	if cfg.Group == 0 || cfg.Bind != 0 {
 		for _, pf := range legacyFamilies {
@@ -219,15 +217,14 @@ func (in *instance) configure(ctx context.Context, c *nl.Conn) error {
 		if err != nil {
 			in.log.Error(fmt.Sprintf("unable to set flags 0x%x", flags), "err", err)
 			if flags&nflog.FlagSeq != 0 {
-				in.rx.buf.SeqCounts = false
+				in.rx.loop.SeqCounts = false
 			}
 		}
 	}
 	in.rx.startLost = uint64(ctl.Skipped)
 	count := min(max(batchMemory/cfg.BufSize, minBatchCount), maxBatchCount)
-	in.rx.batch = nl.NewBatch(count, cfg.BufSize)
-	c.SetCoalesce(nl.EventCoalesce) // after the configuration's answers
-	in.rx.buf.Baseline(c)
+	// Coalescing starts after the configuration's answers.
+	in.rx.loop.Ready(c, nl.NewBatch(count, cfg.BufSize))
 	return nil
 }
 
@@ -255,7 +252,7 @@ func (in *instance) closeAll() {
 	// Count drops the receive loop has not read yet: the counters are
 	// reported once the sources have stopped.
 	if in.em != nil {
-		in.rx.buf.Sync(in.conn, in.em)
+		in.rx.loop.Sync(in.em)
 	}
 	if in.bound {
 		// Fire and forget: closing the socket releases the group anyway;
@@ -285,7 +282,7 @@ func (in *instance) Run(ctx context.Context, e plugin.Emitter) error {
 	in.mu.Unlock()
 	var receive func(context.Context) // nil: stopped before Run
 	if c != nil {
-		receive = func(context.Context) { in.receive(c, e) }
+		receive = func(context.Context) { in.receive(e) }
 	}
 	plugin.RunLoop(ctx, in.done, in.closeAll, receive)
 	return nil
@@ -297,6 +294,6 @@ func (in *instance) syncLoss() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.conn != nil && in.em != nil {
-		in.rx.buf.Sync(in.conn, in.em)
+		in.rx.loop.Sync(in.em)
 	}
 }
