@@ -8,15 +8,15 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/ulogd-go/ulogd/internal/netnstest"
 	"github.com/ulogd-go/ulogd/internal/nl"
-	"github.com/ulogd-go/ulogd/internal/nl/nltest"
 	"golang.org/x/sys/unix"
 )
 
 // Conntrack multicast groups (NFNLGRP_CONNTRACK_NEW, _DESTROY).
 const groupNew, groupDestroy = 1, 3
 
-func open(t *testing.T, ns *nltest.NS) *nl.Conn {
+func open(t *testing.T, ns *netnstest.NS) *nl.Conn {
 	t.Helper()
 	var c *nl.Conn
 	var err error
@@ -28,8 +28,8 @@ func open(t *testing.T, ns *nltest.NS) *nl.Conn {
 	return c
 }
 
-// udpBurst makes n NEW events (nltest.NS.UDPBurst).
-func udpBurst(t *testing.T, ns *nltest.NS, first, n int) { ns.UDPBurst(t, first, n) }
+// udpBurst makes n NEW events (netnstest.NS.UDPBurst).
+func udpBurst(t *testing.T, ns *netnstest.NS, first, n int) { ns.UDPBurst(t, first, n) }
 
 // drain reads until nothing arrives for a short while; it returns the number
 // of datagrams and of ENOBUFS errors.
@@ -60,7 +60,7 @@ func drain(t *testing.T, c *nl.Conn, b *nl.Batch) (n, overruns int) {
 }
 
 func TestConnBasics(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	c := open(t, ns)
 	if c.PortID() == 0 {
 		t.Error("PortID = 0, want kernel-assigned")
@@ -106,7 +106,7 @@ func TestConnBasics(t *testing.T) {
 }
 
 func TestCloseUnblocksReceive(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	c := open(t, ns)
 	errc := make(chan error)
 	go func() {
@@ -137,7 +137,7 @@ func TestCloseUnblocksReceive(t *testing.T) {
 }
 
 func TestNoBuffers(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
 	c := open(t, ns)
 	if _, err := c.SetReadBuffer(0); err != nil { // the kernel minimum
@@ -180,7 +180,7 @@ func TestNoBuffers(t *testing.T) {
 }
 
 func TestTruncated(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
 	udpBurst(t, ns, 20000, 200)
 	c := open(t, ns)
@@ -248,9 +248,9 @@ func ExampleConn_Receive() {
 
 // listenNew returns a namespace that tracks connections and a socket in it
 // subscribed to its NEW events, with room for a few thousand.
-func listenNew(t *testing.T) (*nltest.NS, *nl.Conn) {
+func listenNew(t *testing.T) (*netnstest.NS, *nl.Conn) {
 	t.Helper()
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
 	c := open(t, ns)
 	if _, err := c.SetReadBuffer(1 << 20); err != nil {

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ulogd-go/ulogd/internal/netnstest"
 	"github.com/ulogd-go/ulogd/internal/nl"
-	"github.com/ulogd-go/ulogd/internal/nl/nltest"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,7 +21,7 @@ type captured struct {
 }
 
 // openIn opens a NETLINK_NETFILTER socket inside ns, joined to groups.
-func openIn(t *testing.T, ns *nltest.NS, groups ...uint32) *nl.Conn {
+func openIn(t *testing.T, ns *netnstest.NS, groups ...uint32) *nl.Conn {
 	t.Helper()
 	var c *nl.Conn
 	var err error

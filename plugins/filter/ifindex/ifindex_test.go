@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/netnstest"
 	"github.com/ulogd-go/ulogd/internal/nl"
-	"github.com/ulogd-go/ulogd/internal/nl/nltest"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
 )
@@ -194,7 +194,7 @@ func TestSharedCache(t *testing.T) {
 // index maps to its name, a rename shows the new name, a deletion the
 // number.
 func TestIFINDEXKernel(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	orig := dial
 	t.Cleanup(func() { dial = orig })
 	dial = func() (*nl.Conn, error) {

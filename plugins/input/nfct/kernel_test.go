@@ -1,6 +1,6 @@
 package nfct
 
-// Real-kernel tests: each runs in a private network namespace (nltest) and
+// Real-kernel tests: each runs in a private network namespace (netnstest) and
 // skips when not root.
 
 import (
@@ -19,9 +19,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ulogd-go/ulogd/internal/netnstest"
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
-	"github.com/ulogd-go/ulogd/internal/nl/nltest"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
 )
 
@@ -30,13 +30,13 @@ var captureFlag = flag.Bool("nfct.capture", false, "rewrite testdata/events.bin 
 // harness is an NFCT instance started in a namespace.
 type harness struct {
 	t   *testing.T
-	ns  *nltest.NS
+	ns  *netnstest.NS
 	in  *instance
 	em  *plugintest.Recorder
 	src *plugintest.Source
 }
 
-func startNFCT(t *testing.T, ns *nltest.NS, c *Config) *harness {
+func startNFCT(t *testing.T, ns *netnstest.NS, c *Config) *harness {
 	t.Helper()
 	h := &harness{t: t, ns: ns, in: newTest(t, c), em: newTestEmitter()}
 	var err error
@@ -96,7 +96,7 @@ func and(fs ...func(rec) bool) func(rec) bool {
 }
 
 func TestKernelNewOnly(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.EventMask = 1; c.HashEnable = 0 }))
 	h.run()
 	h.insertTCP("10.1.0.1", "10.1.0.2", 1000)
@@ -136,7 +136,7 @@ func TestKernelNewOnly(t *testing.T) {
 // made before the source waits again (nl's TestIdleBeforeWaiting checks
 // that Receive calls it only then).
 func TestKernelFlushWhenIdle(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
 	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.EventMask = 1; c.HashEnable = 0 }))
 	h.run()
@@ -154,7 +154,7 @@ func TestKernelFlushWhenIdle(t *testing.T) {
 // the event socket are dropped and counted, not logged: captured kernel
 // events replayed from a user-space socket.
 func TestKernelForeignSender(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.EventMask = 5; c.HashEnable = 0 }))
 	h.run()
 	dgs := loadCaptured(t)
@@ -171,7 +171,7 @@ func TestKernelForeignSender(t *testing.T) {
 }
 
 func TestKernelNewDestroy(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.Sysctl(t, "net.netfilter.nf_conntrack_timestamp", "1")
 	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.EventMask = 5; c.HashEnable = 0 }))
 	h.run()
@@ -199,7 +199,7 @@ func TestKernelNewDestroy(t *testing.T) {
 }
 
 func TestKernelHash(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := &harness{t: t, ns: ns}
 	// A flow that exists before the start: the initial dump tracks it. It
 	// was created while nobody listened, so the kernel will never send its
@@ -239,7 +239,7 @@ func TestKernelHash(t *testing.T) {
 
 // tcpExchange opens a TCP connection on the namespace's loopback, sends a
 // few bytes both ways and closes it. It returns the client port.
-func tcpExchange(t *testing.T, ns *nltest.NS) int {
+func tcpExchange(t *testing.T, ns *netnstest.NS) int {
 	t.Helper()
 	var ln net.Listener
 	var c net.Conn
@@ -275,7 +275,7 @@ func tcpExchange(t *testing.T, ns *nltest.NS) int {
 }
 
 func TestKernelCounters(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t) // acct=1, timestamp=1, conntrack hooks
 	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.EventMask = 4; c.HashEnable = 0 }))
 	h.run()
@@ -297,7 +297,7 @@ func TestKernelCounters(t *testing.T) {
 }
 
 func TestKernelICMP(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.EventMask = 1; c.HashEnable = 0; c.Reliable = 1 }))
 	h.run()
 	h.conntrack("-I", "-p", "icmp", "-s", "10.1.0.1", "-d", "10.1.0.2", "--icmp-type", "8", "--icmp-code", "0", "--icmp-id", "77", "-t", "30")
@@ -316,7 +316,7 @@ func TestKernelICMP(t *testing.T) {
 }
 
 func TestKernelPolling(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.PollInterval = 1 }))
 	if h.in.conn != nil {
 		t.Fatal("polling mode opened an event socket")
@@ -339,7 +339,7 @@ func TestKernelPolling(t *testing.T) {
 
 // udpExchange sends n datagrams client → server and one back; it returns
 // the client port.
-func udpExchange(t *testing.T, ns *nltest.NS, n int) int {
+func udpExchange(t *testing.T, ns *netnstest.NS, n int) int {
 	t.Helper()
 	var srv, cli *net.UDPConn
 	var err error
@@ -377,7 +377,7 @@ func udpExchange(t *testing.T, ns *nltest.NS, n int) int {
 func TestKernelSIGUSR2(t *testing.T) {
 	for _, hash := range []int{0, 1} {
 		t.Run(fmt.Sprintf("hash_enable=%d", hash), func(t *testing.T) {
-			ns := nltest.NewNS(t)
+			ns := netnstest.NewNS(t)
 			ns.EnableConntrack(t)
 			h := startNFCT(t, ns, cfgWith(func(c *Config) { c.HashEnable = hash; c.EventMask = 4 }))
 			h.run()
@@ -407,7 +407,7 @@ func TestKernelSIGUSR2(t *testing.T) {
 }
 
 func TestKernelFilter(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := startNFCT(t, ns, cfgWith(func(c *Config) {
 		c.EventMask = 1
 		c.HashEnable = 0
@@ -435,7 +435,7 @@ func TestKernelFilter(t *testing.T) {
 func TestKernelOverrun(t *testing.T) {
 	for _, hash := range []int{0, 1} {
 		t.Run(fmt.Sprintf("hash_enable=%d", hash), func(t *testing.T) {
-			ns := nltest.NewNS(t)
+			ns := netnstest.NewNS(t)
 			ns.EnableConntrack(t)
 			h := startNFCT(t, ns, cfgWith(func(c *Config) {
 				c.EventMask = 1 | 4*hash
@@ -481,7 +481,7 @@ func TestKernelOverrun(t *testing.T) {
 }
 
 func TestKernelStopPrompt(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := startNFCT(t, ns, cfgWith(nil))
 	h.run()
 	start := time.Now()
@@ -497,7 +497,7 @@ func TestCapture(t *testing.T) {
 	if !*captureFlag {
 		t.Skip("run with -nfct.capture to rewrite testdata/events.bin")
 	}
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
 	var c *nl.Conn
 	var err error

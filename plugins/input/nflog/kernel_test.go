@@ -1,6 +1,6 @@
 package nflog
 
-// Real-kernel tests: each runs in a private network namespace (nltest) and
+// Real-kernel tests: each runs in a private network namespace (netnstest) and
 // skips when not root.
 
 import (
@@ -14,9 +14,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ulogd-go/ulogd/internal/netnstest"
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
-	"github.com/ulogd-go/ulogd/internal/nl/nltest"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
 )
 
@@ -40,7 +40,7 @@ const inRules = `table inet t {
 }
 `
 
-func nft(t *testing.T, ns *nltest.NS, rules string) {
+func nft(t *testing.T, ns *netnstest.NS, rules string) {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "rules.nft")
 	if err := os.WriteFile(f, []byte(rules), 0o644); err != nil {
@@ -52,14 +52,14 @@ func nft(t *testing.T, ns *nltest.NS, rules string) {
 // harness is an NFLOG instance started in a namespace.
 type harness struct {
 	t   *testing.T
-	ns  *nltest.NS
+	ns  *netnstest.NS
 	in  *instance
 	log *logBuf
 	em  *plugintest.Recorder
 	src *plugintest.Source
 }
 
-func startNFLOG(t *testing.T, ns *nltest.NS, c *Config) *harness {
+func startNFLOG(t *testing.T, ns *netnstest.NS, c *Config) *harness {
 	t.Helper()
 	h := &harness{t: t, ns: ns, em: newTestEmitter()}
 	h.in, h.log = newTest(t, c)
@@ -91,7 +91,7 @@ func is(key string, v any) func(rec) bool {
 
 // sendUDP sends n datagrams from inside the namespace to 127.0.0.1:5000,
 // where a socket is bound so that no ICMP error (itself logged) comes back.
-func sendUDP(t *testing.T, ns *nltest.NS, n int) {
+func sendUDP(t *testing.T, ns *netnstest.NS, n int) {
 	t.Helper()
 	var sock, sink int
 	var err, serr error
@@ -116,7 +116,7 @@ func sendUDP(t *testing.T, ns *nltest.NS, n int) {
 }
 
 func TestKernelICMP(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	nft(t, ns, outRules)
 	h := startNFLOG(t, ns, cfgWith(func(c *Config) {
 		c.Group = 5
@@ -192,7 +192,7 @@ func TestKernelICMP(t *testing.T) {
 // TestKernelForeignSender checks that a packet message another process
 // sends to the NFLOG socket is dropped and counted, not logged.
 func TestKernelForeignSender(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	nft(t, ns, outRules)
 	h := startNFLOG(t, ns, cfgWith(func(c *Config) { c.Group = 5; c.QThreshold = 1 }))
 	h.run()
@@ -212,7 +212,7 @@ func TestKernelForeignSender(t *testing.T) {
 }
 
 func TestKernelIPv6(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	nft(t, ns, outRules)
 	h := startNFLOG(t, ns, cfgWith(func(c *Config) { c.Group = 5; c.QThreshold = 1 }))
 	h.run()
@@ -226,8 +226,8 @@ func TestKernelIPv6(t *testing.T) {
 // TestKernelEthernet checks the link-layer keys of a packet received on a
 // veth from another namespace.
 func TestKernelEthernet(t *testing.T) {
-	ns := nltest.NewNS(t)
-	peer := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
+	peer := netnstest.NewNS(t)
 	nft(t, ns, inRules)
 	ns.Run(t, "ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", peer.Name)
 	ns.Run(t, "ip", "addr", "add", "10.9.0.1/24", "dev", "v0")
@@ -260,7 +260,7 @@ func TestKernelEthernet(t *testing.T) {
 }
 
 func TestKernelGroupConflict(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	var c *nl.Conn
 	var err error
 	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
@@ -301,7 +301,7 @@ func TestKernelGroupConflict(t *testing.T) {
 // TestKernelLegacyGroup0: group 0 (also the default) binds the protocol
 // families first, with ulogd's notices.
 func TestKernelLegacyGroup0(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := startNFLOG(t, ns, cfgWith(nil))
 	logs := h.log.String()
 	for _, pf := range []int{2, 10, 7} {
@@ -317,7 +317,7 @@ func TestKernelLegacyGroup0(t *testing.T) {
 }
 
 func TestKernelAttachConntrack(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	nft(t, ns, outRules)
 	h := startNFLOG(t, ns, cfgWith(func(c *Config) {
 		c.Group = 5
@@ -347,7 +347,7 @@ func TestKernelAttachConntrack(t *testing.T) {
 func TestKernelOverrun(t *testing.T) {
 	for _, seq := range []int{0, 1} {
 		t.Run(fmt.Sprintf("seq_local=%d", seq), func(t *testing.T) {
-			ns := nltest.NewNS(t)
+			ns := netnstest.NewNS(t)
 			nft(t, ns, outRules)
 			h := startNFLOG(t, ns, cfgWith(func(c *Config) {
 				c.Group = 5
@@ -391,7 +391,7 @@ func TestKernelOverrun(t *testing.T) {
 }
 
 func TestKernelStopPrompt(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := startNFLOG(t, ns, cfgWith(func(c *Config) { c.Group = 9 }))
 	h.run()
 	time.Sleep(50 * time.Millisecond)

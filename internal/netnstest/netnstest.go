@@ -1,7 +1,7 @@
-// Package nltest runs real-kernel netlink tests inside private, uniquely
+// Package netnstest runs real-kernel netlink tests inside private, uniquely
 // named network namespaces.
 //
-//	ns := nltest.NewNS(t)              // skips unless root; deleted at cleanup
+//	ns := netnstest.NewNS(t)           // skips unless root; deleted at cleanup
 //	ns.Sysctl(t, "net.netfilter.nf_conntrack_acct", "1")
 //	var c *nl.Conn
 //	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
@@ -9,7 +9,7 @@
 //
 // Sockets opened inside Do stay in the namespace for their whole life, and
 // may be used from any goroutine afterwards.
-package nltest
+package netnstest
 
 import (
 	"fmt"
