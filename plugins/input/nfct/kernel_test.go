@@ -4,14 +4,17 @@ package nfct
 // skips when not root.
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -128,6 +131,35 @@ func TestKernelNewOnly(t *testing.T) {
 	h.waitRecs("marker", 1, is("orig.l4.sport", uint64(1001)))
 	if d := h.em.Matching(is("ct.event", uint64(4))); len(d) != 0 {
 		t.Errorf("DESTROY records with event_mask=1: %v", d)
+	}
+}
+
+// TestKernelGuideEventMask checks a mask from the guides that call the bits
+// 0x08-0x80 "assured", "confirmed", ...: ulogd2 accepts 0x85 and logs NEW
+// and DESTROY as usual; so does NFCT, and it warns once at start what 0x80
+// really is.
+func TestKernelGuideEventMask(t *testing.T) {
+	ns := netnstest.NewNS(t)
+	var logged bytes.Buffer // read once the instance has stopped
+	h := &harness{t: t, ns: ns, in: newTest(t, cfgWith(func(c *Config) { c.EventMask = 0x85; c.HashEnable = 0 })), em: newTestEmitter()}
+	h.in.log = slog.New(slog.NewTextHandler(&logged, nil))
+	var err error
+	ns.Do(t, func() { err = h.in.Start(context.Background()) })
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	h.src = plugintest.NewSource(t, h.in)
+	h.run()
+	h.insertTCP("10.1.0.1", "10.1.0.2", 1000)
+	h.conntrack("-D", "-p", "tcp", "--sport", "1000")
+	h.waitRecs("NEW record", 1, and(is("orig.l4.sport", uint64(1000)), is("ct.event", uint64(1))))
+	h.waitRecs("DESTROY record", 1, and(is("orig.l4.sport", uint64(1000)), is("ct.event", uint64(4))))
+	h.stop()
+	log := logged.String()
+	if n := strings.Count(log, "event_mask=0x85"); n != 1 ||
+		!strings.Contains(log, "0x80 is nfnetlink group 8 (NFNLGRP_ACCT_QUOTA") ||
+		!strings.Contains(log, "DESTROY already includes the entries the garbage collector removes") {
+		t.Errorf("want one warning naming 0x80 as the nfacct quota group; log:\n%s", log)
 	}
 }
 
@@ -475,6 +507,58 @@ func TestKernelOverrun(t *testing.T) {
 			t.Logf("%d events: %d received, %d counted lost", n, got, lost)
 			if got+int(lost) != n {
 				t.Errorf("received %d + lost %d != %d sent", got, lost, n)
+			}
+		})
+	}
+}
+
+// TestKernelReliableLost checks the loss count of reliable=1 against what
+// really went missing, with a socket buffer too small for the bursts: the
+// NEW events of 3000 flows are sent while nothing reads, then the flows are
+// flushed at once. The kernel keeps every DESTROY it could not queue and
+// delivers it again, so all 3000 DESTROY records come; a NEW it could not
+// queue is sent again only merged into the DESTROY, so it is lost. The
+// socket's drop counter counts both kinds of failed delivery (and every
+// retry): it is not the loss.
+func TestKernelReliableLost(t *testing.T) {
+	for _, hash := range []int{0, 1} {
+		t.Run(fmt.Sprintf("hash_enable=%d", hash), func(t *testing.T) {
+			ns := netnstest.NewNS(t)
+			ns.EnableConntrack(t)
+			h := startNFCT(t, ns, cfgWith(func(c *Config) {
+				c.EventMask = 5
+				c.HashEnable = hash
+				c.Reliable = 1
+				c.BufferSize = 4096
+			}))
+			const n = 3000
+			ns.UDPBurst(t, 20000, n)
+			h.run()
+			tracked := 0
+			if hash == 1 {
+				// The NEW events the buffer held are read in one batch,
+				// which ends with a flush: the flows in the table then are
+				// those whose NEW came.
+				h.wait("queued NEW events read", 10*time.Second, func() bool { return h.em.Flushes() > 0 })
+				tracked = h.in.table.Len()
+			}
+			h.conntrack("-F")
+			udp := is("orig.ip.protocol", uint64(17))
+			h.waitRecs("every DESTROY, delivered again", n, and(udp, is("ct.event", uint64(4))))
+			h.stop()
+			var missing int
+			if hash == 0 {
+				missing = n - len(h.em.Matching(and(udp, is("ct.event", uint64(1)))))
+			} else {
+				missing = n - tracked
+			}
+			lost, retried := h.em.LostCount(), h.in.rx.loop.Retried.Load()
+			t.Logf("%d flows: %d NEW events missing, %d counted lost, %d failed deliveries", n, missing, lost, retried)
+			if retried <= uint64(missing) {
+				t.Fatalf("%d failed deliveries for %d lost NEW events: no DESTROY was delivered again, the test proves nothing", retried, missing)
+			}
+			if lost != uint64(missing) {
+				t.Errorf("counted %d lost, but %d NEW events really went missing (all %d DESTROY came)", lost, missing, n)
 			}
 		})
 	}

@@ -104,6 +104,13 @@ type rxState struct {
 	now  timeval        // when the current batch was received
 	ev   ctnl.Event
 
+	// missedNew: reliable=1 with NEW and DESTROY joined: a DESTROY whose
+	// NEW never came counts that NEW as lost (lostNew). seen holds the
+	// ids of the flows whose NEW came, with hash_enable=0 (the flow table
+	// tells otherwise).
+	missedNew bool
+	seen      map[uint32]struct{}
+
 	updates    uint64
 	updateNote notice.Limiter
 }
@@ -144,6 +151,12 @@ func newInstance(env *plugin.Env) (plugin.Instance, error) {
 	copy(in.sl[:], env.Out)
 	if c.HashEnable != 0 {
 		in.table = newFlowTable(c.HashBuckets, c.HashMaxEntries)
+	}
+	if c.Reliable != 0 && c.EventMask&maskNew != 0 && c.EventMask&maskDestroy != 0 {
+		in.rx.missedNew = true
+		if in.table == nil {
+			in.rx.seen = make(map[uint32]struct{})
+		}
 	}
 	return in, nil
 }
@@ -241,9 +254,13 @@ func (in *instance) openEvents(ctx context.Context) error {
 			return fail(fmt.Errorf("NFCT: attach accept_* filter: %w", err))
 		}
 	}
+	if extra := extraMaskBits(in.cfg.EventMask); extra != "" {
+		in.log.Warn(fmt.Sprintf("NFCT event_mask=0x%x: only 0x1 (NEW), 0x2 (UPDATE) and 0x4 (DESTROY) are conntrack events, and only their groups are joined; %s. DESTROY already includes the entries the garbage collector removes.",
+			uint32(in.cfg.EventMask), extra))
+	}
 	if g := groupsOf(in.cfg.EventMask); len(g) > 0 {
 		if err := c.JoinGroups(g...); err != nil {
-			return fail(fmt.Errorf("NFCT: join conntrack event groups (event_mask=%d): %w", in.cfg.EventMask, err))
+			return fail(fmt.Errorf("NFCT: join conntrack event groups (event_mask=0x%x): %w", uint32(in.cfg.EventMask), err))
 		}
 	} else {
 		in.log.Warn("NFCT event_mask selects no conntrack event (1 NEW, 2 UPDATE, 4 DESTROY): nothing will be logged", "event_mask", in.cfg.EventMask)

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -145,7 +146,9 @@ func TestConfigErrors(t *testing.T) {
 		{"negative poll", func(c *Config) { c.PollInterval = -1 }, "pollinterval=-1"},
 		{"zero entries", func(c *Config) { c.HashMaxEntries = 0 }, "hash_max_entries=0"},
 		{"zero entries without hash", func(c *Config) { c.HashMaxEntries = 0; c.HashEnable = 0 }, ""},
-		{"mask", func(c *Config) { c.EventMask = 0x40 }, "event_mask=64"},
+		// ulogd2 accepts every mask (a legacy netlink group mask).
+		{"guide mask", func(c *Config) { c.EventMask = 0x85 }, ""},
+		{"all bits", func(c *Config) { c.EventMask = -1 }, ""},
 		{"negative buffer", func(c *Config) { c.BufferSize = -1 }, "netlink_socket_buffer_size=-1"},
 		{"bad src", func(c *Config) { c.AcceptSrcFilter = "10.0.0.1" }, `"10.0.0.1": no network specified`},
 		{"bad dst", func(c *Config) { c.AcceptDstFilter = "10.0.0.0/8,fd00::1" }, `accept_dst_filter: entry "fd00::1"`},
@@ -328,6 +331,30 @@ func TestStartResolvesProtocols(t *testing.T) {
 	}
 	if err := inst.(*instance).resolveFilters(); err == nil || !strings.Contains(err.Error(), `unknown protocol "nosuchproto"`) {
 		t.Errorf("Start with unknown protocol: %v", err)
+	}
+}
+
+// TestExtraMaskBits checks the start-up warning's account of the bits
+// beyond NEW, UPDATE and DESTROY, in nfnetlink group numbering.
+func TestExtraMaskBits(t *testing.T) {
+	for mask, want := range map[int]string{
+		5:    "",
+		7:    "",
+		0x85: "0x80 is nfnetlink group 8 (NFNLGRP_ACCT_QUOTA, nfacct quota notifications)",
+		0x38: "0x8 is nfnetlink group 4 (NFNLGRP_CONNTRACK_EXP_NEW, expectation NEW events); " +
+			"0x10 is nfnetlink group 5 (NFNLGRP_CONNTRACK_EXP_UPDATE, expectation UPDATE events); " +
+			"0x20 is nfnetlink group 6 (NFNLGRP_CONNTRACK_EXP_DESTROY, expectation DESTROY events)",
+		0x141: "0x40 is nfnetlink group 7 (NFNLGRP_NFTABLES, nftables ruleset changes); " +
+			"0x100 is nfnetlink group 9 (NFNLGRP_NFTRACE, nftables trace events)",
+		0x200:      "0x200 is no nfnetlink group (the kernel ignores it)",
+		0x80000004: "0x80000000 is no nfnetlink group (the kernel ignores it)",
+	} {
+		if got := extraMaskBits(mask); got != want {
+			t.Errorf("extraMaskBits(%#x) = %q, want %q", mask, got, want)
+		}
+	}
+	if g := groupsOf(0x85); !slices.Equal(g, []uint32{ctnl.GroupNew, ctnl.GroupDestroy}) {
+		t.Errorf("groupsOf(0x85) = %v, want NEW and DESTROY only", g)
 	}
 }
 

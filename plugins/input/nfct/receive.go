@@ -82,6 +82,9 @@ func (in *instance) event(rec *keys.Record, e plugin.Emitter, ev *ctnl.Event, ra
 			if !ok {
 				// ulogd2 drops the kernel's start time here (Q20).
 				start = startOf(ev)
+				if in.rx.missedNew && in.table.Untracked() == 0 {
+					in.lostNew(e)
+				}
 			}
 			sl.fill(rec, ev, eventDestroy, raw)
 			sl.setStart(rec, start)
@@ -92,10 +95,20 @@ func (in *instance) event(rec *keys.Record, e plugin.Emitter, ev *ctnl.Event, ra
 	}
 	switch ev.Type {
 	case ctnl.New:
+		if in.rx.missedNew {
+			in.rx.seen[ev.ID] = struct{}{}
+		}
 		sl.fill(rec, ev, eventNew, raw)
 		sl.setStart(rec, startOf(ev).or(t))
 		e.Emit(rec)
 	case ctnl.Destroy:
+		if in.rx.missedNew {
+			if _, ok := in.rx.seen[ev.ID]; ok {
+				delete(in.rx.seen, ev.ID)
+			} else {
+				in.lostNew(e)
+			}
+		}
 		sl.fill(rec, ev, eventDestroy, raw)
 		sl.setStart(rec, startOf(ev))
 		sl.setEnd(rec, stopOf(ev).or(t))
@@ -107,6 +120,15 @@ func (in *instance) event(rec *keys.Record, e plugin.Emitter, ev *ctnl.Event, ra
 				"detail", "UPDATE events are not logged with hash_enable=0", "count", in.rx.updates)
 		}
 	}
+}
+
+// lostNew counts the NEW event of a flow whose DESTROY came first
+// (reliable=1): the kernel could not queue the NEW event and sent it again
+// only merged into the DESTROY. That is what reliable mode really loses;
+// the socket's drop counter counts DESTROY events too, which the kernel
+// keeps and delivers again (net/netfilter/nf_conntrack_ecache.c).
+func (in *instance) lostNew(e plugin.Emitter) {
+	in.rx.loop.Count(e, 1)
 }
 
 func (in *instance) tableFull() {
