@@ -275,10 +275,11 @@ func TestReceiveAllocs(t *testing.T) {
 	}
 }
 
-// TestCoalesce checks that, with SetCoalesce, a Receive following one that
-// returned several datagrams waits for the delay and then returns what
-// arrived meanwhile in one batch, while one following a lone datagram
-// reads at once.
+// TestCoalesce checks that, with SetCoalesce, the Wait after a read that
+// emptied the socket of several datagrams sleeps for the delay (on
+// synctest's clock: exactly) and the next read returns what arrived
+// meanwhile in one batch, while a read following a lone datagram reads at
+// once.
 func TestCoalesce(t *testing.T) {
 	ns, c := listenNew(t)
 	// A buffer so large that the delay is never cut short for it.
@@ -288,53 +289,57 @@ func TestCoalesce(t *testing.T) {
 	const delay = 300 * time.Millisecond
 	c.SetCoalesce(delay)
 	b := nl.NewBatch(64, nl.EventDatagramSize)
-	receive := func() (int, time.Duration) {
-		t.Helper()
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		start := time.Now()
-		n, err := c.Receive(b)
-		if err != nil {
-			t.Fatalf("Receive: %v", err)
+	synctest.Test(t, func(t *testing.T) {
+		read := func(want int) {
+			t.Helper()
+			if n, err := c.TryReceive(b); n != want || err != nil {
+				t.Fatalf("TryReceive = %d, %v; want %d datagrams", n, err, want)
+			}
 		}
-		return n, time.Since(start)
-	}
-
-	udpBurst(t, ns, 20000, 3)
-	if n, _ := receive(); n != 3 {
-		t.Fatalf("first Receive = %d datagrams, want the 3 queued", n)
-	}
-	// 3 events are far from filling a quarter of the buffer in the delay,
-	// which is therefore not cut short. Nor by the ramp: the sleeps are
-	// taken as grown to the full delay already.
-	nl.SetLastSleep(c, delay)
-	// Events that arrive one by one during the delay are read together.
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		for i := range 5 {
-			time.Sleep(20 * time.Millisecond)
-			udpBurst(t, ns, 21000+i, 1)
+		drained := func() {
+			t.Helper()
+			if n, err := c.TryReceive(b); n != 0 || err != nl.ErrDrained {
+				t.Fatalf("TryReceive = %d, %v; want ErrDrained", n, err)
+			}
 		}
-	}()
-	n, took := receive()
-	<-sent
-	if n != 5 || took < delay {
-		t.Errorf("coalesced Receive = %d datagrams after %v, want 5 after at least %v", n, took, delay)
-	}
-	// After that Receive, the socket is empty: the next one sleeps, finds
-	// nothing, and waits for the next event, which it returns alone.
-	go func() {
-		time.Sleep(delay + 100*time.Millisecond)
+		sleep := func() {
+			t.Helper()
+			start := time.Now()
+			if err := c.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took != delay {
+				t.Errorf("Wait slept %v, want the delay %v", took, delay)
+			}
+		}
+		udpBurst(t, ns, 20000, 3)
+		read(3)
+		// 3 events are far from filling a quarter of the buffer in the
+		// delay, which is therefore not cut short. Nor by the ramp: the
+		// sleeps are taken as grown to the full delay already.
+		nl.SetLastSleep(c, delay)
+		// Events that arrive one by one during the delay are read together.
+		go func() {
+			for i := range 5 {
+				time.Sleep(20 * time.Millisecond)
+				udpBurst(t, ns, 21000+i, 1)
+			}
+		}()
+		drained()
+		sleep()
+		read(5)
+		// After that read the socket is empty: the next sleep finds
+		// nothing, and the read after it reports that the socket is to be
+		// waited for.
+		drained()
+		sleep()
+		drained()
+		// A lone datagram is not a stream: the read after it reads at once.
 		udpBurst(t, ns, 22000, 1)
-	}()
-	if n, took := receive(); n != 1 || took < delay {
-		t.Errorf("Receive = %d datagrams after %v, want 1", n, took)
-	}
-	// A lone datagram is not a stream: the next Receive reads at once.
-	udpBurst(t, ns, 23000, 2)
-	if n, took := receive(); n != 2 || took >= delay {
-		t.Errorf("Receive after a lone datagram = %d after %v, want 2 at once", n, took)
-	}
+		read(1)
+		udpBurst(t, ns, 23000, 2)
+		read(2)
+	})
 }
 
 // TestCoalesceBoundedByBuffer checks that the coalescing delay never lets a
