@@ -67,7 +67,7 @@ func TestKernelControl(t *testing.T) {
 	ns := netnstest.NewNS(t)
 	c := openIn(t, ns)
 	ct := NewControl(c)
-	for _, pf := range []uint8{AFInet, AFInet6, AFBridge} {
+	for _, pf := range []uint8{unix.AF_INET, unix.AF_INET6, unix.AF_BRIDGE} {
 		if err := ct.PFUnbind(pf); err != nil {
 			t.Errorf("PFUnbind(%d): %v", pf, err)
 		}

@@ -5,6 +5,8 @@ package nfct
 // do to it. The hash table itself is in flowtable.go.
 
 import (
+	"golang.org/x/sys/unix"
+
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
 )
 
@@ -58,17 +60,11 @@ func (k *flowKey) orig(srcLen, dstLen int) ctnl.Tuple {
 
 // addrLen is the address length of an address family.
 func addrLen(family uint8) int {
-	if family == afInet6 {
+	if family == unix.AF_INET6 {
 		return 16
 	}
 	return 4
 }
-
-// Address families (AF_INET, AF_INET6).
-const (
-	afInet  = 2
-	afInet6 = 10
-)
 
 // entry is one table entry: its key (the original tuple, family and zone)
 // and what a DESTROY emitted from the table needs beyond it. The reply

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/nl"
@@ -420,7 +421,7 @@ var (
 
 func tcpEvent(typ ctnl.EventType, sport uint16) *ctnl.Event {
 	return &ctnl.Event{
-		Type: typ, Family: afInet,
+		Type: typ, Family: unix.AF_INET,
 		Orig:        ctnl.Tuple{Src: v4a, Dst: v4b, Proto: 6, SrcPort: sport, DstPort: 80, HasPorts: true},
 		Reply:       ctnl.Tuple{Src: v4b, Dst: v4a, Proto: 6, SrcPort: 80, DstPort: sport, HasPorts: true},
 		OrigPackets: 5, OrigBytes: 274, ReplyPackets: 3, ReplyBytes: 164, HasCounters: true,
@@ -464,7 +465,7 @@ func TestFill(t *testing.T) {
 		},
 		{
 			name: "icmp without counters", event: 1,
-			ev: &ctnl.Event{Type: ctnl.New, Family: afInet,
+			ev: &ctnl.Event{Type: ctnl.New, Family: unix.AF_INET,
 				Orig:  ctnl.Tuple{Src: v4a, Dst: v4b, Proto: 1, ICMPType: 8, ICMPCode: 0, ICMPID: 99, HasICMP: true},
 				Reply: ctnl.Tuple{Src: v4b, Dst: v4a, Proto: 1, ICMPType: 0, ICMPCode: 0, ICMPID: 99, HasICMP: true}},
 			want: common(rec{
@@ -476,7 +477,7 @@ func TestFill(t *testing.T) {
 		},
 		{
 			name: "icmpv6", event: 1,
-			ev: &ctnl.Event{Type: ctnl.New, Family: afInet6,
+			ev: &ctnl.Event{Type: ctnl.New, Family: unix.AF_INET6,
 				Orig:  ctnl.Tuple{Src: v6a, Dst: v6b, Proto: 58, ICMPType: 128, ICMPCode: 0, ICMPID: 5, HasICMP: true},
 				Reply: ctnl.Tuple{Src: v6b, Dst: v6a, Proto: 58, ICMPType: 129, ICMPCode: 0, ICMPID: 5, HasICMP: true}},
 			want: common(rec{
@@ -488,7 +489,7 @@ func TestFill(t *testing.T) {
 		},
 		{
 			name: "gre has no port keys", event: 4,
-			ev: &ctnl.Event{Type: ctnl.Destroy, Family: afInet,
+			ev: &ctnl.Event{Type: ctnl.Destroy, Family: unix.AF_INET,
 				Orig:  ctnl.Tuple{Src: v4a, Dst: v4b, Proto: 47, SrcPort: 1, DstPort: 2},
 				Reply: ctnl.Tuple{Src: v4b, Dst: v4a, Proto: 47, SrcPort: 2, DstPort: 1}},
 			want: common(rec{
@@ -499,7 +500,7 @@ func TestFill(t *testing.T) {
 		},
 		{
 			name: "udplite ports, no addresses", event: 4,
-			ev: &ctnl.Event{Type: ctnl.Destroy, Family: afInet,
+			ev: &ctnl.Event{Type: ctnl.Destroy, Family: unix.AF_INET,
 				Orig:  ctnl.Tuple{Proto: 136, SrcPort: 1, DstPort: 2, HasPorts: true},
 				Reply: ctnl.Tuple{Proto: 136, SrcPort: 2, DstPort: 1, HasPorts: true}},
 			want: common(rec{
@@ -577,7 +578,7 @@ func TestFlowTable(t *testing.T) {
 			if tb.remove(&refs[i]) != nil {
 				t.Error("removed twice")
 			}
-		} else if p.Orig.SrcPort != 2 || !p.Orig.HasPorts || p.Family != afInet || len(p.Orig.Src) != 4 || p.Zone != 3 {
+		} else if p.Orig.SrcPort != 2 || !p.Orig.HasPorts || p.Family != unix.AF_INET || len(p.Orig.Src) != 4 || p.Zone != 3 {
 			t.Errorf("probe = %+v", p.Orig)
 		}
 	}

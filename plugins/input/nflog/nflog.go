@@ -76,7 +76,7 @@ const (
 )
 
 // Protocol families of the legacy per-family commands, in ulogd's order.
-var legacyFamilies = [...]uint8{nflog.AFInet, nflog.AFInet6, nflog.AFBridge}
+var legacyFamilies = [...]uint8{unix.AF_INET, unix.AF_INET6, unix.AF_BRIDGE}
 
 // instance is one running NFLOG instance.
 type instance struct {
