@@ -94,7 +94,7 @@ type Buffer struct {
 	dropsAt time.Time // last periodic read; the receive loop's own
 }
 
-// Set sizes the socket's receive buffer. Unlike ulogd2 (Q24) size
+// Set sizes the socket's receive buffer. Unlike ulogd2 (docs/compat.md N1) size
 // (netlink_socket_buffer_size) is applied whatever the maximum; when it is
 // 0, DefaultSize is requested, capped at MaxSize when that is set. The
 // size the kernel reports back is logged.

@@ -54,7 +54,7 @@ func TestSet(t *testing.T) {
 		{"default", 0, 0, DefaultSize},
 		{"default capped by the maximum", 0, 1 << 20, 1 << 20},
 		{"default below the maximum", 0, 128 << 20, DefaultSize},
-		{"set size applies whatever the maximum (Q24)", 1 << 22, 1 << 20, 1 << 22},
+		{"set size applies whatever the maximum (compat N1)", 1 << 22, 1 << 20, 1 << 22},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -182,7 +182,7 @@ func TestParsePrefixes(t *testing.T) {
 		{"10.0.0.0/8, 192.168.1.1/32 ,fd00::/8", []string{"10.0.0.0/8", "192.168.1.1/32", "fd00::/8"}, ""},
 		{"::/0", []string{"::/0"}, ""},
 		{"10.0.0.1", nil, `entry "10.0.0.1": no network specified`},
-		{"10.0.0.1,10.0.0.0/8", nil, `entry "10.0.0.1": no network specified`}, // ulogd mis-parses this (Q23)
+		{"10.0.0.1,10.0.0.0/8", nil, `entry "10.0.0.1": no network specified`}, // ulogd2 mis-parses this
 		{"10.0.0.0/33", nil, `entry "10.0.0.0/33"`},
 		{"fd00::/129", nil, `entry "fd00::/129"`},
 		{"host/8", nil, `entry "host/8"`},
@@ -719,7 +719,7 @@ func TestEmissionHash(t *testing.T) {
 	d := tcpEvent(ctnl.Destroy, 1)
 	d.HasStop, d.Stop = true, 1_000_000_010_000_000_000
 	in.event(r, e, d, nil)
-	// Unknown flow: the kernel's start is kept (ulogd2 drops it, Q20).
+	// Unknown flow: the kernel's start is kept (ulogd2 drops it: docs/compat.md N4).
 	u := tcpEvent(ctnl.Destroy, 2)
 	u.HasStart, u.Start = true, 1_000_000_005_000_000_000
 	in.event(r, e, u, nil)

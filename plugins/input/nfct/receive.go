@@ -65,7 +65,9 @@ func (r *receiver) Overrun() {
 	}
 }
 
-// event applies one decoded conntrack event: §7.3 (hash) or §7.4 (no hash).
+// event applies one decoded conntrack event: to the flow table and, for
+// DESTROY, as a record (hash_enable=1), or as a record of its own
+// (hash_enable=0; UPDATE is not logged).
 func (in *instance) event(rec *keys.Record, e plugin.Emitter, ev *ctnl.Event, raw []byte) {
 	sl := &in.sl
 	// The time of reception: every message of a batch arrived with the
@@ -80,7 +82,8 @@ func (in *instance) event(rec *keys.Record, e plugin.Emitter, ev *ctnl.Event, ra
 		case ctnl.Destroy:
 			start, ok := in.table.take(ev)
 			if !ok {
-				// ulogd2 drops the kernel's start time here (Q20).
+				// ulogd2 drops the kernel's start time here
+				// (docs/compat.md N4).
 				start = startOf(ev)
 				if in.rx.missedNew && in.table.Untracked() == 0 {
 					in.lostNew(e)

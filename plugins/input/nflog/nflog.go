@@ -141,7 +141,7 @@ func newInstance(env *plugin.Env) (plugin.Instance, error) {
 }
 
 // Start opens the nfnetlink_log socket, sizes its buffer, binds the group
-// and configures it (spec §8.1).
+// and configures it as ulogd2 does.
 func (in *instance) Start(ctx context.Context) error {
 	c, err := nl.Open(unix.NETLINK_NETFILTER)
 	if err != nil {
