@@ -165,8 +165,8 @@ func TestKernelGuideEventMask(t *testing.T) {
 
 // TestKernelFlushWhenIdle checks the group commit: a burst of NEW events,
 // read in several full batches, ends with a Flush after its last record,
-// made before the source waits again (nl's TestIdleBeforeWaiting checks
-// that Receive calls it only then).
+// made before the source waits again (nl's TestDrainedBeforeWaiting checks
+// that TryReceive reports the drain only then).
 func TestKernelFlushWhenIdle(t *testing.T) {
 	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
