@@ -23,6 +23,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ulogd-go/ulogd/internal/nl"
 )
 
 var (
@@ -145,6 +147,20 @@ func (ns *NS) UDPBurst(t testing.TB, first, n int) {
 	for p := first; p < first+n; p++ {
 		c.WriteToUDP([]byte("x"), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
 	}
+}
+
+// OpenNetfilter opens a NETLINK_NETFILTER socket in the namespace, closed
+// when t finishes.
+func (ns *NS) OpenNetfilter(t testing.TB) *nl.Conn {
+	t.Helper()
+	var c *nl.Conn
+	var err error
+	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
+	if err != nil {
+		t.Fatalf("open a netfilter socket in %s: %v", ns.Name, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // Do runs fn on an OS thread switched into the namespace, and waits for it.

@@ -18,13 +18,7 @@ const groupNew, groupDestroy = 1, 3
 
 func open(t *testing.T, ns *netnstest.NS) *nl.Conn {
 	t.Helper()
-	var c *nl.Conn
-	var err error
-	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := ns.OpenNetfilter(t)
 	return c
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/netnstest"
 	"github.com/ulogd-go/ulogd/internal/nl"
-	"golang.org/x/sys/unix"
 )
 
 // captured is one received conntrack message: the raw datagram and its decode.
@@ -23,13 +22,7 @@ type captured struct {
 // openIn opens a NETLINK_NETFILTER socket inside ns, joined to groups.
 func openIn(t *testing.T, ns *netnstest.NS, groups ...uint32) *nl.Conn {
 	t.Helper()
-	var c *nl.Conn
-	var err error
-	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := ns.OpenNetfilter(t)
 	if len(groups) > 0 {
 		if err := c.JoinGroups(groups...); err != nil {
 			t.Fatalf("JoinGroups: %v", err)

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ulogd-go/ulogd/internal/netnstest"
 	"github.com/ulogd-go/ulogd/internal/nl"
 )
@@ -72,12 +70,7 @@ func (r *recorder) waitFlushed(t *testing.T, n int) []int {
 func TestRun(t *testing.T) {
 	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
-	var c *nl.Conn
-	var err error
-	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := ns.OpenNetfilter(t)
 	var logged bytes.Buffer // read after Run returned
 	l := &Loop{Buffer: Buffer{Name: "TEST", Log: slog.New(slog.NewTextHandler(&logged, nil))},
 		DecodeMsg: "cannot decode", TruncatedMsg: "truncated"}

@@ -53,13 +53,7 @@ func nft(t *testing.T, ns *netnstest.NS, rules string) {
 // openIn opens a NETLINK_NETFILTER socket inside ns.
 func openIn(t *testing.T, ns *netnstest.NS) *nl.Conn {
 	t.Helper()
-	var c *nl.Conn
-	var err error
-	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := ns.OpenNetfilter(t)
 	return c
 }
 

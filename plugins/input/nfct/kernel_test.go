@@ -583,12 +583,7 @@ func TestCapture(t *testing.T) {
 	}
 	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
-	var c *nl.Conn
-	var err error
-	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := ns.OpenNetfilter(t)
 	if err := c.JoinGroups(ctnl.GroupNew, ctnl.GroupDestroy); err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ulogd-go/ulogd/internal/netnstest"
-	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
 )
@@ -261,17 +260,12 @@ func TestKernelEthernet(t *testing.T) {
 
 func TestKernelGroupConflict(t *testing.T) {
 	ns := netnstest.NewNS(t)
-	var c *nl.Conn
-	var err error
-	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := ns.OpenNetfilter(t)
 	if err := nflog.NewControl(c).Bind(5); err != nil {
 		t.Fatal(err)
 	}
 	in, _ := newTest(t, cfgWith(func(c *Config) { c.Group = 5 }))
+	var err error
 	ns.Do(t, func() { err = in.Start(context.Background()) })
 	if err == nil {
 		in.Stop(context.Background())
@@ -287,12 +281,7 @@ func TestKernelGroupConflict(t *testing.T) {
 	h := startNFLOG(t, ns, cfgWith(func(c *Config) { c.Group = 5 }))
 	h.run()
 	h.stop()
-	var c2 *nl.Conn
-	ns.Do(t, func() { c2, err = nl.Open(unix.NETLINK_NETFILTER) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
+	c2 := ns.OpenNetfilter(t)
 	if err := nflog.NewControl(c2).Bind(5); err != nil {
 		t.Errorf("group still bound after Stop: %v", err)
 	}
