@@ -40,9 +40,9 @@ type Sink interface {
 	Lost(n uint64)
 }
 
-// lostOf returns the loss count of e, for the notices, or 0 when e does
-// not report it.
-func lostOf(e Sink) uint64 {
+// LostOf returns the loss count of e (its LostCount method), for the
+// notices, or 0 when e does not report it.
+func LostOf(e Sink) uint64 {
 	if r, ok := e.(interface{ LostCount() uint64 }); ok {
 		return r.LostCount()
 	}
@@ -199,21 +199,21 @@ func (b *Buffer) Overrun(c Socket, e Sink) {
 			case !b.Note.Allow(now):
 			case err != nil:
 				b.Log.Warn(b.Name+" cannot grow the netlink socket buffer", "requested", next, "err", err,
-					"lost", lostOf(e), "overruns", b.Overruns)
+					"lost", LostOf(e), "overruns", b.Overruns)
 			default:
 				b.Log.Log(ctx, notice.Level, fmt.Sprintf("We are losing events, increasing buffer size to %d", eff),
-					"lost", lostOf(e), "overruns", b.Overruns)
+					"lost", LostOf(e), "overruns", b.Overruns)
 			}
 		} else if !b.maxNoticed {
 			b.maxNoticed = true
 			b.Note.Logged(now)
 			b.Log.Log(ctx, notice.Level, fmt.Sprintf("Maximum buffer size (%d) in %s has been reached. Please, consider rising `netlink_socket_buffer_size` and `netlink_socket_buffer_maxsize` clauses.", b.size, b.Name),
-				"lost", lostOf(e), "overruns", b.Overruns)
+				"lost", LostOf(e), "overruns", b.Overruns)
 		} else if b.Note.Allow(now) {
-			b.Log.Log(ctx, notice.Level, "We are losing events", "lost", lostOf(e), "overruns", b.Overruns)
+			b.Log.Log(ctx, notice.Level, "We are losing events", "lost", LostOf(e), "overruns", b.Overruns)
 		}
 	} else if b.Note.Allow(now) {
 		b.Log.Log(ctx, notice.Level, "We are losing events. Please, consider using the clauses `netlink_socket_buffer_size' and `netlink_socket_buffer_maxsize'",
-			"lost", lostOf(e), "overruns", b.Overruns)
+			"lost", LostOf(e), "overruns", b.Overruns)
 	}
 }

@@ -124,7 +124,7 @@ func (l *Loop) Run(done <-chan struct{}, e Sink, h Handler) {
 			l.congested = false
 		}
 		if counted != 0 && l.Note.Allow(l.at) {
-			l.Log.Log(context.Background(), notice.Level, l.Name+" socket dropped events", "lost", lostOf(e))
+			l.Log.Log(context.Background(), notice.Level, l.Name+" socket dropped events", "lost", LostOf(e))
 		}
 		for i := range n {
 			l.Datagram(e, h, b.Datagram(i), b.Truncated(i))
@@ -187,7 +187,7 @@ func (l *Loop) truncatedDatagram(e Sink) {
 		l.Count(e, 1)
 	}
 	if l.truncNote.Allow(time.Now()) {
-		l.Log.Warn(l.TruncatedMsg, "truncated", l.errs.Truncated, "lost", lostOf(e))
+		l.Log.Warn(l.TruncatedMsg, "truncated", l.errs.Truncated, "lost", LostOf(e))
 	}
 }
 

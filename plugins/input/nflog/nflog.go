@@ -265,15 +265,6 @@ func (in *instance) closeAll() {
 	in.conn = nil
 }
 
-func (in *instance) stopped() bool {
-	select {
-	case <-in.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // Run reads packets until ctx is cancelled or Stop is called.
 func (in *instance) Run(ctx context.Context, e plugin.Emitter) error {
 	in.mu.Lock()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/nl"
+	"github.com/ulogd-go/ulogd/internal/nl/eventsock"
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
 	"github.com/ulogd-go/ulogd/internal/notice"
 	"github.com/ulogd-go/ulogd/internal/plugin"
@@ -70,14 +71,6 @@ func (in *instance) checkSeq(e plugin.Emitter, seq uint32) {
 	rx.loop.Count(e, uint64(gap))
 	if rx.gapNote.Allow(time.Now()) {
 		in.log.Log(context.Background(), notice.Level, "NFLOG sequence gap: packets were lost",
-			"missing", gap, "lost", lostOf(e), "seq", seq)
+			"missing", gap, "lost", eventsock.LostOf(e), "seq", seq)
 	}
-}
-
-// lostOf is the emitter's loss count, for the notices.
-func lostOf(e plugin.Emitter) uint64 {
-	if r, ok := e.(interface{ LostCount() uint64 }); ok {
-		return r.LostCount()
-	}
-	return 0
 }
