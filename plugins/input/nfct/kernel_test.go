@@ -514,9 +514,9 @@ func TestKernelOverrun(t *testing.T) {
 
 // TestKernelReliableLost checks the loss count of reliable=1 against what
 // really went missing, with a socket buffer too small for the bursts: the
-// NEW events of 3000 flows are sent while nothing reads, then the flows are
+// NEW events of 2000 flows are sent while nothing reads, then the flows are
 // flushed at once. The kernel keeps every DESTROY it could not queue and
-// delivers it again, so all 3000 DESTROY records come; a NEW it could not
+// delivers it again, so all 2000 DESTROY records come; a NEW it could not
 // queue is sent again only merged into the DESTROY, so it is lost. The
 // socket's drop counter counts both kinds of failed delivery (and every
 // retry): it is not the loss.
@@ -531,7 +531,7 @@ func TestKernelReliableLost(t *testing.T) {
 				c.Reliable = 1
 				c.BufferSize = 4096
 			}))
-			const n = 3000
+			const n = 2000
 			ns.UDPBurst(t, 20000, n)
 			h.run()
 			tracked := 0
@@ -544,7 +544,10 @@ func TestKernelReliableLost(t *testing.T) {
 			}
 			h.conntrack("-F")
 			udp := is("orig.ip.protocol", uint64(17))
-			h.waitRecs("every DESTROY, delivered again", n, and(udp, is("ct.event", uint64(4))))
+			// The kernel delivers the DESTROY events again from a worker,
+			// a batch at a time: slow on a loaded machine.
+			destroy := and(udp, is("ct.event", uint64(4)))
+			h.wait("every DESTROY, delivered again", 2*time.Minute, func() bool { return len(h.em.Matching(destroy)) >= n })
 			h.stop()
 			var missing int
 			if hash == 0 {
