@@ -29,10 +29,11 @@ func Dial(netns int) (*Conn, error) {
 func (c *Conn) Close() error { return c.c.Close() }
 
 // Dump asks for every accounting object and calls fn for each, in the
-// kernel's order. With zero the kernel resets each object's counters as it
+// kernel's order, with the object's message payload (nfgenmsg header and
+// attributes, which Decode reads), valid until fn returns. With zero the kernel resets each object's counters as it
 // reports them, in one atomic exchange per counter (NFNL_MSG_ACCT_GET_CTRZERO):
 // no packet counted between two zeroing dumps is lost or counted twice.
-func (c *Conn) Dump(zero bool, fn func(Object)) error {
+func (c *Conn) Dump(zero bool, fn func(o Object, payload []byte)) error {
 	msgs, err := c.dump(zero)
 	if err != nil {
 		return err

@@ -43,7 +43,12 @@ func dialIn(t *testing.T, ns *netnstest.NS) *Conn {
 func dumpAll(t *testing.T, c *Conn, zero bool) []Object {
 	t.Helper()
 	var got []Object
-	if err := c.Dump(zero, func(o Object) { got = append(got, o) }); err != nil {
+	if err := c.Dump(zero, func(o Object, p []byte) {
+		if d, err := Decode(p); err != nil || d != o {
+			t.Errorf("payload decodes to %+v, %v; want %+v", d, err, o)
+		}
+		got = append(got, o)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	return got

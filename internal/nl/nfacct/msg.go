@@ -141,7 +141,7 @@ func DecodeMessages(b []byte, fn func(Object)) error {
 			}
 			continue
 		}
-		if err := decodeMsg(typ, data, fn); err != nil {
+		if err := decodeMsg(typ, data, func(o Object, _ []byte) { fn(o) }); err != nil {
 			return err
 		}
 	}
@@ -150,8 +150,8 @@ func DecodeMessages(b []byte, fn func(Object)) error {
 
 // decodeMsg decodes one message of a dump answer other than NLMSG_DONE and
 // NLMSG_ERROR: control messages are skipped, anything else must be an
-// accounting object.
-func decodeMsg(typ netlink.HeaderType, data []byte, fn func(Object)) error {
+// accounting object, handed to fn with its payload.
+func decodeMsg(typ netlink.HeaderType, data []byte, fn func(Object, []byte)) error {
 	if typ < 0x10 { // NLMSG_NOOP, NLMSG_OVERRUN, reserved control types
 		return nil
 	}
@@ -162,7 +162,7 @@ func decodeMsg(typ netlink.HeaderType, data []byte, fn func(Object)) error {
 	if err != nil {
 		return err
 	}
-	fn(o)
+	fn(o, data)
 	return nil
 }
 
