@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"net"
 	"os"
 	"strconv"
 	"testing"
@@ -118,7 +119,7 @@ func TestKernelDump(t *testing.T) {
 }
 
 // TestKernelCountsTraffic: a rule with the xtables nfacct match counts real
-// packets, and the rule's reference shows in Use. A zeroing dump between
+// (ICMP) packets, and the rule's reference shows in Use. A zeroing dump between
 // two pings splits the counts exactly.
 func TestKernelCountsTraffic(t *testing.T) {
 	ns := netnstest.NewNS(t)
@@ -129,7 +130,25 @@ func TestKernelCountsTraffic(t *testing.T) {
 	if err := nfaccttest.Count(nsFD(t, ns), "ping"); err != nil {
 		t.Fatal(err)
 	}
-	// 84-byte IPv4 echo requests and replies, both sent locally.
+	// 84-byte IPv4 echo requests and replies, both sent locally; the rule
+	// counts ICMP only, not the UDP datagrams (sent to a bound port: no
+	// ICMP port unreachable either).
+	var err error
+	ns.Do(t, func() {
+		var u *net.UDPConn
+		if u, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
+			return
+		}
+		defer u.Close()
+		for range 5 {
+			if _, err = u.WriteTo([]byte("x"), u.LocalAddr()); err != nil {
+				return
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ns.Run(t, "ping", "-c", "3", "-i", "0.01", "-q", "127.0.0.1")
 	want := []Object{{Name: "ping", Pkts: 6, Bytes: 6 * 84, Use: 2}}
 	if diff := cmp.Diff(want, dumpAll(t, c, true)); diff != "" {

@@ -41,6 +41,17 @@ const (
 	matchName  = 1 // NFTA_MATCH_NAME
 	matchRev   = 2 // NFTA_MATCH_REV
 	matchInfo  = 3 // NFTA_MATCH_INFO
+	metaDreg   = 1 // NFTA_META_DREG
+	metaKey    = 2 // NFTA_META_KEY
+	cmpSreg    = 1 // NFTA_CMP_SREG
+	cmpOp      = 2 // NFTA_CMP_OP
+	cmpData    = 3 // NFTA_CMP_DATA
+	dataValue  = 1 // NFTA_DATA_VALUE
+
+	reg1        = 1  // NFT_REG_1
+	metaL4Proto = 16 // NFT_META_L4PROTO
+	cmpEq       = 0  // NFT_CMP_EQ
+	protoICMP   = 1
 
 	hookLocalOut = 3 // NF_INET_LOCAL_OUT
 
@@ -51,9 +62,10 @@ const (
 
 // Count installs, in the network namespace open as file descriptor netns
 // (0: the calling thread's), a table "ulogd_nfacct" (family ip) whose
-// output chain counts every locally sent IPv4 packet into each named
-// accounting object, which must exist. A ping to 127.0.0.1 then counts
-// the echo request and the echo reply.
+// output chain counts every locally sent ICMP packet into each named
+// accounting object, which must exist: `meta l4proto icmp` followed by the
+// nfacct match. A ping to 127.0.0.1 then counts the echo request and the
+// echo reply (84 bytes each), and nothing else sent in the namespace.
 func Count(netns int, names ...string) error {
 	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: netns})
 	if err != nil {
@@ -83,6 +95,28 @@ func Count(netns int, names ...string) error {
 			ae.String(ruleTable, Table)
 			ae.String(ruleChain, "out")
 			ae.Nested(ruleExprs, func(ae *netlink.AttributeEncoder) error {
+				ae.Nested(listElem, func(ae *netlink.AttributeEncoder) error {
+					ae.String(exprName, "meta")
+					ae.Nested(exprData, func(ae *netlink.AttributeEncoder) error {
+						ae.Uint32(metaDreg, reg1)
+						ae.Uint32(metaKey, metaL4Proto)
+						return nil
+					})
+					return nil
+				})
+				ae.Nested(listElem, func(ae *netlink.AttributeEncoder) error {
+					ae.String(exprName, "cmp")
+					ae.Nested(exprData, func(ae *netlink.AttributeEncoder) error {
+						ae.Uint32(cmpSreg, reg1)
+						ae.Uint32(cmpOp, cmpEq)
+						ae.Nested(cmpData, func(ae *netlink.AttributeEncoder) error {
+							ae.Bytes(dataValue, []byte{protoICMP})
+							return nil
+						})
+						return nil
+					})
+					return nil
+				})
 				ae.Nested(listElem, func(ae *netlink.AttributeEncoder) error {
 					ae.String(exprName, "match")
 					ae.Nested(exprData, func(ae *netlink.AttributeEncoder) error {
