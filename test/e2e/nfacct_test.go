@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -220,5 +221,47 @@ func TestNFACCTDiff(t *testing.T) {
 		if kind == "gprint" && !strings.Contains(got[false][0], "sum.name=alpha,sum.pkts=6,sum.bytes=504,") {
 			t.Errorf("gprint: alpha's counters: %q", got[false][0])
 		}
+	}
+}
+
+// TestNFACCTSIGUSR2Zero: with an hour-long poll interval, SIGUSR2 to the
+// daemon polls at once, and zerocounter=1 makes each poll report the
+// packets since the previous one.
+func TestNFACCTSIGUSR2Zero(t *testing.T) {
+	RequireRoot(t)
+	RequireTools(t, "nfacct", "ping")
+	p := NewNSPair(t, NSOptions{})
+	nfacctObjects(t, p, p.A) // alpha: 6 packets, 504 bytes
+	dir := t.TempDir()
+	logfile, out := filepath.Join(dir, "ulogd.log"), filepath.Join(dir, "gprint.log")
+	conf := WriteConfig(t, filepath.Join(dir, "ulogd.conf"), fmt.Sprintf(`[global]
+logfile=%q
+loglevel=3
+stack=acct1:NFACCT,gp1:GPRINT
+
+[acct1]
+pollinterval=3600
+
+[gp1]
+file=%q
+sync=1
+`, logfile, out))
+	d := StartDaemon(t, DaemonSpec{Name: "ours", Binary: OurBinary(t), Netns: p.A, Config: conf, Logfile: logfile})
+	d.Signal(t, syscall.SIGUSR2)
+	lines := WaitLines(t, out, 3, linesTimeout)
+	want := []string{
+		"sum.name=alpha,sum.pkts=6,sum.bytes=504",
+		"sum.name=beta,sum.pkts=0,sum.bytes=0",
+		"sum.name=big,sum.pkts=1099511627781,sum.bytes=9223372036854775815",
+	}
+	if diff := cmp.Diff(want, lines); diff != "" {
+		t.Fatalf("first SIGUSR2 poll (-want +got):\n%s", diff)
+	}
+	p.Exec(t, p.A, "ping", "-c", "2", "-i", "0.01", "-q", "127.0.0.1")
+	d.Signal(t, syscall.SIGUSR2)
+	lines = WaitLines(t, out, 6, linesTimeout)
+	want = []string{"sum.name=alpha,sum.pkts=4,sum.bytes=336", "sum.name=beta,sum.pkts=0,sum.bytes=0", "sum.name=big,sum.pkts=0,sum.bytes=0"}
+	if diff := cmp.Diff(want, lines[3:]); diff != "" {
+		t.Fatalf("second SIGUSR2 poll (-want +got):\n%s", diff)
 	}
 }
