@@ -7,13 +7,17 @@
 // negotiation: a template is put into a message right before the first
 // record that uses it (or into every message, or never, see TemplateMode).
 //
-// The encoder builds one message at a time in a buffer it owns and never
-// allocates once the buffer has grown to the message size:
+// A flow is first turned into a record (AppendRecord: its template id and
+// its data record), which is what a sink queues; the Encoder of a
+// transport session then packs records into messages in a buffer it owns,
+// without allocating once the buffer has grown to the message size:
 //
-//	if !e.Fits(&f) {
+//	rec = ipfix.AppendRecord(rec[:0], &f, markPEN)
+//	...
+//	if !e.Fits(rec) {
 //		send(e.Finish(now)) // the message so far; valid until the next Add
 //	}
-//	e.Add(&f)
+//	e.Add(rec)
 //
 // The header's sequence number is the number of data records finished
 // before the message (RFC 7011 section 3.1), so a collector sees a gap
@@ -265,44 +269,6 @@ func templateLen(id uint16, markPEN uint32) int {
 	return n
 }
 
-// RecordLen returns the encoded length of f's data record.
-func (e *Encoder) RecordLen(f *Flow) int {
-	a := 4
-	if f.V6() {
-		a = 16
-	}
-	n := 2*a + 2 + 2 + 1 + 8 + 8
-	h := e.has(f)
-	if h&HasTimes != 0 {
-		n += 16
-	}
-	if h&HasICMP != 0 {
-		n += 2
-	}
-	if h&HasReverse != 0 {
-		n += 16
-	}
-	if h&HasNAT != 0 {
-		n += 2*a + 4
-	}
-	if h&HasFlowID != 0 {
-		n += 8
-	}
-	if h&HasDirection != 0 {
-		n++
-	}
-	if h&HasEndReason != 0 {
-		n++
-	}
-	if h&HasZone != 0 {
-		n += 4
-	}
-	if h&HasMark != 0 {
-		n += 4
-	}
-	return n
-}
-
 // TemplateMode says when templates are sent.
 type TemplateMode uint8
 
@@ -319,11 +285,28 @@ const (
 	TemplateAlways
 )
 
-// Encoder builds IPFIX messages. It is not safe for concurrent use, except
-// UsedTemplates, which may be called from any goroutine.
+// AppendRecord appends f as a queued record: its template id (2 bytes,
+// big endian) then its data record, for an encoder with the given mark
+// enterprise number (0: the mark is left out). Encoder.Add takes it.
+func AppendRecord(b []byte, f *Flow, markPEN uint32) []byte {
+	v6 := f.V6()
+	h := f.Has & AllElems
+	if markPEN == 0 {
+		h &^= HasMark
+	}
+	b = binary.BigEndian.AppendUint16(b, TemplateID(v6, h))
+	return appendRecord(b, f, v6, h)
+}
+
+// RecordTemplate returns the template id of a record made by AppendRecord.
+func RecordTemplate(rec []byte) uint16 { return binary.BigEndian.Uint16(rec) }
+
+// Encoder builds the IPFIX messages of one transport session (a UDP
+// destination, a TCP connection) from records made by AppendRecord. It is
+// not safe for concurrent use.
 type Encoder struct {
 	Domain  uint32       // observation domain id
-	MTU     int          // maximum message length (at least 128 is sensible)
+	MTU     int          // maximum message length (see MinMTU)
 	Mode    TemplateMode // when templates are sent
 	MarkPEN uint32       // enterprise number of the mark element; 0: no mark
 
@@ -332,16 +315,24 @@ type Encoder struct {
 	seq     uint32 // data records finished before msg
 	setAt   int    // offset of the open data set's header, or 0
 	setID   uint16 // its template id
-	started time.Time
 
-	sent  [(MaxTemplateID + 1 - FirstTemplateID + 63) / 64]uint64 // templates sent (TemplateOnce)
-	inMsg [(MaxTemplateID + 1 - FirstTemplateID + 63) / 64]uint64 // templates in msg
-	used  usedSet                                                 // templates ever used
+	sent  [numTemplates / 64]uint64 // templates sent (TemplateOnce)
+	inMsg [numTemplates / 64]uint64 // templates in msg
 }
+
+const numTemplates = MaxTemplateID + 1 - FirstTemplateID
 
 // ErrTooBig is returned by Add for a record that cannot fit a message of
 // MTU bytes even alone (with its template).
 var ErrTooBig = errors.New("ipfix: record larger than the MTU")
+
+// MinMTU is the smallest MTU that takes any record with its template.
+func MinMTU(markPEN uint32) int {
+	return HeaderLen + 4 + templateLen(MaxTemplateID, markPEN) + 4 + len(AppendRecord(nil, &Flow{
+		Src: netip.IPv6Unspecified(), Dst: netip.IPv6Unspecified(), PostSrc: netip.IPv6Unspecified(),
+		PostDst: netip.IPv6Unspecified(), Has: AllElems,
+	}, markPEN)) - 2
+}
 
 func bit(set []uint64, id uint16) bool {
 	i := id - FirstTemplateID
@@ -353,19 +344,10 @@ func setBit(set []uint64, id uint16) {
 	set[i/64] |= 1 << (i % 64)
 }
 
-// has returns the groups f's record really carries.
-func (e *Encoder) has(f *Flow) Elems {
-	h := f.Has & AllElems
-	if e.MarkPEN == 0 {
-		h &^= HasMark
-	}
-	return h
-}
-
-// needs returns how many bytes adding f to the current message takes.
-func (e *Encoder) needs(f *Flow) int {
-	id := TemplateID(f.V6(), e.has(f))
-	n := e.RecordLen(f)
+// needs returns how many bytes adding rec to the current message takes.
+func (e *Encoder) needs(rec []byte) int {
+	id := RecordTemplate(rec)
+	n := len(rec) - 2
 	if len(e.msg) == 0 {
 		n += HeaderLen
 	}
@@ -388,32 +370,32 @@ func (e *Encoder) wantTemplate(id uint16) bool {
 	return !bit(e.sent[:], id)
 }
 
-// Fits reports whether f can be added to the current message. An empty
+// Fits reports whether rec can be added to the current message. An empty
 // message always takes a record (Add reports ErrTooBig if it cannot).
-func (e *Encoder) Fits(f *Flow) bool {
-	return e.records == 0 && len(e.msg) == 0 || len(e.msg)+e.needs(f) <= e.MTU
+func (e *Encoder) Fits(rec []byte) bool {
+	return len(e.msg) == 0 || len(e.msg)+e.needs(rec) <= e.MTU
 }
 
 // Pending returns the number of records in the current message.
 func (e *Encoder) Pending() int { return e.records }
 
-// Started returns when the current message got its first record (the
-// now given to Add); zero when it is empty.
-func (e *Encoder) Started() time.Time { return e.started }
-
-// Add appends f's data record (and, when due, its template) to the
+// Add appends rec's data record (and, when due, its template) to the
 // current message. The caller checks Fits first and finishes the message
-// when it returns false; otherwise the message may exceed the MTU.
-func (e *Encoder) Add(f *Flow, now time.Time) error {
-	v6 := f.V6()
-	h := e.has(f)
-	id := TemplateID(v6, h)
+// when it returns false; otherwise the message may exceed the MTU. A
+// record shorter than its template id is refused.
+func (e *Encoder) Add(rec []byte) error {
+	if len(rec) < 3 {
+		return errors.New("ipfix: empty record")
+	}
+	id := RecordTemplate(rec)
+	if id < FirstTemplateID || id > MaxTemplateID {
+		return errors.New("ipfix: record with a bad template id")
+	}
 	if len(e.msg) == 0 {
-		if e.needs(f) > e.MTU {
+		if e.needs(rec) > e.MTU {
 			return ErrTooBig
 		}
 		e.msg = append(e.msg[:0], make([]byte, HeaderLen)...)
-		e.started = now
 	}
 	if e.wantTemplate(id) {
 		e.closeSet()
@@ -421,14 +403,13 @@ func (e *Encoder) Add(f *Flow, now time.Time) error {
 		setBit(e.sent[:], id)
 		setBit(e.inMsg[:], id)
 	}
-	e.used.add(id)
 	if e.setAt == 0 || e.setID != id {
 		e.closeSet()
 		e.setAt, e.setID = len(e.msg), id
 		e.msg = binary.BigEndian.AppendUint16(e.msg, id)
 		e.msg = append(e.msg, 0, 0)
 	}
-	e.msg = e.appendRecord(e.msg, f, v6, h)
+	e.msg = append(e.msg, rec[2:]...)
 	e.records++
 	return nil
 }
@@ -449,7 +430,7 @@ func appendAddr(b []byte, a netip.Addr, v6 bool) []byte {
 	return append(b, x[:]...)
 }
 
-func (e *Encoder) appendRecord(b []byte, f *Flow, v6 bool, h Elems) []byte {
+func appendRecord(b []byte, f *Flow, v6 bool, h Elems) []byte {
 	be := binary.BigEndian
 	b = appendAddr(b, f.Src, v6)
 	b = appendAddr(b, f.Dst, v6)
@@ -512,39 +493,30 @@ func (e *Encoder) Finish(now time.Time) []byte {
 	e.seq += uint32(e.records)
 	e.records = 0
 	e.msg = e.msg[:0]
-	e.started = time.Time{}
 	clear(e.inMsg[:])
 	return m
+}
+
+// Drop forgets the current message, unsent: its records do not count in
+// the sequence, and its templates count as not sent.
+func (e *Encoder) Drop() {
+	if len(e.msg) == 0 {
+		return
+	}
+	for i := range e.inMsg {
+		e.sent[i] &^= e.inMsg[i]
+	}
+	clear(e.inMsg[:])
+	e.records, e.setAt = 0, 0
+	e.msg = e.msg[:0]
 }
 
 // Sequence returns the sequence number the next message will carry.
 func (e *Encoder) Sequence() uint32 { return e.seq }
 
 // ResendTemplates makes the following messages carry their templates
-// again (a UDP refresh, or a new connection).
+// again (a UDP refresh).
 func (e *Encoder) ResendTemplates() { clear(e.sent[:]) }
-
-// TemplateMessage returns a message holding only the templates used so
-// far (none: nil), numbered with sequence number seq, for a new
-// connection: the messages already queued for the old one do not carry
-// the templates their records use. Safe to call from any goroutine.
-func (e *Encoder) TemplateMessage(dst []byte, seq uint32, now time.Time) []byte {
-	ids := e.used.list()
-	if len(ids) == 0 || e.Mode == TemplateNever {
-		return dst
-	}
-	start := len(dst)
-	dst = append(dst, make([]byte, HeaderLen)...)
-	dst = AppendTemplateSet(dst, e.MarkPEN, ids...)
-	be := binary.BigEndian
-	m := dst[start:]
-	be.PutUint16(m[0:], 10)
-	be.PutUint16(m[2:], uint16(len(m)))
-	be.PutUint32(m[4:], uint32(now.Unix()))
-	be.PutUint32(m[8:], seq)
-	be.PutUint32(m[12:], e.Domain)
-	return dst
-}
 
 // MessageSequence returns the sequence number in a message's header.
 func MessageSequence(m []byte) uint32 { return binary.BigEndian.Uint32(m[8:]) }

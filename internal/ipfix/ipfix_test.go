@@ -111,11 +111,13 @@ func roundTrip(t *testing.T, e *ipfix.Encoder, flows []ipfix.Flow) {
 			got = append(got, f)
 		}
 	}
+	var rec []byte
 	for i := range flows {
-		if !e.Fits(&flows[i]) {
+		rec = ipfix.AppendRecord(rec[:0], &flows[i], e.MarkPEN)
+		if !e.Fits(rec) {
 			take(e.Finish(t0))
 		}
-		if err := e.Add(&flows[i], t0); err != nil {
+		if err := e.Add(rec); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -144,11 +146,11 @@ func FuzzRoundTrip(f *testing.F) {
 		for i := range flows {
 			flows[i] = randomFlow(r)
 		}
-		// The largest record with its template and headers is < 300 bytes.
-		e := &ipfix.Encoder{Domain: r.Uint32(), MTU: 300 + int(mtu)%9000, MarkPEN: testPEN}
+		e := &ipfix.Encoder{Domain: r.Uint32(), MarkPEN: testPEN}
 		if seed%3 == 0 {
 			e.MarkPEN = 0
 		}
+		e.MTU = ipfix.MinMTU(e.MarkPEN) + int(mtu)%9000
 		switch mode % 2 { // TemplateNever leaves a decoder nothing to decode with
 		case 0:
 			e.Mode = ipfix.TemplateOnce
@@ -168,7 +170,8 @@ func TestLayout(t *testing.T) {
 		SrcPort: 1, DstPort: 2, Proto: 17, Octets: 3, Packets: 4,
 		Has: ipfix.HasTimes, StartMs: 5, EndMs: 6,
 	}
-	if err := e.Add(&f, t0); err != nil {
+	rec := ipfix.AppendRecord(nil, &f, 0)
+	if err := e.Add(rec); err != nil {
 		t.Fatal(err)
 	}
 	m := e.Finish(t0)
@@ -187,14 +190,14 @@ func TestLayout(t *testing.T) {
 		t.Fatalf("message (-want +got):\n%s", diff)
 	}
 	// The second message has no template (once) and sequence 1.
-	e.Add(&f, t0)
+	e.Add(rec)
 	m = e.Finish(t0)
 	if len(m) != 16+4+45 || ipfix.MessageSequence(m) != 1 {
 		t.Fatalf("second message: %d bytes, sequence %d", len(m), ipfix.MessageSequence(m))
 	}
 	// After ResendTemplates the template comes again.
 	e.ResendTemplates()
-	e.Add(&f, t0)
+	e.Add(rec)
 	if m = e.Finish(t0); len(m) != len(want) {
 		t.Fatalf("after ResendTemplates: %d bytes, want %d", len(m), len(want))
 	}
@@ -215,9 +218,10 @@ func TestTemplateModes(t *testing.T) {
 		d := ipfixtest.NewDecoder(0)
 		d.Templates[ipfix.TemplateID(true, 0)] = []ipfixtest.Field{{ID: 27, Len: 16}, {ID: 28, Len: 16},
 			{ID: 7, Len: 2}, {ID: 11, Len: 2}, {ID: 4, Len: 1}, {ID: 1, Len: 8}, {ID: 2, Len: 8}}
+		rec := ipfix.AppendRecord(nil, &f, 0)
 		for i, w := range tc.want {
-			e.Add(&f, t0)
-			e.Add(&f, t0)
+			e.Add(rec)
+			e.Add(rec)
 			msg, err := d.Decode(e.Finish(t0))
 			if err != nil {
 				t.Fatal(err)
@@ -230,41 +234,28 @@ func TestTemplateModes(t *testing.T) {
 	}
 }
 
-// TestTemplateMessage: a new connection gets every template used so far.
-func TestTemplateMessage(t *testing.T) {
-	e := &ipfix.Encoder{Domain: 7, MTU: 512}
-	if m := e.TemplateMessage(nil, 0, t0); m != nil {
-		t.Fatalf("templates before any record: % x", m)
-	}
-	r := rand.New(rand.NewPCG(1, 2))
-	ids := map[uint16]bool{}
-	for range 20 {
-		f := randomFlow(r)
-		ids[ipfix.TemplateID(f.V6(), f.Has&^ipfix.HasMark)] = true
-		if !e.Fits(&f) {
-			e.Finish(t0)
-		}
-		e.Add(&f, t0)
-	}
+// TestDrop: a dropped message neither counts in the sequence nor
+// counts its templates as sent.
+func TestDrop(t *testing.T) {
+	e := &ipfix.Encoder{Domain: 1, MTU: 512}
+	rec := ipfix.AppendRecord(nil, &ipfix.Flow{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2")}, 0)
+	e.Add(rec)
+	e.Drop()
+	e.Add(rec)
 	d := ipfixtest.NewDecoder(0)
-	msg, err := d.Decode(e.TemplateMessage(nil, 99, t0))
+	msg, err := d.Decode(e.Finish(t0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(msg.Templates) != len(ids) || msg.Sequence != 99 || len(msg.Records) != 0 {
-		t.Fatalf("%d templates (want %d), sequence %d, %d records", len(msg.Templates), len(ids), msg.Sequence, len(msg.Records))
-	}
-	for _, id := range msg.Templates {
-		if !ids[id] {
-			t.Errorf("template %d was not used", id)
-		}
+	if msg.Sequence != 0 || len(msg.Templates) != 1 || len(msg.Records) != 1 {
+		t.Fatalf("after Drop: sequence %d, %d templates, %d records; want 0, 1, 1", msg.Sequence, len(msg.Templates), len(msg.Records))
 	}
 }
 
 func TestTooBig(t *testing.T) {
 	e := &ipfix.Encoder{MTU: 40}
 	f := ipfix.Flow{Src: netip.MustParseAddr("fd00::1"), Dst: netip.MustParseAddr("fd00::2")}
-	if err := e.Add(&f, t0); err != ipfix.ErrTooBig {
+	if err := e.Add(ipfix.AppendRecord(nil, &f, 0)); err != ipfix.ErrTooBig {
 		t.Fatalf("Add = %v, want ErrTooBig", err)
 	}
 	if m := e.Finish(t0); m != nil {
@@ -280,10 +271,12 @@ func BenchmarkAdd(b *testing.B) {
 		PostSrc: netip.MustParseAddr("10.0.0.1"), PostDst: netip.MustParseAddr("10.0.0.3"),
 	}
 	b.ReportAllocs()
+	var rec []byte
 	for b.Loop() {
-		if !e.Fits(&f) {
+		rec = ipfix.AppendRecord(rec[:0], &f, 0)
+		if !e.Fits(rec) {
 			e.Finish(t0)
 		}
-		e.Add(&f, t0)
+		e.Add(rec)
 	}
 }

@@ -38,10 +38,11 @@ func TestCollectorsReadEncoder(t *testing.T) {
 	e := &ipfix.Encoder{Domain: 9, MTU: 512}
 	var msgs [][]byte
 	for i := range flows {
-		if !e.Fits(&flows[i]) {
+		rec := ipfix.AppendRecord(nil, &flows[i], 0)
+		if !e.Fits(rec) {
 			msgs = append(msgs, append([]byte(nil), e.Finish(time.Now())...))
 		}
-		if err := e.Add(&flows[i], time.Now()); err != nil {
+		if err := e.Add(rec); err != nil {
 			t.Fatal(err)
 		}
 	}
