@@ -22,6 +22,7 @@ type Field struct {
 
 // Message is a decoded message header with its records.
 type Message struct {
+	Session    string // set by Listener: the transport session it came in
 	Length     int
 	ExportTime uint32
 	Sequence   uint32

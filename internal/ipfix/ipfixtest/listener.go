@@ -16,7 +16,7 @@ import (
 type Listener struct {
 	network string
 	addr    string
-	MarkPEN uint32 // enterprise number of the mark element (set before sending)
+	markPEN uint32 // enterprise number of the mark element
 
 	mu       sync.Mutex
 	raw      [][]byte
@@ -26,6 +26,8 @@ type Listener struct {
 	conns    int
 	closer   io.Closer
 	sessions map[string]*Decoder
+	open     []net.Conn // TCP connections being read
+	stalled  bool       // TCP: accept, then read nothing
 	wg       sync.WaitGroup
 }
 
@@ -61,11 +63,20 @@ func Listen(t testing.TB, netns, network string) *Listener {
 	return l
 }
 
+// SetMarkPEN sets the enterprise number of the mark element, for the
+// sessions that start afterwards.
+func (l *Listener) SetMarkPEN(pen uint32) {
+	l.mu.Lock()
+	l.markPEN = pen
+	l.mu.Unlock()
+}
+
 // Addr is the listener's address.
 func (l *Listener) Addr() string { return l.addr }
 
 // Close stops the listener (and its TCP connections' readers).
 func (l *Listener) Close() {
+	l.DropConnections()
 	l.closer.Close()
 	l.mu.Lock()
 	l.closer = io.NopCloser(nil)
@@ -94,7 +105,12 @@ func (l *Listener) accept(ln net.Listener) {
 		l.mu.Lock()
 		l.conns++
 		session := fmt.Sprintf("tcp#%d", l.conns)
+		l.open = append(l.open, c)
+		stalled := l.stalled
 		l.mu.Unlock()
+		if stalled {
+			continue
+		}
 		go func() {
 			defer c.Close()
 			for {
@@ -129,7 +145,7 @@ func (l *Listener) take(session string, m []byte) {
 	defer l.mu.Unlock()
 	d := l.sessions[session]
 	if d == nil {
-		d = NewDecoder(l.MarkPEN)
+		d = NewDecoder(l.markPEN)
 		l.sessions[session] = d
 	}
 	l.raw = append(l.raw, m)
@@ -138,8 +154,28 @@ func (l *Listener) take(session string, m []byte) {
 		l.errs = append(l.errs, fmt.Errorf("%s message %d: %w", session, len(l.raw), err))
 		return
 	}
+	msg.Session = session
 	l.msgs = append(l.msgs, msg)
 	l.flows += len(msg.Records)
+}
+
+// DropConnections closes the TCP connections accepted so far (a
+// collector restart, seen from the exporter).
+func (l *Listener) DropConnections() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.open {
+		c.Close()
+	}
+	l.open = nil
+}
+
+// Stall makes the listener accept TCP connections and read nothing from
+// them (a collector that hangs): the exporter's socket buffers fill.
+func (l *Listener) Stall() {
+	l.mu.Lock()
+	l.stalled = true
+	l.mu.Unlock()
 }
 
 // Connections is how many TCP connections were accepted.
