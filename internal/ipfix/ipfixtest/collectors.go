@@ -489,6 +489,10 @@ func parseTshark(t testing.TB, out string) []Row {
 			} else {
 				r.Packets = u()
 			}
+		case "Permanent Octets": // octetTotalCount (85), ulogd2's
+			r.Octets = u()
+		case "Permanent Packets": // packetTotalCount (86)
+			r.Packets = u()
 		case "StartTime":
 			r.Start = tm()
 		case "EndTime":
