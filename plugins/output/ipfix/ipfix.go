@@ -217,7 +217,15 @@ func check(cfg *Config) (options, error) {
 		bad("queue_records %d: at least 1", cfg.QueueRecords)
 	}
 	o.maxQueue = cfg.QueueRecords
-	return o, errors.Join(errs...)
+	if len(errs) == 0 {
+		return o, nil
+	}
+	// One line: the stack builder prefixes it with file:line.
+	msg := make([]string, len(errs))
+	for i, e := range errs {
+		msg[i] = e.Error()
+	}
+	return o, errors.New(strings.Join(msg, "; "))
 }
 
 // validHost accepts an IP address (IPv6 also in brackets, with a zone) or
