@@ -263,6 +263,8 @@ var (
 	holdMax = time.Second
 	// stopDrain bounds how long Stop waits for the queue to empty.
 	stopDrain = 2 * time.Second
+	// clock is the instances' clock (template refresh, held records).
+	clock = time.Now
 )
 
 // levelNotice is ulogd's NOTICE level.
@@ -293,7 +295,7 @@ func newSink(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 	if len(env.In) != numInputs {
 		return nil, fmt.Errorf("IPFIX: %d input slots for %d keys", len(env.In), numInputs)
 	}
-	s := &sink{opt: o, log: env.Logger(), now: time.Now}
+	s := &sink{opt: o, log: env.Logger(), now: clock}
 	copy(s.in[:], env.In)
 	return s, nil
 }
@@ -386,6 +388,18 @@ const (
 	eventDestroy = 4
 )
 
+// icmp returns the event's ICMP or ICMPv6 type and code, if it has them.
+func (s *sink) icmp(r *keys.Record, proto uint8) (typ, code uint8, ok bool) {
+	in := &s.in
+	switch {
+	case proto == protoICMP && r.Valid(in[inICMPType]):
+		return uint8(r.Uint(in[inICMPType])), uint8(r.Uint(in[inICMPCode])), true
+	case proto == protoICMPv6 && r.Valid(in[inICMPv6Type]):
+		return uint8(r.Uint(in[inICMPv6Type])), uint8(r.Uint(in[inICMPv6Code])), true
+	}
+	return 0, 0, false
+}
+
 // Interp exports one conntrack event.
 func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 	in := &s.in
@@ -410,21 +424,14 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 			f.EndMs = r.Uint(in[inEndSec])*1000 + r.Uint(in[inEndUsec])/1000
 		}
 	}
-	var icmpType, icmpCode uint8
-	switch {
-	case f.Proto == protoICMP && r.Valid(in[inICMPType]):
-		icmpType, icmpCode = uint8(r.Uint(in[inICMPType])), uint8(r.Uint(in[inICMPCode]))
-	case f.Proto == protoICMPv6 && r.Valid(in[inICMPv6Type]):
-		icmpType, icmpCode = uint8(r.Uint(in[inICMPv6Type])), uint8(r.Uint(in[inICMPv6Code]))
-	default:
-		goto notICMP
+	icmpType, icmpCode, isICMP := s.icmp(r, f.Proto)
+	if isICMP {
+		f.Has |= ipfix.HasICMP
+		f.ICMPType, f.ICMPCode = icmpType, icmpCode
+		// NetFlow's convention, which pmacct and nfdump follow: type and
+		// code in the destination port.
+		f.SrcPort, f.DstPort = 0, uint16(icmpType)<<8|uint16(icmpCode)
 	}
-	f.Has |= ipfix.HasICMP
-	f.ICMPType, f.ICMPCode = icmpType, icmpCode
-	// NetFlow's convention, which pmacct and nfdump follow: type and
-	// code in the destination port.
-	f.SrcPort, f.DstPort = 0, uint16(icmpType)<<8|uint16(icmpCode)
-notICMP:
 	if r.Valid(in[inID]) {
 		f.Has |= ipfix.HasFlowID
 		f.FlowID = r.Uint(in[inID])

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -289,6 +290,34 @@ func TestCheck(t *testing.T) {
 		}
 		if _, err := stack.Build(f, plugin.Default, nil); err != nil {
 			t.Errorf("host=%s: %v", ok, err)
+		}
+	}
+}
+
+// TestTemplateRefresh: over UDP the templates come again once
+// template_refresh seconds have passed, and not before.
+func TestTemplateRefresh(t *testing.T) {
+	var fake atomic.Int64
+	fake.Store(time.Unix(1795630400, 0).UnixNano())
+	clock = func() time.Time { return time.Unix(0, fake.Load()) }
+	defer func() { clock = time.Now }()
+	l := ipfixtest.Listen(t, "", "udp")
+	h := start(t, l, "udp", "template_refresh=60")
+	want := []int{1, 0, 0, 1, 0}
+	advance := []time.Duration{0, 59 * time.Second, 0, 2 * time.Second, 30 * time.Second}
+	for i := range want {
+		fake.Add(int64(advance[i]))
+		h.Event(ping6)
+		h.Flush()
+		l.WaitRecords(t, 2*(i+1))
+	}
+	msgs := l.Messages()
+	if len(msgs) != len(want) {
+		t.Fatalf("%d messages, want %d", len(msgs), len(want))
+	}
+	for i, m := range msgs {
+		if len(m.Templates) != want[i] {
+			t.Errorf("message %d (after %v more): %d templates, want %d", i, advance[i], len(m.Templates), want[i])
 		}
 	}
 }
