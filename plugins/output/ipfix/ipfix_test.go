@@ -1,9 +1,11 @@
 package ipfix
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/ipfix"
 	"github.com/ulogd-go/ulogd/internal/ipfix/ipfixtest"
+	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
 	"github.com/ulogd-go/ulogd/internal/stack"
@@ -320,4 +323,47 @@ func TestTemplateRefresh(t *testing.T) {
 			t.Errorf("message %d (after %v more): %d templates, want %d", i, advance[i], len(m.Templates), want[i])
 		}
 	}
+}
+
+// TestInterpAllocs: a flow costs no allocation once the buffers have
+// grown (the queue copies the records).
+func TestInterpAllocs(t *testing.T) {
+	l := ipfixtest.Listen(t, "", "udp")
+	host, port, _ := net.SplitHostPort(l.Addr())
+	cfg := newConfig()
+	cfg.OID, cfg.Host, cfg.Proto, cfg.MTU = 1, host, "udp", 1400
+	cfg.Port, _ = strconv.Atoi(port)
+	in, r := plugintest.Inputs(inputs[:])
+	inst, err := newSink(&plugin.Env{In: in}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := inst.(*sink)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	names := map[string]keys.Slot{}
+	for i, k := range inputs {
+		names[k.Name] = keys.Slot(i)
+	}
+	for k, v := range tcpNAT {
+		slot, ok := names[k]
+		if !ok {
+			continue
+		}
+		switch v := v.(type) {
+		case int:
+			r.SetUint(slot, uint64(v))
+		case []byte:
+			r.SetBytes(slot, v)
+		}
+	}
+	for range 1000 {
+		s.Interp(r)
+	}
+	if n := testing.AllocsPerRun(1000, func() { s.Interp(r) }); n > 0 {
+		t.Fatalf("%.2f allocations per flow", n)
+	}
+	s.Flush()
 }

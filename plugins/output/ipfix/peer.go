@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ulogd-go/ulogd/internal/ipfix"
 	"github.com/ulogd-go/ulogd/internal/sinkq"
 )
@@ -25,6 +27,18 @@ type peer struct {
 	lastTpl time.Time // UDP: when the templates were last sent
 	now     func() time.Time
 	gone    chan struct{}
+
+	// TCP: the messages written but maybe not delivered, so that Close
+	// can count the records lost with the connection.
+	total   uint64    // bytes written into the connection
+	unacked []written // in stream order
+}
+
+// written is a message in the TCP stream: where it ends, and how many
+// records it carries.
+type written struct {
+	end     uint64
+	records int
 }
 
 // dial opens a new session (sinkq.WriterConfig.Dial).
@@ -89,27 +103,83 @@ func (p *peer) Write(b *sinkq.Batch) (sent, discarded int, err error) {
 	if err := p.send(now); err != nil {
 		return first, 0, err
 	}
+	p.trim()
 	return b.Len(), 0, nil
 }
 
 // send finishes the current message and writes it.
 func (p *peer) send(now time.Time) error {
+	records := p.enc.Pending()
 	m := p.enc.Finish(now)
 	if m == nil {
 		return nil
 	}
-	_, err := p.c.Write(m)
+	n, err := p.c.Write(m)
 	if err != nil && p.udp && errors.Is(err, syscall.ECONNREFUSED) {
 		// The error belongs to an earlier datagram (an ICMP port
 		// unreachable); this one was not sent: try again.
-		_, err = p.c.Write(m)
+		n, err = p.c.Write(m)
+	}
+	if !p.udp {
+		p.total += uint64(n)
+		if err == nil {
+			p.unacked = append(p.unacked, written{end: p.total, records: records})
+		}
 	}
 	return err
 }
 
+// acked returns how many bytes of the TCP stream the collector
+// acknowledged (bytes_acked survives a reset, which empties the send
+// queue).
+func (p *peer) acked() (uint64, bool) {
+	sc, ok := p.c.(syscall.Conn)
+	if !ok {
+		return 0, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var info *unix.TCPInfo
+	qerr := errors.ErrUnsupported
+	_ = rc.Control(func(fd uintptr) {
+		info, qerr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	})
+	if qerr != nil {
+		return 0, false
+	}
+	return info.Bytes_acked, true
+}
+
+// trim forgets the messages the collector acknowledged.
+func (p *peer) trim() {
+	if len(p.unacked) == 0 {
+		return
+	}
+	acked, ok := p.acked()
+	if !ok {
+		p.unacked = p.unacked[:0]
+		return
+	}
+	i := 0
+	for i < len(p.unacked) && p.unacked[i].end <= acked {
+		i++
+	}
+	p.unacked = p.unacked[:copy(p.unacked, p.unacked[i:])]
+}
+
+// Close closes the connection and returns how many records written into
+// it did not reach the collector (TCP: messages not acknowledged whole).
 func (p *peer) Close() int {
+	p.trim()
+	lost := 0
+	for _, w := range p.unacked {
+		lost += w.records
+	}
+	p.unacked = nil
 	p.c.Close()
-	return 0
+	return lost
 }
 
 func (p *peer) Interrupt() { _ = p.c.SetWriteDeadline(time.Unix(1, 0)) }
