@@ -341,6 +341,15 @@ func (s *sink) Dropped() uint64 {
 	return s.q.Dropped()
 }
 
+// Written counts the records the collector's connection took (for TCP,
+// less those it lost unacknowledged).
+func (s *sink) Written() uint64 {
+	if s.q == nil {
+		return 0
+	}
+	return s.q.Written()
+}
+
 // Flush queues the held records once the oldest has waited holdMax.
 func (s *sink) Flush() error {
 	if len(s.heldEnds) > 0 && s.now().Sub(s.heldSince) >= holdMax {
