@@ -141,7 +141,7 @@ func Descriptor() *plugin.Descriptor {
 			"template_refresh": "UDP: seconds between two sendings of the templates; 0: once",
 			"biflow":           "1: one record per flow with the RFC 5103 reverse counters, instead of one record per direction",
 			"mark_pen":         "your IANA private enterprise number: `ct.mark` is exported as its element 1; 0: the mark is not exported",
-			"queue_records":    "records the send queue holds; more are dropped and counted",
+			"queue_records":    "records the send queue holds (at most 1048576, 128 bytes of memory each); more are dropped and counted",
 		},
 		Sample: sample,
 		Keys:   func(*Config) ([]keys.Spec, []keys.Spec, error) { return inputs[:], nil, nil },
@@ -150,6 +150,10 @@ func Descriptor() *plugin.Descriptor {
 		New: newSink,
 	})
 }
+
+// maxQueueRecords bounds queue_records: the queue takes 128 bytes per
+// record (records are 31 to about 150 bytes long, 60 to 80 for most).
+const maxQueueRecords = 1 << 20
 
 // options is a Config checked and decoded.
 type options struct {
@@ -167,8 +171,8 @@ type options struct {
 // check validates cfg: every error is one that --check reports.
 func check(cfg *Config) (options, error) {
 	var o options
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	var errs []string
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
 	if cfg.OID <= 0 {
 		bad("invalid Observation ID %d: oid must be 1 to 4294967295", cfg.OID)
 	}
@@ -213,19 +217,15 @@ func check(cfg *Config) (options, error) {
 	}
 	o.refresh = time.Duration(cfg.TemplateRefresh) * time.Second
 	o.biflow = cfg.Biflow != 0
-	if cfg.QueueRecords < 1 {
-		bad("queue_records %d: at least 1", cfg.QueueRecords)
+	if cfg.QueueRecords < 1 || cfg.QueueRecords > maxQueueRecords {
+		bad("queue_records %d out of range 1 to %d", cfg.QueueRecords, maxQueueRecords)
 	}
 	o.maxQueue = cfg.QueueRecords
 	if len(errs) == 0 {
 		return o, nil
 	}
 	// One line: the stack builder prefixes it with file:line.
-	msg := make([]string, len(errs))
-	for i, e := range errs {
-		msg[i] = e.Error()
-	}
-	return o, errors.New(strings.Join(msg, "; "))
+	return o, errors.New(strings.Join(errs, "; "))
 }
 
 // validHost accepts an IP address (IPv6 also in brackets, with a zone) or
@@ -266,9 +266,6 @@ var (
 	// clock is the instances' clock (template refresh, held records).
 	clock = time.Now
 )
-
-// levelNotice is ulogd's NOTICE level.
-const levelNotice = slog.Level(2)
 
 // sink is one IPFIX instance.
 type sink struct {
