@@ -325,13 +325,13 @@ func TestTemplateRefresh(t *testing.T) {
 	}
 }
 
-// TestInterpAllocs: a flow costs no allocation once the buffers have
-// grown (the queue copies the records).
-func TestInterpAllocs(t *testing.T) {
-	l := ipfixtest.Listen(t, "", "udp")
+// standalone builds an IPFIX instance outside a stack, started, sending
+// to l, with r holding the event ev.
+func standalone(t *testing.T, l *ipfixtest.Listener, network string, ev map[string]any) (*sink, *keys.Record) {
+	t.Helper()
 	host, port, _ := net.SplitHostPort(l.Addr())
 	cfg := newConfig()
-	cfg.OID, cfg.Host, cfg.Proto, cfg.MTU = 1, host, "udp", 1400
+	cfg.OID, cfg.Host, cfg.Proto, cfg.MTU = 1, host, network, 1400
 	cfg.Port, _ = strconv.Atoi(port)
 	in, r := plugintest.Inputs(inputs[:])
 	inst, err := newSink(&plugin.Env{In: in}, cfg)
@@ -342,12 +342,12 @@ func TestInterpAllocs(t *testing.T) {
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Stop(context.Background())
+	t.Cleanup(func() { s.Stop(context.Background()) })
 	names := map[string]keys.Slot{}
 	for i, k := range inputs {
 		names[k.Name] = keys.Slot(i)
 	}
-	for k, v := range tcpNAT {
+	for k, v := range ev {
 		slot, ok := names[k]
 		if !ok {
 			continue
@@ -359,11 +359,44 @@ func TestInterpAllocs(t *testing.T) {
 			r.SetBytes(slot, v)
 		}
 	}
+	return s, r
+}
+
+// TestInterpAllocs: a flow costs no allocation once the buffers have
+// grown (the queue copies the records).
+func TestInterpAllocs(t *testing.T) {
+	l := ipfixtest.Listen(t, "", "udp")
+	s, r := standalone(t, l, "udp", tcpNAT)
 	for range 1000 {
 		s.Interp(r)
 	}
 	if n := testing.AllocsPerRun(1000, func() { s.Interp(r) }); n > 0 {
 		t.Fatalf("%.2f allocations per flow", n)
 	}
+}
+
+// TestHeldUntilAge: records that do not fill a message wait in the walk
+// until the oldest is holdMax old, then leave at the next Flush.
+func TestHeldUntilAge(t *testing.T) {
+	var fake atomic.Int64
+	fake.Store(time.Unix(1795630400, 0).UnixNano())
+	clock = func() time.Time { return time.Unix(0, fake.Load()) }
+	holdMax = time.Second
+	defer func() { clock, holdMax = time.Now, 0 }()
+	l := ipfixtest.Listen(t, "", "udp")
+	s, r := standalone(t, l, "udp", ping6)
+	s.Interp(r)
 	s.Flush()
+	fake.Add(int64(999 * time.Millisecond))
+	s.Interp(r)
+	s.Flush()
+	if got := s.q.Stats().Enqueued; got != 0 {
+		t.Fatalf("%d records queued before the oldest was a second old", got)
+	}
+	fake.Add(int64(time.Millisecond))
+	s.Flush()
+	if got := s.q.Stats().Enqueued; got != 4 {
+		t.Fatalf("%d records queued once the oldest was a second old, want 4", got)
+	}
+	l.WaitRecords(t, 4)
 }
