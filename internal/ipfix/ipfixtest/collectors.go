@@ -322,8 +322,14 @@ aggregate: src_host, dst_host, src_port, dst_port, proto, timestamp_start, times
 func (n *Nfacctd) Name() string { return "nfacctd" }
 func (n *Nfacctd) Addr() string { return n.addr }
 
+// lines returns the complete lines written so far.
 func (n *Nfacctd) lines() []string {
 	b, _ := os.ReadFile(n.file)
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		b = b[:i+1]
+	} else {
+		b = nil
+	}
 	return strings.FieldsFunc(string(b), func(r rune) bool { return r == '\n' })
 }
 
@@ -334,9 +340,12 @@ func (n *Nfacctd) Rows(t testing.TB, want int) []Row {
 	n.p.waitFor(t, rowsTimeout, fmt.Sprintf("%d records in %s", want, n.file), func() bool {
 		return len(n.lines()) >= want
 	})
+	// What nfacctd writes at exit repeats rows already written: read
+	// before stopping it.
+	lines := n.lines()
 	n.p.stop(t)
 	var rows []Row
-	for _, l := range n.lines() {
+	for _, l := range lines {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			t.Fatalf("nfacctd json %q: %v", l, err)
