@@ -338,6 +338,15 @@ func (s *sink) Dropped() uint64 {
 	return s.q.Dropped()
 }
 
+// Reopen opens a new connection (SIGHUP): the collector's name is
+// resolved again, and a new transport session starts.
+func (s *sink) Reopen() error {
+	if s.w != nil {
+		s.w.Reconnect()
+	}
+	return nil
+}
+
 // Written counts the records the collector's connection took (for TCP,
 // less those it lost unacknowledged).
 func (s *sink) Written() uint64 {

@@ -400,3 +400,32 @@ func TestHeldUntilAge(t *testing.T) {
 	}
 	l.WaitRecords(t, 4)
 }
+
+// TestReopen: SIGHUP starts a new TCP connection, whose first message
+// carries the templates again.
+func TestReopen(t *testing.T) {
+	l := ipfixtest.Listen(t, "", "tcp")
+	s, r := standalone(t, l, "tcp", ping6)
+	s.Interp(r)
+	s.Flush()
+	l.WaitRecords(t, 2)
+	if err := s.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Connections() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no new connection after Reopen")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.Interp(r)
+	s.Flush()
+	l.WaitRecords(t, 4)
+	msgs := l.Messages()
+	last := msgs[len(msgs)-1]
+	if last.Session != "tcp#2" || last.Sequence != 0 || len(last.Templates) == 0 {
+		t.Fatalf("after Reopen: session %s, sequence %d, %d templates; want tcp#2, 0, a template",
+			last.Session, last.Sequence, len(last.Templates))
+	}
+}
