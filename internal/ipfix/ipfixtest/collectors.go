@@ -12,12 +12,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ulogd-go/ulogd/internal/netnstest"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // Row is one flow as a collector shows it. Fields a collector does not
@@ -87,29 +87,11 @@ func command(netns string, args ...string) *exec.Cmd {
 	return c
 }
 
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // proc is a collector process, killed at cleanup.
 type proc struct {
 	cmd  *exec.Cmd
 	sig  syscall.Signal // what stops it
-	out  lockedBuffer
+	out  testutil.Buffer
 	done chan struct{}
 }
 

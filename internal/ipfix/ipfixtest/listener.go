@@ -7,7 +7,8 @@ import (
 	"net"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // Listener is an IPFIX collector of our own on 127.0.0.1 (UDP, or TCP for
@@ -196,16 +197,18 @@ func (l *Listener) Records() int {
 // fails t on any decoding error.
 func (l *Listener) WaitRecords(t testing.TB, n int) {
 	t.Helper()
-	deadline := time.Now().Add(rowsTimeout)
-	for l.Records() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("listener %s: %d records within %v, want %d", l.addr, l.Records(), rowsTimeout, n)
-		}
-		time.Sleep(pollEvery)
-	}
+	testutil.WaitFor(t, rowsTimeout, fmt.Sprintf("%d records at %s (have %d)", n, l.addr, l.Records()),
+		func() bool { return l.Records() >= n })
 	if err := l.Err(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// WaitConnections waits (bounded) until n TCP connections were accepted.
+func (l *Listener) WaitConnections(t testing.TB, n int) {
+	t.Helper()
+	testutil.WaitFor(t, rowsTimeout, fmt.Sprintf("%d connections at %s", n, l.addr),
+		func() bool { return l.Connections() >= n })
 }
 
 // Err returns the first decoding error, if any.

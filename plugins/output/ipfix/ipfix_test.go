@@ -20,6 +20,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
 	"github.com/ulogd-go/ulogd/internal/stack"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 	"github.com/ulogd-go/ulogd/plugins/input/nfct"
 )
 
@@ -186,30 +187,22 @@ func TestTCPReconnect(t *testing.T) {
 	l.WaitRecords(t, 2)
 	l.DropConnections()
 	// The writer notices the closed connection (its reader returns) and
-	// dials again at once; records sent in between are queued.
-	deadline := time.Now().Add(10 * time.Second)
-	for l.Connections() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no second connection")
-		}
-		h.Event(ping6)
-		h.Flush()
-		time.Sleep(20 * time.Millisecond)
-	}
+	// dials again; a flow sent meanwhile stays queued for the new one.
+	h.Event(ping6)
+	h.Flush()
+	l.WaitConnections(t, 2)
 	h.Event(tcpNAT)
 	h.Flush()
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		msgs := l.Messages()
-		last := msgs[len(msgs)-1]
-		if len(last.Records) > 0 && last.Records[0].Template == ipfix.TemplateID(false, ipfix.HasTimes|ipfix.HasFlowID|ipfix.HasEndReason|ipfix.HasMark|ipfix.HasNAT|ipfix.HasZone|ipfix.HasDirection) && l.Connections() >= 2 {
-			break
+	tcpTemplate := ipfix.TemplateID(false, ipfix.HasTimes|ipfix.HasFlowID|ipfix.HasEndReason|ipfix.HasMark|
+		ipfix.HasNAT|ipfix.HasZone|ipfix.HasDirection)
+	testutil.WaitFor(t, 10*time.Second, "the TCP flow on the new connection", func() bool {
+		for _, m := range l.Messages() {
+			if m.Session == "tcp#2" && len(m.Records) > 0 && m.Records[0].Template == tcpTemplate {
+				return true
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the TCP flow did not arrive on the new connection")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
 	if err := l.Err(); err != nil {
 		t.Fatal(err) // a data set without its template on the new session
 	}
@@ -412,13 +405,7 @@ func TestReopen(t *testing.T) {
 	if err := s.Reopen(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for l.Connections() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no new connection after Reopen")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	l.WaitConnections(t, 2)
 	s.Interp(r)
 	s.Flush()
 	l.WaitRecords(t, 4)
