@@ -222,6 +222,7 @@ table inet ulogdraw {
 // both directions' packets and bytes as conntrack counted them, start
 // and end times, and the NAT translation.
 func TestIPFIXCollectors(t *testing.T) {
+	t.Parallel()
 	RequireTools(t, "nfcapd", "nfdump", "nfacctd", "tshark")
 	p := NewNSPair(t, NSOptions{Conntrack: true, Accounting: true, Timestamps: true})
 	nfcapd := ipfixtest.StartNfcapd(t, p.A, 4739)
@@ -330,6 +331,7 @@ proto=tcp
 // in seconds, ours in milliseconds). IPv4 only: ulogd2 exports the first
 // 4 bytes of IPv6 addresses (docs/compat.md).
 func TestIPFIXReference(t *testing.T) {
+	t.Parallel()
 	RequireTools(t, "tshark")
 	ref := RefBinary(t)
 	p := NewNSPair(t, NSOptions{Conntrack: true, Accounting: true, Timestamps: true})
