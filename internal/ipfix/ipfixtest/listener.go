@@ -32,8 +32,9 @@ type Listener struct {
 	wg       sync.WaitGroup
 }
 
-// Listen starts a listener on 127.0.0.1 with a free port, in netns ("" for
-// the current namespace); it is closed at cleanup.
+// Listen starts a listener on 127.0.0.1 (network "udp" or "tcp") or ::1
+// ("udp6", "tcp6") with a free port, in netns ("" for the current
+// namespace); it is closed at cleanup.
 func Listen(t testing.TB, netns, network string) *Listener {
 	t.Helper()
 	l := &Listener{network: network, sessions: map[string]*Decoder{}}
@@ -41,11 +42,18 @@ func Listen(t testing.TB, netns, network string) *Listener {
 	var pc net.PacketConn
 	var ln net.Listener
 	open := func() {
-		if network == "udp" {
+		switch network {
+		case "udp":
 			pc, err = net.ListenPacket("udp4", "127.0.0.1:0")
-			return
+		case "udp6":
+			pc, err = net.ListenPacket("udp6", "[::1]:0")
+		case "tcp":
+			ln, err = net.Listen("tcp4", "127.0.0.1:0")
+		case "tcp6":
+			ln, err = net.Listen("tcp6", "[::1]:0")
+		default:
+			err = fmt.Errorf("network %q: udp, udp6, tcp or tcp6", network)
 		}
-		ln, err = net.Listen("tcp4", "127.0.0.1:0")
 	}
 	inNetns(t, netns, open)
 	if err != nil {

@@ -416,3 +416,23 @@ func TestReopen(t *testing.T) {
 			last.Session, last.Sequence, len(last.Templates))
 	}
 }
+
+// TestHosts: an IPv6 collector, in brackets or not, and a name.
+func TestHosts(t *testing.T) {
+	for _, tc := range []struct{ listen, proto, host string }{
+		{"udp6", "udp", "::1"},
+		{"tcp6", "tcp", "[::1]"},
+		{"tcp", "tcp", "localhost"},
+	} {
+		t.Run(tc.host, func(t *testing.T) {
+			l := ipfixtest.Listen(t, "", tc.listen)
+			_, port, _ := net.SplitHostPort(l.Addr())
+			l.SetMarkPEN(pen)
+			h := plugintest.New(t, "ipfix1:IPFIX", fmt.Sprintf(
+				"[ipfix1]\noid=1\nhost=%q\nport=%s\nproto=%s\n", tc.host, port, tc.proto), nfct.OutputKeys())
+			h.Event(ping6)
+			h.Flush()
+			l.WaitRecords(t, 2)
+		})
+	}
+}
