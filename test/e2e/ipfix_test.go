@@ -14,7 +14,8 @@ import (
 	"github.com/ulogd-go/ulogd/internal/ipfix/ipfixtest"
 )
 
-// ctEntry is one line of `conntrack -L -o extended`: the ground truth.
+// ctEntry is one line of `conntrack -L -o extended,ktimestamp`: the
+// ground truth.
 type ctEntry struct {
 	proto                  uint8
 	origSrc, origDst       netip.Addr
@@ -27,13 +28,14 @@ type ctEntry struct {
 	hasICMP                bool
 	replyICMPType          uint8
 	natted                 bool
+	start                  time.Time // to the second (zero: unknown)
 	line                   string
 }
 
 // conntrackList reads the flows of namespace ns.
 func conntrackList(t *testing.T, p *NSPair, ns string) []ctEntry {
 	t.Helper()
-	out := p.Exec(t, ns, "conntrack", "-L", "-o", "extended")
+	out := p.Exec(t, ns, "conntrack", "-L", "-o", "extended,ktimestamp")
 	var es []ctEntry
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
@@ -45,6 +47,11 @@ func conntrackList(t *testing.T, p *NSPair, ns string) []ctEntry {
 			continue
 		}
 		e := ctEntry{proto: uint8(proto), line: line}
+		if _, rest, ok := strings.Cut(line, "[start="); ok {
+			if v, _, ok := strings.Cut(rest, "]"); ok {
+				e.start, _ = time.ParseInLocation("Mon Jan _2 15:04:05 2006", v, time.Local)
+			}
+		}
 		seen := map[string]int{}
 		for _, kv := range f[4:] {
 			k, v, ok := strings.Cut(kv, "=")
@@ -267,12 +274,25 @@ proto=tcp
 	end := time.Now().Add(time.Second)
 
 	var want []ipfixtest.Row
+	starts := map[string]time.Time{}
 	nat := 0
 	for _, e := range truth {
-		want = append(want, e.wantRows()...)
+		for _, w := range e.wantRows() {
+			want = append(want, w)
+			starts[rowKey(w)] = e.start
+		}
 		if e.natted {
 			nat++
 		}
+	}
+	known := 0
+	for _, e := range truth {
+		if !e.start.IsZero() {
+			known++
+		}
+	}
+	if known != len(truth) {
+		t.Errorf("conntrack -o ktimestamp gave the start of %d flows of %d", known, len(truth))
 	}
 	if len(truth) < 7 || nat != 1 {
 		t.Fatalf("conntrack has %d flows (%d NAT'd), want at least 7 and 1:\n%v", len(truth), nat, truth)
@@ -306,6 +326,9 @@ proto=tcp
 				}
 				if r.Start.Before(begin) || r.End.After(end) || r.End.Before(r.Start) {
 					t.Errorf("%s: times %s..%s outside the test's %s..%s", adjust, r.Start, r.End, begin, end)
+				}
+				if st := starts[rowKey(w)]; !st.IsZero() && (r.Start.Before(st) || !r.Start.Before(st.Add(1100*time.Millisecond))) {
+					t.Errorf("%s: start %s, conntrack says %s (to the second)", adjust, r.Start, st)
 				}
 				adjust.Start, adjust.End = r.Start, r.End
 				if r != adjust {
