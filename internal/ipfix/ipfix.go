@@ -33,29 +33,29 @@ import (
 
 // Information element numbers (IANA "IPFIX Information Elements").
 const (
-	IEOctetDeltaCount            = 1
-	IEPacketDeltaCount           = 2
-	IEProtocolIdentifier         = 4
-	IESourceTransportPort        = 7
-	IESourceIPv4Address          = 8
-	IEDestinationTransportPort   = 11
-	IEDestinationIPv4Address     = 12
-	IESourceIPv6Address          = 27
-	IEDestinationIPv6Address     = 28
-	IEICMPTypeCodeIPv4           = 32
-	IEFlowEndReason              = 136
-	IEICMPTypeCodeIPv6           = 139
-	IEFlowID                     = 148
-	IEFlowStartMilliseconds      = 152
-	IEFlowEndMilliseconds        = 153
-	IEPostNATSourceIPv4Address   = 225
-	IEPostNATDestinationIPv4Addr = 226
-	IEPostNAPTSourcePort         = 227
-	IEPostNAPTDestinationPort    = 228
-	IEIngressVRFID               = 234
-	IEBiflowDirection            = 239
-	IEPostNATSourceIPv6Address   = 281
-	IEPostNATDestinationIPv6Addr = 282
+	IEOctetDeltaCount                  = 1
+	IEPacketDeltaCount                 = 2
+	IEProtocolIdentifier               = 4
+	IESourceTransportPort              = 7
+	IESourceIPv4Address                = 8
+	IEDestinationTransportPort         = 11
+	IEDestinationIPv4Address           = 12
+	IESourceIPv6Address                = 27
+	IEDestinationIPv6Address           = 28
+	IEICMPTypeCodeIPv4                 = 32
+	IEFlowEndReason                    = 136
+	IEICMPTypeCodeIPv6                 = 139
+	IEFlowID                           = 148
+	IEFlowStartMilliseconds            = 152
+	IEFlowEndMilliseconds              = 153
+	IEPostNATSourceIPv4Address         = 225
+	IEPostNATDestinationIPv4Address    = 226
+	IEPostNAPTSourceTransportPort      = 227
+	IEPostNAPTDestinationTransportPort = 228
+	IEIngressVRFID                     = 234
+	IEBiflowDirection                  = 239
+	IEPostNATSourceIPv6Address         = 281
+	IEPostNATDestinationIPv6Address    = 282
 )
 
 // ReversePEN is the private enterprise number of the reverse information
@@ -199,12 +199,12 @@ func fields(v6 bool, has Elems, markPEN uint32) []field {
 			field{id: IEPacketDeltaCount, len: 8, pen: ReversePEN})
 	}
 	if has&HasNAT != 0 {
-		ps, pd := uint16(IEPostNATSourceIPv4Address), uint16(IEPostNATDestinationIPv4Addr)
+		ps, pd := uint16(IEPostNATSourceIPv4Address), uint16(IEPostNATDestinationIPv4Address)
 		if v6 {
-			ps, pd = IEPostNATSourceIPv6Address, IEPostNATDestinationIPv6Addr
+			ps, pd = IEPostNATSourceIPv6Address, IEPostNATDestinationIPv6Address
 		}
 		fs = append(fs, field{id: ps, len: uint16(a)}, field{id: pd, len: uint16(a)},
-			field{id: IEPostNAPTSourcePort, len: 2}, field{id: IEPostNAPTDestinationPort, len: 2})
+			field{id: IEPostNAPTSourceTransportPort, len: 2}, field{id: IEPostNAPTDestinationTransportPort, len: 2})
 	}
 	if has&HasFlowID != 0 {
 		fs = append(fs, field{id: IEFlowID, len: 8})

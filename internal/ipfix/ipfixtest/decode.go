@@ -223,11 +223,11 @@ func (d *Decoder) Flow(r *Record) (ipfix.Flow, error) {
 				f.Has |= ipfix.HasICMP
 			case ipfix.IEPostNATSourceIPv4Address, ipfix.IEPostNATSourceIPv6Address:
 				f.PostSrc = addr(v)
-			case ipfix.IEPostNATDestinationIPv4Addr, ipfix.IEPostNATDestinationIPv6Addr:
+			case ipfix.IEPostNATDestinationIPv4Address, ipfix.IEPostNATDestinationIPv6Address:
 				f.PostDst = addr(v)
-			case ipfix.IEPostNAPTSourcePort:
+			case ipfix.IEPostNAPTSourceTransportPort:
 				f.PostSrcPort = uint16(num(v))
-			case ipfix.IEPostNAPTDestinationPort:
+			case ipfix.IEPostNAPTDestinationTransportPort:
 				f.PostDstPort = uint16(num(v))
 			case ipfix.IEFlowID:
 				f.FlowID = num(v)
@@ -261,7 +261,7 @@ func (d *Decoder) Flow(r *Record) (ipfix.Flow, error) {
 	if err := both(Field{ID: ipfix.IEOctetDeltaCount, PEN: ipfix.ReversePEN}, Field{ID: ipfix.IEPacketDeltaCount, PEN: ipfix.ReversePEN}, ipfix.HasReverse); err != nil {
 		return f, err
 	}
-	if err := both(Field{ID: ipfix.IEPostNAPTSourcePort}, Field{ID: ipfix.IEPostNAPTDestinationPort}, ipfix.HasNAT); err != nil {
+	if err := both(Field{ID: ipfix.IEPostNAPTSourceTransportPort}, Field{ID: ipfix.IEPostNAPTDestinationTransportPort}, ipfix.HasNAT); err != nil {
 		return f, err
 	}
 	if f.Has&ipfix.HasNAT != 0 && (!f.PostSrc.IsValid() || !f.PostDst.IsValid()) {
