@@ -351,13 +351,17 @@ proto=tcp
 // Wireshark decodes on the fields both export: the 5-tuple of the
 // original direction, packets and bytes (ulogd2 sums both directions,
 // ours exports each direction in its own record), start and end (ulogd2
-// in seconds, ours in milliseconds). IPv4 only: ulogd2 exports the first
+// in seconds, ours in milliseconds), the mark (ulogd2's applicationId,
+// ours an enterprise element). IPv4 only: ulogd2 exports the first
 // 4 bytes of IPv6 addresses (docs/compat.md).
 func TestIPFIXReference(t *testing.T) {
 	t.Parallel()
 	RequireTools(t, "tshark")
 	ref := RefBinary(t)
 	p := NewNSPair(t, NSOptions{Conntrack: true, Accounting: true, Timestamps: true})
+	// Every flow gets a mark: ulogd2 exports it as applicationId, ours
+	// under mark_pen (which ulogd2 2.0.8 ignores).
+	p.Nft(t, p.A, "table inet ulogdmark {\n\tchain out { type filter hook output priority 0; ct mark set 42; }\n}")
 	refC := ipfixtest.StartTshark(t, p.A, "udp")
 	oursC := ipfixtest.StartTshark(t, p.A, "udp")
 	dir := t.TempDir()
@@ -365,7 +369,7 @@ func TestIPFIXReference(t *testing.T) {
 		_, port, _ := net.SplitHostPort(addr)
 		return fmt.Sprintf("[global]\nlogfile=%q\nloglevel=1\nplugin=\"/usr/lib/x86_64-linux-gnu/ulogd/ulogd_inpflow_NFCT.so\"\n"+
 			"plugin=\"/usr/lib/x86_64-linux-gnu/ulogd/ulogd_output_IPFIX.so\"\n"+
-			"stack=ct1:NFCT,ipfix1:IPFIX\n\n[ct1]\n\n[ipfix1]\noid=1\nhost=127.0.0.1\nport=%s\nproto=udp\n", logfile, port)
+			"stack=ct1:NFCT,ipfix1:IPFIX\n\n[ct1]\n\n[ipfix1]\noid=1\nhost=127.0.0.1\nport=%s\nproto=udp\nmark_pen=32473\n", logfile, port)
 	}
 	refLog, oursLog := filepath.Join(dir, "ref.log"), filepath.Join(dir, "ours.log")
 	StartDaemon(t, DaemonSpec{Name: "ref", Binary: ref, Netns: p.A, Logfile: refLog,
@@ -429,6 +433,9 @@ func TestIPFIXReference(t *testing.T) {
 		}
 		if or.Packets != e.origPkts || back.Packets != e.replyPkts {
 			t.Errorf("%s: ours %d/%d packets, conntrack %d/%d", k, or.Packets, back.Packets, e.origPkts, e.replyPkts)
+		}
+		if rr.Mark != 42 || or.Mark != 42 || back.Mark != 42 {
+			t.Errorf("%s: mark: ulogd2 %d, ours %d and %d, want 42", k, rr.Mark, or.Mark, back.Mark)
 		}
 		if !rr.Start.Equal(or.Start.Truncate(time.Second)) || !rr.End.Equal(or.End.Truncate(time.Second)) {
 			t.Errorf("%s: ulogd2 %s..%s, ours %s..%s", k, rr.Start, rr.End, or.Start, or.End)

@@ -34,6 +34,7 @@ type Row struct {
 	PostSrcPort, PostDstPort uint16
 	ICMP                     uint16 // type<<8 | code (nfdump, Wireshark)
 	Zone                     uint32 // nfdump's ingress_vrf, Wireshark's Ingress VRFID
+	Mark                     uint32 // Wireshark: ulogd2's applicationId, or an enterprise element 1
 }
 
 func (r Row) String() string {
@@ -397,6 +398,13 @@ func (s *Tshark) Listener() *Listener { return s.l }
 // Rows implements Collector.
 func (s *Tshark) Rows(t testing.TB, want int) []Row {
 	t.Helper()
+	return parseTshark(t, s.Text(t, want))
+}
+
+// Text waits (bounded) until want records arrived and returns tshark's
+// verbose decoding (-V) of every message.
+func (s *Tshark) Text(t testing.TB, want int) string {
+	t.Helper()
 	s.l.WaitRecords(t, want)
 	msgs := s.l.Raw()
 	pcap := filepath.Join(t.TempDir(), "ipfix.pcap")
@@ -411,7 +419,7 @@ func (s *Tshark) Rows(t testing.TB, want int) []Row {
 	if err != nil {
 		t.Fatalf("tshark -r %s: %v\n%s", pcap, err, out)
 	}
-	return parseTshark(t, string(out))
+	return string(out)
 }
 
 // parseTshark reads the "Flow N" blocks of tshark -V.
@@ -434,6 +442,31 @@ func parseTshark(t testing.TB, out string) []Row {
 		}
 		k, v, ok := strings.Cut(s, ": ")
 		if !ok {
+			continue
+		}
+		switch k {
+		case "Enterprise Private entry":
+			// "(name) Type 1: Value (hex bytes): 00 00 00 2a"
+			if _, hex, ok := strings.Cut(v, "Type 1: Value (hex bytes): "); ok {
+				n, err := strconv.ParseUint(strings.ReplaceAll(hex, " ", ""), 16, 32)
+				if err != nil {
+					t.Errorf("tshark %s: %q: %v", k, v, err)
+				}
+				r.Mark = uint32(n)
+			}
+			continue
+		case "Classification Engine ID": // applicationId (95), "invalid (0)"
+			if i, j := strings.LastIndex(v, "("), strings.LastIndex(v, ")"); i >= 0 && j > i {
+				n, _ := strconv.ParseUint(v[i+1:j], 10, 8)
+				r.Mark |= uint32(n) << 24
+			}
+			continue
+		case "Selector ID": // applicationId's other 3 bytes, in hex
+			n, err := strconv.ParseUint(v, 16, 32)
+			if err != nil {
+				t.Errorf("tshark %s: %q: %v", k, v, err)
+			}
+			r.Mark |= uint32(n) & 0xffffff
 			continue
 		}
 		reverse := strings.Contains(v, "(Reverse ")
