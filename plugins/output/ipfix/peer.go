@@ -83,25 +83,39 @@ func (p *peer) Write(b *sinkq.Batch) (sent, discarded int, err error) {
 		p.lastTpl = now
 	}
 	first := 0 // first record of the message being built
+	// flush sends the message of records first..end-1.
+	flush := func(end int) (bool, int, int, error) {
+		err := p.send(now)
+		switch {
+		case err == nil:
+			return true, 0, 0, nil
+		case p.udp && errors.Is(err, syscall.EMSGSIZE):
+			// The path takes no datagram that large: these records can
+			// never be sent. The next message carries its templates.
+			p.enc.ResendTemplates()
+			return false, first, end - first, nil
+		}
+		return false, first, 0, err
+	}
 	for i := 0; i < b.Len(); i++ {
 		rec := b.Record(i)
 		if !p.enc.Fits(rec) {
-			if err := p.send(now); err != nil {
-				return first, 0, err
+			if ok, s, d, err := flush(i); !ok {
+				return s, d, err
 			}
 			first = i
 		}
 		if err := p.enc.Add(rec); err != nil {
 			// Only a record that fits no message gets here (the MTU
 			// was checked against the largest): it can never be sent.
-			if err := p.send(now); err != nil {
-				return first, 0, err
+			if ok, s, d, err := flush(i); !ok {
+				return s, d, err
 			}
 			return i, 1, nil
 		}
 	}
-	if err := p.send(now); err != nil {
-		return first, 0, err
+	if ok, s, d, err := flush(b.Len()); !ok {
+		return s, d, err
 	}
 	p.trim()
 	return b.Len(), 0, nil
