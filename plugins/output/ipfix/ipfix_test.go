@@ -8,10 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/ipfix"
@@ -336,22 +338,7 @@ func standalone(t *testing.T, l *ipfixtest.Listener, network string, ev map[stri
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Stop(context.Background()) })
-	names := map[string]keys.Slot{}
-	for i, k := range inputs {
-		names[k.Name] = keys.Slot(i)
-	}
-	for k, v := range ev {
-		slot, ok := names[k]
-		if !ok {
-			continue
-		}
-		switch v := v.(type) {
-		case int:
-			r.SetUint(slot, uint64(v))
-		case []byte:
-			r.SetBytes(slot, v)
-		}
-	}
+	setEvent(r, ev)
 	return s, r
 }
 
@@ -434,5 +421,78 @@ func TestHosts(t *testing.T) {
 			h.Flush()
 			l.WaitRecords(t, 2)
 		})
+	}
+}
+
+// TestLostWithConnection: the records of messages the collector's kernel
+// had not acknowledged when the connection was reset are counted as
+// dropped, and every record is counted once: written, dropped or still
+// queued.
+func TestLostWithConnection(t *testing.T) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			// A tiny receive window: most of what is sent stays unacknowledged.
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 1024)
+		})
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	cfg := newConfig()
+	cfg.OID, cfg.Host, cfg.Proto, cfg.MTU, cfg.QueueRecords = 1, host, "tcp", 1400, 100000
+	cfg.Port, _ = strconv.Atoi(port)
+	in, r := plugintest.Inputs(inputs[:])
+	inst, err := newSink(&plugin.Env{In: in}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := inst.(*sink)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	conn := <-accepted
+	setEvent(r, tcpNAT)
+	for range 20000 {
+		s.Interp(r)
+	}
+	s.Flush()
+	// The writer blocks once the window and its send buffer are full.
+	testutil.WaitFor(t, 10*time.Second, "a blocked writer", func() bool {
+		st := s.q.Stats()
+		return st.Depth > 0 && st.Enqueued == 40000
+	})
+	ln.Close() // no reconnection
+	conn.(*net.TCPConn).SetLinger(0)
+	conn.Close() // unread data: a reset
+	testutil.WaitFor(t, 10*time.Second, "records counted as lost", func() bool { return s.q.Stats().Dropped > 0 })
+	t.Logf("after the reset: %+v", s.q.Stats())
+	if err := s.Stop(context.Background()); err == nil {
+		t.Error("Stop reported no record left unsent")
+	}
+	st := s.q.Stats()
+	if st.Depth != 0 || st.Written+st.Dropped != st.Enqueued || st.Enqueued != 40000 {
+		t.Fatalf("counters %+v: every one of 40000 records must be written or dropped", st)
+	}
+}
+
+// setEvent sets r's slots (laid out as inputs) from ev.
+func setEvent(r *keys.Record, ev map[string]any) {
+	for i, k := range inputs {
+		switch v := ev[k.Name].(type) {
+		case int:
+			r.SetUint(keys.Slot(i), uint64(v))
+		case []byte:
+			r.SetBytes(keys.Slot(i), v)
+		}
 	}
 }
