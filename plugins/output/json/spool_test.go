@@ -1,0 +1,229 @@
+package json
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ulogd-go/ulogd/internal/testutil"
+)
+
+// collector is a loopback TCP collector that can be taken down and
+// brought back on the same port; it keeps the seqs it read, in order.
+type collector struct {
+	t    *testing.T
+	addr string
+	mu   sync.Mutex
+	ln   net.Listener
+	conn []net.Conn
+	seqs []int
+	wg   sync.WaitGroup
+}
+
+func newCollector(t *testing.T) *collector {
+	c := &collector{t: t, addr: "127.0.0.1:0"}
+	c.up()
+	c.addr = c.ln.Addr().String()
+	t.Cleanup(c.down)
+	return c
+}
+
+func (c *collector) port() string {
+	_, p, _ := net.SplitHostPort(c.addr)
+	return p
+}
+
+// up listens and reads every connection to its end.
+func (c *collector) up() {
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.ln = ln
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.mu.Lock()
+			c.conn = append(c.conn, conn)
+			c.mu.Unlock()
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				r := bufio.NewReader(conn)
+				for {
+					l, err := r.ReadBytes('\n')
+					if err != nil {
+						return
+					}
+					s := seqOf(c.t, l)
+					c.mu.Lock()
+					c.seqs = append(c.seqs, s)
+					c.mu.Unlock()
+				}
+			}()
+		}
+	}()
+}
+
+// down stops listening and ends the connections the way a collector
+// that shuts down does: it says it is closing, reads what was sent up to
+// the sender's close, and goes.
+func (c *collector) down() {
+	c.mu.Lock()
+	ln, conns := c.ln, c.conn
+	c.ln, c.conn = nil, nil
+	c.mu.Unlock()
+	if ln == nil {
+		return
+	}
+	ln.Close()
+	for _, conn := range conns {
+		_ = conn.(*net.TCPConn).CloseWrite()
+	}
+	c.wg.Wait()
+	for _, conn := range conns {
+		conn.Close()
+	}
+}
+
+func (c *collector) received() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]int(nil), c.seqs...)
+}
+
+// sendAtRate sends seqs from..to at 5000 records a second.
+func sendAtRate(t *testing.T, d *direct, from, to int) {
+	start := time.Now()
+	for i := from; i < to; i++ {
+		d.send(t, i)
+		if (i-from+1)%50 == 0 {
+			time.Sleep(time.Until(start.Add(time.Duration(i-from+1) * 200 * time.Microsecond)))
+		}
+	}
+}
+
+func spoolConfig(t *testing.T, port, dir string) *Config {
+	return cfgWith(func(c *Config) {
+		c.Mode, c.Port, c.Timestamp = "tcp", port, 0
+		c.Overflow, c.SpoolDir = "spool", dir
+		c.QueueRecords = 256 // the spool takes over soon
+	})
+}
+
+func wantAll(t *testing.T, got []int, from, to int) {
+	t.Helper()
+	if len(got) != to-from {
+		t.Fatalf("received %d records, want %d", len(got), to-from)
+	}
+	for i, s := range got {
+		if s != from+i {
+			t.Fatalf("record %d is seq %d, want %d", i, s, from+i)
+		}
+	}
+}
+
+// TestSpoolAcrossCollectorOutage: the collector is down for 6 s while 5000
+// records a second arrive; with overflow=spool every record reaches it once
+// it is back, in order, and nothing is dropped.
+func TestSpoolAcrossCollectorOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time outage of 6 s")
+	}
+	col := newCollector(t)
+	d := newDirect(t, spoolConfig(t, col.port(), t.TempDir()), seqKeys)
+	shortBackoff(d)
+	if err := d.s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sendAtRate(t, d, 0, 5000)
+	col.down()
+	sendAtRate(t, d, 5000, 35000) // 6 s
+	if sp := d.s.q.Spooled(); sp < 20000 {
+		t.Fatalf("only %d records spooled during the outage", sp)
+	}
+	col.up()
+	sendAtRate(t, d, 35000, 40000)
+	testutil.WaitFor(t, 30*time.Second, "every record at the collector", func() bool { return len(col.received()) >= 40000 })
+	if err := d.s.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	wantAll(t, col.received(), 0, 40000)
+	if st := d.s.q.Stats(); st.Dropped != 0 || st.Written != 40000 || st.Spooled != 0 {
+		t.Fatalf("%+v", st)
+	}
+}
+
+// TestSpoolAcrossRestart: the sink stops (SIGTERM) while the collector is
+// down; a new instance on the same spool_dir, started while the collector
+// is still down, sends the spooled records first once it is back.
+func TestSpoolAcrossRestart(t *testing.T) {
+	col := newCollector(t)
+	dir := t.TempDir()
+	d := newDirect(t, spoolConfig(t, col.port(), dir), seqKeys)
+	shortBackoff(d)
+	if err := d.s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sendAtRate(t, d, 0, 1000)
+	testutil.WaitFor(t, 10*time.Second, "the first records", func() bool { return len(col.received()) == 1000 })
+	col.down()
+	sendAtRate(t, d, 1000, 6000)
+	if err := d.s.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st := d.s.q.Stats(); st.Dropped != 0 || st.Spooled != 5000 {
+		t.Fatalf("at stop: %+v", st)
+	}
+
+	d2 := newDirect(t, spoolConfig(t, col.port(), dir), seqKeys)
+	shortBackoff(d2)
+	if err := d2.s.Start(t.Context()); err != nil {
+		t.Fatalf("start with the collector down: %v", err)
+	}
+	sendAtRate(t, d2, 6000, 7000)
+	col.up()
+	testutil.WaitFor(t, 30*time.Second, "every record at the collector", func() bool { return len(col.received()) >= 7000 })
+	if err := d2.s.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	wantAll(t, col.received(), 0, 7000)
+	if st := d2.s.q.Stats(); st.Dropped != 0 || st.Written != 6000 {
+		t.Fatalf("%+v", st)
+	}
+}
+
+// TestOverflowOptionsChecked: bad queue options are configuration errors.
+func TestOverflowOptionsChecked(t *testing.T) {
+	for _, tc := range []struct {
+		set  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Overflow = "later" }, `overflow must be "drop", "block" or "spool"`},
+		{func(c *Config) { c.Overflow = "spool" }, "overflow=spool needs a spool_dir"},
+		{func(c *Config) { c.Overflow, c.SpoolDir = "spool", "rel/dir" }, "must be an absolute path"},
+		{func(c *Config) { c.QueueBytes = 0 }, "queue_bytes must be positive"},
+		{func(c *Config) { c.Layout = "otel" }, `unknown layout "otel"`},
+	} {
+		c := cfgWith(func(c *Config) { c.Mode = "tcp" })
+		tc.set(c)
+		_, _, err := Descriptor().Keys(c)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("error %v, want %q", err, tc.want)
+		}
+	}
+	c := cfgWith(func(c *Config) { c.Mode, c.Overflow, c.SpoolDir = "tcp", "spool", "/var/spool/ulogd/j1/" })
+	if got := Descriptor().Resources(c); len(got) != 1 || got[0] != "spool:/var/spool/ulogd/j1" {
+		t.Errorf("resources %v", got)
+	}
+}
