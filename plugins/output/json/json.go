@@ -148,6 +148,7 @@ type sink struct {
 	mode mode
 	log  *slog.Logger
 	lay  layout
+	ecs  *ecsFields // layout=ecs: the computed fields
 	clk  clock
 	now  func() time.Time
 	// clock stamps the records without a time of their own (flows).
@@ -199,6 +200,11 @@ func newSink(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 		s.addr = joinHostPort(cfg.Host, cfg.Port)
 	}
 	s.lay = buildLayout(env.Upstream, cfg)
+	if lay, err := parseLayout(cfg.Layout); err != nil {
+		return nil, err
+	} else if lay == layoutECS {
+		s.ecs = newECSFields(env.Upstream)
+	}
 	s.clk.init(time.Local)
 	s.scratch = make([]byte, 0, 4096)
 	return s, nil
