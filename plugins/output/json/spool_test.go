@@ -1,8 +1,7 @@
 package json
 
 import (
-	"bufio"
-	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -11,90 +10,29 @@ import (
 	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
-// collector is a loopback TCP collector that can be taken down and
-// brought back on the same port; it keeps the seqs it read, in order.
+// collector is a loopback TCP collector that keeps the seqs it read, in
+// order.
 type collector struct {
-	t    *testing.T
-	addr string
+	*testutil.Collector
 	mu   sync.Mutex
-	ln   net.Listener
-	conn []net.Conn
 	seqs []int
-	wg   sync.WaitGroup
 }
 
 func newCollector(t *testing.T) *collector {
-	c := &collector{t: t, addr: "127.0.0.1:0"}
-	c.up()
-	c.addr = c.ln.Addr().String()
-	t.Cleanup(c.down)
+	c := &collector{}
+	c.Collector = testutil.NewCollector(t, "127.0.0.1:0", nil, func(l []byte) {
+		s := seqOf(t, append(l, '\n'))
+		c.mu.Lock()
+		c.seqs = append(c.seqs, s)
+		c.mu.Unlock()
+	})
 	return c
 }
 
-func (c *collector) port() string {
-	_, p, _ := net.SplitHostPort(c.addr)
-	return p
-}
+func (c *collector) port() string { return strconv.Itoa(c.Port()) }
 
-// up listens and reads every connection to its end.
-func (c *collector) up() {
-	ln, err := net.Listen("tcp", c.addr)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.mu.Lock()
-	c.ln = ln
-	c.mu.Unlock()
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.mu.Lock()
-			c.conn = append(c.conn, conn)
-			c.mu.Unlock()
-			c.wg.Add(1)
-			go func() {
-				defer c.wg.Done()
-				r := bufio.NewReader(conn)
-				for {
-					l, err := r.ReadBytes('\n')
-					if err != nil {
-						return
-					}
-					s := seqOf(c.t, l)
-					c.mu.Lock()
-					c.seqs = append(c.seqs, s)
-					c.mu.Unlock()
-				}
-			}()
-		}
-	}()
-}
-
-// down stops listening and ends the connections the way a collector
-// that shuts down does: it says it is closing, reads what was sent up to
-// the sender's close, and goes.
-func (c *collector) down() {
-	c.mu.Lock()
-	ln, conns := c.ln, c.conn
-	c.ln, c.conn = nil, nil
-	c.mu.Unlock()
-	if ln == nil {
-		return
-	}
-	ln.Close()
-	for _, conn := range conns {
-		_ = conn.(*net.TCPConn).CloseWrite()
-	}
-	c.wg.Wait()
-	for _, conn := range conns {
-		conn.Close()
-	}
-}
+func (c *collector) up()   { c.Up() }
+func (c *collector) down() { c.Down() }
 
 func (c *collector) received() []int {
 	c.mu.Lock()
