@@ -165,3 +165,87 @@ func TestOverflowOptionsChecked(t *testing.T) {
 		t.Errorf("resources %v", got)
 	}
 }
+
+// TestDropAcrossCollectorOutage: the same outage under overflow=drop: the
+// records that arrive are in order, and exactly the ones counted as
+// dropped are missing.
+func TestDropAcrossCollectorOutage(t *testing.T) {
+	col := newCollector(t)
+	d := newDirect(t, cfgWith(func(c *Config) {
+		c.Mode, c.Port, c.Timestamp, c.QueueRecords = "tcp", col.port(), 0, 256
+	}), seqKeys)
+	shortBackoff(d)
+	if err := d.s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sendAtRate(t, d, 0, 1000)
+	testutil.WaitFor(t, 10*time.Second, "the first records", func() bool { return len(col.received()) == 1000 })
+	col.down()
+	sendAtRate(t, d, 1000, 6000) // 1 s
+	col.up()
+	testutil.WaitFor(t, 10*time.Second, "the queue to drain", func() bool { return d.s.q.Depth() == 0 && d.s.connected() })
+	sendAtRate(t, d, 6000, 7000)
+	testutil.WaitFor(t, 10*time.Second, "the last record", func() bool {
+		r := col.received()
+		return len(r) > 0 && r[len(r)-1] == 6999
+	})
+	if err := d.s.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got := col.received()
+	st := d.s.q.Stats()
+	if uint64(len(got)) != st.Written || st.Written+st.Dropped != 7000 || st.Dropped < 4000 {
+		t.Fatalf("%+v, %d received", st, len(got))
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("seq %d after %d", got[i], got[i-1])
+		}
+	}
+}
+
+// TestBlockAcrossCollectorOutage: under overflow=block a full queue holds
+// the walk (Interp waits: the source would stop reading, and the kernel
+// count what overruns its socket) until the collector is back; nothing is
+// dropped.
+func TestBlockAcrossCollectorOutage(t *testing.T) {
+	col := newCollector(t)
+	d := newDirect(t, cfgWith(func(c *Config) {
+		c.Mode, c.Port, c.Timestamp, c.QueueRecords, c.Overflow = "tcp", col.port(), 0, 32, "block"
+	}), seqKeys)
+	shortBackoff(d)
+	if err := d.s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sendAtRate(t, d, 0, 100)
+	testutil.WaitFor(t, 10*time.Second, "the first records", func() bool { return len(col.received()) == 100 })
+	col.down()
+	testutil.WaitFor(t, 10*time.Second, "the writer to notice", func() bool { return !d.s.connected() })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 100; i < 1100; i++ {
+			d.send(t, i)
+		}
+	}()
+	testutil.WaitFor(t, 10*time.Second, "a full queue", func() bool { return d.s.q.Depth() == 32 })
+	select {
+	case <-done:
+		t.Fatal("the walk went on past a full queue")
+	default:
+	}
+	col.up()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the walk still blocked with the collector back")
+	}
+	testutil.WaitFor(t, 10*time.Second, "every record", func() bool { return len(col.received()) == 1100 })
+	if err := d.s.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	wantAll(t, col.received(), 0, 1100)
+	if st := d.s.q.Stats(); st.Dropped != 0 || st.Written != 1100 {
+		t.Fatalf("%+v", st)
+	}
+}
