@@ -59,6 +59,25 @@ func spoolConfig(t *testing.T, port, dir string) *Config {
 	})
 }
 
+// beforeOutage starts a TCP instance (options from set) to a new collector,
+// sends it the records 0..first-1, waits until they arrived, and takes
+// the collector down.
+func beforeOutage(t *testing.T, first int, set func(*Config)) (*collector, *direct) {
+	col := newCollector(t)
+	d := newDirect(t, cfgWith(func(c *Config) {
+		c.Mode, c.Port, c.Timestamp = "tcp", col.port(), 0
+		set(c)
+	}), seqKeys)
+	shortBackoff(d)
+	if err := d.s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sendAtRate(t, d, 0, first)
+	testutil.WaitFor(t, 10*time.Second, "the first records", func() bool { return len(col.received()) == first })
+	col.down()
+	return col, d
+}
+
 func wantAll(t *testing.T, got []int, from, to int) {
 	t.Helper()
 	if len(got) != to-from {
@@ -78,14 +97,8 @@ func TestSpoolAcrossCollectorOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time outage of 6 s")
 	}
-	col := newCollector(t)
-	d := newDirect(t, spoolConfig(t, col.port(), t.TempDir()), seqKeys)
-	shortBackoff(d)
-	if err := d.s.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	sendAtRate(t, d, 0, 5000)
-	col.down()
+	dir := t.TempDir()
+	col, d := beforeOutage(t, 5000, func(c *Config) { c.Overflow, c.SpoolDir, c.QueueRecords = "spool", dir, 256 })
 	sendAtRate(t, d, 5000, 35000) // 6 s
 	if sp := d.s.q.Spooled(); sp < 20000 {
 		t.Fatalf("only %d records spooled during the outage", sp)
@@ -170,17 +183,7 @@ func TestOverflowOptionsChecked(t *testing.T) {
 // records that arrive are in order, and exactly the ones counted as
 // dropped are missing.
 func TestDropAcrossCollectorOutage(t *testing.T) {
-	col := newCollector(t)
-	d := newDirect(t, cfgWith(func(c *Config) {
-		c.Mode, c.Port, c.Timestamp, c.QueueRecords = "tcp", col.port(), 0, 256
-	}), seqKeys)
-	shortBackoff(d)
-	if err := d.s.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	sendAtRate(t, d, 0, 1000)
-	testutil.WaitFor(t, 10*time.Second, "the first records", func() bool { return len(col.received()) == 1000 })
-	col.down()
+	col, d := beforeOutage(t, 1000, func(c *Config) { c.QueueRecords = 256 })
 	sendAtRate(t, d, 1000, 6000) // 1 s
 	col.up()
 	testutil.WaitFor(t, 10*time.Second, "the queue to drain", func() bool { return d.s.q.Depth() == 0 && d.s.connected() })
@@ -209,17 +212,7 @@ func TestDropAcrossCollectorOutage(t *testing.T) {
 // count what overruns its socket) until the collector is back; nothing is
 // dropped.
 func TestBlockAcrossCollectorOutage(t *testing.T) {
-	col := newCollector(t)
-	d := newDirect(t, cfgWith(func(c *Config) {
-		c.Mode, c.Port, c.Timestamp, c.QueueRecords, c.Overflow = "tcp", col.port(), 0, 32, "block"
-	}), seqKeys)
-	shortBackoff(d)
-	if err := d.s.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	sendAtRate(t, d, 0, 100)
-	testutil.WaitFor(t, 10*time.Second, "the first records", func() bool { return len(col.received()) == 100 })
-	col.down()
+	col, d := beforeOutage(t, 100, func(c *Config) { c.QueueRecords, c.Overflow = 32, "block" })
 	testutil.WaitFor(t, 10*time.Second, "the writer to notice", func() bool { return !d.s.connected() })
 	done := make(chan struct{})
 	go func() {
