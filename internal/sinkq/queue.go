@@ -273,6 +273,15 @@ func (q *Queue) Refill() bool {
 			q.mu.Unlock()
 			return left
 		}
+		if len(rec) > len(q.buf) {
+			// Longer than this queue can ever hold (spooled by a run with
+			// a larger queue_bytes): dropped and counted.
+			q.spool.Advance()
+			q.spooled--
+			q.dropped++
+			q.mu.Unlock()
+			continue
+		}
 		if !q.put(rec) {
 			q.mu.Unlock()
 			return true

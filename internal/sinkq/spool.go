@@ -23,7 +23,7 @@ import (
 // ".spool") and holds the 8-byte magic "ULGSPL1\n" followed by records,
 // each
 //
-//	length  uint32, little endian (1 .. MaxRecord)
+//	length  uint32, little endian (not 0)
 //	crc     uint32, little endian: CRC-32C (Castagnoli) of the data
 //	data    length bytes
 //
@@ -63,7 +63,9 @@ type SpoolConfig struct {
 	// SegmentBytes is the size at which a new segment is started (0:
 	// MaxBytes/16, between 64 KiB and 64 MiB).
 	SegmentBytes int64
-	// MaxRecord is the longest record accepted (0: 16 MiB).
+	// MaxRecord is the longest record Take accepts (0: 16 MiB). Records
+	// of any length found on disk are read back (a previous run may have
+	// had a larger bound).
 	MaxRecord int
 }
 
@@ -179,7 +181,7 @@ func (s *Spool) check(seq uint64) (*segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	sc := SegmentScanner{R: io.NewSectionReader(f, 0, fi.Size()), MaxRecord: s.cfg.MaxRecord}
+	sc := SegmentScanner{R: f, Size: fi.Size()}
 	n := 0
 	for sc.Next() {
 		n++
@@ -205,11 +207,12 @@ func (s *Spool) check(seq uint64) (*segment, error) {
 var ErrCorrupt = errors.New("spool: corrupt segment")
 
 // SegmentScanner reads the records of one segment in order. It never
-// panics on damaged input: Next returns false, and Err is ErrCorrupt (or
-// the read error) when the segment does not end cleanly.
+// panics on damaged input and never allocates more than the segment's
+// size: Next returns false, and Err is ErrCorrupt when the segment does
+// not end cleanly (a torn or damaged record).
 type SegmentScanner struct {
-	R         io.ReaderAt
-	MaxRecord int // longest record accepted (0: 16 MiB)
+	R    io.ReaderAt
+	Size int64 // the segment's length
 
 	off  int64
 	rec  []byte
@@ -222,17 +225,17 @@ func (sc *SegmentScanner) Next() bool {
 	if sc.done {
 		return false
 	}
-	if sc.MaxRecord <= 0 {
-		sc.MaxRecord = 16 << 20
-	}
 	if sc.off == 0 {
 		var m [len(spoolMagic)]byte
+		if sc.Size < int64(len(m)) {
+			return sc.fail(ErrCorrupt)
+		}
 		if _, err := sc.R.ReadAt(m[:], 0); err != nil || string(m[:]) != spoolMagic {
 			return sc.fail(ErrCorrupt)
 		}
 		sc.off = int64(len(spoolMagic))
 	}
-	rec, n, err := readRecord(sc.R, sc.off, sc.MaxRecord, sc.rec[:0])
+	rec, n, err := readRecord(sc.R, sc.Size, sc.off, sc.rec[:0])
 	if err == io.EOF {
 		sc.done = true
 		return false
@@ -258,19 +261,21 @@ func (sc *SegmentScanner) Offset() int64 { return sc.off }
 // Err is nil when the segment ended cleanly.
 func (sc *SegmentScanner) Err() error { return sc.err }
 
-// readRecord reads the record at off into buf. It returns io.EOF when
-// there is no byte at off, ErrCorrupt for a bad or torn record.
-func readRecord(r io.ReaderAt, off int64, maxRec int, buf []byte) ([]byte, int64, error) {
-	var h [spoolHeader]byte
-	n, err := r.ReadAt(h[:], off)
-	if n == 0 && err == io.EOF {
+// readRecord reads the record at off of the size bytes of r into buf. It
+// returns io.EOF when off is the end, ErrCorrupt for a bad or torn record.
+func readRecord(r io.ReaderAt, size, off int64, buf []byte) ([]byte, int64, error) {
+	if off >= size {
 		return nil, 0, io.EOF
 	}
-	if n < spoolHeader {
+	var h [spoolHeader]byte
+	if off+spoolHeader > size {
+		return nil, 0, ErrCorrupt
+	}
+	if n, _ := r.ReadAt(h[:], off); n < spoolHeader {
 		return nil, 0, ErrCorrupt
 	}
 	l := binary.LittleEndian.Uint32(h[:4])
-	if l == 0 || l > uint32(maxRec) {
+	if l == 0 || int64(l) > size-off-spoolHeader {
 		return nil, 0, ErrCorrupt
 	}
 	buf = slices.Grow(buf[:0], int(l))[:l]
@@ -421,7 +426,7 @@ func (s *Spool) Peek() (rec []byte, corrupt int) {
 		r, off, size := s.r, s.roff, seg.size
 		s.mu.Unlock()
 		// Read outside the lock: bytes below size are written for good.
-		rec, _, err := readRecord(io.NewSectionReader(r, 0, size), off, s.cfg.MaxRecord, s.rbuf[:0])
+		rec, _, err := readRecord(r, size, off, s.rbuf[:0])
 		if err == nil {
 			s.rbuf = rec
 			return rec, corrupt

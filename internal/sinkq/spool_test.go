@@ -117,6 +117,7 @@ func TestDropLosesWhatItCounts(t *testing.T) {
 		taken := pushAtRate(w, 1000, 41000)
 		peerBack(srv)
 		<-srv.dialled
+		synctest.Wait() // the 64 queued records are sent before more come
 		pushAtRate(w, 41000, 46000)
 		time.Sleep(time.Minute)
 		synctest.Wait()
@@ -334,10 +335,10 @@ func FuzzSegmentScanner(f *testing.F) {
 	f.Add(seg, uint16(20))
 	f.Add([]byte(spoolMagic+"\xff\xff\xff\xff\x00\x00\x00\x00"), uint16(16))
 	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
-		sc := SegmentScanner{R: bytes.NewReader(data), MaxRecord: 1 << 16}
+		sc := SegmentScanner{R: bytes.NewReader(data), Size: int64(len(data))}
 		for sc.Next() {
 			r := sc.Record()
-			if len(r) == 0 || len(r) > 1<<16 {
+			if len(r) == 0 || len(r) > len(data) {
 				t.Fatalf("record of %d bytes", len(r))
 			}
 		}
@@ -346,7 +347,7 @@ func FuzzSegmentScanner(f *testing.F) {
 		}
 		// The valid segment, cut.
 		c := min(int(cut), len(seg))
-		sc = SegmentScanner{R: bytes.NewReader(seg[:c])}
+		sc = SegmentScanner{R: bytes.NewReader(seg[:c]), Size: int64(c)}
 		n := 0
 		for sc.Next() {
 			if seq(sc.Record()) != n {
@@ -370,4 +371,35 @@ func FuzzSegmentScanner(f *testing.F) {
 			t.Fatalf("cut at %d: %d records, want %d", c, n, want)
 		}
 	})
+}
+
+// TestSpoolRecordLongerThanQueue: a record spooled by a run with a larger
+// queue than this one's is dropped and counted when read back; the
+// others go on.
+func TestSpoolRecordLongerThanQueue(t *testing.T) {
+	dir := t.TempDir()
+	sp, err := OpenSpool(SpoolConfig{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range []int{10, 3000, 10} {
+		if !sp.Take(rec(i, n)) {
+			t.Fatal("refused")
+		}
+	}
+	if _, err := sp.Close(nil); err != nil {
+		t.Fatal(err)
+	}
+	if sp, err = OpenSpool(SpoolConfig{Dir: dir, MaxRecord: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	q := New(Config{MaxRecords: 10, MaxBytes: 1000, Policy: SpoolPolicy, Overflow: sp})
+	if q.Refill() {
+		t.Fatal("records left in the spool")
+	}
+	var b Batch
+	q.Peek(&b, 10)
+	if s := checkInvariant(t, q); s.Dropped != 1 || b.Len() != 2 || seq(b.Record(0)) != 0 || seq(b.Record(1)) != 2 {
+		t.Fatalf("%+v, %d records", s, b.Len())
+	}
 }
