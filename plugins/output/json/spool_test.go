@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ulogd-go/ulogd/internal/plugintest"
 	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
@@ -82,6 +83,16 @@ func beforeOutage(t *testing.T, first int, set func(*Config)) (*collector, *dire
 	}
 	col.down()
 	return col, d
+}
+
+// wantInOrder checks that got ascends (with gaps: the drops).
+func wantInOrder(t *testing.T, got []int) {
+	t.Helper()
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("seq %d after %d", got[i], got[i-1])
+		}
+	}
 }
 
 func wantAll(t *testing.T, got []int, from, to int) {
@@ -214,11 +225,7 @@ func TestDropAcrossCollectorOutage(t *testing.T) {
 	if uint64(len(got)) != st.Written || st.Written+st.Dropped != 7000 || st.Dropped == 0 {
 		t.Fatalf("%+v, %d received", st, len(got))
 	}
-	for i := 1; i < len(got); i++ {
-		if got[i] <= got[i-1] {
-			t.Fatalf("seq %d after %d", got[i], got[i-1])
-		}
-	}
+	wantInOrder(t, got)
 }
 
 // TestBlockAcrossCollectorOutage: under overflow=block a full queue holds
@@ -254,5 +261,36 @@ func TestBlockAcrossCollectorOutage(t *testing.T) {
 	wantAll(t, col.received(), 0, 1100)
 	if st := d.s.q.Stats(); st.Dropped != 0 || st.Written != 1100 {
 		t.Fatalf("%+v", st)
+	}
+}
+
+// TestSpoolFullDiskAcrossCollectorOutage: the spool's disk (a 256 KiB
+// tmpfs) fills up during the outage; the records it cannot take are
+// dropped and counted, every other one reaches the collector in order.
+func TestSpoolFullDiskAcrossCollectorOutage(t *testing.T) {
+	dir := plugintest.SmallTmpfs(t, "256k")
+	col, d := beforeOutage(t, 100, func(c *Config) { c.Overflow, c.SpoolDir, c.QueueRecords = "spool", dir, 64 })
+	sendAtRate(t, d, 100, 5100) // about 1.4 MB
+	if st := d.s.q.Stats(); st.Dropped == 0 {
+		t.Fatalf("nothing dropped on a full disk: %+v", st)
+	}
+	col.up()
+	if !testutil.Eventually(20*time.Second, func() bool {
+		st := d.s.q.Stats()
+		return st.Depth == 0 && st.Spooled == 0 && uint64(len(col.received())) == st.Written
+	}) {
+		t.Fatalf("%d received; %+v", len(col.received()), d.s.q.Stats())
+	}
+	if err := d.s.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got := col.received()
+	st := d.s.q.Stats()
+	if st.Written+st.Dropped != 5100 || uint64(len(got)) != st.Written {
+		t.Fatalf("%+v, %d received", st, len(got))
+	}
+	wantInOrder(t, got)
+	if !strings.Contains(d.log.String(), "no space left on device") {
+		t.Errorf("the drop notice lacks the disk's error:\n%s", d.log.String())
 	}
 }
