@@ -14,9 +14,13 @@ package pubsink
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -53,7 +57,7 @@ func Defaults() Options {
 
 // OptionDocs returns the one-line descriptions of Options, with the
 // sink's own ones added.
-func OptionDocs(own map[string]string) map[string]string {
+func OptionDocs(own ...map[string]string) map[string]string {
 	m := map[string]string{
 		"timestamp":     "0 leaves the time stamp out (as JSON's)",
 		"eventv1":       "1: Logstash event v1, `\"@version\": 1` first and the time stamp named `@timestamp` (as JSON's)",
@@ -64,8 +68,10 @@ func OptionDocs(own map[string]string) map[string]string {
 		"overflow":      "`drop`: a record that finds the queue full is dropped and counted; `block`: the walk waits, and the kernel counts what the source then loses",
 		"batch_records": "records published at once before waiting for their acknowledgements (1 to 65536)",
 	}
-	for k, v := range own {
-		m[k] = v
+	for _, o := range own {
+		for k, v := range o {
+			m[k] = v
+		}
 	}
 	return m
 }
@@ -219,6 +225,14 @@ func (s *Sink) Written() uint64 {
 	return s.q.Written()
 }
 
+// Connects returns how many connections were made (the first included).
+func (s *Sink) Connects() uint64 {
+	if s.w == nil {
+		return 0
+	}
+	return s.w.Connects()
+}
+
 // Stats returns the queue's counters.
 func (s *Sink) Stats() sinkq.Stats {
 	if s.q == nil {
@@ -296,4 +310,58 @@ func (a *Acks) Wait(stop <-chan struct{}) (int, error) {
 
 // ErrInterrupted is Wait's error when it was stopped before an
 // acknowledgement came.
-var ErrInterrupted = fmt.Errorf("interrupted while waiting for acknowledgements")
+var ErrInterrupted = errors.New("interrupted while waiting for acknowledgements")
+
+// TLSOptions are the TLS options of a sink's connection.
+type TLSOptions struct {
+	TLS     int    `ulogd:"tls"`
+	TLSCA   string `ulogd:"tls_ca"`
+	TLSCert string `ulogd:"tls_cert"`
+	TLSKey  string `ulogd:"tls_key"`
+}
+
+// TLSDocs returns the descriptions of TLSOptions; peer names the server
+// ("the brokers'").
+func TLSDocs(peer string) map[string]string {
+	return map[string]string{
+		"tls":      "1: connect with TLS (implied by `tls_ca` or `tls_cert`)",
+		"tls_ca":   "PEM file of the CAs that sign " + peer + " certificates (system CAs when empty)",
+		"tls_cert": "PEM file of the client certificate",
+		"tls_key":  "PEM file of the client certificate's key",
+	}
+}
+
+// Check validates t.
+func (t *TLSOptions) Check() error {
+	if (t.TLSCert == "") != (t.TLSKey == "") {
+		return errors.New("tls_cert and tls_key go together")
+	}
+	return nil
+}
+
+// Config reads the files and returns the TLS configuration, nil without
+// TLS.
+func (t *TLSOptions) Config() (*tls.Config, error) {
+	if t.TLS == 0 && t.TLSCA == "" && t.TLSCert == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.TLSCA != "" {
+		pem, err := os.ReadFile(t.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("tls_ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls_ca: no PEM certificate in %s", t.TLSCA)
+		}
+	}
+	if t.TLSCert != "" {
+		kp, err := tls.LoadX509KeyPair(t.TLSCert, t.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("tls_cert/tls_key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{kp}
+	}
+	return tc, nil
+}

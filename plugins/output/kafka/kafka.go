@@ -14,13 +14,10 @@ import (
 
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -48,13 +45,10 @@ type Config struct {
 	LingerMs        int    `ulogd:"linger_ms"`
 	BatchBytes      int    `ulogd:"batch_bytes"`
 	DeliveryTimeout int    `ulogd:"delivery_timeout"`
-	TLS             int    `ulogd:"tls"`
-	TLSCA           string `ulogd:"tls_ca"`
-	TLSCert         string `ulogd:"tls_cert"`
-	TLSKey          string `ulogd:"tls_key"`
 	SASLMechanism   string `ulogd:"sasl_mechanism"`
 	SASLUser        string `ulogd:"sasl_user"`
 	SASLPassword    string `ulogd:"sasl_password"`
+	pubsink.TLSOptions
 	pubsink.Options
 }
 
@@ -141,47 +135,36 @@ func brokers(s string) []string {
 // check validates the options (at --check, through Keys).
 func check(c *Config) error {
 	var errs []error
-	add := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	add(c.Options.Check())
 	if len(brokers(c.Brokers)) == 0 {
-		add(errors.New(`brokers is empty: give host:port[,host:port...]`))
+		errs = append(errs, errors.New(`brokers is empty: give host:port[,host:port...]`))
 	}
 	if c.Topic == "" {
-		add(errors.New("topic is empty"))
+		errs = append(errs, errors.New("topic is empty"))
 	}
-	_, err := parseKey(c.Key)
-	add(err)
-	_, err = parseCompression(c.Compression)
-	add(err)
-	_, err = parseAcks(c.Acks)
-	add(err)
+	_, errKey := parseKey(c.Key)
+	_, errComp := parseCompression(c.Compression)
+	_, errAcks := parseAcks(c.Acks)
+	errs = append(errs, errKey, errComp, errAcks, c.TLSOptions.Check(), c.Options.Check())
 	if c.Idempotent != 0 && c.Acks != "all" {
-		add(fmt.Errorf("idempotent=1 needs acks=all (acks=%q): set idempotent=0", c.Acks))
+		errs = append(errs, fmt.Errorf("idempotent=1 needs acks=all (acks=%q): set idempotent=0", c.Acks))
 	}
 	if c.LingerMs < 0 || c.LingerMs > 60000 {
-		add(fmt.Errorf("linger_ms=%d: must be 0 to 60000", c.LingerMs))
+		errs = append(errs, fmt.Errorf("linger_ms=%d: must be 0 to 60000", c.LingerMs))
 	}
 	if c.BatchBytes < 1024 || c.BatchBytes > 1<<30 {
-		add(fmt.Errorf("batch_bytes=%d: must be 1024 to 1073741824", c.BatchBytes))
+		errs = append(errs, fmt.Errorf("batch_bytes=%d: must be 1024 to 1073741824", c.BatchBytes))
 	}
 	if c.DeliveryTimeout < 1 {
-		add(fmt.Errorf("delivery_timeout=%d: must be at least 1 (seconds)", c.DeliveryTimeout))
-	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		add(errors.New("tls_cert and tls_key go together"))
+		errs = append(errs, fmt.Errorf("delivery_timeout=%d: must be at least 1 (seconds)", c.DeliveryTimeout))
 	}
 	switch c.SASLMechanism {
 	case "":
 	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
 		if c.SASLUser == "" {
-			add(fmt.Errorf("sasl_mechanism=%s needs sasl_user", c.SASLMechanism))
+			errs = append(errs, fmt.Errorf("sasl_mechanism=%s needs sasl_user", c.SASLMechanism))
 		}
 	default:
-		add(fmt.Errorf("sasl_mechanism=%q: must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASLMechanism))
+		errs = append(errs, fmt.Errorf("sasl_mechanism=%q: must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASLMechanism))
 	}
 	return errors.Join(errs...)
 }
@@ -206,7 +189,7 @@ func Descriptor() *plugin.Descriptor {
 		Output:    plugin.DTSink,
 		Wildcard:  true,
 		NewConfig: newConfig,
-		Options: pubsink.OptionDocs(map[string]string{
+		Options: pubsink.OptionDocs(pubsink.TLSDocs("the brokers'"), map[string]string{
 			"brokers":          "seed brokers, `host:port[,host:port...]`",
 			"topic":            "the topic records are produced to",
 			"key":              "record key: `none`, `5tuple` (a hash of the flow's addresses, ports and protocol, the same both ways) or `community_id` (the `flow.community_id` key)",
@@ -217,10 +200,6 @@ func Descriptor() *plugin.Descriptor {
 			"linger_ms":        "how long a partition's batch waits for more records",
 			"batch_bytes":      "the largest batch of one partition, in bytes",
 			"delivery_timeout": "seconds a record may take to be acknowledged before the connection is renewed and it is sent again",
-			"tls":              "1: connect with TLS (implied by `tls_ca` or `tls_cert`)",
-			"tls_ca":           "PEM file of the CAs that sign the brokers' certificates (system CAs when empty)",
-			"tls_cert":         "PEM file of the client certificate",
-			"tls_key":          "PEM file of the client certificate's key",
 			"sasl_mechanism":   "`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`; empty: no SASL",
 			"sasl_user":        "SASL user",
 			"sasl_password":    "SASL password",
@@ -282,11 +261,11 @@ func (s *sink) clientOpts() ([]kgo.Opt, error) {
 	if c.Idempotent == 0 {
 		opts = append(opts, kgo.DisableIdempotentWrite())
 	}
-	if c.TLS != 0 || c.TLSCA != "" || c.TLSCert != "" {
-		tc, err := tlsConfig(c.TLSCA, c.TLSCert, c.TLSKey)
-		if err != nil {
-			return nil, err
-		}
+	tc, err := c.TLSOptions.Config()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
 	if c.SASLMechanism != "" {
@@ -302,29 +281,6 @@ func (s *sink) clientOpts() ([]kgo.Opt, error) {
 		opts = append(opts, kgo.SASL(m))
 	}
 	return append(opts, s.opts...), nil
-}
-
-// tlsConfig reads the CA and client certificate files.
-func tlsConfig(ca, cert, key string) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("tls_ca: %w", err)
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls_ca: no PEM certificate in %s", ca)
-		}
-	}
-	if cert != "" {
-		kp, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			return nil, fmt.Errorf("tls_cert/tls_key: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{kp}
-	}
-	return tc, nil
 }
 
 func (s *sink) Start(ctx context.Context) error {

@@ -301,6 +301,9 @@ func restartUnderLoad(t *testing.T, queue string) (h *harness, n int, addrs []st
 	emit(0)
 	c.Close()
 	emit(per) // into the queue while the cluster is down
+	if w := h.sink.Written(); w >= 2*per {
+		t.Fatalf("%d records written with the cluster down", w)
+	}
 	c, err = kfake.NewCluster(opts[1:]...)
 	if err != nil {
 		t.Fatal(err)
