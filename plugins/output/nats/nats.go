@@ -295,8 +295,7 @@ func (s *sink) dial(context.Context) (sinkq.Peer, error) {
 	}
 	p.nc = nc
 	if c.JetStream != 0 {
-		p.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(c.BatchRecords+1),
-			jetstream.WithPublishAsyncTimeout(p.timeout))
+		p.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(c.BatchRecords+1))
 		if err != nil {
 			nc.Close()
 			return nil, err
@@ -366,11 +365,15 @@ func (p *peer) writeJetStream(b *sinkq.Batch) (int, int, error) {
 	return p.waitAcks(nil)
 }
 
-// waitAcks waits for the acks of the futures in order: the records
-// acknowledged from the first are sent.
+// waitAcks waits for the acks of the futures in order, for up to the
+// timeout: the records acknowledged from the first are sent.
 func (p *peer) waitAcks(pubErr error) (int, int, error) {
+	timer := time.NewTimer(p.timeout)
+	defer timer.Stop()
 	for i, f := range p.futures {
 		select {
+		case <-timer.C:
+			return i, 0, fmt.Errorf("no JetStream ack within %v", p.timeout)
 		case <-f.Ok():
 		case err := <-f.Err():
 			return i, 0, err
