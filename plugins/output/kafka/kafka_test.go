@@ -99,10 +99,10 @@ type consumed struct {
 
 // consume reads the topic from the start until it has n records (or
 // fails t after timeout).
-func consume(t *testing.T, brokers []string, n int, timeout time.Duration) []consumed {
+func consume(t *testing.T, brokers []string, n int, timeout time.Duration, opts ...kgo.Opt) []consumed {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("flows"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("flows"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,6 +215,38 @@ func TestProduceAndConsume(t *testing.T) {
 	for _, r := range cid {
 		if want := r.obj["flow.community_id"]; r.key != want {
 			t.Fatalf("key %q, community_id %v", r.key, want)
+		}
+	}
+}
+
+// TestReopenReconnects: SIGHUP makes a new client while records flow;
+// none is lost.
+func TestReopenReconnects(t *testing.T) {
+	t.Parallel()
+	c := cluster(t, 3)
+	h := start(t, c.ListenAddrs(), "linger_ms=1\n")
+	const n = 4000
+	for i := range n {
+		h.flow(i, false)
+		if i%100 == 99 {
+			h.Flush()
+		}
+		if i == n/2 {
+			if err := h.Reopen(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h.Flush()
+	h.waitDone(n, 30*time.Second)
+	if d := h.sink.Dropped(); d != 0 {
+		t.Fatalf("dropped %d", d)
+	}
+	testutil.WaitFor(t, 10*time.Second, "a second connection", func() bool { return h.sink.Connects() >= 2 })
+	got := ids(consume(t, c.ListenAddrs(), n, 30*time.Second))
+	for i := range n {
+		if got[i] < 1 {
+			t.Fatalf("record %d lost", i)
 		}
 	}
 }
