@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,6 +92,22 @@ func (o *Options) Check() error {
 		return fmt.Errorf("batch_records=%d: must be 1 to 65536", o.BatchRecords)
 	}
 	return nil
+}
+
+// JoinErrors joins the non-nil errors into one error with "; " between
+// them (nil when there are none), so that --check prints them on the
+// line that names the instance.
+func JoinErrors(errs ...error) error {
+	var msgs []string
+	for _, err := range errs {
+		if err != nil {
+			msgs = append(msgs, err.Error())
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // Tunables are the writer's delays: fields of the Sink, so that tests can

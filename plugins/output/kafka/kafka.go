@@ -166,7 +166,7 @@ func check(c *Config) error {
 	default:
 		errs = append(errs, fmt.Errorf("sasl_mechanism=%q: must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASLMechanism))
 	}
-	return errors.Join(errs...)
+	return pubsink.JoinErrors(errs...)
 }
 
 // inCommunityID is the optional input key used with key=community_id.

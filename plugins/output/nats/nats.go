@@ -131,7 +131,7 @@ func check(c *Config) error {
 	if n > 1 {
 		errs = append(errs, errors.New("give one of user (with password), token, creds and nkey_seed"))
 	}
-	return errors.Join(errs...)
+	return pubsink.JoinErrors(errs...)
 }
 
 //go:embed sample.conf

@@ -29,7 +29,7 @@ import (
 // server is a real nats-server on a loopback port, with JetStream when
 // dir is set.
 type server struct {
-	t    *testing.T
+	t    testing.TB
 	port int
 	dir  string
 	args []string
@@ -37,7 +37,7 @@ type server struct {
 	done chan struct{}
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -49,7 +49,7 @@ func freePort(t *testing.T) int {
 
 // startServer starts nats-server (JetStream with a store in a temporary
 // directory when js), stopped when the test ends.
-func startServer(t *testing.T, js bool, args ...string) *server {
+func startServer(t testing.TB, js bool, args ...string) *server {
 	t.Helper()
 	testutil.RequireTools(t, "nats-server")
 	s := &server{t: t, port: freePort(t), args: args}
@@ -325,22 +325,55 @@ func TestBadOptions(t *testing.T) {
 	}
 }
 
-func TestInterpAllocs(t *testing.T) {
-	srv := startServer(t, false)
+// started starts a NATS instance on url with subject fed straight by a
+// record of flowKeys, which it returns filled.
+func started(tb testing.TB, url, subject string, jetStream int) (*sink, *keys.Record) {
+	tb.Helper()
 	cfg := newConfig()
-	cfg.URL, cfg.Subject = srv.url(), "ulogd.{oob.prefix}.{ct.event}"
+	cfg.URL, cfg.Subject, cfg.JetStream = url, subject, jetStream
+	cfg.QueueRecords, cfg.QueueBytes = 1<<20, 256<<20
 	up, r := plugintest.Upstream(flowKeys)
 	d, _ := plugin.Default.Lookup("NATS")
 	inst, err := d.New(&plugin.Env{Config: cfg, Upstream: up})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	plugintest.Started(t, inst)
+	plugintest.Started(tb, inst)
 	r.SetUint(0, 1)
 	r.SetUint(1, 4)
 	r.SetString(2, "P")
-	if a := testing.AllocsPerRun(1000, func() { inst.(*sink).Interp(r) }); a != 0 {
+	return inst.(*sink), r
+}
+
+func TestInterpAllocs(t *testing.T) {
+	srv := startServer(t, false)
+	s, r := started(t, srv.url(), "ulogd.{oob.prefix}.{ct.event}", 0)
+	if a := testing.AllocsPerRun(1000, func() { s.Interp(r) }); a != 0 {
 		t.Errorf("Interp allocates %v times per event", a)
 	}
-	_ = context.Background
+}
+
+// BenchmarkJetStream is the cost of one record from Interp to the
+// JetStream ack (the writer's share included).
+func BenchmarkJetStream(b *testing.B) {
+	srv := startServer(b, true)
+	url := srv.url()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "B", Subjects: []string{"ulogd.>"}}); err != nil {
+		b.Fatal(err)
+	}
+	nc.Close()
+	s, r := started(b, url, "ulogd.{ct.event}", 1)
+	b.ResetTimer()
+	for range b.N {
+		s.Interp(r)
+	}
+	testutil.WaitFor(b, 60*time.Second, "acks", func() bool { return s.Written()+s.Dropped() >= uint64(b.N) })
+	if d := s.Dropped(); d > 0 {
+		b.Fatalf("%d records dropped: the queue is too small for b.N", d)
+	}
 }
