@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ulogd-go/ulogd/internal/nl/nltest"
+	"github.com/ulogd-go/ulogd/internal/netnstest"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
 
 	_ "github.com/ulogd-go/ulogd/plugins/filter/ip2str"
@@ -17,7 +17,7 @@ import (
 
 func TestKernelFlows(t *testing.T) {
 	t.Parallel()
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
 	c := cluster(t, 3)
 	text := fmt.Sprintf(`[global]
