@@ -231,6 +231,9 @@ func newSink(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 	}
 	s := &sink{Sink: ps, cfg: cfg, cid: env.In[inCommunityID], head: make([]byte, 0, 64)}
 	s.key, _ = parseKey(cfg.Key)
+	if s.key == keyCommunityID && s.cid == keys.NoSlot && env.Log != nil {
+		env.Log.Warn("KAFKA: key=community_id, but no plugin before it in the stack gives flow.community_id: records get no key")
+	}
 	if s.key == key5Tuple {
 		s.tuple = findTuple(env.Upstream)
 		if s.tuple.saddr == keys.NoSlot {
