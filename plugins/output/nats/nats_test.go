@@ -195,15 +195,17 @@ func TestCore(t *testing.T) {
 	}
 }
 
-// TestJetStreamRestart restarts the server while records flow: every
-// record is in the stream once.
-func TestJetStreamRestart(t *testing.T) {
-	t.Parallel()
+// jsRestart creates a stream, starts a JetStream NATS instance with
+// extra options, and restarts the server while 3 × 5000 records are
+// emitted. It returns the harness, the server and the stream's records
+// read back (each ct.id with its count).
+func jsRestart(t *testing.T, opts string) (*harness, map[int]int, uint64) {
 	srv := startServer(t, true)
 	nc, err := nats.Connect(srv.url())
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer func() { nc.Close() }()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +216,7 @@ func TestJetStreamRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	nc.Close()
-	h := start(t, srv.url(), "jetstream=1\nsubject=\"ulogd.flows.{ct.event}\"\ntimeout=2\n")
+	h := start(t, srv.url(), "jetstream=1\nsubject=\"ulogd.flows.{ct.event}\"\ntimeout=2\n"+opts)
 	h.sink.Tun.BackoffMin = 100 * time.Millisecond
 	h.sink.Tun.BackoffMax = 500 * time.Millisecond
 	const per = 5000
@@ -236,29 +238,25 @@ func TestJetStreamRestart(t *testing.T) {
 	emit(2 * per)
 	h.Flush()
 	h.waitDone(3*per, 60*time.Second)
-	if d := h.sink.Dropped(); d != 0 {
-		t.Fatalf("dropped %d", d)
-	}
 	if c := h.sink.Connects(); c < 2 {
 		t.Errorf("%d connections, want a reconnection", c)
 	}
 
-	nc, err = nats.Connect(srv.url())
-	if err != nil {
+	if nc, err = nats.Connect(srv.url()); err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
 	js, _ = jetstream.New(nc)
 	st, err := js.Stream(ctx, "FLOWS")
 	if err != nil {
 		t.Fatal(err)
 	}
+	info, _ := st.Info(ctx)
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[int]int{}
-	for total := 0; total < 3*per; {
+	for total := uint64(0); total < info.State.Msgs; {
 		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			t.Fatal(err)
@@ -269,18 +267,44 @@ func TestJetStreamRestart(t *testing.T) {
 			k++
 		}
 		if k == 0 {
-			t.Fatalf("stream has %d records, want %d", total, 3*per)
+			t.Fatalf("read %d of the stream's %d records", total, info.State.Msgs)
 		}
-		total += k
+		total += uint64(k)
 	}
-	info, _ := st.Info(ctx)
-	if info.State.Msgs != 3*per {
-		t.Errorf("stream holds %d messages, want %d (each once)", info.State.Msgs, 3*per)
+	return h, seen, info.State.Msgs
+}
+
+// TestJetStreamRestart restarts the server while records flow: every
+// record is in the stream once.
+func TestJetStreamRestart(t *testing.T) {
+	t.Parallel()
+	h, seen, msgs := jsRestart(t, "")
+	const n = 15000
+	if d := h.sink.Dropped(); d != 0 {
+		t.Fatalf("dropped %d", d)
 	}
-	for i := range 3 * per {
+	if msgs != n {
+		t.Errorf("stream holds %d messages, want %d (each once)", msgs, n)
+	}
+	for i := range n {
 		if seen[i] != 1 {
 			t.Fatalf("record %d is in the stream %d times", i, seen[i])
 		}
+	}
+}
+
+// TestJetStreamRestartSmallQueue: with a small queue, what it could not
+// hold while the server was down is dropped and counted; the stream has
+// every record written, once.
+func TestJetStreamRestartSmallQueue(t *testing.T) {
+	t.Parallel()
+	h, seen, msgs := jsRestart(t, "queue_records=500\n")
+	written, dropped := h.sink.Written(), h.sink.Dropped()
+	if dropped == 0 || written+dropped != 15000 {
+		t.Fatalf("written %d + dropped %d, want 15000 with drops", written, dropped)
+	}
+	if msgs != written || uint64(len(seen)) != written {
+		t.Fatalf("stream holds %d messages (%d distinct), %d written", msgs, len(seen), written)
 	}
 }
 
