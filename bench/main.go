@@ -27,6 +27,12 @@ func main() {
 			coalesce := fs.Duration("coalesce", 0, "sleep this long after a read that emptied the socket of 2 datagrams or more")
 			fs.Parse(os.Args[2:])
 			os.Exit(floorMain(uint32(*groups), *rcvbuf, *coalesce))
+		case "buspeer":
+			fs := flag.NewFlagSet("buspeer", flag.ExitOnError)
+			kind := fs.String("kind", "kafka", "kafka or nats")
+			dir := fs.String("dir", ".", "run directory (out.json)")
+			fs.Parse(os.Args[2:])
+			os.Exit(busPeerMain(*kind, *dir))
 		case "inproc":
 			fs := flag.NewFlagSet("inproc", flag.ExitOnError)
 			conf := fs.String("c", "/etc/ulogd.conf", "ulogd.conf")
@@ -69,7 +75,7 @@ type options struct {
 func benchMain(args []string) int {
 	fs := flag.NewFlagSet("ulogd-bench", flag.ExitOnError)
 	var o options
-	scen := fs.String("scenarios", "nohash,hash,json,json-hash,pkt,pktjson,burst", "comma list of: nohash (canonical stack, hash_enable=0: NEW+DESTROY lines), hash (canonical stack, default hash_enable=1: DESTROY lines), burst (conntrack -F of a full table), pkt (NFLOG packet path), json, json-hash, pktjson (nohash, hash and pkt with the JSON sink)")
+	scen := fs.String("scenarios", "nohash,hash,json,json-hash,pkt,pktjson,burst", "comma list of: nohash (canonical stack, hash_enable=0: NEW+DESTROY lines), hash (canonical stack, default hash_enable=1: DESTROY lines), burst (conntrack -F of a full table), pkt (NFLOG packet path), json, json-hash, pktjson (nohash, hash and pkt with the JSON sink), kafka, nats (nohash's flows to KAFKA on kfake, to NATS on a JetStream nats-server; ulogd-go only)")
 	rates := fs.String("rates", "20000,max", "comma list of flow rates per second for nohash/hash/json/json-hash; max = as fast as the generator goes")
 	fs.IntVar(&o.flows, "flows", 0, "flows per rate run (0 = rate × -seconds; 250000 for max)")
 	fs.IntVar(&o.repeat, "repeat", 1, "runs per subject and rate (flow and packet scenarios); the run with the median CPU per 1000 events is shown")
@@ -156,6 +162,14 @@ func benchMain(args []string) int {
 		case flow:
 			for _, rate := range o.rates {
 				rs = append(rs, runFlowScenario(&o, sc, rate)...)
+			}
+		case busScenarios[sc] != "":
+			if err := checkBusTools(sc); err != nil {
+				fmt.Fprintf(os.Stderr, "ulogd-bench: %s: %v\n", sc, err)
+				return 2
+			}
+			for _, rate := range o.rates {
+				rs = append(rs, runBusScenario(&o, sc, rate)...)
 			}
 		case sc == "burst":
 			rs = runBurstScenario(&o)

@@ -148,7 +148,8 @@ type load struct {
 	end      string // "none" (flows deleted by the generator), "expire", "flush"
 	hash     bool
 	packets  bool
-	ipfix    bool // the sink exports IPFIX to an in-process collector (ipfix.go)
+	ipfix    bool   // the sink exports IPFIX to an in-process collector (ipfix.go)
+	peer     string // a message-bus scenario's peer (kafka, nats), started in the server namespace
 }
 
 func (o *options) spec(kind string, conf stackConf, runDir string) subjectSpec {
@@ -160,6 +161,12 @@ func (o *options) spec(kind string, conf stackConf, runDir string) subjectSpec {
 }
 
 func runFlowScenario(o *options, sc string, rate int) []result {
+	l, v := flowLoad(o, sc, rate)
+	return runRounds(o, l, o.subjects, flowConf(o.plugDir, v.hash, v.json))
+}
+
+// flowLoad is the conntrack load of scenario sc at rate (0: max).
+func flowLoad(o *options, sc string, rate int) (load, struct{ hash, json bool }) {
 	v := flowScenarios[sc]
 	flows := o.flows
 	offered := "max"
@@ -188,7 +195,7 @@ func runFlowScenario(o *options, sc string, rate int) []result {
 		l.gen.Delete = true
 		l.gen.DeleteLag = max(1, int(o.deleteLag*float64(lagRate)))
 	}
-	return runRounds(o, l, o.subjects, flowConf(o.plugDir, v.hash, v.json))
+	return l, v
 }
 
 func runBurstScenario(o *options) []result {
@@ -328,6 +335,14 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 				r.Extra = strings.TrimSpace(r.Extra + fmt.Sprintf("; %d IPFIX messages not decoded", e))
 			}
 		}()
+	}
+	if l.peer != "" {
+		stop, err := startBusPeer(o.self, n.Server, l.peer, dir)
+		if err != nil {
+			r.Err = err.Error()
+			return r
+		}
+		defer stop()
 	}
 	g, err := newGenerator(n, l.gen.Delete)
 	if err != nil {
