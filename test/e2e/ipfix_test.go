@@ -383,7 +383,7 @@ func TestIPFIXReference(t *testing.T) {
 	truth := conntrackList(t, p, p.A)
 	p.FlushConntrack(t)
 	// ulogd2 sends full messages only (13 records with the template, 14
-	// without, at mtu 512; docs/compat.md X7): more flows push ours out.
+	// without, at mtu 512; docs/compat.md I7): more flows push ours out.
 	for i := range 30 {
 		if _, err := p.UDPFromGo(false, 41000+i, 6000+i, []byte("filler")); err != nil {
 			t.Fatal(err)
