@@ -237,10 +237,14 @@ func (t *flowTable) Untracked() uint64 {
 // take removes ev's flow and returns its start time. ok is false when the
 // flow was not in the table.
 func (t *flowTable) take(ev *ctnl.Event) (start timeval, ok bool) {
-	k := keyOf(ev)
-	h := t.hash(&k)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.n == 0 {
+		// DESTROY-only mode, once the flows of the initial dump ended.
+		return timeval{}, false
+	}
+	k := keyOf(ev)
+	h := t.hash(&k)
 	i, f := t.find(&k, h)
 	if f == nil {
 		return timeval{}, false

@@ -60,6 +60,9 @@ func (in *instance) maintain(ctx context.Context, e plugin.Emitter) {
 		case <-poll:
 			m.poll()
 		case <-sweep:
+			if err := m.recheckTimestamps(); err != nil && !in.stopped() {
+				in.log.Warn("NFCT following the change of net.netfilter.nf_conntrack_timestamp failed", "err", err)
+			}
 			if err := m.sweepSilent(); err != nil && !in.stopped() && m.note.Allow(time.Now()) {
 				in.log.Warn("NFCT checking flows that predate the event subscription failed", "err", err)
 			}
@@ -87,15 +90,19 @@ func (in *instance) maintain(ctx context.Context, e plugin.Emitter) {
 // initialDump fills the flow table with the kernel's current flows (hash
 // event mode, at start).
 func (in *instance) initialDump() error {
+	return in.dumpFlows(in.learn)
+}
+
+// dumpFlows dumps the kernel's flows on a socket of its own and hands each
+// to fn with the time the dump started.
+func (in *instance) dumpFlows(fn func(ev *ctnl.Event, t timeval)) error {
 	c, err := in.openAux()
 	if err != nil {
 		return err
 	}
 	defer in.closeAux(c)
 	t := now()
-	return ctnl.Dump(c, afUnspec, false, func(ev *ctnl.Event) {
-		in.learn(ev, t)
-	})
+	return ctnl.Dump(c, afUnspec, false, func(ev *ctnl.Event) { fn(ev, t) })
 }
 
 // learn records a flow seen in a dump.

@@ -19,6 +19,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -92,6 +93,11 @@ type instance struct {
 	table     *flowTable // nil with hash_enable=0
 	polling   bool
 
+	// destroyOnly: hash event mode with kernel timestamps: only the
+	// DESTROY group is joined (destroyonly.go). Set by Start, switched by
+	// the maintenance goroutine when the sysctl changes.
+	destroyOnly atomic.Bool
+
 	done     chan struct{} // closed by Stop
 	stopOnce sync.Once
 	usr2     chan struct{} // SIGUSR2 requests (one pending at most)
@@ -119,9 +125,14 @@ type rxState struct {
 	// missedNew: reliable=1 with NEW and DESTROY joined: a DESTROY whose
 	// NEW never came counts that NEW as lost (lostNew). seen holds the
 	// ids of the flows whose NEW came, with hash_enable=0 (the flow table
-	// tells otherwise).
+	// tells otherwise). DESTROY-only mode joins no NEW: nothing is missed.
 	missedNew bool
 	seen      map[uint32]struct{}
+
+	// untimed counts the DESTROY events without a start time in
+	// DESTROY-only mode.
+	untimed     uint64
+	untimedNote logging.Limiter
 
 	updates    uint64
 	updateNote logging.Limiter
@@ -187,6 +198,12 @@ func (in *instance) Start(ctx context.Context) error {
 		}
 	} else {
 		in.log.Log(ctx, logging.LevelNotice, "NFCT plugin working in event mode")
+		if in.canSkipNew() {
+			if on, _ := in.timestampsOn(); on {
+				in.destroyOnly.Store(true)
+				in.noteDestroyOnly(ctx)
+			}
+		}
 		if err := in.openEvents(ctx); err != nil {
 			in.closeAll()
 			return err
@@ -266,7 +283,7 @@ func (in *instance) openEvents(ctx context.Context) error {
 		in.log.Warn(fmt.Sprintf("NFCT event_mask=0x%x: only 0x1 (NEW), 0x2 (UPDATE) and 0x4 (DESTROY) are conntrack events, and only their groups are joined; %s. DESTROY already includes the entries the garbage collector removes.",
 			uint32(in.cfg.EventMask), extra))
 	}
-	if g := groupsOf(in.cfg.EventMask); len(g) > 0 {
+	if g := in.eventGroups(); len(g) > 0 {
 		if err := c.JoinGroups(g...); err != nil {
 			return fail(fmt.Errorf("NFCT: join conntrack event groups (event_mask=0x%x): %w", uint32(in.cfg.EventMask), err))
 		}

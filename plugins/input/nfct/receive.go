@@ -57,7 +57,9 @@ func (r *receiver) Message(m nl.Msg, raw []byte) error {
 
 // Overrun schedules a resync of the flow table: the kernel dropped events.
 func (r *receiver) Overrun() {
-	if r.in.table != nil {
+	// DESTROY-only mode has nothing to resync: a lost DESTROY is a flow
+	// no table holds (reliable=1 makes the kernel keep DESTROY events).
+	if r.in.table != nil && !r.in.destroyOnly.Load() {
 		select {
 		case r.in.resync <- struct{}{}:
 		default:
@@ -83,9 +85,15 @@ func (in *instance) event(rec *keys.Record, e plugin.Emitter, ev *ctnl.Event, ra
 			start, ok := in.table.take(ev)
 			if !ok {
 				// ulogd2 drops the kernel's start time here
-				// (docs/compat.md N4).
+				// (docs/compat.md N4). In DESTROY-only mode
+				// this is every flow's start.
 				start = startOf(ev)
-				if in.rx.missedNew && in.table.Untracked() == 0 {
+				switch {
+				case in.destroyOnly.Load():
+					if start.sec == 0 {
+						in.untimedDestroy()
+					}
+				case in.rx.missedNew && in.table.Untracked() == 0:
 					in.lostNew(e)
 				}
 			}
