@@ -775,3 +775,50 @@ func usec(r rec, name string) uint64 {
 	}
 	return s*1e6 + r[name+".usec"].(uint64)
 }
+
+// TestKernelTimestampSwitch: when nf_conntrack_timestamp changes at run
+// time, the re-check joins the NEW group again (and tracks the flows that
+// started meanwhile) or leaves it.
+func TestKernelTimestampSwitch(t *testing.T) {
+	ns := netnstest.NewNS(t)
+	ns.EnableConntrack(t)
+	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.ResyncTimeout = 3600 }))
+	h.run()
+	destroy := uint32(1 << (ctnl.GroupDestroy - 1))
+	newDestroy := destroy | 1<<(ctnl.GroupNew-1)
+	m := &maintainer{in: h.in, e: h.em, rec: h.em.NewRecord()}
+	check := func(wantOnly bool, wantGroups uint32) {
+		t.Helper()
+		if err := m.recheckTimestamps(); err != nil {
+			t.Fatal(err)
+		}
+		if h.in.destroyOnly.Load() != wantOnly {
+			t.Errorf("destroyOnly = %v, want %v", !wantOnly, wantOnly)
+		}
+		if g := netlinkGroups(t, ns, h.in.conn.PortID()); g != wantGroups {
+			t.Errorf("groups = %#x, want %#x", g, wantGroups)
+		}
+	}
+	check(true, destroy)
+	h.insertUDP("10.1.0.1", "10.1.0.2", 5001) // timed, before the switch
+	ns.Sysctl(t, "net.netfilter.nf_conntrack_timestamp", "0")
+	h.insertUDP("10.1.0.1", "10.1.0.2", 5002) // untimed, before the re-check
+	check(false, newDestroy)
+	if n := h.in.table.Len(); n != 2 {
+		t.Errorf("table after the switch: %d flows, want 2 (the dump's)", n)
+	}
+	h.insertUDP("10.1.0.1", "10.1.0.2", 5003) // untimed, NEW read
+	h.wait("NEW tracked", 10*time.Second, func() bool { return h.in.table.Len() == 3 })
+	ns.Sysctl(t, "net.netfilter.nf_conntrack_timestamp", "1")
+	check(true, destroy)
+	h.conntrack("-F")
+	got := h.waitRecs("3 DESTROY", 3, is("ct.event", uint64(4)))
+	for _, r := range got {
+		if r["flow.start.sec"] == nil {
+			t.Errorf("no flow.start: %v", r)
+		}
+	}
+	if h.in.rx.untimed != 0 || h.in.table.Len() != 0 {
+		t.Errorf("untimed %d, table %d flows; want 0, 0", h.in.rx.untimed, h.in.table.Len())
+	}
+}
