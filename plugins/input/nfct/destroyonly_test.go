@@ -75,7 +75,7 @@ func TestDestroyOnlyCaptured(t *testing.T) {
 			t.Fatalf("%s: %d hash-mode and %d DESTROY-only records, want 1 and 1", name, len(hs), len(ds))
 		}
 		h, d := hs[0], ds[0]
-		if do.table.Len() != 0 || hash.table.Len() != 0 {
+		if do.tracked() != 0 || hash.tracked() != 0 {
 			t.Errorf("%s: flows left in the tables", name)
 		}
 		if ev.HasStart {
@@ -151,8 +151,8 @@ func TestDestroyOnlyTableFlows(t *testing.T) {
 	if len(got) != 1 || got[0]["flow.start.sec"] != uint64(1_000_000_000) {
 		t.Fatalf("records = %v", got)
 	}
-	if in.table.Len() != 0 || in.rx.untimed != 0 {
-		t.Errorf("table %d flows, untimed %d", in.table.Len(), in.rx.untimed)
+	if in.tracked() != 0 || in.rx.untimed != 0 {
+		t.Errorf("table %d flows, untimed %d", in.tracked(), in.rx.untimed)
 	}
 	in.rx.h = receiver{in: in}
 	in.rx.h.Overrun()

@@ -72,20 +72,31 @@ func slotsFor(n int) int {
 // resize rehashes the slots into a new array of size slots (a power of
 // two holding every live flow).
 func (t *flowTable) resize(size int) {
-	old := t.slots
-	t.slots = make([]uint64, size)
-	t.shift = uint(64 - bits.TrailingZeros(uint(size)))
+	t.shift = shiftFor(size)
+	t.slots = rehash(t.slots, size, t.home)
+}
+
+// shiftFor is the shift that turns a hash into a slot index of an array of
+// size slots (a power of two): its top bits.
+func shiftFor(size int) uint { return uint(64 - bits.TrailingZeros(uint(size))) }
+
+// rehash returns a slot array of size slots (a power of two) holding the
+// non-zero slots of old, each placed by linear probing from home(v).
+func rehash[S comparable](old []S, size int, home func(S) uint64) []S {
+	var empty S
+	slots := make([]S, size)
 	mask := uint64(size - 1)
 	for _, v := range old {
-		if v == 0 {
+		if v == empty {
 			continue
 		}
-		i := t.home(v)
-		for t.slots[i] != 0 {
+		i := home(v)
+		for slots[i] != empty {
 			i = (i + 1) & mask
 		}
-		t.slots[i] = v
+		slots[i] = v
 	}
+	return slots
 }
 
 // home is the home slot of slot value v (its hash's top bits).

@@ -240,13 +240,13 @@ func TestKernelHash(t *testing.T) {
 	// seconds) must find that it is gone.
 	h.insertUDP("10.1.0.1", "10.1.0.2", 3000)
 	h = startNFCT(t, ns, cfgWith(func(c *Config) { c.ResyncTimeout = 1 })) // hash, event_mask=5
-	if n := h.in.table.Len(); n != 1 {
+	if n := h.in.tracked(); n != 1 {
 		t.Fatalf("table after the initial dump has %d flows, want 1", n)
 	}
 	before := uint64(time.Now().Unix())
 	h.run()
 	h.insertUDP("10.1.0.1", "10.1.0.2", 3001)
-	h.wait("NEW tracked", 10*time.Second, func() bool { return h.in.table.Len() == 2 })
+	h.wait("NEW tracked", 10*time.Second, func() bool { return h.in.tracked() == 2 })
 	if len(h.em.Records()) != 0 {
 		t.Fatalf("records before any DESTROY: %v", h.em.Records())
 	}
@@ -265,7 +265,7 @@ func TestKernelHash(t *testing.T) {
 			t.Errorf("times: %v", r)
 		}
 	}
-	if n := h.in.table.Len(); n != 0 {
+	if n := h.in.tracked(); n != 0 {
 		t.Errorf("table has %d flows after the DESTROYs", n)
 	}
 }
@@ -356,7 +356,7 @@ func TestKernelPolling(t *testing.T) {
 	}
 	h.run()
 	h.insertTCP("10.1.0.1", "10.1.0.2", 4000)
-	h.wait("polled into the table", 10*time.Second, func() bool { return h.in.table.Len() == 1 })
+	h.wait("polled into the table", 10*time.Second, func() bool { return h.in.tracked() == 1 })
 	h.conntrack("-D", "-p", "tcp", "--sport", "4000")
 	r := h.waitRecs("purged DESTROY", 1, is("ct.event", uint64(4)))[0]
 	if r["orig.l4.sport"] != uint64(4000) || r["flow.start.sec"] == nil || r["flow.end.sec"] == nil {
@@ -498,7 +498,7 @@ func TestKernelOverrun(t *testing.T) {
 			h.wait("losses counted", 10*time.Second, func() bool { return h.em.LostCount() > 0 })
 			if hash == 1 {
 				// The resync dump tracks every flow, also those whose NEW was lost.
-				h.wait("resync", 10*time.Second, func() bool { return h.in.table.Len() >= n })
+				h.wait("resync", 10*time.Second, func() bool { return h.in.tracked() >= n })
 				h.insertTCP("10.1.0.1", "10.1.0.2", 6000)
 				h.conntrack("-D", "-p", "tcp", "--sport", "6000")
 				h.waitRecs("DESTROY after the overrun", 1, is("orig.l4.sport", uint64(6000)))
@@ -547,7 +547,7 @@ func TestKernelReliableLost(t *testing.T) {
 				// which ends with a flush: the flows in the table then are
 				// those whose NEW came.
 				h.wait("queued NEW events read", 10*time.Second, func() bool { return h.em.Flushes() > 0 })
-				tracked = h.in.table.Len()
+				tracked = h.in.tracked()
 			}
 			h.conntrack("-F")
 			udp := is("orig.ip.protocol", uint64(17))
@@ -683,7 +683,7 @@ func TestKernelDestroyOnly(t *testing.T) {
 	hash.run()
 	old := &harness{t: t, ns: ns}
 	old.insertUDP("10.1.0.1", "10.1.0.2", 3999) // no timestamp: created while it was 0
-	hash.wait("untimed flow tracked", 10*time.Second, func() bool { return hash.in.table.Len() == 1 })
+	hash.wait("untimed flow tracked", 10*time.Second, func() bool { return hash.in.tracked() == 1 })
 	ns.Sysctl(t, "net.netfilter.nf_conntrack_timestamp", "1")
 	do := startNFCT(t, ns, cfgWith(cfg))
 	do.run()
@@ -696,7 +696,7 @@ func TestKernelDestroyOnly(t *testing.T) {
 	if g := netlinkGroups(t, ns, hash.in.conn.PortID()); g != 1<<(ctnl.GroupNew-1)|1<<(ctnl.GroupDestroy-1) {
 		t.Errorf("hash-mode socket groups = %#x, want NEW and DESTROY", g)
 	}
-	if n := do.in.table.Len(); n != 1 {
+	if n := do.in.tracked(); n != 1 {
 		t.Fatalf("DESTROY-only table after the initial dump: %d flows, want 1", n)
 	}
 
@@ -704,12 +704,12 @@ func TestKernelDestroyOnly(t *testing.T) {
 	udp := udpExchange(t, ns, 3)
 	ns.Run(t, "ping", "-c1", "-W1", "127.0.0.1")
 	old.insertTCP("10.1.0.1", "10.1.0.2", 4000)
-	hash.wait("NEW tracked", 10*time.Second, func() bool { return hash.in.table.Len() >= 5 })
+	hash.wait("NEW tracked", 10*time.Second, func() bool { return hash.in.tracked() >= 5 })
 	old.conntrack("-F")
 	const flows = 5
 	hr := hash.waitRecs("hash-mode DESTROY records", flows, is("ct.event", uint64(4)))
 	dr := do.waitRecs("DESTROY-only records", flows, is("ct.event", uint64(4)))
-	if n := do.in.table.Len(); n != 0 {
+	if n := do.in.tracked(); n != 0 {
 		t.Errorf("DESTROY-only table has %d flows", n)
 	}
 	if do.in.rx.untimed != 0 {
@@ -804,11 +804,11 @@ func TestKernelTimestampSwitch(t *testing.T) {
 	ns.Sysctl(t, "net.netfilter.nf_conntrack_timestamp", "0")
 	h.insertUDP("10.1.0.1", "10.1.0.2", 5002) // untimed, before the re-check
 	check(false, newDestroy)
-	if n := h.in.table.Len(); n != 2 {
+	if n := h.in.tracked(); n != 2 {
 		t.Errorf("table after the switch: %d flows, want 2 (the dump's)", n)
 	}
 	h.insertUDP("10.1.0.1", "10.1.0.2", 5003) // untimed, NEW read
-	h.wait("NEW tracked", 10*time.Second, func() bool { return h.in.table.Len() == 3 })
+	h.wait("NEW tracked", 10*time.Second, func() bool { return h.in.tracked() == 3 })
 	ns.Sysctl(t, "net.netfilter.nf_conntrack_timestamp", "1")
 	check(true, destroy)
 	h.conntrack("-F")
@@ -818,7 +818,7 @@ func TestKernelTimestampSwitch(t *testing.T) {
 			t.Errorf("no flow.start: %v", r)
 		}
 	}
-	if h.in.rx.untimed != 0 || h.in.table.Len() != 0 {
-		t.Errorf("untimed %d, table %d flows; want 0, 0", h.in.rx.untimed, h.in.table.Len())
+	if h.in.rx.untimed != 0 || h.in.tracked() != 0 {
+		t.Errorf("untimed %d, table %d flows; want 0, 0", h.in.rx.untimed, h.in.tracked())
 	}
 }

@@ -91,7 +91,10 @@ type instance struct {
 	flt       filters    // resolved by Start
 	protocols string     // the protocols file accept_proto_filter's names are looked up in
 	table     *flowTable // nil with hash_enable=0
-	polling   bool
+	// starts holds the flows learned from events in hash event mode
+	// (starts.go); nil otherwise.
+	starts  *startTable
+	polling bool
 
 	// destroyOnly: hash event mode with kernel timestamps: only the
 	// DESTROY group is joined (destroyonly.go). Set by Start, switched by
@@ -170,6 +173,9 @@ func newInstance(env *plugin.Env, c *Config) (plugin.Instance, error) {
 	copy(in.sl[:], env.Out)
 	if c.HashEnable != 0 {
 		in.table = newFlowTable(c.HashBuckets, c.HashMaxEntries)
+		if !in.polling {
+			in.starts = newStartTable(min(c.HashBuckets, c.HashMaxEntries))
+		}
 	}
 	if c.Reliable != 0 && c.EventMask&maskNew != 0 && c.EventMask&maskDestroy != 0 {
 		in.rx.missedNew = true
@@ -220,7 +226,7 @@ func (in *instance) Start(ctx context.Context) error {
 			in.closeAll()
 			return fmt.Errorf("NFCT: initial conntrack table dump: %w", err)
 		}
-		in.log.Debug("NFCT initial dump done", "flows", in.table.Len())
+		in.log.Debug("NFCT initial dump done", "flows", in.tracked())
 	}
 	return nil
 }

@@ -742,8 +742,8 @@ func TestEmissionHash(t *testing.T) {
 	if got[2]["flow.start.sec"] != nil || got[2]["flow.end.sec"] == nil {
 		t.Errorf("DESTROY of an unknown flow without timestamps = %v", got[2])
 	}
-	if in.table.Len() != 0 {
-		t.Errorf("table has %d flows left", in.table.Len())
+	if in.tracked() != 0 {
+		t.Errorf("table has %d flows left", in.tracked())
 	}
 }
 
