@@ -73,19 +73,18 @@ func slotsFor(n int) int {
 // two holding every live flow).
 func (t *flowTable) resize(size int) {
 	t.shift = shiftFor(size)
-	t.slots = rehash(t.slots, size, t.home)
+	t.slots = rehash(make([]uint64, size), t.slots, t.home)
 }
 
 // shiftFor is the shift that turns a hash into a slot index of an array of
 // size slots (a power of two): its top bits.
 func shiftFor(size int) uint { return uint(64 - bits.TrailingZeros(uint(size))) }
 
-// rehash returns a slot array of size slots (a power of two) holding the
-// non-zero slots of old, each placed by linear probing from home(v).
-func rehash[S comparable](old []S, size int, home func(S) uint64) []S {
+// rehash places the non-zero slots of old into slots (empty, a power of
+// two long), each by linear probing from home(v), and returns slots.
+func rehash[S comparable](slots, old []S, home func(S) uint64) []S {
 	var empty S
-	slots := make([]S, size)
-	mask := uint64(size - 1)
+	mask := uint64(len(slots) - 1)
 	for _, v := range old {
 		if v == empty {
 			continue

@@ -11,7 +11,11 @@ package nfct
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
 )
@@ -34,7 +38,8 @@ const (
 // concurrent use.
 type startTable struct {
 	mu        sync.Mutex
-	slots     []startEntry
+	slots     []startEntry // in mem, unless mapping failed
+	mem       *mapping
 	shift     uint // home slot = mixed fp >> shift
 	n         int
 	epoch     uint32
@@ -43,7 +48,8 @@ type startTable struct {
 }
 
 func newStartTable(buckets int) *startTable {
-	s := &startTable{seed: rand.Uint64() | 1}
+	s := &startTable{seed: rand.Uint64() | 1, mem: new(mapping)}
+	runtime.AddCleanup(s, (*mapping).unmap, s.mem)
 	s.resize(slotsFor(buckets))
 	return s
 }
@@ -62,9 +68,39 @@ func fingerprint(t *flowTable, ev *ctnl.Event) (fp uint64, ok bool) {
 
 func (s *startTable) home(fp uint64) uint64 { return mix(fp^s.seed, 0x9e3779b97f4a7c15) >> s.shift }
 
+// resize moves the flows into a new array of size slots. The arrays are
+// mapped from the kernel rather than allocated by Go: the old one is
+// unmapped at once, where the garbage collector would keep it (and the
+// runtime its pages) for a while, so that the resident set follows the
+// table; and the entries hold no pointer, so nothing needs scanning.
 func (s *startTable) resize(size int) {
+	old, oldMem := s.slots, s.mem.b
+	s.mem.b, s.slots = mapEntries(size)
 	s.shift = shiftFor(size)
-	s.slots = rehash(s.slots, size, func(e startEntry) uint64 { return s.home(e.fp) })
+	rehash(s.slots, old, func(e startEntry) uint64 { return s.home(e.fp) })
+	if oldMem != nil {
+		unix.Munmap(oldMem)
+	}
+}
+
+// mapping is the table's mapped memory, unmapped when the table becomes
+// unreachable.
+type mapping struct{ b []byte }
+
+func (m *mapping) unmap() {
+	if m.b != nil {
+		unix.Munmap(m.b)
+	}
+}
+
+// mapEntries returns a zeroed array of n entries in anonymous memory, and
+// that memory (nil when the mapping failed and Go allocated the array).
+func mapEntries(n int) ([]byte, []startEntry) {
+	mem, err := unix.Mmap(-1, 0, n*int(unsafe.Sizeof(startEntry{})), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		return nil, make([]startEntry, n)
+	}
+	return mem, unsafe.Slice((*startEntry)(unsafe.Pointer(&mem[0])), n)
 }
 
 // find returns the slot of fp, or the empty slot ending its probe run and
