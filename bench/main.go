@@ -75,7 +75,7 @@ type options struct {
 func benchMain(args []string) int {
 	fs := flag.NewFlagSet("ulogd-bench", flag.ExitOnError)
 	var o options
-	scen := fs.String("scenarios", "nohash,hash,json,json-hash,pkt,pktjson,burst", "comma list of: nohash (canonical stack, hash_enable=0: NEW+DESTROY lines), hash (canonical stack, default hash_enable=1: DESTROY lines), burst (conntrack -F of a full table), pkt (NFLOG packet path), json, json-hash, pktjson (nohash, hash and pkt with the JSON sink), kafka, nats (nohash's flows to KAFKA on kfake, to NATS on a JetStream nats-server; ulogd-go only)")
+	scen := fs.String("scenarios", "nohash,hash,json,json-hash,pkt,pktjson,burst", "comma list of: nohash (canonical stack, hash_enable=0: NEW+DESTROY lines), hash (canonical stack, default hash_enable=1: DESTROY lines), burst (conntrack -F of a full table), cgnat (the burst in hash mode with a table for every flow: memory per tracked flow), hash-ts, json-hash-ts (hash and json-hash with nf_conntrack_timestamp=1), pkt (NFLOG packet path), json, json-hash, pktjson (nohash, hash and pkt with the JSON sink), kafka, nats (nohash's flows to KAFKA on kfake, to NATS on a JetStream nats-server; ulogd-go only)")
 	rates := fs.String("rates", "20000,max", "comma list of flow rates per second for nohash/hash/json/json-hash; max = as fast as the generator goes")
 	fs.IntVar(&o.flows, "flows", 0, "flows per rate run (0 = rate × -seconds; 250000 for max)")
 	fs.IntVar(&o.repeat, "repeat", 1, "runs per subject and rate (flow and packet scenarios); the run with the median CPU per 1000 events is shown")
@@ -171,8 +171,8 @@ func benchMain(args []string) int {
 			for _, rate := range o.rates {
 				rs = append(rs, runBusScenario(&o, sc, rate)...)
 			}
-		case sc == "burst":
-			rs = runBurstScenario(&o)
+		case sc == "burst", sc == "cgnat":
+			rs = runBurstScenario(&o, sc == "cgnat")
 		case sc == "ipfix":
 			for _, rate := range o.rates {
 				rs = append(rs, runIPFIXScenario(&o, rate)...)

@@ -17,25 +17,23 @@ const clockTicks = 100
 // cpuTicks returns utime+stime (all threads) from the text of /proc/PID/stat.
 // The command name (field 2) may contain spaces and parentheses, so fields
 // are counted after the last ')'.
-func cpuTicks(stat []byte) (uint64, error) {
+func cpuTicks(stat []byte) (user, sys uint64, err error) {
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("stat: no ')' in %q", stat)
+		return 0, 0, fmt.Errorf("stat: no ')' in %q", stat)
 	}
 	f := strings.Fields(string(stat[i+1:]))
 	// After ')': field 3 (state) is f[0], so field N is f[N-3].
 	if len(f) < 13 {
-		return 0, fmt.Errorf("stat: %d fields after comm", len(f))
+		return 0, 0, fmt.Errorf("stat: %d fields after comm", len(f))
 	}
-	ut, err := strconv.ParseUint(f[14-3], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("stat utime: %w", err)
+	if user, err = strconv.ParseUint(f[14-3], 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("stat utime: %w", err)
 	}
-	st, err := strconv.ParseUint(f[15-3], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("stat stime: %w", err)
+	if sys, err = strconv.ParseUint(f[15-3], 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("stat stime: %w", err)
 	}
-	return ut + st, nil
+	return user, sys, nil
 }
 
 // statusKB returns a "Name:   N kB" value of /proc/PID/status, in KiB.
@@ -147,8 +145,10 @@ func socketInode(link string) (uint64, bool) {
 
 // procSample is what the harness reads about a daemon at one moment.
 type procSample struct {
-	CPUTicks uint64
+	CPUTicks uint64 // utime+stime
+	SysTicks uint64 // stime
 	HWMKB    uint64 // VmHWM: peak resident set
+	RSSKB    uint64 // VmRSS: resident set now
 	Drops    uint64 // sum over the process's NETLINK_NETFILTER sockets
 	Sockets  int    // how many NETLINK_NETFILTER sockets it holds
 	Groups   uint32 // OR of their multicast groups
@@ -161,14 +161,19 @@ func sampleProc(pid int) (procSample, error) {
 	if err != nil {
 		return s, err
 	}
-	if s.CPUTicks, err = cpuTicks(stat); err != nil {
+	user, sys, err := cpuTicks(stat)
+	if err != nil {
 		return s, err
 	}
+	s.CPUTicks, s.SysTicks = user+sys, sys
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return s, err
 	}
 	if s.HWMKB, err = statusKB(status, "VmHWM"); err != nil {
+		return s, err
+	}
+	if s.RSSKB, err = statusKB(status, "VmRSS"); err != nil {
 		return s, err
 	}
 	inodes, err := socketInodes(pid)

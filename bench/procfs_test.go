@@ -9,17 +9,17 @@ import (
 func TestCPUTicks(t *testing.T) {
 	// A comm with spaces and a ')' must not shift the fields.
 	stat := "4242 (ulo gd) x) S 1 4242 4242 0 -1 4194560 1047 0 0 0 123 45 0 0 -100 0 3 0 9910 1300000 900 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 99 2 0 0 0 0 0 0 0 0 0 0 0\n"
-	got, err := cpuTicks([]byte(stat))
+	user, sys, err := cpuTicks([]byte(stat))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != 168 {
-		t.Errorf("cpuTicks = %d, want 168", got)
+	if user != 123 || sys != 45 {
+		t.Errorf("cpuTicks = %d, %d; want 123, 45", user, sys)
 	}
-	if _, err := cpuTicks([]byte("12 (x S 1")); err == nil {
+	if _, _, err := cpuTicks([]byte("12 (x S 1")); err == nil {
 		t.Error("cpuTicks accepted a stat without ')'")
 	}
-	if _, err := cpuTicks([]byte("12 (x) S 1 2")); err == nil {
+	if _, _, err := cpuTicks([]byte("12 (x) S 1 2")); err == nil {
 		t.Error("cpuTicks accepted a short stat")
 	}
 }

@@ -27,6 +27,7 @@ type result struct {
 	Drops    uint64 // kernel socket drop counter (/proc/PID/net/netlink)
 	SelfLost int64  // the daemon's own lost counter, -1 if unknown
 	CPUms    float64
+	SysMs    float64 // the system part of CPUms
 	HWMKB    uint64
 	Extra    string // burst time, GC wait, errors
 	Err      string
@@ -52,6 +53,14 @@ func (r result) msPerLogged() float64 {
 		return 0
 	}
 	return r.CPUms * 1000 / float64(r.Logged)
+}
+
+// perFlow is ms of CPU per 1000 flows (or packets).
+func (r result) perFlow(ms float64) float64 {
+	if r.Flows == 0 {
+		return 0
+	}
+	return ms * 1000 / float64(r.Flows)
 }
 
 func (r result) msPerK() float64 {
@@ -128,11 +137,15 @@ func pktConf(plugDir string, json bool) stackConf {
 
 // flowScenarios are the conntrack scenarios run at each of -rates: NFCT's
 // hash mode and the sink.
-var flowScenarios = map[string]struct{ hash, json bool }{
-	"nohash":    {false, false},
-	"hash":      {true, false},
-	"json":      {false, true},
-	"json-hash": {true, true},
+// ts turns on net.netfilter.nf_conntrack_timestamp in the server namespace
+// (ulogd-go's hash mode then reads DESTROY events only).
+var flowScenarios = map[string]struct{ hash, json, ts bool }{
+	"nohash":       {false, false, false},
+	"hash":         {true, false, false},
+	"hash-ts":      {true, false, true},
+	"json":         {false, true, false},
+	"json-hash":    {true, true, false},
+	"json-hash-ts": {true, true, true},
 }
 
 // pktScenarios are the NFLOG scenarios: whether the sink is JSON.
@@ -166,7 +179,7 @@ func runFlowScenario(o *options, sc string, rate int) []result {
 }
 
 // flowLoad is the conntrack load of scenario sc at rate (0: max).
-func flowLoad(o *options, sc string, rate int) (load, struct{ hash, json bool }) {
+func flowLoad(o *options, sc string, rate int) (load, struct{ hash, json, ts bool }) {
 	v := flowScenarios[sc]
 	flows := o.flows
 	offered := "max"
@@ -195,14 +208,23 @@ func flowLoad(o *options, sc string, rate int) (load, struct{ hash, json bool })
 		l.gen.Delete = true
 		l.gen.DeleteLag = max(1, int(o.deleteLag*float64(lagRate)))
 	}
+	if v.ts {
+		l.sysctls = append(l.sysctls, "net.netfilter.nf_conntrack_timestamp=1")
+	}
 	return l, v
 }
 
-func runBurstScenario(o *options) []result {
-	l := load{scenario: "burst", offered: "max", ruleset: rulesetFlows, hash: o.burstHash, end: "flush",
+// runBurstScenario runs the burst; cgnat runs it in hash mode with
+// hash_max_entries large enough for every flow (the default 32768 tracks
+// only the first ones), to measure the table's memory per flow.
+func runBurstScenario(o *options, cgnat bool) []result {
+	l := load{scenario: "burst", offered: "max", ruleset: rulesetFlows, hash: o.burstHash || cgnat, end: "flush",
 		sysctls: []string{"net.netfilter.nf_conntrack_udp_timeout=3600", "net.netfilter.nf_conntrack_udp_timeout_stream=3600"},
 		gen:     genConfig{Flows: o.burstFlows, MaxTime: 120 * time.Second}}
-	if !l.hash {
+	switch {
+	case cgnat:
+		l.scenario = "cgnat"
+	case !l.hash:
 		l.scenario = "burst-nohash"
 	}
 	// nf_conntrack_max is global (read-only in child namespaces): raise it
@@ -220,9 +242,13 @@ func runBurstScenario(o *options) []result {
 		atCleanup(restore)
 		defer restore()
 	}
+	conf := flowConf(o.plugDir, l.hash, false)
+	if cgnat {
+		conf = newStackConf(o.plugDir, stackFlow, fmt.Sprintf("hash_max_entries=%d\n", uint64(o.burstFlows)+o.burstFlowsSlack()), "out.log")
+	}
 	var rs []result
 	for _, subj := range o.subjects {
-		rs = append(rs, runOne(o, l, subj, flowConf(o.plugDir, l.hash, false)))
+		rs = append(rs, runOne(o, l, subj, conf))
 	}
 	return rs
 }
@@ -384,6 +410,9 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 		extra = append(extra, fmt.Sprintf("gc wait %.1fs", time.Since(t0).Seconds()))
 	case "flush":
 		c, _ := n.conntrackCount()
+		if kind != subjFloor {
+			extra = append(extra, perFlowMemory(s.pid, before, c))
+		}
 		t0 := time.Now()
 		if _, err := inNS(n.Server, "conntrack", "-F"); err != nil {
 			r.Err = err.Error()
@@ -435,6 +464,7 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 	after, err := sampleProc(s.pid)
 	if err == nil {
 		r.CPUms = float64(after.CPUTicks-before.CPUTicks) * 1000 / clockTicks
+		r.SysMs = float64(after.SysTicks-before.SysTicks) * 1000 / clockTicks
 		r.HWMKB = after.HWMKB
 		r.Drops = after.Drops
 	} else if r.Err == "" {
@@ -451,6 +481,10 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 	} else if !l.packets {
 		extra = append(extra, fmt.Sprintf("NEW %d DESTROY %d", lc.New, lc.Destroy))
 	}
+	if err == nil && !l.packets && kind != subjFloor {
+		// 0x1 NEW, 0x2 UPDATE, 0x4 DESTROY.
+		extra = append(extra, fmt.Sprintf("groups %#x", after.Groups))
+	}
 	s.Stop()
 	if kind == subjGo || kind == subjBase {
 		r.SelfLost = s.selfReportedLost()
@@ -461,10 +495,10 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 
 func printTable(w io.Writer, rs []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tsubject\toffered\tachieved/s\tflows|pkts\texpected\tlogged\tlost\tlost%\tkern drops\tself lost\tCPU ms\tms/1k ev\tpeak RSS MB\t notes")
+	fmt.Fprintln(tw, "scenario\tsubject\toffered\tachieved/s\tflows|pkts\texpected\tlogged\tlost\tlost%\tkern drops\tself lost\tCPU ms\tms/1k ev\tuser/1k\tsys/1k\tpeak RSS MB\t notes")
 	for _, r := range rs {
 		if r.Err != "" && r.Logged == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t\t\t\t\t\t\t\t\t\t ERROR: %s\n", r.Scenario, r.Subject, r.Offered, oneLine(r.Err))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t\t\t\t\t\t\t\t\t\t\t\t ERROR: %s\n", r.Scenario, r.Subject, r.Offered, oneLine(r.Err))
 			continue
 		}
 		self := "-"
@@ -475,9 +509,10 @@ func printTable(w io.Writer, rs []result) {
 		if r.Err != "" {
 			notes += " ERROR: " + oneLine(r.Err)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%d\t%d\t%d\t%d\t%.2f\t%d\t%s\t%.0f\t%.2f\t%.1f\t %s\n",
+		user, sys := r.perFlow(r.CPUms-r.SysMs), r.perFlow(r.SysMs)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%d\t%d\t%d\t%d\t%.2f\t%d\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t %s\n",
 			r.Scenario, r.Subject, r.Offered, r.Achieved, r.Flows, r.Expected, r.Logged, r.lost(), r.lostPct(),
-			r.Drops, self, r.CPUms, r.msPerK(), float64(r.HWMKB)/1024, notes)
+			r.Drops, self, r.CPUms, r.msPerK(), user, sys, float64(r.HWMKB)/1024, notes)
 	}
 	tw.Flush()
 }
@@ -579,4 +614,28 @@ func lostCell(ok bool, r result) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", r.lostPct())
+}
+
+// perFlowMemory waits until the daemon has read the NEW events of a filled
+// table (its CPU time stands still for a second), then describes its
+// resident set against the one it had empty: the flow table's memory per
+// tracked flow, when the daemon keeps one.
+func perFlowMemory(pid int, empty procSample, flows uint64) string {
+	var last procSample
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		cur, err := sampleProc(pid)
+		if err != nil {
+			return "RSS: " + err.Error()
+		}
+		if cur.CPUTicks == last.CPUTicks {
+			break
+		}
+		last = cur
+	}
+	if flows == 0 {
+		return "RSS: no flow"
+	}
+	grown := int64(last.RSSKB) - int64(empty.RSSKB)
+	return fmt.Sprintf("RSS empty %.1f MB, full %.1f MB: %.0f B/flow", float64(empty.RSSKB)/1024, float64(last.RSSKB)/1024,
+		float64(grown)*1024/float64(flows))
 }

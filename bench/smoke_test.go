@@ -12,7 +12,8 @@ import (
 
 // TestSmoke runs a tiny load (500 flows, hash_enable=0) end to end through
 // ulogd-go, and through ulogd2 when it is installed, with the LOGEMU and the
-// JSON stack. Root only.
+// JSON stack; then ulogd-go's hash mode with kernel timestamps (the hash-ts
+// scenario), which must join the DESTROY group only. Root only.
 func TestSmoke(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireTools(t, "ip", "nft", "conntrack")
@@ -34,12 +35,16 @@ func TestSmoke(t *testing.T) {
 		gen: genConfig{Flows: 500, Rate: 5000, MaxTime: 5 * time.Second, Delete: true, DeleteLag: 50}}
 	for _, json := range []bool{false, true} {
 		for _, s := range subjects {
-			smokeOne(t, o, l, s, flowConf(o.plugDir, false, json))
+			smokeOne(t, o, l, s, flowConf(o.plugDir, false, json), 1000, "NEW 500 DESTROY 500; groups 0x5")
 		}
 	}
+	// hash-ts: hash mode with kernel timestamps joins DESTROY only.
+	l.scenario, l.hash = "smoke-hash-ts", true
+	l.sysctls = []string{"net.netfilter.nf_conntrack_timestamp=1"}
+	smokeOne(t, o, l, subjGo, flowConf(o.plugDir, true, false), 500, "NEW 0 DESTROY 500; groups 0x4")
 }
 
-func smokeOne(t *testing.T, o *options, l load, s string, conf stackConf) {
+func smokeOne(t *testing.T, o *options, l load, s string, conf stackConf, expected uint64, extra string) {
 	t.Helper()
 	r := runOne(o, l, s, conf)
 	if r.Err != "" {
@@ -47,10 +52,10 @@ func smokeOne(t *testing.T, o *options, l load, s string, conf stackConf) {
 	}
 	t.Logf("%s %s: flows %d expected %d logged %d (NEW/DESTROY: %s) drops %d cpu %.0f ms rss %d kB",
 		s, conf.out, r.Flows, r.Expected, r.Logged, r.Extra, r.Drops, r.CPUms, r.HWMKB)
-	if r.Flows != 500 || r.Expected != 1000 {
-		t.Errorf("%s %s: ground truth %d flows, %d expected; want 500, 1000", s, conf.out, r.Flows, r.Expected)
+	if r.Flows != 500 || r.Expected != expected {
+		t.Errorf("%s %s: ground truth %d flows, %d expected; want 500, %d", s, conf.out, r.Flows, r.Expected, expected)
 	}
-	if s == subjGo && (r.Logged != r.Expected || r.Extra != "NEW 500 DESTROY 500") {
+	if s == subjGo && (r.Logged != r.Expected || r.Extra != extra) {
 		t.Errorf("ulogd-go %s: logged %d of %d records (%s)", conf.out, r.Logged, r.Expected, r.Extra)
 	}
 	if r.HWMKB == 0 {

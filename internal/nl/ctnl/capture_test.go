@@ -92,14 +92,22 @@ func decodeAll(raw []byte) ([]eventView, error) {
 
 const goldenFile = "testdata/golden.json"
 
-// TestCapture regenerates testdata/ from a real kernel when run with
-// -capture: go test -run TestCapture -capture ./internal/nl/ctnl/
-func TestCapture(t *testing.T) {
+// captureNS skips the test unless -capture is given, and returns a
+// namespace whose conntrack counts and timestamps flows.
+func captureNS(t *testing.T) *netnstest.NS {
+	t.Helper()
 	if !*capture {
 		t.Skip("run with -capture to regenerate testdata/ from the kernel")
 	}
 	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
+	return ns
+}
+
+// TestCapture regenerates testdata/ from a real kernel when run with
+// -capture: go test -run TestCapture -capture ./internal/nl/ctnl/
+func TestCapture(t *testing.T) {
+	ns := captureNS(t)
 	c := openIn(t, ns, GroupNew, GroupUpdate, GroupDestroy)
 	tcpFlow(t, ns, "tcp4", "127.0.0.1:40001", []byte("hello"))
 	tcpFlow(t, ns, "tcp6", "[::1]:40002", []byte("hello, world"))
@@ -173,4 +181,42 @@ func protoName(p uint8) string {
 		return "gre"
 	}
 	return "proto" + strconv.Itoa(int(p))
+}
+
+// untimedFile is a DESTROY event without CTA_TIMESTAMP: a flow created
+// while net.netfilter.nf_conntrack_timestamp was 0.
+const untimedFile = "DESTROY-ipv4-udp-untimed.bin"
+
+// TestCaptureUntimed adds testdata/DESTROY-ipv4-udp-untimed.bin and its
+// golden entry when run with -capture (after TestCapture, which rewrites
+// golden.json).
+func TestCaptureUntimed(t *testing.T) {
+	ns := captureNS(t)
+	ns.Sysctl(t, "net.netfilter.nf_conntrack_timestamp", "0")
+	c := openIn(t, ns, GroupDestroy)
+	conntrackIns(t, ns, "-s", "10.0.0.5", "-d", "10.0.0.6", "-p", "udp", "--sport", "5005", "--dport", "53")
+	ns.Run(t, "conntrack", "-F")
+	all, _ := collect(t, c, 1, 2*time.Second, nil)
+	if len(all) != 1 || all[0].ev.Type != Destroy || all[0].ev.HasStart {
+		t.Fatalf("captured %d events, want one DESTROY without a start", len(all))
+	}
+	raw := all[0].raw
+	if err := os.WriteFile(filepath.Join("testdata", untimedFile), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	golden := map[string][]eventView{}
+	if b, err := os.ReadFile(goldenFile); err == nil {
+		if err := json.Unmarshal(b, &golden); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := decodeAll(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden[untimedFile] = evs
+	out, _ := json.MarshalIndent(golden, "", "  ")
+	if err := os.WriteFile(goldenFile, append(out, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

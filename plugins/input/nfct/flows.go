@@ -226,6 +226,28 @@ func (t *flowTable) upsertFrom(ev *ctnl.Event, now timeval, dumped bool) (start 
 	return f.start, true, false
 }
 
+// touch refreshes ev's flow if the table holds it (a flow learned from a
+// dump, which an event now confirms) and reports whether it did; n is the
+// number of flows in the table.
+func (t *flowTable) touch(ev *ctnl.Event, now timeval) (found bool, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.n == 0 {
+		return false, 0
+	}
+	k := keyOf(ev)
+	_, f := t.find(&k, t.hash(&k))
+	if f == nil {
+		return false, t.n
+	}
+	f.refresh(ev)
+	f.silent = false
+	if f.start.sec == 0 {
+		f.start = startOf(ev).or(now)
+	}
+	return true, t.n
+}
+
 // Untracked returns how many flows were not tracked because the table was
 // full.
 func (t *flowTable) Untracked() uint64 {
@@ -237,10 +259,14 @@ func (t *flowTable) Untracked() uint64 {
 // take removes ev's flow and returns its start time. ok is false when the
 // flow was not in the table.
 func (t *flowTable) take(ev *ctnl.Event) (start timeval, ok bool) {
-	k := keyOf(ev)
-	h := t.hash(&k)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.n == 0 {
+		// DESTROY-only mode, once the flows of the initial dump ended.
+		return timeval{}, false
+	}
+	k := keyOf(ev)
+	h := t.hash(&k)
 	i, f := t.find(&k, h)
 	if f == nil {
 		return timeval{}, false

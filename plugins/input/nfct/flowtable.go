@@ -72,20 +72,30 @@ func slotsFor(n int) int {
 // resize rehashes the slots into a new array of size slots (a power of
 // two holding every live flow).
 func (t *flowTable) resize(size int) {
-	old := t.slots
-	t.slots = make([]uint64, size)
-	t.shift = uint(64 - bits.TrailingZeros(uint(size)))
-	mask := uint64(size - 1)
+	t.shift = shiftFor(size)
+	t.slots = rehash(make([]uint64, size), t.slots, t.home)
+}
+
+// shiftFor is the shift that turns a hash into a slot index of an array of
+// size slots (a power of two): its top bits.
+func shiftFor(size int) uint { return uint(64 - bits.TrailingZeros(uint(size))) }
+
+// rehash places the non-zero slots of old into slots (empty, a power of
+// two long), each by linear probing from home(v), and returns slots.
+func rehash[S comparable](slots, old []S, home func(S) uint64) []S {
+	var empty S
+	mask := uint64(len(slots) - 1)
 	for _, v := range old {
-		if v == 0 {
+		if v == empty {
 			continue
 		}
-		i := t.home(v)
-		for t.slots[i] != 0 {
+		i := home(v)
+		for slots[i] != empty {
 			i = (i + 1) & mask
 		}
-		t.slots[i] = v
+		slots[i] = v
 	}
+	return slots
 }
 
 // home is the home slot of slot value v (its hash's top bits).

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -239,13 +240,13 @@ func TestKernelHash(t *testing.T) {
 	// seconds) must find that it is gone.
 	h.insertUDP("10.1.0.1", "10.1.0.2", 3000)
 	h = startNFCT(t, ns, cfgWith(func(c *Config) { c.ResyncTimeout = 1 })) // hash, event_mask=5
-	if n := h.in.table.Len(); n != 1 {
+	if n := h.in.tracked(); n != 1 {
 		t.Fatalf("table after the initial dump has %d flows, want 1", n)
 	}
 	before := uint64(time.Now().Unix())
 	h.run()
 	h.insertUDP("10.1.0.1", "10.1.0.2", 3001)
-	h.wait("NEW tracked", 10*time.Second, func() bool { return h.in.table.Len() == 2 })
+	h.wait("NEW tracked", 10*time.Second, func() bool { return h.in.tracked() == 2 })
 	if len(h.em.Records()) != 0 {
 		t.Fatalf("records before any DESTROY: %v", h.em.Records())
 	}
@@ -264,7 +265,7 @@ func TestKernelHash(t *testing.T) {
 			t.Errorf("times: %v", r)
 		}
 	}
-	if n := h.in.table.Len(); n != 0 {
+	if n := h.in.tracked(); n != 0 {
 		t.Errorf("table has %d flows after the DESTROYs", n)
 	}
 }
@@ -355,7 +356,7 @@ func TestKernelPolling(t *testing.T) {
 	}
 	h.run()
 	h.insertTCP("10.1.0.1", "10.1.0.2", 4000)
-	h.wait("polled into the table", 10*time.Second, func() bool { return h.in.table.Len() == 1 })
+	h.wait("polled into the table", 10*time.Second, func() bool { return h.in.tracked() == 1 })
 	h.conntrack("-D", "-p", "tcp", "--sport", "4000")
 	r := h.waitRecs("purged DESTROY", 1, is("ct.event", uint64(4)))[0]
 	if r["orig.l4.sport"] != uint64(4000) || r["flow.start.sec"] == nil || r["flow.end.sec"] == nil {
@@ -469,6 +470,9 @@ func TestKernelOverrun(t *testing.T) {
 		t.Run(fmt.Sprintf("hash_enable=%d", hash), func(t *testing.T) {
 			ns := netnstest.NewNS(t)
 			ns.EnableConntrack(t)
+			// Hash mode reading NEW events (with timestamps on it reads
+			// DESTROY events only: TestKernelDestroyOnly).
+			ns.Sysctl(t, "net.netfilter.nf_conntrack_timestamp", "0")
 			h := startNFCT(t, ns, cfgWith(func(c *Config) {
 				c.EventMask = 1 | 4*hash
 				c.HashEnable = hash
@@ -494,7 +498,7 @@ func TestKernelOverrun(t *testing.T) {
 			h.wait("losses counted", 10*time.Second, func() bool { return h.em.LostCount() > 0 })
 			if hash == 1 {
 				// The resync dump tracks every flow, also those whose NEW was lost.
-				h.wait("resync", 10*time.Second, func() bool { return h.in.table.Len() >= n })
+				h.wait("resync", 10*time.Second, func() bool { return h.in.tracked() >= n })
 				h.insertTCP("10.1.0.1", "10.1.0.2", 6000)
 				h.conntrack("-D", "-p", "tcp", "--sport", "6000")
 				h.waitRecs("DESTROY after the overrun", 1, is("orig.l4.sport", uint64(6000)))
@@ -525,6 +529,9 @@ func TestKernelReliableLost(t *testing.T) {
 		t.Run(fmt.Sprintf("hash_enable=%d", hash), func(t *testing.T) {
 			ns := netnstest.NewNS(t)
 			ns.EnableConntrack(t)
+			// Hash mode reading NEW events (TestKernelDestroyOnly has
+			// the timestamps on).
+			ns.Sysctl(t, "net.netfilter.nf_conntrack_timestamp", "0")
 			h := startNFCT(t, ns, cfgWith(func(c *Config) {
 				c.EventMask = 5
 				c.HashEnable = hash
@@ -540,7 +547,7 @@ func TestKernelReliableLost(t *testing.T) {
 				// which ends with a flush: the flows in the table then are
 				// those whose NEW came.
 				h.wait("queued NEW events read", 10*time.Second, func() bool { return h.em.Flushes() > 0 })
-				tracked = h.in.table.Len()
+				tracked = h.in.tracked()
 			}
 			h.conntrack("-F")
 			udp := is("orig.ip.protocol", uint64(17))
@@ -628,4 +635,190 @@ func TestCapture(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %d bytes", len(out))
+}
+
+// netlinkGroups returns the first 32 multicast groups (a bitmap, bit g-1
+// for group g) the NETLINK_NETFILTER socket with port id pid has joined in
+// the namespace, from /proc/net/netlink.
+func netlinkGroups(t *testing.T, ns *netnstest.NS, pid uint32) uint32 {
+	t.Helper()
+	var b []byte
+	var err error
+	ns.Do(t, func() { b, err = os.ReadFile("/proc/thread-self/net/netlink") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 4 || f[1] != fmt.Sprint(unix.NETLINK_NETFILTER) || f[2] != fmt.Sprint(pid) {
+			continue
+		}
+		var g uint32
+		if _, err := fmt.Sscanf(f[3], "%x", &g); err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	t.Fatalf("no NETLINK_NETFILTER socket with port id %d in /proc/net/netlink", pid)
+	return 0
+}
+
+// TestKernelDestroyOnly runs today's hash mode (started while
+// nf_conntrack_timestamp was 0, so reading NEW events into its table) and
+// DESTROY-only mode (started with it at 1) side by side in one namespace
+// on the same flows: the second joins the DESTROY group only, tracks
+// nothing, and its records equal the first's, except that flow.start is
+// the kernel's start, at most a few milliseconds before the time hash mode
+// read the NEW event. A flow created before the timestamps were on ends in
+// a DESTROY without a start: its record has no flow.start (as in hash mode
+// for a flow the table misses).
+func TestKernelDestroyOnly(t *testing.T) {
+	ns := netnstest.NewNS(t)
+	ns.EnableConntrack(t)
+	ns.Sysctl(t, "net.netfilter.nf_conntrack_timestamp", "0")
+	// The sweep (and the sysctl re-check) must not run during the test.
+	cfg := func(c *Config) { c.ResyncTimeout = 3600 }
+	hash := startNFCT(t, ns, cfgWith(cfg))
+	hash.run()
+	old := &harness{t: t, ns: ns}
+	old.insertUDP("10.1.0.1", "10.1.0.2", 3999) // no timestamp: created while it was 0
+	hash.wait("untimed flow tracked", 10*time.Second, func() bool { return hash.in.tracked() == 1 })
+	ns.Sysctl(t, "net.netfilter.nf_conntrack_timestamp", "1")
+	do := startNFCT(t, ns, cfgWith(cfg))
+	do.run()
+	if hash.in.destroyOnly.Load() || !do.in.destroyOnly.Load() {
+		t.Fatalf("destroyOnly: hash %v, second %v; want false, true", hash.in.destroyOnly.Load(), do.in.destroyOnly.Load())
+	}
+	if g := netlinkGroups(t, ns, do.in.conn.PortID()); g != 1<<(ctnl.GroupDestroy-1) {
+		t.Errorf("DESTROY-only socket groups = %#x, want %#x (DESTROY only)", g, 1<<(ctnl.GroupDestroy-1))
+	}
+	if g := netlinkGroups(t, ns, hash.in.conn.PortID()); g != 1<<(ctnl.GroupNew-1)|1<<(ctnl.GroupDestroy-1) {
+		t.Errorf("hash-mode socket groups = %#x, want NEW and DESTROY", g)
+	}
+	if n := do.in.tracked(); n != 1 {
+		t.Fatalf("DESTROY-only table after the initial dump: %d flows, want 1", n)
+	}
+
+	tcp := tcpExchange(t, ns)
+	udp := udpExchange(t, ns, 3)
+	ns.Run(t, "ping", "-c1", "-W1", "127.0.0.1")
+	old.insertTCP("10.1.0.1", "10.1.0.2", 4000)
+	hash.wait("NEW tracked", 10*time.Second, func() bool { return hash.in.tracked() >= 5 })
+	old.conntrack("-F")
+	const flows = 5
+	hr := hash.waitRecs("hash-mode DESTROY records", flows, is("ct.event", uint64(4)))
+	dr := do.waitRecs("DESTROY-only records", flows, is("ct.event", uint64(4)))
+	if n := do.in.tracked(); n != 0 {
+		t.Errorf("DESTROY-only table has %d flows", n)
+	}
+	if do.in.rx.untimed != 0 {
+		t.Errorf("%d untimed DESTROY: the untimed flow was in the table", do.in.rx.untimed)
+	}
+	byID := func(rs []rec) map[uint64]rec {
+		m := map[uint64]rec{}
+		for _, r := range rs {
+			m[r["ct.id"].(uint64)] = r
+		}
+		return m
+	}
+	hm, dm := byID(hr), byID(dr)
+	ports := map[uint64]bool{}
+	for id, h := range hm {
+		d, ok := dm[id]
+		if !ok {
+			t.Errorf("flow %d: no DESTROY-only record for %v", id, h)
+			continue
+		}
+		if p, ok := h["orig.l4.sport"].(uint64); ok {
+			ports[p] = true
+		}
+		hu, du := usec(h, "flow.start"), usec(d, "flow.start")
+		if h["orig.l4.sport"] == uint64(3999) {
+			// Untimed: the start is when hash mode read the NEW and
+			// when the other read the initial dump; the end when
+			// each read the DESTROY.
+			if hu == 0 || du < hu || du-hu > 1e6 {
+				t.Errorf("untimed flow: flow.start %dµs (hash) and %dµs", hu, du)
+			}
+			if he, de := usec(h, "flow.end"), usec(d, "flow.end"); he == 0 || max(he, de)-min(he, de) > 1e6 {
+				t.Errorf("untimed flow: flow.end %dµs (hash) and %dµs", he, de)
+			}
+			for _, k := range []string{"flow.end.sec", "flow.end.usec"} {
+				delete(h, k)
+				delete(d, k)
+			}
+		} else if du == 0 || du > hu || hu-du > 1e6 {
+			t.Errorf("flow %d: DESTROY-only flow.start %dµs, hash mode %dµs: want the kernel's start, before the NEW was read", id, du, hu)
+		}
+		for _, k := range []string{"flow.start.sec", "flow.start.usec"} {
+			delete(h, k)
+			delete(d, k)
+		}
+		if !maps.EqualFunc(h, d, equalValue) {
+			t.Errorf("flow %d: records differ\nhash:         %v\nDESTROY-only: %v", id, h, d)
+		}
+	}
+	for _, p := range []uint64{uint64(tcp), uint64(udp), 3999, 4000} {
+		if !ports[p] {
+			t.Errorf("no record for source port %d", p)
+		}
+	}
+}
+
+// usec is the time key pair name.sec/name.usec of r in microseconds, 0
+// when unset.
+func usec(r rec, name string) uint64 {
+	s, ok := r[name+".sec"].(uint64)
+	if !ok {
+		return 0
+	}
+	return s*1e6 + r[name+".usec"].(uint64)
+}
+
+// TestKernelTimestampSwitch: when nf_conntrack_timestamp changes at run
+// time, the re-check joins the NEW group again (and tracks the flows that
+// started meanwhile) or leaves it.
+func TestKernelTimestampSwitch(t *testing.T) {
+	ns := netnstest.NewNS(t)
+	ns.EnableConntrack(t)
+	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.ResyncTimeout = 3600 }))
+	h.run()
+	destroy := uint32(1 << (ctnl.GroupDestroy - 1))
+	newDestroy := destroy | 1<<(ctnl.GroupNew-1)
+	m := &maintainer{in: h.in, e: h.em, rec: h.em.NewRecord()}
+	check := func(wantOnly bool, wantGroups uint32) {
+		t.Helper()
+		if err := m.recheckTimestamps(); err != nil {
+			t.Fatal(err)
+		}
+		if h.in.destroyOnly.Load() != wantOnly {
+			t.Errorf("destroyOnly = %v, want %v", !wantOnly, wantOnly)
+		}
+		if g := netlinkGroups(t, ns, h.in.conn.PortID()); g != wantGroups {
+			t.Errorf("groups = %#x, want %#x", g, wantGroups)
+		}
+	}
+	check(true, destroy)
+	h.insertUDP("10.1.0.1", "10.1.0.2", 5001) // timed, before the switch
+	ns.Sysctl(t, "net.netfilter.nf_conntrack_timestamp", "0")
+	h.insertUDP("10.1.0.1", "10.1.0.2", 5002) // untimed, before the re-check
+	check(false, newDestroy)
+	if n := h.in.tracked(); n != 2 {
+		t.Errorf("table after the switch: %d flows, want 2 (the dump's)", n)
+	}
+	h.insertUDP("10.1.0.1", "10.1.0.2", 5003) // untimed, NEW read
+	h.wait("NEW tracked", 10*time.Second, func() bool { return h.in.tracked() == 3 })
+	ns.Sysctl(t, "net.netfilter.nf_conntrack_timestamp", "1")
+	check(true, destroy)
+	h.conntrack("-F")
+	got := h.waitRecs("3 DESTROY", 3, is("ct.event", uint64(4)))
+	for _, r := range got {
+		if r["flow.start.sec"] == nil {
+			t.Errorf("no flow.start: %v", r)
+		}
+	}
+	if h.in.rx.untimed != 0 || h.in.tracked() != 0 {
+		t.Errorf("untimed %d, table %d flows; want 0, 0", h.in.rx.untimed, h.in.tracked())
+	}
 }

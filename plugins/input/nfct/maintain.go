@@ -60,6 +60,9 @@ func (in *instance) maintain(ctx context.Context, e plugin.Emitter) {
 		case <-poll:
 			m.poll()
 		case <-sweep:
+			if err := m.recheckTimestamps(); err != nil && !in.stopped() {
+				in.log.Warn("NFCT following the change of net.netfilter.nf_conntrack_timestamp failed", "err", err)
+			}
 			if err := m.sweepSilent(); err != nil && !in.stopped() && m.note.Allow(time.Now()) {
 				in.log.Warn("NFCT checking flows that predate the event subscription failed", "err", err)
 			}
@@ -87,15 +90,19 @@ func (in *instance) maintain(ctx context.Context, e plugin.Emitter) {
 // initialDump fills the flow table with the kernel's current flows (hash
 // event mode, at start).
 func (in *instance) initialDump() error {
+	return in.dumpFlows(in.learn)
+}
+
+// dumpFlows dumps the kernel's flows on a socket of its own and hands each
+// to fn with the time the dump started.
+func (in *instance) dumpFlows(fn func(ev *ctnl.Event, t timeval)) error {
 	c, err := in.openAux()
 	if err != nil {
 		return err
 	}
 	defer in.closeAux(c)
 	t := now()
-	return ctnl.Dump(c, afUnspec, false, func(ev *ctnl.Event) {
-		in.learn(ev, t)
-	})
+	return ctnl.Dump(c, afUnspec, false, func(ev *ctnl.Event) { fn(ev, t) })
 }
 
 // learn records a flow seen in a dump.
@@ -123,7 +130,7 @@ func (m *maintainer) sweepSilent() error {
 
 // poll is one polling round: dump into the table, then purge.
 func (m *maintainer) poll() {
-	if err := m.sync(); err != nil && !m.in.stopped() {
+	if err := m.sync(m.in.learn); err != nil && !m.in.stopped() {
 		if m.note.Allow(time.Now()) {
 			m.in.log.Warn("NFCT polling the conntrack table failed", "err", err)
 		}
@@ -132,18 +139,36 @@ func (m *maintainer) poll() {
 
 // resync is run netlink_resync_timeout seconds after an overrun: the same
 // as a polling round.
+//
+// A flow kept by its start time alone (starts.go) that the dump no longer
+// shows ended while its DESTROY event was lost (and counted lost): there
+// is no tuple to make its record from, so it is removed, and logged.
 func (m *maintainer) resync() error {
-	err := m.sync()
-	if err == nil {
-		m.in.log.Debug("NFCT flow table resynchronised", "flows", m.in.table.Len())
+	in := m.in
+	if in.starts == nil {
+		return m.sync(in.learn)
 	}
-	return err
+	in.starts.beginPass()
+	err := m.sync(func(ev *ctnl.Event, t timeval) {
+		if fp, ok := fingerprint(in.table, ev); ok && in.starts.mark(fp) {
+			return
+		}
+		in.learn(ev, t)
+	})
+	if err != nil {
+		return err
+	}
+	if n := in.starts.endPass(); n > 0 {
+		in.log.Log(context.Background(), logging.LevelNotice, "NFCT resync: flows ended while their DESTROY events were lost; no record can be made of them (the table keeps only their start time)", "flows", n)
+	}
+	in.log.Debug("NFCT flow table resynchronised", "flows", in.tracked())
+	return nil
 }
 
-// sync dumps the kernel table into the flow table (new flows are added,
-// known ones refreshed; nothing is emitted), then emits and removes the
-// entries the kernel no longer has.
-func (m *maintainer) sync() error {
+// sync dumps the kernel table into the flow table with learn (new flows
+// are added, known ones refreshed; nothing is emitted), then emits and
+// removes the entries the kernel no longer has.
+func (m *maintainer) sync(learn func(*ctnl.Event, timeval)) error {
 	c, err := m.in.openAux()
 	if err != nil {
 		return err
@@ -151,7 +176,7 @@ func (m *maintainer) sync() error {
 	defer m.in.closeAux(c)
 	t := now()
 	if err := ctnl.Dump(c, afUnspec, false, func(ev *ctnl.Event) {
-		m.in.learn(ev, t)
+		learn(ev, t)
 	}); err != nil {
 		return err
 	}
@@ -217,8 +242,8 @@ func (m *maintainer) dumpAndZero() error {
 	defer m.e.Flush()
 	t := now()
 	return ctnl.Dump(c, afUnspec, true, func(ev *ctnl.Event) {
-		start := startOf(ev)
-		if in.table != nil {
+		start, known := in.knownStart(ev)
+		if in.table != nil && !known {
 			var ok, first bool
 			if start, ok, first = in.table.learnStart(ev, t); !ok && first {
 				in.tableFull()
@@ -228,4 +253,17 @@ func (m *maintainer) dumpAndZero() error {
 		in.sl.setStart(m.rec, start)
 		m.e.Emit(m.rec)
 	})
+}
+
+// knownStart returns the start of ev's flow when the compact table holds
+// it, else the kernel's start and false.
+func (in *instance) knownStart(ev *ctnl.Event) (timeval, bool) {
+	if in.starts != nil {
+		if fp, ok := fingerprint(in.table, ev); ok {
+			if st, ok := in.starts.lookup(fp); ok {
+				return st, true
+			}
+		}
+	}
+	return startOf(ev), false
 }

@@ -48,45 +48,62 @@ func (n *netns) close() {
 
 // open opens a ctnetlink socket in the pinned namespace.
 func (n *netns) open() (*nl.Conn, error) {
+	var c *nl.Conn
+	err := n.do(func() (err error) {
+		c, err = nl.Open(unix.NETLINK_NETFILTER)
+		return err
+	})
+	if err != nil && errors.Is(err, syscall.EPERM) {
+		return nil, fmt.Errorf("open ctnetlink socket in the instance's network namespace: %w", err)
+	}
+	return c, err
+}
+
+// readFile reads a file in the pinned namespace: /proc/sys/net shows the
+// settings of the namespace of the thread that opens it.
+func (n *netns) readFile(path string) ([]byte, error) {
+	var b []byte
+	err := n.do(func() (err error) {
+		b, err = os.ReadFile(path)
+		return err
+	})
+	return b, err
+}
+
+// do runs fn on a thread in the pinned namespace: the calling one when it
+// is there already (or nothing was pinned), else a thread switched into it
+// for the call. If that thread cannot be switched back, it stays locked and
+// the runtime discards it.
+func (n *netns) do(fn func() error) error {
 	if n.f == nil {
-		return nl.Open(unix.NETLINK_NETFILTER)
+		return fn()
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(threadNetns, &st); err == nil && st.Ino == n.ino {
-		return nl.Open(unix.NETLINK_NETFILTER)
+		return fn()
 	}
-	// Open on a thread switched into the namespace. If the thread cannot
-	// be switched back, it stays locked and the runtime discards it.
-	type result struct {
-		c   *nl.Conn
-		err error
-	}
-	done := make(chan result, 1)
+	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		orig, err := os.Open(threadNetns)
 		if err != nil {
 			runtime.UnlockOSThread()
-			done <- result{err: err}
+			done <- err
 			return
 		}
 		defer orig.Close()
 		if err := unix.Setns(int(n.f.Fd()), unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("setns: %w", err)}
+			done <- fmt.Errorf("setns: %w", err)
 			return
 		}
-		c, err := nl.Open(unix.NETLINK_NETFILTER)
+		err = fn()
 		if berr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); berr != nil {
-			done <- result{c, err}
+			done <- err
 			return // thread stays locked and dies with the goroutine
 		}
 		runtime.UnlockOSThread()
-		done <- result{c, err}
+		done <- err
 	}()
-	r := <-done
-	if r.err != nil && errors.Is(r.err, syscall.EPERM) {
-		return nil, fmt.Errorf("open ctnetlink socket in the instance's network namespace: %w", r.err)
-	}
-	return r.c, r.err
+	return <-done
 }

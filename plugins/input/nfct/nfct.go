@@ -19,6 +19,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -90,7 +91,15 @@ type instance struct {
 	flt       filters    // resolved by Start
 	protocols string     // the protocols file accept_proto_filter's names are looked up in
 	table     *flowTable // nil with hash_enable=0
-	polling   bool
+	// starts holds the flows learned from events in hash event mode
+	// (starts.go); nil otherwise.
+	starts  *startTable
+	polling bool
+
+	// destroyOnly: hash event mode with kernel timestamps: only the
+	// DESTROY group is joined (destroyonly.go). Set by Start, switched by
+	// the maintenance goroutine when the sysctl changes.
+	destroyOnly atomic.Bool
 
 	done     chan struct{} // closed by Stop
 	stopOnce sync.Once
@@ -119,9 +128,14 @@ type rxState struct {
 	// missedNew: reliable=1 with NEW and DESTROY joined: a DESTROY whose
 	// NEW never came counts that NEW as lost (lostNew). seen holds the
 	// ids of the flows whose NEW came, with hash_enable=0 (the flow table
-	// tells otherwise).
+	// tells otherwise). DESTROY-only mode joins no NEW: nothing is missed.
 	missedNew bool
 	seen      map[uint32]struct{}
+
+	// untimed counts the DESTROY events without a start time in
+	// DESTROY-only mode.
+	untimed     uint64
+	untimedNote logging.Limiter
 
 	updates    uint64
 	updateNote logging.Limiter
@@ -159,6 +173,9 @@ func newInstance(env *plugin.Env, c *Config) (plugin.Instance, error) {
 	copy(in.sl[:], env.Out)
 	if c.HashEnable != 0 {
 		in.table = newFlowTable(c.HashBuckets, c.HashMaxEntries)
+		if !in.polling {
+			in.starts = newStartTable(min(c.HashBuckets, c.HashMaxEntries))
+		}
 	}
 	if c.Reliable != 0 && c.EventMask&maskNew != 0 && c.EventMask&maskDestroy != 0 {
 		in.rx.missedNew = true
@@ -187,6 +204,12 @@ func (in *instance) Start(ctx context.Context) error {
 		}
 	} else {
 		in.log.Log(ctx, logging.LevelNotice, "NFCT plugin working in event mode")
+		if in.canSkipNew() {
+			if on, _ := in.timestampsOn(); on {
+				in.destroyOnly.Store(true)
+				in.noteDestroyOnly(ctx)
+			}
+		}
 		if err := in.openEvents(ctx); err != nil {
 			in.closeAll()
 			return err
@@ -203,7 +226,7 @@ func (in *instance) Start(ctx context.Context) error {
 			in.closeAll()
 			return fmt.Errorf("NFCT: initial conntrack table dump: %w", err)
 		}
-		in.log.Debug("NFCT initial dump done", "flows", in.table.Len())
+		in.log.Debug("NFCT initial dump done", "flows", in.tracked())
 	}
 	return nil
 }
@@ -266,7 +289,7 @@ func (in *instance) openEvents(ctx context.Context) error {
 		in.log.Warn(fmt.Sprintf("NFCT event_mask=0x%x: only 0x1 (NEW), 0x2 (UPDATE) and 0x4 (DESTROY) are conntrack events, and only their groups are joined; %s. DESTROY already includes the entries the garbage collector removes.",
 			uint32(in.cfg.EventMask), extra))
 	}
-	if g := groupsOf(in.cfg.EventMask); len(g) > 0 {
+	if g := in.eventGroups(); len(g) > 0 {
 		if err := c.JoinGroups(g...); err != nil {
 			return fail(fmt.Errorf("NFCT: join conntrack event groups (event_mask=0x%x): %w", uint32(in.cfg.EventMask), err))
 		}

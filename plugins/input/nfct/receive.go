@@ -57,7 +57,9 @@ func (r *receiver) Message(m nl.Msg, raw []byte) error {
 
 // Overrun schedules a resync of the flow table: the kernel dropped events.
 func (r *receiver) Overrun() {
-	if r.in.table != nil {
+	// DESTROY-only mode has nothing to resync: a lost DESTROY is a flow
+	// no table holds (reliable=1 makes the kernel keep DESTROY events).
+	if r.in.table != nil && !r.in.destroyOnly.Load() {
 		select {
 		case r.in.resync <- struct{}{}:
 		default:
@@ -76,16 +78,20 @@ func (in *instance) event(rec *keys.Record, e plugin.Emitter, ev *ctnl.Event, ra
 	if in.table != nil {
 		switch ev.Type {
 		case ctnl.New, ctnl.Update:
-			if ok, first := in.table.upsert(ev, t); !ok && first {
-				in.tableFull()
-			}
+			in.track(ev, t)
 		case ctnl.Destroy:
-			start, ok := in.table.take(ev)
+			start, ok := in.takeStart(ev)
 			if !ok {
 				// ulogd2 drops the kernel's start time here
-				// (docs/compat.md N4).
+				// (docs/compat.md N4). In DESTROY-only mode
+				// this is every flow's start.
 				start = startOf(ev)
-				if in.rx.missedNew && in.table.Untracked() == 0 {
+				switch {
+				case in.destroyOnly.Load():
+					if start.sec == 0 {
+						in.untimedDestroy()
+					}
+				case in.rx.missedNew && in.untracked() == 0:
 					in.lostNew(e)
 				}
 			}
@@ -149,4 +155,57 @@ func (in *instance) received() timeval {
 		in.rx.at, in.rx.now = at, timeToTimeval(at)
 	}
 	return in.rx.now
+}
+
+// track records the flow of a NEW or UPDATE event (hash mode): a flow from
+// a dump is refreshed in the full table; any other flow with an id is kept
+// by its start time alone (starts.go).
+func (in *instance) track(ev *ctnl.Event, t timeval) {
+	if in.starts != nil {
+		found, n := in.table.touch(ev, t)
+		if found {
+			return
+		}
+		if fp, ok := fingerprint(in.table, ev); ok {
+			if _, ok, first := in.starts.track(fp, startOf(ev).or(t), in.cfg.HashMaxEntries-n); !ok && first {
+				in.tableFull()
+			}
+			return
+		}
+	}
+	if ok, first := in.table.upsert(ev, t); !ok && first {
+		in.tableFull()
+	}
+}
+
+// takeStart removes the flow of a DESTROY event from the table and returns
+// its start time.
+func (in *instance) takeStart(ev *ctnl.Event) (timeval, bool) {
+	if in.starts != nil {
+		if start, ok := in.starts.take(in.table, ev); ok {
+			return start, true
+		}
+	}
+	return in.table.take(ev)
+}
+
+// tableCounts returns the number of tracked flows, and how many flows were
+// not tracked because the table was full.
+func (in *instance) tableCounts() (n int, untracked uint64) {
+	n, untracked = in.table.Len(), in.table.Untracked()
+	if in.starts != nil {
+		m, u := in.starts.counts()
+		n, untracked = n+m, untracked+u
+	}
+	return n, untracked
+}
+
+func (in *instance) untracked() uint64 {
+	_, u := in.tableCounts()
+	return u
+}
+
+func (in *instance) tracked() int {
+	n, _ := in.tableCounts()
+	return n
 }
