@@ -14,6 +14,7 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/logging"
+	"github.com/ulogd-go/ulogd/internal/metrics"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/stack"
 )
@@ -60,6 +61,10 @@ type daemon struct {
 	o    Options
 	dlog *Log
 	log  *slog.Logger
+	// col and msrv are the metrics endpoint's, when metrics_listen= is
+	// set.
+	col  *metrics.Collector
+	msrv *metrics.Server
 }
 
 // Run is the daemon: it loads the configuration and builds the stacks
@@ -178,6 +183,10 @@ func (d *daemon) run(ctx context.Context) error {
 	if err := g.Start(ctx); err != nil {
 		return d.fatal(permissionHint(err))
 	}
+	if err := d.listenMetrics(g); err != nil {
+		g.Stop(context.Background())
+		return d.fatal(err)
+	}
 	if o.User != "" {
 		// Checked while still root: the process's own access is not
 		// the question, the user's is.
@@ -192,18 +201,36 @@ func (d *daemon) run(ctx context.Context) error {
 	return d.serve(ctx, g, sigs)
 }
 
-// load parses the configuration, builds the stacks and opens the daemon
-// log that the configuration names.
-func (d *daemon) load() (*stack.Graph, error) {
+// errParse and errBuild are the two ways a configuration file fails.
+var (
+	errParse = errors.New("unable to parse config file")
+	errBuild = errors.New("not even a single working plugin stack")
+)
+
+// build parses the configuration file and builds the stacks. The error
+// is errParse or errBuild, the problems found beside it.
+func (d *daemon) build() (*stack.Graph, error, error) {
 	f, err := config.ParseFile(d.o.ConfigFile)
 	if err != nil {
-		d.printErrors(err)
-		return nil, d.fatal(errors.New("unable to parse config file"), "file", d.o.ConfigFile)
+		return nil, errParse, err
 	}
 	g, err := stack.Build(f, d.o.Registry, d.log)
 	if err != nil {
-		d.printErrors(err)
-		return nil, d.fatal(errors.New("not even a single working plugin stack"))
+		return nil, errBuild, err
+	}
+	return g, nil, nil
+}
+
+// load parses the configuration, builds the stacks and opens the daemon
+// log that the configuration names.
+func (d *daemon) load() (*stack.Graph, error) {
+	g, fail, problems := d.build()
+	if fail != nil {
+		d.printErrors(problems)
+		if fail == errParse {
+			return nil, d.fatal(fail, "file", d.o.ConfigFile)
+		}
+		return nil, d.fatal(fail)
 	}
 	if g.Global.Logfile != "" {
 		if err := d.dlog.Open(g.Global.Logfile); err != nil {
@@ -284,6 +311,14 @@ func (d *daemon) serve(ctx context.Context, g *stack.Graph, sigs <-chan os.Signa
 				}
 				continue
 			}
+			if sig == ReloadSignal {
+				if err := d.reload(ctx, g); err != nil {
+					log.Log(ctx, logging.LevelFatal, err.Error())
+					failed = err
+					done = true
+				}
+				continue
+			}
 			g.Signal(sig)
 			if sig == syscall.SIGUSR1 {
 				// After the sources saw the signal: they bring their
@@ -308,6 +343,9 @@ func (d *daemon) serve(ctx context.Context, g *stack.Graph, sigs <-chan os.Signa
 		}
 	}
 	logCounters(log, g)
+	if d.msrv != nil {
+		d.msrv.Close()
+	}
 	return failed
 }
 
