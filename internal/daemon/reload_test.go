@@ -5,10 +5,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // waitCount waits until the log holds s at least n times, for at most 10 s.
@@ -133,4 +136,48 @@ func TestReloadUnderTraffic(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 	t.Logf("%d frames through 20 reloads", sent)
+}
+
+// TestReloadReopensAndUnitSendsIt: the reload signal also reopens the
+// files, as SIGHUP (which systemctl reload sent before), and the systemd
+// unit's ExecReload checks the file, then sends that signal.
+func TestReloadReopensAndUnitSendsIt(t *testing.T) {
+	dir := shortTempDir(t)
+	small, _ := reloadConfs(dir)
+	d := startDaemon(t, small)
+	keep := filepath.Join(dir, "keep.log")
+	c, err := net.Dial("unix", filepath.Join(dir, "u.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const line = "PROTO=ICMP TYPE=8 CODE=0 ID=7 SEQ=1 \n"
+	if _, err := c.Write(nufwFrame(icmpEcho)); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, keep, func(s string) bool { return strings.Count(s, line) == 1 })
+	if err := os.Rename(keep, keep+".1"); err != nil {
+		t.Fatal(err)
+	}
+	d.sigs <- ReloadSignal
+	d.stderr.waitFor(t, "configuration reloaded")
+	if _, err := c.Write(nufwFrame(icmpEcho)); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, keep, func(s string) bool { return strings.Count(s, line) == 1 })
+
+	b, err := os.ReadFile("../../contrib/systemd/ulogd.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reload []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "ExecReload="); ok {
+			reload = append(reload, v)
+		}
+	}
+	want := []string{"/usr/sbin/ulogd --check -c /etc/ulogd.conf", "/bin/kill -" + strings.TrimPrefix(unix.SignalName(ReloadSignal), "SIG") + " $MAINPID"}
+	if !slices.Equal(reload, want) {
+		t.Errorf("ExecReload lines %q, want %q", reload, want)
+	}
 }

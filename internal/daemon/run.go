@@ -46,7 +46,8 @@ type Options struct {
 	// Stdout and Stderr are the standard streams; nil means the process's.
 	Stdout, Stderr io.Writer
 	// Signals, when not nil, replaces the process's signals (SIGHUP,
-	// SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGINT); tests send on it.
+	// SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGINT, ReloadSignal); tests
+	// send on it.
 	Signals <-chan os.Signal
 	// Ready, when not nil, is called once the daemon runs (when systemd is
 	// told READY=1).
@@ -67,10 +68,12 @@ type daemon struct {
 	msrv *metrics.Server
 }
 
-// Run is the daemon: it loads the configuration and builds the stacks
-// (once), opens the daemon log, starts the stacks, drops privileges,
-// reports readiness, then handles signals (SIGHUP reopens the files,
-// SIGUSR1 logs the counters, SIGTERM and SIGINT stop) until a terminal
+// Run is the daemon: it loads the configuration and builds the stacks,
+// opens the daemon log, starts the stacks (and the metrics endpoint when
+// metrics_listen= is set), drops privileges, reports readiness, then
+// handles signals (SIGHUP reopens the files, ReloadSignal applies the
+// configuration file again and reopens the files, SIGUSR1 logs the
+// counters, SIGTERM and SIGINT stop) until a terminal
 // signal, a source's failure or the cancellation of ctx, and stops
 // everything, logging the counters.
 //
@@ -303,20 +306,19 @@ func (d *daemon) serve(ctx context.Context, g *stack.Graph, sigs <-chan os.Signa
 			}
 			log.Log(ctx, logging.LevelNotice, "signal received, calling pluginstances", "signal", sig.String())
 			if sig == syscall.SIGHUP {
-				if err := d.dlog.Reopen(); err != nil {
-					fmt.Fprintf(d.o.Stderr, "ERROR: %v\n", err)
-				}
-				if err := g.Reopen(); err != nil {
-					log.Error("reopen failed", "err", err)
-				}
+				d.reopen(g)
 				continue
 			}
 			if sig == ReloadSignal {
+				// A reload does what SIGHUP does too: systemctl
+				// reload used to send SIGHUP.
 				if err := d.reload(ctx, g); err != nil {
 					log.Log(ctx, logging.LevelFatal, err.Error())
 					failed = err
 					done = true
+					continue
 				}
+				d.reopen(g)
 				continue
 			}
 			g.Signal(sig)
@@ -347,6 +349,16 @@ func (d *daemon) serve(ctx context.Context, g *stack.Graph, sigs <-chan os.Signa
 		d.msrv.Close()
 	}
 	return failed
+}
+
+// reopen reopens the daemon log and every output file (SIGHUP).
+func (d *daemon) reopen(g *stack.Graph) {
+	if err := d.dlog.Reopen(); err != nil {
+		fmt.Fprintf(d.o.Stderr, "ERROR: %v\n", err)
+	}
+	if err := g.Reopen(); err != nil {
+		d.log.Error("reopen failed", "err", err)
+	}
 }
 
 // Version is ulogd-go's own version; the ulogd2 version it follows is
