@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
-	"os"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/stack"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 	"github.com/ulogd-go/ulogd/plugins/input/nfct"
 )
 
@@ -105,15 +104,8 @@ sync=1
 // loadCapture returns the conntrack messages of events.bin (length-prefixed
 // datagrams).
 func loadCapture(tb testing.TB) []nl.Msg {
-	b, err := os.ReadFile("../plugins/input/nfct/testdata/events.bin")
-	if err != nil {
-		tb.Fatal(err)
-	}
 	var out []nl.Msg
-	for len(b) >= 4 {
-		n := int(binary.LittleEndian.Uint32(b))
-		dg := b[4 : 4+n]
-		b = b[4+n:]
+	for _, dg := range testutil.ReadDatagrams(tb, "../plugins/input/nfct/testdata/events.bin") {
 		for len(dg) > 0 {
 			m, rest, err := nl.NextMsg(dg)
 			if err != nil {

@@ -6,20 +6,16 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // TestSmoke runs a tiny load (500 flows, hash_enable=0) end to end through
 // ulogd-go, and through ulogd2 when it is installed, with the LOGEMU and the
 // JSON stack. Root only.
 func TestSmoke(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces, nft, conntrack")
-	}
-	for _, tool := range []string{"ip", "nft", "conntrack"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
+	testutil.RequireRoot(t)
+	testutil.RequireTools(t, "ip", "nft", "conntrack")
 	if testing.Short() {
 		t.Skip("-short")
 	}

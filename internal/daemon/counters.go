@@ -18,8 +18,9 @@ func logCounters(log *slog.Logger, g *stack.Graph) {
 }
 
 // counterAttrs are the counters of one instance: events and lost for a
-// source; received, stopped and failed for the others, and dropped for a
-// sink that can drop records it accepted.
+// source; received, stopped and failed for the others, written for a sink
+// that counts what reached its file or peer, and dropped for a sink that
+// can drop records it accepted.
 func counterAttrs(in *stack.Node) []any {
 	st := in.Stats()
 	attrs := []any{"instance", in.ID, "plugin", in.Desc.Name}
@@ -27,6 +28,9 @@ func counterAttrs(in *stack.Node) []any {
 		return append(attrs, "events", st.Received.Load(), "lost", st.Lost.Load())
 	}
 	attrs = append(attrs, "received", st.Received.Load(), "stopped", st.Stopped.Load(), "failed", st.Failed.Load())
+	if w, ok := in.Inst.(plugin.WriteCounter); ok {
+		attrs = append(attrs, "written", w.Written())
+	}
 	if d, ok := in.Inst.(plugin.Dropper); ok {
 		attrs = append(attrs, "dropped", d.Dropped())
 	}

@@ -16,6 +16,7 @@ func (droppingSink) Start(context.Context) error        { return nil }
 func (droppingSink) Stop(context.Context) error         { return nil }
 func (droppingSink) Interp(*keys.Record) plugin.Verdict { return plugin.Continue }
 func (d droppingSink) Dropped() uint64                  { return d.n }
+func (d droppingSink) Written() uint64                  { return 3 }
 
 func TestCounterAttrs(t *testing.T) {
 	src := &stack.Node{ID: "ct1", Desc: &plugin.Descriptor{Name: "NFCT", Kind: plugin.Source}}
@@ -29,7 +30,7 @@ func TestCounterAttrs(t *testing.T) {
 		want string
 	}{
 		{src, "[instance ct1 plugin NFCT events 5 lost 2]"},
-		{sink, "[instance json1 plugin JSON received 5 stopped 0 failed 0 dropped 7]"},
+		{sink, "[instance json1 plugin JSON received 5 stopped 0 failed 0 written 3 dropped 7]"},
 		{plain, "[instance print1 plugin PRINTFLOW received 0 stopped 0 failed 0]"},
 	} {
 		if got := fmt.Sprint(counterAttrs(tc.in)); got != tc.want {

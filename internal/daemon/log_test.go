@@ -19,33 +19,16 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ulogd-go/ulogd/internal/logging"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe for the concurrent tests.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var fixedTime = time.Date(2026, time.November, 5, 8, 1, 2, 0, time.Local)
 
 // testLog returns a Log with a fixed clock and captured stderr and stdout.
-func testLog(t *testing.T) (l *Log, stderr, stdout *syncBuffer) {
+func testLog(t *testing.T) (l *Log, stderr, stdout *testutil.Buffer) {
 	t.Helper()
 	l = NewLog()
-	stderr, stdout = &syncBuffer{}, &syncBuffer{}
+	stderr, stdout = &testutil.Buffer{}, &testutil.Buffer{}
 	l.stderr, l.stdout = stderr, stdout
 	l.now = func() time.Time { return fixedTime }
 	t.Cleanup(func() { l.Close() })
@@ -192,7 +175,7 @@ func TestLogFileAndVerbose(t *testing.T) {
 	}
 
 	// stdout destination, verbose: both.
-	*stderr = syncBuffer{}
+	*stderr = testutil.Buffer{}
 	if err := l.Open("stdout"); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +186,7 @@ func TestLogFileAndVerbose(t *testing.T) {
 
 	// stderr destination (Close), verbose: one copy only.
 	l.Close()
-	*stderr = syncBuffer{}
+	*stderr = testutil.Buffer{}
 	lg.Error("once")
 	if got := stderr.String(); strings.Count(got, "once") != 1 {
 		t.Errorf("stderr = %q", got)

@@ -161,10 +161,3 @@ func capsOfThreads() string {
 	slices.Sort(lines)
 	return strings.Join(lines, "")
 }
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (run as root, as .ci/run does)")
-	}
-}

@@ -7,10 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 func TestDropPrivileges(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	u, err := user.Lookup("nobody")
 	if err != nil {
 		t.Skip("no user nobody:", err)
@@ -54,7 +56,7 @@ func TestDropPrivilegesUnknownUser(t *testing.T) {
 }
 
 func TestDropPrivilegesInHelperUnknown(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	out, err := helperCmd(t, "privs", "ULOGD_TEST_USER=no-such-user-ulogdtest").Output()
 	if err == nil || !strings.Contains(string(out), "Unknown user no-such-user-ulogdtest.") {
 		t.Errorf("helper: %v, %q", err, out)

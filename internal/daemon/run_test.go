@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ulogd-go/ulogd/internal/testutil"
 	_ "github.com/ulogd-go/ulogd/plugins/all"
 )
 
@@ -67,7 +68,7 @@ func openDir(t *testing.T, mode os.FileMode) string {
 // exists.
 func requireNobody(t *testing.T) {
 	t.Helper()
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	if _, err := user.Lookup("nobody"); err != nil {
 		t.Skip("no user nobody:", err)
 	}
@@ -118,14 +119,14 @@ func waitFile(t *testing.T, path string, cond func(string) bool) string {
 // logBuffer is the daemon's standard error in a test: it wakes waitFor at
 // every write.
 type logBuffer struct {
-	syncBuffer
+	testutil.Buffer
 	wrote chan struct{}
 }
 
 func newLogBuffer() *logBuffer { return &logBuffer{wrote: make(chan struct{}, 1)} }
 
 func (b *logBuffer) Write(p []byte) (int, error) {
-	n, err := b.syncBuffer.Write(p)
+	n, err := b.Buffer.Write(p)
 	select {
 	case b.wrote <- struct{}{}:
 	default:
@@ -261,7 +262,7 @@ sync=1
 		"initialization finished, entering main loop",
 		"stop requested, exiting",
 		"counters instance=nuauth1 plugin=UNIXSOCK events=2 lost=0",
-		"counters instance=emu1 plugin=LOGEMU received=2 stopped=0 failed=0 dropped=0",
+		"counters instance=emu1 plugin=LOGEMU received=2 stopped=0 failed=0 written=2 dropped=0",
 	}, func(w string) bool { return strings.Contains(log, w) })
 	if len(lacks) > 0 {
 		t.Errorf("daemon log lacks %q:\n%s", lacks, log)
@@ -277,7 +278,7 @@ func TestRunLogfileUnopenable(t *testing.T) {
 	dir := t.TempDir()
 	conf := writeConf(t, dir, fmt.Sprintf("[global]\nlogfile=%q\nstack=nuauth1:UNIXSOCK,base1:BASE,ip2str1:IP2STR,print1:PRINTPKT,emu1:LOGEMU\n[nuauth1]\nsocket_path=%q\n[emu1]\nfile=%q\n",
 		dir+"/missing/ulogd.log", dir+"/u.sock", dir+"/emu.log"))
-	var stderr syncBuffer
+	var stderr testutil.Buffer
 	err := Run(context.Background(), Options{ConfigFile: conf, Stdout: &stderr, Stderr: &stderr, Signals: make(chan os.Signal)})
 	if err == nil {
 		t.Fatal("Run succeeded")
@@ -292,7 +293,7 @@ func TestRunLogfileUnopenable(t *testing.T) {
 // private network namespace): the start fails, and the error says what is
 // needed instead of a bare "operation not permitted".
 func TestRunUnprivileged(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	dir := openDir(t, 0o777)
 	conf := writeConf(t, dir, fmt.Sprintf("[global]\nstack=log1:NFLOG,base1:BASE,ifi1:IFINDEX,ip2str1:IP2STR,print1:PRINTPKT,emu1:LOGEMU\n[log1]\ngroup=7\n[emu1]\nfile=%q\n", dir+"/emu.log"))
 	cmd := helperCmd(t, "run-unprivileged", "ULOGD_TEST_CONF="+conf)

@@ -107,7 +107,6 @@ func TestFailedWritesAreBoundedAndCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.f.Close() // every write now fails
-	w.fd = -1   // (the raw path would write to the stale descriptor number)
 	line := strings.Repeat("y", 4095) + "\n"
 	for range maxBuf/len(line) + 100 {
 		w.Write([]byte(line))
@@ -123,4 +122,26 @@ func TestFailedWritesAreBoundedAndCounted(t *testing.T) {
 		t.Error("records were cut in the middle")
 	}
 	w.f = nil
+}
+
+// A header put in front of buffered records is written first and is not
+// counted as a record; the records keep their boundaries.
+func TestPrependHeader(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "out.log")
+	w, err := Open(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("one\n"))
+	w.Write([]byte("two\n"))
+	w.Prepend([]byte("HDR\n"))
+	if len(w.ends) != 3 || w.ends[0] != 4 || w.ends[1] != 8 || w.ends[2] != 12 {
+		t.Fatalf("ends %v", w.ends)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, p); got != "HDR\none\ntwo\n" || w.WrittenRecords.Load() != 2 {
+		t.Fatalf("file %q, %d records written", got, w.WrittenRecords.Load())
+	}
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
+	"time"
 
 	"github.com/ulogd-go/ulogd/internal/logging"
 )
@@ -31,12 +31,18 @@ type Sink struct {
 	// W is the open file: nil before Start and after Stop.
 	W *Writer
 
-	path    string
-	sync    bool
-	log     *slog.Logger
-	texts   Texts
-	dropped *atomic.Uint64 // records the Writers dropped (plugin.Dropper)
+	path   string
+	sync   bool
+	log    *slog.Logger
+	texts  Texts
+	counts *Counts // records the Writers wrote and dropped
+	// stopRetry bounds how long Stop keeps trying to write what is
+	// buffered (a full disk may get room) before it drops it.
+	stopRetry time.Duration
 }
+
+// stopRetryEvery is the pause between two of Stop's attempts.
+const stopRetryEvery = 100 * time.Millisecond
 
 // NewSink returns a Sink, not yet open, for the file at path, written
 // with the sync=1 policy when sync is set; log receives the reopen notice.
@@ -44,7 +50,7 @@ func NewSink(path string, sync bool, log *slog.Logger, texts Texts) Sink {
 	if texts.Reopen == "" {
 		texts.Reopen = texts.Open
 	}
-	return Sink{path: path, sync: sync, log: log, texts: texts, dropped: new(atomic.Uint64)}
+	return Sink{path: path, sync: sync, log: log, texts: texts, counts: new(Counts), stopRetry: 2 * time.Second}
 }
 
 // Start opens the file for appending.
@@ -53,25 +59,54 @@ func (s *Sink) Start(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.texts.Open, err)
 	}
-	w.sinkDrops = s.dropped
+	w.counts = s.counts
+	w.log = s.log
 	s.W = w
 	return nil
 }
 
 // Dropped returns how many whole records were dropped because the file
-// could not be written and the buffer was full (plugin.Dropper).
+// could not be written: the buffer was full, a reopen could not finish a
+// record, or Stop could not write them (plugin.Dropper).
 func (s *Sink) Dropped() uint64 {
-	if s.dropped == nil {
+	if s.counts == nil {
 		return 0
 	}
-	return s.dropped.Load()
+	return s.counts.Dropped.Load()
 }
 
-// Stop writes what is buffered and closes the file. It may be called
+// Written returns how many records reached the file.
+func (s *Sink) Written() uint64 {
+	if s.counts == nil {
+		return 0
+	}
+	return s.counts.Written.Load()
+}
+
+// Stop writes what is buffered and closes the file. While the file cannot
+// be written (a full disk) it tries again for up to 2 s (or until ctx is
+// done), then drops what is left, counted and logged. It may be called
 // again, and before Start.
-func (s *Sink) Stop(context.Context) error {
+func (s *Sink) Stop(ctx context.Context) error {
 	if s.W == nil {
 		return nil
+	}
+	if s.W.write() != nil {
+		t := time.NewTimer(s.stopRetry)
+		tick := time.NewTicker(stopRetryEvery)
+	retry:
+		for len(s.W.buf) > 0 {
+			select {
+			case <-tick.C:
+				_ = s.W.write()
+			case <-t.C:
+				break retry
+			case <-ctx.Done():
+				break retry
+			}
+		}
+		t.Stop()
+		tick.Stop()
 	}
 	err := s.W.Close()
 	s.W = nil

@@ -161,7 +161,6 @@ func TestSinkDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.W.f.Close() // every write now fails
-	s.W.fd = -1
 	line := []byte(strings.Repeat("z", 4095) + "\n")
 	for range maxBuf/len(line) + 10 {
 		s.W.Write(line)
@@ -171,9 +170,12 @@ func TestSinkDropped(t *testing.T) {
 	if n == 0 || s.Dropped() != n {
 		t.Fatalf("sink dropped %d, writer %d: want equal and > 0", s.Dropped(), n)
 	}
+	// Stop cannot write what is buffered either: dropped too.
+	buffered := uint64(len(s.W.ends))
+	s.stopRetry = 0
 	s.Stop(t.Context())
-	if s.Dropped() != n {
-		t.Fatalf("after Stop: dropped %d, want %d", s.Dropped(), n)
+	if s.Dropped() != n+buffered || buffered == 0 {
+		t.Fatalf("after Stop: dropped %d, want %d + %d", s.Dropped(), n, buffered)
 	}
 	var zero Sink
 	if zero.Dropped() != 0 {

@@ -178,11 +178,20 @@ type Flusher interface {
 }
 
 // Dropper is implemented by sinks that can discard records they accepted
-// (a file that cannot be written while the buffer is full, a full socket
-// queue). Dropped is how many so far; it is read from any goroutine and
-// reported with the instance's counters (SIGUSR1, exit).
+// (a file that cannot be written while the buffer is full, or at stop; a
+// full socket queue; records lost with a connection). Dropped is how many
+// so far; it is read from any goroutine and reported with the instance's
+// counters (SIGUSR1, exit). A sink's Interp returns Continue for a record
+// it keeps to write later, and for one it drops (counted here): Fail is
+// for a record it neither took nor counted.
 type Dropper interface {
 	Dropped() uint64
+}
+
+// WriteCounter is implemented by sinks that count the records that
+// reached their file or peer; reported as "written" beside "dropped".
+type WriteCounter interface {
+	Written() uint64
 }
 
 // Signaler is implemented by instances that react to SIGUSR1, SIGUSR2 or

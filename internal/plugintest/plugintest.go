@@ -9,7 +9,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/keys"
@@ -108,11 +110,34 @@ func New(t testing.TB, chain, sections string, provides []keys.Spec) *Harness {
 		line += ",out:TESTSINK"
 	}
 	text := fmt.Sprintf("[global]\nstack=%s\n%s", line, sections)
-	f, err := config.Parse("harness.conf", []byte(text))
+	h.Graph, _ = StartGraph(t, text, reg)
+	em := <-src.em
+	h.rec = em.NewRecord()
+	for i, p := range provides {
+		h.names[p.Name] = keys.Slot(i)
+	}
+	h.emitter = em
+	return h
+}
+
+// runTimeout bounds how long StartGraph's stop waits for the run to end.
+const runTimeout = 10 * time.Second
+
+// StartGraph parses text as a configuration file, builds it with reg
+// (plugin.Default when nil), starts every instance and runs the graph
+// until stop, which t.Cleanup also calls: it cancels the run, waits for
+// it (bounded), and stops every instance. Calls after the first do
+// nothing. Any error fails t.
+func StartGraph(t testing.TB, text string, reg *plugin.Registry) (g *stack.Graph, stop func()) {
+	t.Helper()
+	if reg == nil {
+		reg = plugin.Default
+	}
+	f, err := config.Parse("test.conf", []byte(text))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	g, err := stack.Build(f, reg, nil)
+	g, err = stack.Build(f, reg, nil)
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
@@ -123,19 +148,23 @@ func New(t testing.TB, chain, sections string, provides []keys.Spec) *Harness {
 	}
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
-	h.Graph = g
-	em := <-src.em
-	h.rec = em.NewRecord()
-	for i, p := range provides {
-		h.names[p.Name] = keys.Slot(i)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("run: %v", err)
+				}
+			case <-time.After(runTimeout):
+				t.Errorf("run did not return within %v of the cancel", runTimeout)
+			}
+			g.Stop(context.Background())
+		})
 	}
-	h.emitter = em
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		g.Stop(context.Background())
-	})
-	return h
+	t.Cleanup(stop)
+	return g, stop
 }
 
 // Event sets the source's keys from vals (name → uint64, int, string,

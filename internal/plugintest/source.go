@@ -10,6 +10,7 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // Values is one record as a Recorder keeps it: key name → the value its
@@ -130,12 +131,8 @@ func (e *Recorder) Matching(keep func(Values) bool) []Values {
 // what it waited for.
 func (e *Recorder) Wait(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; %s", what, e.summary())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testutil.Eventually(timeout, cond) {
+		t.Fatalf("timed out waiting for %s; %s", what, e.summary())
 	}
 }
 

@@ -17,7 +17,9 @@ import (
 
 // Counters are the per-instance event counters. Sources count received
 // (emitted) and lost events; filters and sinks count what they stopped or
-// failed.
+// failed. A sink's written and dropped records are its own counters
+// (plugin.WriteCounter, plugin.Dropper): a record a sink keeps to write
+// later is not a failure.
 type Counters struct {
 	Received atomic.Uint64 // events that reached this instance
 	Stopped  atomic.Uint64 // walks ended here with Stop

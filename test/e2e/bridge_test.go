@@ -228,6 +228,7 @@ func startOursBridge(t *testing.T, p *NSPair) (out, gp string) {
 // Exact lines for the ARP request (real addresses, docs/compat.md P4),
 // the ICMP and the ICMPv6 echo request; BASE's keys of the ARP request.
 func TestBridgeNFLOG(t *testing.T) {
+	t.Parallel()
 	p := NewBridgeNS(t, 1)
 	out, gp := startOursBridge(t, p)
 
@@ -278,7 +279,7 @@ func TestBridgeNFLOG(t *testing.T) {
 
 // normalizeBridgeLine is NormalizePacketLine plus, on ARP lines only,
 // docs/compat.md P4: ulogd2 2.0.8's BASE stores pointers in arp.saddr and
-// arp.daddr (spec Q6), so its IP2STR prints garbage (observed
+// arp.daddr, so its IP2STR prints garbage (observed
 // "SRC=182.80.247.119 DST=192.80.247.119" for 10.99.0.1 → 10.99.0.2);
 // ours prints the addresses. The two fields are removed from both sides;
 // the callers check ours separately.
@@ -297,6 +298,7 @@ var arpAddrsRE = regexp.MustCompile(` SRC=\S+ DST=\S+ PROTO=ARP `)
 // normalizeBridgeLine the lines must be equal, in order, with equal time
 // stamps (every frame is received, so every one has the kernel's stamp).
 func TestBridgeDiff(t *testing.T) {
+	t.Parallel()
 	const refGroup, oursGroup = 2, 1
 	ref := RefBinary(t)
 	p := NewBridgeNS(t, refGroup, oursGroup)
@@ -366,9 +368,10 @@ const ARPInPrefix = "ARP-IN"
 // datagram to the same group. Our daemon in B decodes family 3
 // (docs/compat.md P8): the PRINTPKT ARP block with the real addresses
 // (P4) and BASE's arp.* keys. ulogd2 2.0.8 does not decode family 3
-// (spec §14: only master after 2.0.9 does), so there is no differential
-// test.
+// (only its development branch after 2.0.9 does), so there is no
+// differential test.
 func TestARPFamily(t *testing.T) {
+	t.Parallel()
 	p := NewNSPair(t, NSOptions{})
 	f := filepath.Join(t.TempDir(), "arp.nft")
 	if err := os.WriteFile(f, []byte(fmt.Sprintf(`table arp ulogdarp {

@@ -53,6 +53,7 @@ func CompareOutputs(t *testing.T, refLines, oursLines []string) []string {
 }
 
 func TestDiffCanonical(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		opts    NFCTOptions

@@ -126,6 +126,7 @@ func checkDestroys(t *testing.T, flows []Flow, destroys []string, zero bool) {
 // TestNFCTNewOnly: event_mask=1, hash_enable=0 → one exact [NEW] line per
 // flow, in order, with a well-formed LOGEMU prefix.
 func TestNFCTNewOnly(t *testing.T) {
+	t.Parallel()
 	p := NewNSPair(t, NSOptions{Conntrack: true})
 	_, out := ourNFCT(t, p, NFCTOptions{EventMask: 1, HashEnable: Int(0)})
 	flows := standardTraffic(t, p)
@@ -140,6 +141,7 @@ func TestNFCTNewOnly(t *testing.T) {
 // a [NEW] line with zero counters per flow, then after conntrack -F one
 // [DESTROY] line per flow with the packets and bytes sent.
 func TestNFCTNewDestroyCounters(t *testing.T) {
+	t.Parallel()
 	p := NewNSPair(t, NSOptions{Conntrack: true, Accounting: true, Timestamps: true})
 	_, out := ourNFCT(t, p, NFCTOptions{EventMask: 5, HashEnable: Int(0)})
 	flows := standardTraffic(t, p)
@@ -155,6 +157,7 @@ func TestNFCTNewDestroyCounters(t *testing.T) {
 // [DESTROY] lines, one per flow. Once with accounting off (all counters
 // 0), once with it on.
 func TestNFCTHashMode(t *testing.T) {
+	t.Parallel()
 	for _, acct := range []bool{false, true} {
 		t.Run(fmt.Sprintf("acct=%v", acct), func(t *testing.T) {
 			p := NewNSPair(t, NSOptions{Conntrack: true, Accounting: acct, Timestamps: acct})
@@ -174,6 +177,7 @@ func TestNFCTHashMode(t *testing.T) {
 // and the daemon gets SIGHUP; every flow's [NEW] line is in exactly one of
 // the two files, none lost, none duplicated.
 func TestSIGHUPReopen(t *testing.T) {
+	t.Parallel()
 	p := NewNSPair(t, NSOptions{Conntrack: true})
 	d, out := ourNFCT(t, p, NFCTOptions{EventMask: 1, HashEnable: Int(0)})
 	rotated := out + ".1"
@@ -265,6 +269,7 @@ func TestSIGHUPReopen(t *testing.T) {
 // TestSIGTERMPidfile: -p writes "<pid>\n"; SIGTERM → exit status 0 and the
 // pid file is gone.
 func TestSIGTERMPidfile(t *testing.T) {
+	t.Parallel()
 	p := NewNSPair(t, NSOptions{Conntrack: true})
 	pidfile := filepath.Join(t.TempDir(), "ulogd.pid")
 	d, _ := ourNFCT(t, p, NFCTOptions{EventMask: 1, HashEnable: Int(0)}, "-p", pidfile)
@@ -291,6 +296,7 @@ func TestSIGTERMPidfile(t *testing.T) {
 // 1 and "<file>:<line>:" on stderr, both when starting and with --check;
 // the same config without it passes --check.
 func TestBrokenConfig(t *testing.T) {
+	t.Parallel()
 	bin := OurBinary(t)
 	dir := t.TempDir()
 	good := CanonicalConfig(filepath.Join(dir, "ulogd.log"), filepath.Join(dir, "out"), NFCTOptions{EventMask: 1})

@@ -6,6 +6,7 @@
 //
 //	RequireRoot, RequireTools, OurBinary, RefBinary   skip (or fail) early
 //	NewNSPair(t, NSOptions{...})                       two namespaces + veth, cleaned up
+//	NewNS(t)                                           one namespace (lo only), cleaned up
 //	(*NSPair).Exec, Command, Nft, Sysctl, FlushConntrack
 //	(*NSPair).TCP, UDP, UDPFromGo, Ping; InNetns       bounded traffic A → B
 //	(*NSPair).Barrier                                  "every earlier event is written"
@@ -41,6 +42,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // RefPath is the reference daemon (Debian package ulogd2 2.0.8).
@@ -53,13 +56,11 @@ const (
 	linesTimeout   = 10 * time.Second // expected lines appear in an output file
 	commandTimeout = 10 * time.Second // any helper command (ip, nc, ping…)
 	stopTimeout    = 10 * time.Second // daemon exits after SIGTERM
-	pollInterval   = 20 * time.Millisecond
 )
 
 var (
 	ourBinary string // built by TestMain, or $ULOGD_E2E_BINARY
 	buildErr  error
-	nsCounter atomic.Int64
 )
 
 // TestMain builds our daemon once (CGO_ENABLED=0) into a temporary
@@ -111,19 +112,13 @@ func RefBinary(t testing.TB) string {
 // netfilter sockets and sysctls need it; .ci/run runs as root).
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces and netfilter sockets (run as root, as .ci/run does)")
-	}
+	testutil.RequireRoot(t)
 }
 
 // RequireTools skips the test when one of the named programs is missing.
 func RequireTools(t testing.TB, names ...string) {
 	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("needs %q in PATH: %v", n, err)
-		}
-	}
+	testutil.RequireTools(t, names...)
 }
 
 // baseTools are what NewNSPair and the traffic helpers use.
@@ -166,15 +161,16 @@ type NSPair struct {
 	tcpServersActive sync.WaitGroup
 }
 
-// NewNSPair creates a fresh pair named ulogdtest-<pid>-<n>-{a,b}; it is
-// deleted in t.Cleanup, also when the test fails.
+// NewNSPair creates a fresh pair of uniquely named namespaces
+// (testutil.NewNetns); they are deleted in t.Cleanup, also when the test
+// fails. Pairs share nothing, so
+// tests that each make their own can run in parallel.
 func NewNSPair(t testing.TB, o NSOptions) *NSPair {
 	t.Helper()
 	RequireRoot(t)
 	RequireTools(t, baseTools...)
-	base := fmt.Sprintf("ulogdtest-%d-%d", os.Getpid(), nsCounter.Add(1))
 	p := &NSPair{
-		A: base + "-a", B: base + "-b",
+		A: testutil.NewNetns(t), B: testutil.NewNetns(t),
 		A4: netip.MustParseAddr("10.99.0.1"), B4: netip.MustParseAddr("10.99.0.2"),
 		A6: netip.MustParseAddr("fd99::1"), B6: netip.MustParseAddr("fd99::2"),
 		IfA: "veth-a", IfB: "veth-b",
@@ -186,10 +182,6 @@ func NewNSPair(t testing.TB, o NSOptions) *NSPair {
 			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	run("ip", "netns", "add", p.A)
-	t.Cleanup(func() { _, _ = runCmd(commandTimeout, "ip", "netns", "del", p.A) })
-	run("ip", "netns", "add", p.B)
-	t.Cleanup(func() { _, _ = runCmd(commandTimeout, "ip", "netns", "del", p.B) })
 
 	// No IPv6 router solicitations: the kernel would send them on its own,
 	// seconds after the links come up, in the middle of a test.
@@ -208,7 +200,6 @@ func NewNSPair(t testing.TB, o NSOptions) *NSPair {
 		{p.A, p.IfA, "10.99.0.1/24", "fd99::1/64", "10.99.0.2", "fd99::2", macB},
 		{p.B, p.IfB, "10.99.0.2/24", "fd99::2/64", "10.99.0.1", "fd99::1", macA},
 	} {
-		run("ip", "-n", s.ns, "link", "set", "lo", "up")
 		run("ip", "-n", s.ns, "addr", "add", s.a4, "dev", s.ifc)
 		run("ip", "-n", s.ns, "addr", "add", s.a6, "dev", s.ifc, "nodad")
 		run("ip", "-n", s.ns, "link", "set", s.ifc, "up")
@@ -231,6 +222,13 @@ func NewNSPair(t testing.TB, o NSOptions) *NSPair {
 	return p
 }
 
+// NewNS creates one fresh namespace with only its loopback up; it is
+// deleted in t.Cleanup, also when the test fails.
+func NewNS(t testing.TB) string {
+	t.Helper()
+	return testutil.NewNetns(t)
+}
+
 // runCmd runs a command with a deadline and returns its combined output.
 func runCmd(timeout time.Duration, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -251,6 +249,13 @@ func (p *NSPair) Command(ctx context.Context, ns string, args ...string) *exec.C
 // Exec runs a command in namespace ns (bounded), fails the test on error
 // and returns its combined output.
 func (p *NSPair) Exec(t testing.TB, ns string, args ...string) string {
+	t.Helper()
+	return ExecIn(t, ns, args...)
+}
+
+// ExecIn runs a command in namespace ns (bounded), fails the test on
+// error and returns its combined output.
+func ExecIn(t testing.TB, ns string, args ...string) string {
 	t.Helper()
 	out, err := runCmd(commandTimeout, append([]string{"ip", "netns", "exec", ns}, args...)...)
 	if err != nil {
@@ -533,55 +538,41 @@ func ReadLines(t testing.TB, path string) []string {
 	return lines
 }
 
-// WaitFor polls cond every pollInterval until it is true, failing the
-// test after timeout.
+// WaitFor polls cond until it is true, failing the test after timeout.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(pollInterval)
-	}
+	testutil.WaitFor(t, timeout, what, cond)
 }
 
 // WaitLines waits until path has at least n lines and returns all of them.
 func WaitLines(t testing.TB, path string, n int, timeout time.Duration) []string {
 	t.Helper()
 	var lines []string
-	deadline := time.Now().Add(timeout)
-	for {
+	if !testutil.Eventually(timeout, func() bool {
 		lines = ReadLines(t, path)
-		if len(lines) >= n {
-			return lines
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %d lines in %s; got %d:\n%s",
-				timeout, n, path, len(lines), strings.Join(lines, "\n"))
-		}
-		time.Sleep(pollInterval)
+		return len(lines) >= n
+	}) {
+		t.Fatalf("timed out after %v waiting for %d lines in %s; got %d:\n%s",
+			timeout, n, path, len(lines), strings.Join(lines, "\n"))
 	}
+	return lines
 }
 
 // WaitLinesMatch waits until some line of path satisfies match and
 // returns every line up to and including the first such line.
 func WaitLinesMatch(t testing.TB, path string, timeout time.Duration, what string, match func(string) bool) []string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		lines := ReadLines(t, path)
-		for i, l := range lines {
-			if match(l) {
-				return lines[:i+1]
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s in %s; it has %d lines:\n%s",
-				timeout, what, path, len(lines), strings.Join(lines, "\n"))
-		}
-		time.Sleep(pollInterval)
+	var lines []string
+	found := -1
+	if !testutil.Eventually(timeout, func() bool {
+		lines = ReadLines(t, path)
+		found = slices.IndexFunc(lines, match)
+		return found >= 0
+	}) {
+		t.Fatalf("timed out after %v waiting for %s in %s; it has %d lines:\n%s",
+			timeout, what, path, len(lines), strings.Join(lines, "\n"))
 	}
+	return lines[:found+1]
 }
 
 // ---------------------------------------------------------------------
@@ -645,27 +636,10 @@ type DaemonSpec struct {
 type Daemon struct {
 	DaemonSpec
 	Cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *testutil.Buffer
 	done   chan struct{}
 	state  *os.ProcessState
 	err    error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // StartDaemon starts the daemon in the foreground and waits until its log
@@ -681,7 +655,7 @@ func StartDaemon(t testing.TB, s DaemonSpec) *Daemon {
 	} else {
 		cmd = exec.Command(s.Binary, args...)
 	}
-	d := &Daemon{DaemonSpec: s, Cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	d := &Daemon{DaemonSpec: s, Cmd: cmd, stderr: &testutil.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout = d.stderr
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
@@ -702,22 +676,23 @@ func StartDaemon(t testing.TB, s DaemonSpec) *Daemon {
 			d.Dump(t)
 		}
 	})
-	deadline := time.Now().Add(readyTimeout)
-	for {
+	ready := false
+	testutil.Eventually(readyTimeout, func() bool {
 		b, _ := os.ReadFile(s.Logfile)
-		if bytes.Contains(b, []byte("initialization finished")) {
-			return d
-		}
-		if d.Exited() {
-			d.Dump(t)
-			t.Fatalf("%s exited before it was ready: %v", s.Name, d.err)
-		}
-		if time.Now().After(deadline) {
-			d.Dump(t)
-			t.Fatalf("%s: no \"initialization finished\" in %s after %v", s.Name, s.Logfile, readyTimeout)
-		}
-		time.Sleep(pollInterval)
+		ready = bytes.Contains(b, []byte("initialization finished"))
+		return ready || d.Exited()
+	})
+	switch {
+	case ready:
+		return d
+	case d.Exited():
+		d.Dump(t)
+		t.Fatalf("%s exited before it was ready: %v", s.Name, d.err)
+	default:
+		d.Dump(t)
+		t.Fatalf("%s: no \"initialization finished\" in %s after %v", s.Name, s.Logfile, readyTimeout)
 	}
+	return nil
 }
 
 // Dump logs the daemon's stderr and the tail of its log.
@@ -821,7 +796,7 @@ func SplitPrefix(line, host string) (prefix, body string, err error) {
 //  1. The "Mon dd hh:mm:ss host " prefix is removed (the two daemons stamp
 //     lines with "now", which may differ by a second), after checking it
 //     is well formed.
-//  2. ICMP type/code (spec quirk Q1): ulogd2's PRINTFLOW prints
+//  2. ICMP type/code (docs/compat.md F1): ulogd2's PRINTFLOW prints
 //     "TYPE=<icmp.code> CODE=<icmp.type>"; we print the values under the
 //     right labels. In reference lines the two values are swapped back.
 func NormalizeForDiff(line, host string, reference bool) (string, error) {

@@ -83,7 +83,7 @@ func jsonSet(fs []jsonField, k, v string) {
 
 var (
 	// ulogd2: local time, usec only when oob.time.usec exists, and no
-	// zone suffix when the offset is 0 (Q15), ±HHMM otherwise.
+	// zone suffix when the offset is 0 (docs/compat.md J1), ±HHMM otherwise.
 	refStampRE = regexp.MustCompile(`^"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{6})?([+-]\d{4})?"$`)
 	// ours: RFC 3339, always usec and a ±HH:MM offset.
 	ourStampRE = regexp.MustCompile(`^"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d"$`)
@@ -118,7 +118,7 @@ func parseRefStamp(v string) (time.Time, bool, error) {
 // entry:
 //
 //  1. J1: the time stamp. Ours is RFC 3339 with microseconds and the UTC
-//     offset always; ulogd2 omits a zero offset (Q15), writes ±HHMM
+//     offset always; ulogd2 omits a zero offset (J1), writes ±HHMM
 //     otherwise, and has no sub-second part for NFCT. Both are checked
 //     to be well formed and to name (nearly) the same instant, then
 //     removed.
@@ -126,13 +126,13 @@ func parseRefStamp(v string) (time.Time, bool, error) {
 //  2. N7 (NFCT stacks only): ours has icmpv6.type, icmpv6.code (ICMPv6 flows) and
 //     ct.zone; they are removed from ours.
 //
-//  3. P1 (BASE): tcp.offset and tcp.reserved are always 0 in ulogd2 (Q3):
+//  3. P1 (BASE): tcp.offset and tcp.reserved are always 0 in ulogd2:
 //     checked to be 0 there, then removed from both.
 //
-//  4. P2 (BASE): icmp.csum and icmpv6.csum are byte-swapped in ulogd2
-//     (Q4): the reference's value is swapped back.
+//  4. P2 (BASE): icmp.csum and icmpv6.csum are byte-swapped in ulogd2:
+//     the reference's value is swapped back.
 //
-//  5. P3 (BASE): icmp.gateway is in host order in ulogd2 (Q5): the
+//  5. P3 (BASE): icmp.gateway is in host order in ulogd2: the
 //     reference's value is swapped back.
 //
 //  6. T7: oob.time.* (NFLOG, packets sent by the host itself carry no
@@ -297,6 +297,7 @@ func jsonNFCTConfig(opts NFCTOptions) func(logfile, out string) string {
 }
 
 func TestJSONDiffNFCT(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		opts  NFCTOptions
@@ -359,6 +360,7 @@ func TestJSONDiffNFCT(t *testing.T) {
 const jsonPacketStack = "log1:NFLOG,base1:BASE,ifi1:IFINDEX,ip2str1:IP2STR,mac2str1:HWHDR,json1:JSON"
 
 func TestJSONDiffNFLOG(t *testing.T) {
+	t.Parallel()
 	p := NewNSPair(t, NSOptions{})
 	const oursGroup, refGroup = 1, 2
 	logs := func(prefix string) string {

@@ -19,6 +19,7 @@ import (
 // stamps of received packets (kernel time stamp) must be equal, those of
 // sent packets (stamped when read) at most a second apart.
 func TestPacketDiffCanonical(t *testing.T) {
+	t.Parallel()
 	const refGroup, oursGroup = 2, 1
 	p := NewPacketNS(t, PacketRules{Groups: []int{refGroup, oursGroup}})
 	both := StartBothPacket(t, p, refGroup, oursGroup, func(group int, logfile, out string) string {
@@ -99,6 +100,7 @@ func dumpLines(lines []string) string {
 // fragments seen before reassembly (P7), IPv4 options, a TOS/traffic
 // class, and a TCP reset.
 func TestPacketDiffQuirks(t *testing.T) {
+	t.Parallel()
 	const refGroup, oursGroup = 2, 1
 	p := NewPacketNS(t, PacketRules{Groups: []int{refGroup, oursGroup}})
 	// Fragments are logged at prerouting: without conntrack nothing

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // macIn is what PRINTPKT prints for a packet received on veth-a from B:
@@ -50,6 +53,7 @@ func u32(v int) string { return strconv.FormatUint(uint64(uint32(v)), 10) }
 // a TCP connection (SYN, SYN-ACK, data, FIN); every line stamped with the
 // packet's time.
 func TestPacketCanonical(t *testing.T) {
+	t.Parallel()
 	p := NewPacketNS(t, PacketRules{Groups: []int{1}})
 	out := filepath.Join(t.TempDir(), "ours.out")
 	startOurPacket(t, p, PacketConfig{Group: 1, Outputs: map[string]string{"emu1": out}})
@@ -117,6 +121,7 @@ func TestPacketCanonical(t *testing.T) {
 // whose mark, masked, equals [mark1] mark=; nft marks some of them before
 // the log rule.
 func TestPacketMark(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		section string
@@ -168,6 +173,7 @@ func TestPacketMark(t *testing.T) {
 // ending in its own LOGEMU file: every packet is in both files, with the
 // same text and time stamp.
 func TestPacketSharedSource(t *testing.T) {
+	t.Parallel()
 	p := NewPacketNS(t, PacketRules{Groups: []int{1}})
 	dir := t.TempDir()
 	fileA, fileB := filepath.Join(dir, "a.out"), filepath.Join(dir, "b.out")
@@ -214,6 +220,7 @@ func lastCounters(t *testing.T, logfile string) (events, lost int, ok bool) {
 // the daemon stopped (SIGSTOP) while a burst of packets is logged, the
 // kernel drops most of them. The daemon must count them: events + lost
 // equals what the nft rule logged, lost > 0, and every event is a line.
+// Not parallel: its barriers wait 200 ms windows and want the CPU.
 func TestPacketNFLOGLoss(t *testing.T) {
 	const burst = 3000
 	p := NewPacketNS(t, PacketRules{Groups: []int{1}, NoInput: true, Counter: "logged"})
@@ -247,18 +254,10 @@ func TestPacketNFLOGLoss(t *testing.T) {
 			t.Fatal(err)
 		}
 		marker := fmt.Sprintf(" SPT=%d DPT=%d ", sport, BarrierPort)
-		deadline := time.Now().Add(200 * time.Millisecond)
-		found := false
-		for !found && time.Now().Before(deadline) {
+		if testutil.Eventually(200*time.Millisecond, func() bool {
 			lines = ReadLines(t, out)
-			for _, l := range lines {
-				found = found || strings.Contains(l, marker)
-			}
-			if !found {
-				time.Sleep(pollInterval)
-			}
-		}
-		if found {
+			return slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, marker) })
+		}) {
 			break
 		}
 		if try == tries-1 {
@@ -298,6 +297,7 @@ func TestPacketNFLOGLoss(t *testing.T) {
 // login sent to another port, are stopped. A second stack on the same
 // source without PWSNIFF carries the barrier.
 func TestPacketPWSNIFF(t *testing.T) {
+	t.Parallel()
 	p := NewPacketNS(t, PacketRules{Groups: []int{1}})
 	dir := t.TempDir()
 	sniffed, all := filepath.Join(dir, "sniffed.out"), filepath.Join(dir, "all.out")

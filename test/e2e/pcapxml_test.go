@@ -73,6 +73,7 @@ sync=1
 // gave none (outgoing packets: each daemon stamps them when it reads
 // them), so they are compared loosely.
 func TestDiffPCAP(t *testing.T) {
+	t.Parallel()
 	p := NewNSPair(t, NSOptions{})
 	p.Nft(t, p.A, `table inet ulogdpcap {
 chain out {
@@ -259,6 +260,7 @@ sync=1
 // same namespace and compares the files element by element, once the
 // formatting times are taken out.
 func TestDiffXML(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		extra string

@@ -34,20 +34,20 @@ var ipaddrKeys = map[string]bool{
 //  2. NFCT's extra keys icmpv6.type, icmpv6.code and ct.zone (N7) are
 //     removed from ours (NFCT stacks only: in packet stacks icmpv6.* are
 //     BASE keys that both have).
-//  3. IP addr keys (OPRINT Q9, GPRINT/OPRINT Q10): ulogd2 2.0.8 prints the
+//  3. IP addr keys (docs/compat.md T1, T2): ulogd2 2.0.8 prints the
 //     first four bytes of the value as a dotted quad, OPRINT in reverse
 //     order (10.99.0.1 → 1.0.99.10; fd99::1 → 253.153.0.0 in GPRINT,
 //     0.0.153.253 in OPRINT). Ours print the address; it is rendered the
-//     ulogd2 way before comparing. [compat: to be added, see report]
-//  4. BASE tcp.offset and tcp.reserved (P1, Q3): always 0 in ulogd2; ours
+//     ulogd2 way before comparing.
+//  4. BASE tcp.offset and tcp.reserved (P1): always 0 in ulogd2; ours
 //     are set to 0.
-//  5. BASE icmp.csum and icmpv6.csum (P2, Q4): ulogd2 reads the network
+//  5. BASE icmp.csum and icmpv6.csum (P2): ulogd2 reads the network
 //     order field as a host number; ours are byte-swapped to match.
 //  6. Times taken on receipt, which each daemon takes when it reads the
 //     event, microseconds apart: NFCT NEW events carry no start time, so
-//     flow.start.* is the time of reading (spec §7.5, both daemons); NFLOG
+//     flow.start.* is the time of reading (docs/compat.md T7); NFLOG
 //     packets sent by the host carry no time stamp, so oob.time.* is the
-//     time of reading (spec Q35, both daemons). Checked to be numbers with
+//     time of reading (T7). Checked to be numbers with
 //     the seconds within two minutes of now, then replaced by "T" in both.
 //     Kernel times (flow.start/end of DESTROY events) are compared.
 func normalizeText(t testing.TB, r textRecord, f textFormat, nfct, reference bool) textRecord {
@@ -148,6 +148,7 @@ func countEvents(recs []textRecord) (news, destroys int) {
 }
 
 func TestTextSinkGPRINTOPRINTNFCT(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, plugin, options string
 		f                     textFormat
@@ -169,6 +170,7 @@ func TestTextSinkGPRINTOPRINTNFCT(t *testing.T) {
 }
 
 func TestTextSinkNACCTNFCT(t *testing.T) {
+	t.Parallel()
 	p := NewNSPair(t, NSOptions{Conntrack: true, Accounting: true, Timestamps: true})
 	both := startTextPair(t, p, nfctTextConfig("NACCT", "", true))
 	flows := standardTraffic(t, p)
@@ -199,6 +201,7 @@ func nflogTextConfig(plugin string) func(logfile, out string, ref bool) string {
 }
 
 func TestTextSinkGPRINTOPRINTNFLOG(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		f    textFormat

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,24 +12,13 @@ import (
 	"github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"
 	"github.com/ulogd-go/ulogd/internal/nl"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // captures returns the captured datagrams in testdata/, by file name.
 func captures(t testing.TB) map[string][]byte {
 	t.Helper()
-	names, err := filepath.Glob("testdata/*.bin")
-	if err != nil || len(names) == 0 {
-		t.Fatalf("no captures in testdata/: %v", err)
-	}
-	out := map[string][]byte{}
-	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[filepath.Base(n)] = b
-	}
-	return out
+	return testutil.ReadFiles(t, "testdata/*.bin")
 }
 
 func firstMsg(t testing.TB, raw []byte) nl.Msg {

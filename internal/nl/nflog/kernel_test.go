@@ -4,7 +4,6 @@ package nflog
 // skips when not root.
 
 import (
-	"encoding/binary"
 	"errors"
 	"flag"
 	"os"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/nltest"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 var captureFlag = flag.Bool("nflog.capture", false, "rewrite testdata/packets.bin from the kernel (root)")
@@ -222,8 +222,7 @@ func TestCapture(t *testing.T) {
 			mu.Lock()
 			for i := range n {
 				dg := b.Datagram(i)
-				out = binary.LittleEndian.AppendUint32(out, uint32(len(dg)))
-				out = append(out, dg...)
+				out = testutil.AppendDatagram(out, dg)
 			}
 			mu.Unlock()
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ulogd-go/ulogd/internal/nl"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 var updateGolden = flag.Bool("nflog.update", false, "rewrite testdata/packets.golden")
@@ -188,20 +189,7 @@ func TestDecodeErrors(t *testing.T) {
 // on amd64).
 func loadCaptured(t testing.TB) [][]byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "packets.bin"))
-	if err != nil {
-		t.Fatalf("captured packets: %v (regenerate as root with go test -run TestCapture -nflog.capture)", err)
-	}
-	var out [][]byte
-	for len(b) >= 4 {
-		n := int(binary.LittleEndian.Uint32(b))
-		if 4+n > len(b) {
-			t.Fatal("testdata/packets.bin: truncated")
-		}
-		out = append(out, b[4:4+n])
-		b = b[4+n:]
-	}
-	return out
+	return testutil.ReadDatagrams(t, filepath.Join("testdata", "packets.bin"))
 }
 
 // capturedMsgs returns every message of the captured datagrams.

@@ -23,6 +23,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 var (
@@ -61,9 +63,7 @@ type NS struct {
 // RequireRoot skips t unless the test runs as root.
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root (network namespaces and netfilter); run `go test` as root")
-	}
+	testutil.RequireRoot(t)
 }
 
 // NewNS creates the namespace ulogdtest-<pid>-<n> with its loopback up, and

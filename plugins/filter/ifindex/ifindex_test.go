@@ -17,6 +17,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/nl/nltest"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 var provides = []keys.Spec{
@@ -236,20 +237,16 @@ func TestIFINDEXKernel(t *testing.T) {
 	// until oob.in is want, for at most five seconds.
 	waitFor := func(want string) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		var in, out string
+		if !testutil.Eventually(5*time.Second, func() bool {
 			r.SetUint(0, uint64(idx))
 			r.SetUint(1, 1)
 			f.Interp(r)
-			in, out := string(r.Bytes(2)), string(r.Bytes(3))
+			in, out = string(r.Bytes(2)), string(r.Bytes(3))
 			r.Reset()
-			if in == want && out == "lo" {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("oob.in = %q, oob.out = %q; want %q and lo", in, out, want)
-			}
-			time.Sleep(10 * time.Millisecond)
+			return in == want && out == "lo"
+		}) {
+			t.Fatalf("oob.in = %q, oob.out = %q; want %q and lo", in, out, want)
 		}
 	}
 	waitFor(link) // from the initial dump

@@ -5,7 +5,6 @@ package nfct
 
 import (
 	"context"
-	"encoding/binary"
 	"flag"
 	"fmt"
 	"net"
@@ -23,6 +22,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
 	"github.com/ulogd-go/ulogd/internal/nl/nltest"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 var captureFlag = flag.Bool("nfct.capture", false, "rewrite testdata/events.bin from the kernel (root)")
@@ -522,8 +522,7 @@ func TestCapture(t *testing.T) {
 			mu.Lock()
 			for i := range n {
 				dg := b.Datagram(i)
-				out = binary.LittleEndian.AppendUint32(out, uint32(len(dg)))
-				out = append(out, dg...)
+				out = testutil.AppendDatagram(out, dg)
 			}
 			mu.Unlock()
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // ---------------------------------------------------------------------------
@@ -710,23 +711,7 @@ func TestEmissionHash(t *testing.T) {
 // endian; the messages themselves are in host order, captured on amd64).
 func loadCaptured(t testing.TB) [][]byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "events.bin"))
-	if err != nil {
-		t.Fatalf("captured events: %v (regenerate as root with go test -run TestCapture -nfct.capture)", err)
-	}
-	var out [][]byte
-	for len(b) >= 4 {
-		n := int(binary.LittleEndian.Uint32(b))
-		if 4+n > len(b) {
-			t.Fatalf("testdata/events.bin: truncated")
-		}
-		out = append(out, b[4:4+n])
-		b = b[4+n:]
-	}
-	if len(out) == 0 {
-		t.Fatal("testdata/events.bin holds no datagram")
-	}
-	return out
+	return testutil.ReadDatagrams(t, filepath.Join("testdata", "events.bin"))
 }
 
 func TestCapturedDecode(t *testing.T) {

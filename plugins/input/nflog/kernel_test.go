@@ -18,6 +18,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
 	"github.com/ulogd-go/ulogd/internal/nl/nltest"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // outRules logs outgoing ICMP with a prefix and outgoing UDP to ports
@@ -54,7 +55,7 @@ type harness struct {
 	t   *testing.T
 	ns  *nltest.NS
 	in  *instance
-	log *logBuf
+	log *testutil.Buffer
 	em  *plugintest.Recorder
 	src *plugintest.Source
 }

@@ -2,13 +2,10 @@ package nflog
 
 import (
 	"context"
-	"encoding/binary"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +17,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // ---------------------------------------------------------------------------
@@ -47,35 +45,14 @@ func newTestEmitter() *plugintest.Recorder { return plugintest.NewRecorder(outpu
 
 func snapshot(r *keys.Record) rec { return plugintest.Snapshot(outputKeys[:], r, value) }
 
-// logBuf collects the log text (and passes it to t.Log).
-type logBuf struct {
-	t  testing.TB
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	l.b.Write(p)
-	l.mu.Unlock()
-	l.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // newTest builds an instance through the descriptor, as the stack does.
-func newTest(t testing.TB, c *Config) (*instance, *logBuf) {
+func newTest(t testing.TB, c *Config) (*instance, *testutil.Buffer) {
 	t.Helper()
 	d := Descriptor()
 	if _, _, err := d.Keys(c); err != nil {
 		t.Fatalf("Keys: %v", err)
 	}
-	lb := &logBuf{t: t}
+	lb := &testutil.Buffer{Echo: t}
 	env := &plugin.Env{ID: "log1", Plugin: "NFLOG", Config: c,
 		Log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	for i := range numKeys {
@@ -345,17 +322,7 @@ func TestTruncatedAndMalformed(t *testing.T) {
 // TestCapture.
 func loadCaptured(t testing.TB) [][]byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "internal", "nl", "nflog", "testdata", "packets.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out [][]byte
-	for len(b) >= 4 {
-		n := int(binary.LittleEndian.Uint32(b))
-		out = append(out, b[4:4+n])
-		b = b[4+n:]
-	}
-	return out
+	return testutil.ReadDatagrams(t, filepath.Join("..", "..", "..", "internal", "nl", "nflog", "testdata", "packets.bin"))
 }
 
 func TestCapturedToRecords(t *testing.T) {

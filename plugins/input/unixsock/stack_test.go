@@ -1,7 +1,6 @@
 package unixsock
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -10,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ulogd-go/ulogd/internal/config"
-	"github.com/ulogd-go/ulogd/internal/plugin"
-	"github.com/ulogd-go/ulogd/internal/stack"
+	"github.com/ulogd-go/ulogd/internal/plugintest"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 
 	_ "github.com/ulogd-go/ulogd/plugins/filter/base"
 	_ "github.com/ulogd-go/ulogd/plugins/filter/ip2str"
@@ -38,39 +36,7 @@ perms=0660
 file=%q
 sync=1
 `, sock, out)
-	f, err := config.Parse("nufw.conf", []byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := stack.Build(f, plugin.Default, nil)
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := g.Start(ctx); err != nil {
-		cancel()
-		t.Fatalf("start: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("run did not return")
-		}
-		g.Stop(context.Background())
-	}
-	t.Cleanup(stop)
+	_, stop := plugintest.StartGraph(t, text, nil)
 
 	fi, err := os.Lstat(sock)
 	if err != nil || fi.Mode().Perm() != 0o660 {
@@ -99,7 +65,7 @@ sync=1
 	want := time.Unix(sec, 0).Format(time.Stamp) + " " + host + " " +
 		"MYPREFIX IN=eth0 OUT=eth1 MAC= SRC=10.99.0.1 DST=10.99.0.2 LEN=28 TOS=00 PREC=0x00 TTL=64 ID=4660 PROTO=ICMP TYPE=8 CODE=0 ID=7 SEQ=1 \n"
 	var got string
-	waitFor(t, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "a complete line in "+out, func() bool {
 		b, _ := os.ReadFile(out)
 		got = string(b)
 		return strings.HasSuffix(got, "\n")

@@ -23,25 +23,8 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
-
-// logBuffer collects the instance's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // socketDir returns a short temporary directory: unix socket paths are
 // limited to 107 bytes, which t.TempDir's long names can exceed.
@@ -58,7 +41,7 @@ func socketDir(t *testing.T) string {
 type fixture struct {
 	in   *instance
 	em   *plugintest.Recorder
-	log  *logBuffer
+	log  *testutil.Buffer
 	path string
 	src  *plugintest.Source // stopped when the test ends
 }
@@ -72,7 +55,7 @@ func newFixture(t *testing.T, mod func(*Config)) (*fixture, error) {
 	if mod != nil {
 		mod(cfg)
 	}
-	lb := &logBuffer{}
+	lb := &testutil.Buffer{}
 	env := &plugin.Env{
 		ID: "nuauth1", Plugin: "UNIXSOCK", Config: cfg,
 		Out: identitySlots()[:],
@@ -106,19 +89,6 @@ func (f *fixture) dial(t *testing.T) *net.UnixConn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// waitFor polls cond until it holds, for state that has no event to wait
-// on (a goroutine noticing that its peer went away).
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func send(t *testing.T, c net.Conn, b []byte) {
@@ -272,7 +242,7 @@ func TestBadFramesSkipped(t *testing.T) {
 	c3 := f.dial(t)
 	send(t, c3, buildFrame(icmpEcho, strOpt(optPrefix, "3")))
 	f.em.Next(t, 1)
-	waitFor(t, func() bool { return f.in.stats.rejected.Load() == 4 })
+	testutil.WaitFor(t, 10*time.Second, "4 rejected connections", func() bool { return f.in.stats.rejected.Load() == 4 })
 	if n := f.in.stats.rejected.Load(); n != 4 {
 		t.Errorf("rejected after a truncated frame = %d, want 4", n)
 	}
@@ -386,7 +356,7 @@ func TestTruncatedFramesRateLimited(t *testing.T) {
 		send(t, c, fr[:len(fr)-3])
 		c.Close()
 	}
-	waitFor(t, func() bool { return f.in.stats.rejected.Load() == clients })
+	testutil.WaitFor(t, 5*time.Second, "the rejected count", func() bool { return f.in.stats.rejected.Load() == clients })
 	if n := strings.Count(f.log.String(), "client went away in the middle of a frame"); n != 1 {
 		t.Errorf("%d notices for %d truncated frames, want 1:\n%s", n, clients, f.log)
 	}

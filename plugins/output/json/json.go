@@ -12,8 +12,9 @@
 //
 // File mode writes through internal/fileout (buffered, group commit, reopen
 // on SIGHUP). Socket modes put each formatted record in a bounded in-memory
-// queue drained by a writer goroutine, so a slow or absent peer never stalls
-// the source: when the queue is full new records are dropped and counted.
+// queue (internal/sinkq) drained by a writer goroutine, so a slow or absent
+// peer never stalls the source: when the queue is full new records are
+// dropped and counted.
 package json
 
 import (
@@ -23,17 +24,16 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ulogd-go/ulogd/internal/fileout"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/logging"
 	"github.com/ulogd-go/ulogd/internal/plugin"
+	"github.com/ulogd-go/ulogd/internal/sinkq"
 )
 
-// Config holds JSON's options (spec §9.13).
+// Config holds JSON's options (see the README).
 type Config struct {
 	File         string `ulogd:"file"`
 	Sync         int    `ulogd:"sync"`
@@ -84,20 +84,6 @@ func parseMode(s string) (mode, error) {
 	}
 	return 0, fmt.Errorf("unknown mode '%s'", s)
 }
-
-// Tunables, variables so that tests can shrink them.
-var (
-	// queueSize bounds the bytes waiting for a socket peer.
-	queueSize = 16 << 20
-	// backoffMin and backoffMax bound the wait between reconnection
-	// attempts; the first attempt after a loss is immediate.
-	backoffMin = time.Second
-	backoffMax = 30 * time.Second
-	// stopDrain is how long Stop waits for the queue to drain.
-	stopDrain = 2 * time.Second
-	// dropNoticeEvery rate-limits the "queue full" notice.
-	dropNoticeEvery = int64(10) // seconds
-)
 
 //go:embed sample.conf
 var sample string
@@ -151,20 +137,12 @@ type sink struct {
 	file fileout.Sink
 
 	// Socket modes.
-	scratch  []byte // the record being formatted
-	q        *ring
-	network  string // "tcp", "udp", "unix"
-	addr     string
-	dropped  atomic.Uint64 // records dropped because the queue was full
-	lastDrop atomic.Int64  // unix second of the last drop notice
-	hup      chan struct{} // SIGHUP: reconnect
-	stopping chan struct{} // Stop: drain, then exit
-	abort    chan struct{} // Stop's deadline passed: exit now
-	wg       sync.WaitGroup
-	linkMu   sync.Mutex
-	link     *link // the current connection (for Reopen and Stop to interrupt)
-	sent     atomic.Uint64
-	connects atomic.Uint64
+	scratch []byte // the record being formatted
+	network string // "tcp", "udp", "unix"
+	addr    string
+	tun     tunables
+	q       *sinkq.Queue  // records waiting for the peer
+	w       *sinkq.Writer // the goroutine that sends them
 }
 
 func newSink(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
@@ -172,7 +150,7 @@ func newSink(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &sink{cfg: cfg, mode: m, log: env.Log, now: time.Now}
+	s := &sink{cfg: cfg, mode: m, log: env.Log, now: time.Now, tun: defaultTunables()}
 	s.clock.Now = func() time.Time { return s.now() }
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -234,17 +212,16 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 		if w == nil {
 			return plugin.Fail
 		}
-		if err := w.Commit(s.encode(w.Buffer(), r)); err != nil {
-			// The line stays buffered for the next write; the engine
-			// counts and reports the failure (rate-limited).
-			return plugin.Fail
-		}
+		// A line that cannot be written yet stays buffered (or, past
+		// the buffer's bound, is dropped, counted and logged).
+		_ = w.Commit(s.encode(w.Buffer(), r))
 		return plugin.Continue
 	}
-	s.scratch = s.encode(s.scratch[:0], r)
-	if s.q == nil || !s.q.push(s.scratch) {
-		s.drop()
+	if s.w == nil {
+		return plugin.Fail
 	}
+	s.scratch = s.encode(s.scratch[:0], r)
+	s.w.Push(s.scratch) // a drop is counted and logged there
 	return plugin.Continue
 }
 
@@ -262,12 +239,30 @@ func (s *sink) Flush() error {
 func (s *sink) Reopen() error {
 	if s.mode != modeFile {
 		s.log.Log(context.Background(), logging.LevelNotice, "JSON: reopening socket")
-		s.reconnect()
+		if s.w != nil {
+			s.w.Reconnect()
+		}
 		return nil
 	}
 	return s.file.Reopen()
 }
 
-// Dropped returns how many records were dropped: because the socket queue
-// was full, or because the file could not be written (plugin.Dropper).
-func (s *sink) Dropped() uint64 { return s.dropped.Load() + s.file.Dropped() }
+// Dropped returns how many records were dropped: the socket queue was full,
+// a record could never be sent, the kernel still held it when the
+// connection died, or it was left at Stop; or the file could not be written
+// (plugin.Dropper).
+func (s *sink) Dropped() uint64 {
+	if s.q != nil {
+		return s.q.Dropped()
+	}
+	return s.file.Dropped()
+}
+
+// Written returns how many records reached the file or the peer
+// (plugin.WriteCounter).
+func (s *sink) Written() uint64 {
+	if s.q != nil {
+		return s.q.Written()
+	}
+	return s.file.Written()
+}

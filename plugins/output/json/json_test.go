@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,7 +23,9 @@ import (
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
+	"github.com/ulogd-go/ulogd/internal/sinkq"
 	"github.com/ulogd-go/ulogd/internal/stack"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 
 	_ "github.com/ulogd-go/ulogd/plugins/filter/hwhdr"
 	_ "github.com/ulogd-go/ulogd/plugins/filter/ip2str"
@@ -373,24 +374,7 @@ func TestModes(t *testing.T) {
 type direct struct {
 	s   *sink
 	rec *keys.Record
-	log *lockedBuf
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	log *testutil.Buffer
 }
 
 // newDirect builds an instance whose upstream keys are specs (slot i =
@@ -398,7 +382,7 @@ func (l *lockedBuf) String() string {
 func newDirect(tb testing.TB, cfg *Config, specs []keys.Spec) *direct {
 	tb.Helper()
 	up, rec := plugintest.Upstream(specs)
-	lb := &lockedBuf{}
+	lb := &testutil.Buffer{}
 	env := &plugin.Env{ID: "json1", Plugin: "JSON", Config: cfg, Upstream: up,
 		Log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	inst, err := newSink(env, cfg)
@@ -427,28 +411,10 @@ func (d *direct) send(tb testing.TB, seq int) {
 	d.rec.Reset()
 }
 
-func (s *sink) connected() bool {
-	s.linkMu.Lock()
-	defer s.linkMu.Unlock()
-	return s.link != nil
-}
+func (s *sink) connected() bool { return s.w.Connected() }
 
-func shortBackoff(t *testing.T) {
-	oldMin, oldMax, oldDrain := backoffMin, backoffMax, stopDrain
-	backoffMin, backoffMax, stopDrain = 10*time.Millisecond, 50*time.Millisecond, 500*time.Millisecond
-	t.Cleanup(func() { backoffMin, backoffMax, stopDrain = oldMin, oldMax, oldDrain })
-}
-
-// waitFor polls cond (bounded).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+func shortBackoff(d *direct) {
+	d.s.tun.backoffMin, d.s.tun.backoffMax, d.s.tun.stopDrain = 10*time.Millisecond, 50*time.Millisecond, 500*time.Millisecond
 }
 
 // seqOf returns the "seq" of a record line.
@@ -462,9 +428,9 @@ func seqOf(t *testing.T, line []byte) int {
 	return int(n)
 }
 
-// streamPeer accepts connections on ln one after another and delivers
+// lineServer accepts connections on ln one after another and delivers
 // every line received.
-func streamPeer(t *testing.T, ln net.Listener, lines chan<- []byte, conns chan<- net.Conn) {
+func lineServer(t *testing.T, ln net.Listener, lines chan<- []byte, conns chan<- net.Conn) {
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -503,7 +469,6 @@ func expectSeqs(t *testing.T, lines <-chan []byte, from, to int) {
 }
 
 func TestTCPReconnectWithoutLoss(t *testing.T) {
-	shortBackoff(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -511,8 +476,9 @@ func TestTCPReconnectWithoutLoss(t *testing.T) {
 	addr := ln.Addr().(*net.TCPAddr)
 	lines := make(chan []byte, 1000)
 	conns := make(chan net.Conn, 10)
-	streamPeer(t, ln, lines, conns)
+	lineServer(t, ln, lines, conns)
 	d := newDirect(t, cfgWith(func(c *Config) { c.Mode = "TCP"; c.Port = strconv.Itoa(addr.Port) }), seqKeys)
+	shortBackoff(d)
 	if err := d.s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -526,7 +492,7 @@ func TestTCPReconnectWithoutLoss(t *testing.T) {
 	// The peer restarts: while it is away, records wait in the queue.
 	ln.Close()
 	c.Close()
-	waitFor(t, "the writer to notice the peer is gone", func() bool { return !d.s.connected() })
+	testutil.WaitFor(t, 10*time.Second, "the writer to notice the peer is gone", func() bool { return !d.s.connected() })
 	for i := 100; i < 200; i++ {
 		d.send(t, i)
 	}
@@ -535,14 +501,14 @@ func TestTCPReconnectWithoutLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln2.Close()
-	streamPeer(t, ln2, lines, conns)
+	lineServer(t, ln2, lines, conns)
 	expectSeqs(t, lines, 100, 200)
 
 	// SIGHUP reconnects.
 	if err := d.s.Reopen(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a reconnection after SIGHUP", func() bool { return d.s.connects.Load() == 3 })
+	testutil.WaitFor(t, 10*time.Second, "a reconnection after SIGHUP", func() bool { return d.s.w.Connects() == 3 })
 	for i := 200; i < 210; i++ {
 		d.send(t, i)
 	}
@@ -605,9 +571,6 @@ func TestUDPDatagrams(t *testing.T) {
 // TestUDPWrapsAroundRing sends records through a tiny queue so that some
 // of them wrap around its end: each must still be one whole datagram.
 func TestUDPWrapsAroundRing(t *testing.T) {
-	old := queueSize
-	queueSize = 1000
-	t.Cleanup(func() { queueSize = old })
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -615,6 +578,7 @@ func TestUDPWrapsAroundRing(t *testing.T) {
 	defer pc.Close()
 	port := pc.LocalAddr().(*net.UDPAddr).Port
 	d := newDirect(t, cfgWith(func(c *Config) { c.Mode = "udp"; c.Port = strconv.Itoa(port); c.Timestamp = 0 }), seqKeys)
+	d.s.tun.queueBytes = 1000
 	if err := d.s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -646,7 +610,7 @@ func TestUnixMode(t *testing.T) {
 	}
 	defer ln.Close()
 	lines := make(chan []byte, 100)
-	streamPeer(t, ln, lines, nil)
+	lineServer(t, ln, lines, nil)
 	d := newDirect(t, cfgWith(func(c *Config) { c.Mode = "unix"; c.File = path }), seqKeys)
 	if err := d.s.Start(t.Context()); err != nil {
 		t.Fatal(err)
@@ -664,10 +628,6 @@ func TestUnixMode(t *testing.T) {
 // buffers, then the queue; further records are dropped and counted, and
 // every record is either delivered or counted.
 func TestQueueOverflowCounted(t *testing.T) {
-	shortBackoff(t)
-	old := queueSize
-	queueSize = 64 << 10
-	t.Cleanup(func() { queueSize = old })
 	dir, err := os.MkdirTemp("", "jsonsock")
 	if err != nil {
 		t.Fatal(err)
@@ -680,6 +640,8 @@ func TestQueueOverflowCounted(t *testing.T) {
 	}
 	defer ln.Close()
 	d := newDirect(t, cfgWith(func(c *Config) { c.Mode = "unix"; c.File = path }), seqKeys)
+	shortBackoff(d)
+	d.s.tun.queueBytes = 64 << 10
 	if err := d.s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -723,7 +685,7 @@ func TestQueueOverflowCounted(t *testing.T) {
 	if err := d.s.Stop(t.Context()); err != nil {
 		t.Error(err)
 	}
-	if !strings.Contains(d.log.String(), "records dropped because the send queue was full") {
+	if !strings.Contains(d.log.String(), "JSON: records dropped") {
 		t.Errorf("no drop count at stop:\n%s", d.log.String())
 	}
 	t.Logf("%d delivered, %d dropped", got, dropped)
@@ -732,10 +694,6 @@ func TestQueueOverflowCounted(t *testing.T) {
 // TestStopDeadline: with a peer that never reads, Stop returns after the
 // drain deadline and reports what was not sent.
 func TestStopDeadline(t *testing.T) {
-	shortBackoff(t)
-	old := queueSize
-	queueSize = 64 << 10
-	t.Cleanup(func() { queueSize = old })
 	dir, err := os.MkdirTemp("", "jsonsock")
 	if err != nil {
 		t.Fatal(err)
@@ -748,6 +706,8 @@ func TestStopDeadline(t *testing.T) {
 	}
 	defer ln.Close()
 	d := newDirect(t, cfgWith(func(c *Config) { c.Mode = "unix"; c.File = path }), seqKeys)
+	shortBackoff(d)
+	d.s.tun.queueBytes = 64 << 10
 	if err := d.s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -763,20 +723,20 @@ func TestStopDeadline(t *testing.T) {
 	// that the sender outran the writer goroutine.)
 	for round := 0; ; round++ {
 		if round == 200 {
-			t.Fatalf("the writer never blocked: %d records queued", d.s.q.records())
+			t.Fatalf("the writer never blocked: %d records queued", d.s.q.Depth())
 		}
 		for i := range 2000 {
 			d.send(t, i)
 		}
-		before := d.s.q.records()
+		before := d.s.q.Depth()
 		time.Sleep(20 * time.Millisecond) // bounded: the writer gets its chance
-		if after := d.s.q.records(); before > 0 && after == before {
+		if after := d.s.q.Depth(); before > 0 && after == before {
 			break
 		}
 	}
 	start := time.Now()
 	err = d.s.Stop(t.Context())
-	if el := time.Since(start); el > stopDrain+2*time.Second {
+	if el := time.Since(start); el > d.s.tun.stopDrain+2*time.Second {
 		t.Errorf("Stop took %v", el)
 	}
 	if err == nil || !strings.Contains(err.Error(), "records not sent") {
@@ -881,7 +841,15 @@ func startFile(tb testing.TB, d *direct) {
 
 // queueOnly gives a socket-mode instance its queue without a connection
 // or writer, so that only Interp's own work is measured.
-func queueOnly(d *direct) { d.s.q = newRing(queueSize) }
+func queueOnly(d *direct) {
+	d.s.newQueue()
+}
+
+// drain empties the queue as a writer would.
+func drain(d *direct, b *sinkq.Batch) {
+	d.s.q.Peek(b, 1<<20)
+	d.s.q.Commit(b.Len())
+}
 
 func TestZeroAllocs(t *testing.T) {
 	for _, tc := range []struct {
@@ -901,9 +869,11 @@ func TestZeroAllocs(t *testing.T) {
 			d := newDirect(t, cfgWith(func(c *Config) { c.Mode = "tcp" }), tc.specs)
 			queueOnly(d)
 			tc.fill(d.rec)
+			var b sinkq.Batch
+			drain(d, &b)
 			if n := testing.AllocsPerRun(2000, func() {
 				d.s.Interp(d.rec)
-				d.s.q.consume(d.s.q.queued())
+				drain(d, &b)
 			}); n != 0 {
 				t.Errorf("%v allocations per event", n)
 			}
@@ -922,17 +892,16 @@ func benchmark(b *testing.B, specs []keys.Spec, fill func(*keys.Record), socket 
 	}
 	fill(d.rec)
 	d.s.Interp(d.rec)
-	var size int
+	var batch sinkq.Batch
 	if socket {
-		size = d.s.q.queued()
-		d.s.q.consume(size)
+		drain(d, &batch)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		d.s.Interp(d.rec)
 		if socket {
-			d.s.q.consume(size)
+			drain(d, &batch)
 		}
 	}
 }

@@ -118,10 +118,8 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 	b := s.W.Buffer()
 	b = append(b, s.prefix...)
 	b = append(b, r.Bytes(s.print)...)
-	if err := s.W.Commit(b); err != nil {
-		// The line stays buffered for the next write; the engine counts
-		// and reports the failure (rate-limited).
-		return plugin.Fail
-	}
+	// A line that cannot be written yet stays buffered (or, past the
+	// buffer's bound, is dropped, counted and logged): the walk went well.
+	_ = s.W.Commit(b)
 	return plugin.Continue
 }

@@ -170,11 +170,9 @@ func (s *sink) headerIfEmpty() {
 	if err != nil || fi.Size() != 0 {
 		return
 	}
-	buf := s.W.Buffer()
-	hdr := appendHeader(make([]byte, 0, headerLen+len(buf)), timezoneWest(time.Local, s.now()))
 	// Records that could not be written to the old file stay buffered:
 	// they go after the header.
-	s.W.Commit(append(hdr, buf...))
+	s.W.Prepend(appendHeader(make([]byte, 0, headerLen), timezoneWest(time.Local, s.now())))
 }
 
 func (s *sink) Stop(ctx context.Context) error {

@@ -21,6 +21,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 var update = flag.Bool("xml.update", false, "rewrite testdata/*.golden")
@@ -108,19 +109,7 @@ func nflogMsgs(t testing.TB) [][]byte {
 // ctMsgs returns the conntrack captures by file name.
 func ctMsgs(t testing.TB) map[string][]byte {
 	t.Helper()
-	names, err := filepath.Glob("../../../internal/nl/ctnl/testdata/*-*.bin")
-	if err != nil || len(names) == 0 {
-		t.Fatalf("no conntrack captures: %v", err)
-	}
-	out := map[string][]byte{}
-	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[filepath.Base(n)] = b
-	}
-	return out
+	return testutil.ReadFiles(t, "../../../internal/nl/ctnl/testdata/*-*.bin")
 }
 
 func checkGolden(t *testing.T, name, got string) {
