@@ -92,13 +92,26 @@ type Collector struct {
 	reloads         [2]uint64 // refused, applied
 	lastReloadOK    bool
 	now             func() time.Time
+	descs           map[string]*prometheus.Desc // by name and help
+}
+
+// desc returns the Desc of an instance series, made once per name and
+// help.
+func (c *Collector) desc(name, help string) *prometheus.Desc {
+	k := name + "\x00" + help
+	d := c.descs[k]
+	if d == nil {
+		d = prometheus.NewDesc(Namespace+"_"+name, help, []string{"plugin_instance", "plugin"}, nil)
+		c.descs[k] = d
+	}
+	return d
 }
 
 // New returns the Collector of g. version and ulogd2Version label
 // ulogd_build_info.
 func New(g *stack.Graph, version, ulogd2Version string) *Collector {
 	c := &Collector{g: g, base: map[key]map[string]float64{}, prev: map[key]map[string]float64{}, version: version, ulogd2: ulogd2Version,
-		lastReloadOK: true, now: time.Now}
+		lastReloadOK: true, now: time.Now, descs: map[string]*prometheus.Desc{}}
 	c.health.init(DefaultOverrunWindow)
 	return c
 }
@@ -230,8 +243,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			} else {
 				helps[name] = f.help
 			}
-			desc := prometheus.NewDesc(Namespace+"_"+name, f.help, []string{"plugin_instance", "plugin"}, nil)
-			ch <- prometheus.MustNewConstMetric(desc, vt, v, s.key.id, s.key.plugin)
+			ch <- prometheus.MustNewConstMetric(c.desc(name, f.help), vt, v, s.key.id, s.key.plugin)
 		}
 		c.instanceGauges(ch, s, problems)
 	}
@@ -258,20 +270,17 @@ func (c *Collector) monotonic(k key, name string, v float64) float64 {
 // instanceGauges sends instance_up for every instance and
 // source_overrunning for sources.
 func (c *Collector) instanceGauges(ch chan<- prometheus.Metric, s *sample, p problems) {
-	labels := []string{"plugin_instance", "plugin"}
 	up := 1.0
 	if _, down := p.down[s.key]; down {
 		up = 0
 	}
-	ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(Namespace+"_instance_up", families["instance_up"].help, labels, nil),
-		prometheus.GaugeValue, up, s.key.id, s.key.plugin)
+	ch <- prometheus.MustNewConstMetric(c.desc("instance_up", families["instance_up"].help), prometheus.GaugeValue, up, s.key.id, s.key.plugin)
 	if s.kind == plugin.Source {
 		over := 0.0
 		if _, o := p.overrun[s.key]; o {
 			over = 1
 		}
-		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(Namespace+"_source_overrunning", families["source_overrunning"].help, labels, nil),
-			prometheus.GaugeValue, over, s.key.id, s.key.plugin)
+		ch <- prometheus.MustNewConstMetric(c.desc("source_overrunning", families["source_overrunning"].help), prometheus.GaugeValue, over, s.key.id, s.key.plugin)
 	}
 }
 

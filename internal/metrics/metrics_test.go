@@ -72,7 +72,7 @@ type fixture struct {
 	src   *tsrc
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{reg: plugin.NewRegistry(), src: &tsrc{em: make(chan plugin.Emitter, 1)}, sinks: make(chan *tsink, 8)}
 	f.reg.Register(plugin.Define(plugin.Def[plugin.NoConfig]{
@@ -106,7 +106,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // build builds the graph with the sink's label option.
-func (f *fixture) build(t *testing.T, label string) *stack.Graph {
+func (f *fixture) build(t testing.TB, label string) *stack.Graph {
 	t.Helper()
 	cf, err := config.Parse("t.conf", []byte("[global]\nstack=src1:TSRC,out1:TSINK\n[out1]\nlabel="+label+"\n"))
 	if err != nil {
@@ -130,7 +130,7 @@ func (f *fixture) emit(n int) {
 }
 
 // scrape returns what GET path answers.
-func scrape(t *testing.T, h http.Handler, path string) (int, string) {
+func scrape(t testing.TB, h http.Handler, path string) (int, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))

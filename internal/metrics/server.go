@@ -23,11 +23,11 @@ type Server struct {
 	stop chan struct{}
 }
 
-// Registry returns a registry with c, the Go runtime's and the process's
-// collectors.
+// Registry returns a registry with c, the Go runtime's collector and the
+// process's.
 func Registry(c *Collector) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(c, collectors.NewGoCollector(), newProcessCollector())
 	return reg
 }
 
