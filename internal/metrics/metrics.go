@@ -184,7 +184,11 @@ func values(in *stack.Node, help map[string]family) map[string]float64 {
 		if d, ok := in.Inst.(plugin.Dropper); ok {
 			dropped = d.Dropped()
 		}
-		v[plugin.MetricWritten] = max(0, float64(received)-float64(stopped)-float64(failed)-float64(dropped))
+		if w, ok := in.Inst.(plugin.WriteCounter); ok {
+			v[plugin.MetricWritten] = float64(w.Written())
+		} else {
+			v[plugin.MetricWritten] = max(0, float64(received)-float64(stopped)-float64(failed)-float64(dropped))
+		}
 		v[plugin.MetricDropped] = float64(dropped)
 		v[plugin.MetricWriteErrors] = float64(st.Failed.Load())
 		v[plugin.MetricReconnects] = 0

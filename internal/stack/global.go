@@ -121,15 +121,16 @@ func (b *builder) pluginLine(e config.Entry) {
 
 // checkListen checks a metrics_listen= value: host:port with a numeric
 // port, the host an IP address or a name ("" or no host means every
-// address, which the documentation advises against).
+// address, which the documentation advises against). Port 0 picks a free
+// port, which the daemon log names (for tests).
 func checkListen(v string) error {
 	_, port, err := net.SplitHostPort(v)
 	if err != nil {
 		return fmt.Errorf("want address:port, such as 127.0.0.1:19756 (%v)", err)
 	}
 	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("port %q is not a number from 1 to 65535", port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
 	}
 	return nil
 }
