@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // metricsAddr is where the daemons of these tests serve their metrics
@@ -76,7 +78,7 @@ scrape_configs:
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := p.Command(ctx, p.A, bin, "--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+listen, "--log.level=warn")
-	var out lockedBuffer
+	var out testutil.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
@@ -195,8 +197,16 @@ func TestPrometheusScrapesDaemon(t *testing.T) {
 			return got == float64(total)
 		})
 	}
-	if v, ok := promValue(t, c, base, `ulogd_events_lost_total{plugin_instance="ct1"}`); !ok || v != 0 {
-		t.Errorf("lost: %v %v", v, ok)
+	for q, want := range map[string]func(float64) bool{
+		`ulogd_events_lost_total{plugin_instance="ct1"}`:   func(v float64) bool { return v == 0 },
+		`ulogd_decode_errors_total{plugin_instance="ct1"}`: func(v float64) bool { return v == 0 },
+		// The daemon asks for 64 MiB; the kernel reports twice that.
+		`ulogd_socket_receive_buffer_bytes{plugin_instance="ct1"}`: func(v float64) bool { return v >= 64<<20 },
+		`ulogd_ready`: func(v float64) bool { return v == 1 },
+	} {
+		if v, ok := promValue(t, c, base, q); !ok || !want(v) {
+			t.Errorf("%s: %v (%v)", q, v, ok)
+		}
 	}
 	if v, ok := promValue(t, c, base, `up{job="ulogd"}`); !ok || v != 1 {
 		t.Errorf("up: %v %v", v, ok)
