@@ -181,3 +181,34 @@ func TestReloadReopensAndUnitSendsIt(t *testing.T) {
 		t.Errorf("ExecReload lines %q, want %q", reload, want)
 	}
 }
+
+// TestReloadRefusedStart: a file that builds but whose new sink cannot
+// start (its directory is missing) is refused too: what was started for it
+// is stopped, and the running stacks go on with their sockets.
+func TestReloadRefusedStart(t *testing.T) {
+	dir := shortTempDir(t)
+	small, big := reloadConfs(dir)
+	d := startDaemon(t, small)
+	c, err := net.Dial("unix", filepath.Join(dir, "u.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	bad := strings.Replace(big, filepath.Join(dir, "extra.log"), filepath.Join(dir, "missing", "extra.log"), 1)
+	if err := os.WriteFile(d.conf, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.sigs <- ReloadSignal
+	d.stderr.waitFor(t, "reload refused: error starting `emu2' (LOGEMU)")
+	if _, err := c.Write(nufwFrame(icmpEcho)); err != nil {
+		t.Fatal(err)
+	}
+	keep := filepath.Join(dir, "keep.log")
+	waitFile(t, keep, func(s string) bool { return strings.Contains(s, "PROTO=ICMP") })
+	if _, err := os.Stat(filepath.Join(dir, "other.log")); !os.IsNotExist(err) {
+		t.Errorf("the refused configuration's other sink left its file: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "u2.sock")); !os.IsNotExist(err) {
+		t.Errorf("the refused configuration's source was started: %v", err)
+	}
+}
