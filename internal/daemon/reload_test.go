@@ -123,6 +123,10 @@ func TestReloadUnderTraffic(t *testing.T) {
 	if n := strings.Count(got, line); n != sent {
 		t.Errorf("%d frames sent, %d lines in %s", sent, n, keep)
 	}
+	// The stack added on the same source wrote while it ran.
+	if b, _ := os.ReadFile(filepath.Join(dir, "extra.log")); !strings.Contains(string(b), line) {
+		t.Errorf("the added stack wrote nothing:\n%s", b)
+	}
 	log := d.stderr.String()
 	for _, want := range []string{
 		"kept_sources=nuauth1 kept_stacks=[1]",
@@ -160,7 +164,8 @@ func TestReloadReopensAndUnitSendsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.sigs <- ReloadSignal
-	d.stderr.waitFor(t, "configuration reloaded")
+	// The file is unchanged: everything is kept, nothing stopped.
+	d.stderr.waitFor(t, "configuration reloaded stacks=1 kept_sources=nuauth1 kept_stacks=[1] stopped=0")
 	if _, err := c.Write(nufwFrame(icmpEcho)); err != nil {
 		t.Fatal(err)
 	}
