@@ -300,7 +300,7 @@ func (in *instance) checkSysctls(ctx context.Context) {
 	// rule there uses conntrack; an empty table at start is the usual sign
 	// that nothing will ever be reported.
 	if b, err := os.ReadFile(procConntrack + "nf_conntrack_count"); err == nil && strings.TrimSpace(string(b)) == "0" {
-		in.log.Log(ctx, logging.LevelNotice, "NFCT: the conntrack table is empty: the kernel tracks connections only in a network namespace where a firewall rule uses conntrack (nft ct, NAT, iptables -m conntrack/state); without one no event will come")
+		in.log.Log(ctx, logging.LevelNotice, "NFCT: no connection is tracked yet. That is expected right after a firewall rule that uses conntrack was added; but the kernel tracks connections only in a network namespace where such a rule exists (nft ct, NAT, iptables -m conntrack/state): without one no event will come")
 	}
 }
 

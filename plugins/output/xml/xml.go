@@ -78,6 +78,14 @@ func Descriptor() *plugin.Descriptor {
 		Keys: func(*Config) ([]keys.Spec, []keys.Spec, error) {
 			return inputs[:], nil, nil
 		},
+		// The directory is shared ("dir:"), not claimed: --check checks
+		// that the files can be created in it.
+		Resources: func(cfg *Config) []string {
+			if cfg.Stdout != 0 || cfg.Directory == "" {
+				return nil
+			}
+			return []string{"dir:" + cfg.Directory}
+		},
 		New: func(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 			if cfg.Stdout == 0 && cfg.Directory == "" {
 				return nil, fmt.Errorf("option \"directory\" is empty")
