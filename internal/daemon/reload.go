@@ -37,8 +37,9 @@ func (d *daemon) listenMetrics(g *stack.Graph) error {
 // that does not parse or build is refused with its errors, logged, and
 // the running stacks go on. Otherwise the stacks are switched with
 // Graph.Reload: the sources whose options did not change keep their
-// sockets, so no event is lost. The error returned is fatal: a new source
-// that could not start.
+// sockets, so no event is lost; a new instance that cannot start refuses
+// the reload. The error returned is fatal: a source that had to wait for
+// a running one to stop and then could not start.
 func (d *daemon) reload(ctx context.Context, g *stack.Graph) error {
 	log := d.log
 	log.Log(ctx, logging.LevelNotice, "reload requested, reading the configuration", "file", d.o.ConfigFile)

@@ -187,9 +187,10 @@ func TestReloadReopensAndUnitSendsIt(t *testing.T) {
 	}
 }
 
-// TestReloadRefusedStart: a file that builds but whose new sink cannot
-// start (its directory is missing) is refused too: what was started for it
-// is stopped, and the running stacks go on with their sockets.
+// TestReloadRefusedStart: a file that builds but whose new sink or new
+// source cannot start (its directory is missing) is refused too: what was
+// started for it is stopped, and the running stacks go on with their
+// sockets.
 func TestReloadRefusedStart(t *testing.T) {
 	dir := shortTempDir(t)
 	small, big := reloadConfs(dir)
@@ -199,21 +200,29 @@ func TestReloadRefusedStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	bad := strings.Replace(big, filepath.Join(dir, "extra.log"), filepath.Join(dir, "missing", "extra.log"), 1)
-	if err := os.WriteFile(d.conf, []byte(bad), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d.sigs <- ReloadSignal
-	d.stderr.waitFor(t, "reload refused: error starting `emu2' (LOGEMU)")
-	if _, err := c.Write(nufwFrame(icmpEcho)); err != nil {
-		t.Fatal(err)
-	}
 	keep := filepath.Join(dir, "keep.log")
-	waitFile(t, keep, func(s string) bool { return strings.Contains(s, "PROTO=ICMP") })
-	if _, err := os.Stat(filepath.Join(dir, "other.log")); !os.IsNotExist(err) {
-		t.Errorf("the refused configuration's other sink left its file: %v", err)
+	const line = "PROTO=ICMP TYPE=8 CODE=0 ID=7 SEQ=1 \n"
+	for i, bad := range []struct{ file, refused string }{
+		{"extra.log", "reload refused: error starting `emu2' (LOGEMU)"},
+		{"u2.sock", "reload refused: error starting `nuauth2' (UNIXSOCK)"},
+	} {
+		text := strings.Replace(big, filepath.Join(dir, bad.file), filepath.Join(dir, "missing", bad.file), 1)
+		if err := os.WriteFile(d.conf, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d.sigs <- ReloadSignal
+		d.stderr.waitFor(t, bad.refused)
+		if _, err := c.Write(nufwFrame(icmpEcho)); err != nil {
+			t.Fatal(err)
+		}
+		waitFile(t, keep, func(s string) bool { return strings.Count(s, line) == i+1 })
+		for _, f := range []string{"extra.log", "other.log"} {
+			if b, _ := os.ReadFile(filepath.Join(dir, f)); len(b) > 0 {
+				t.Errorf("%s: the refused configuration's stack wrote %q", f, b)
+			}
+		}
 	}
-	if _, err := os.Lstat(filepath.Join(dir, "u2.sock")); !os.IsNotExist(err) {
-		t.Errorf("the refused configuration's source was started: %v", err)
+	if strings.Contains(d.stderr.String(), "configuration reloaded") {
+		t.Errorf("a refused reload was applied:\n%s", d.stderr.String())
 	}
 }

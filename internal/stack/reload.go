@@ -59,15 +59,18 @@ func sameStack(o, n *Stack) bool {
 //   - a stack of ng whose instances all have the same ids, plugins and
 //     options as a running stack is that stack, untouched (its sink keeps
 //     its file or connection and its counters);
-//   - everything else of ng is started: filters and sinks first (when one
-//     fails, what was started is stopped and g runs on unchanged), then,
-//     once the running sources that changed or are gone have been
-//     stopped, the new sources; finally the filters and sinks of the
-//     running stacks that were not kept are stopped.
+//   - everything else of ng is started: filters and sinks first, then the
+//     new sources that need nothing a running source holds (when one
+//     fails, what was started is stopped and g runs on unchanged); the
+//     running sources that changed or are gone are stopped; then the new
+//     sources that needed what they held (a source whose options changed,
+//     an NFLOG group or socket path passed to another id) are started;
+//     finally the filters and sinks of the running stacks that were not
+//     kept are stopped.
 //
-// A new source that fails to start leaves g without it: the error is
-// returned with the stacks already switched, and the caller should treat
-// it as a failed start. Reload is called from the goroutine that calls
+// A source of that last kind that fails to start leaves g without it: the
+// error is returned with the stacks already switched (Switched), and the
+// caller should treat it as a failed start. Reload is called from the goroutine that calls
 // Signal, Reopen and Stop, while Run runs.
 func (g *Graph) Reload(ctx context.Context, ng *Graph) (ReloadResult, error) {
 	var res ReloadResult
@@ -104,8 +107,31 @@ func (g *Graph) Reload(ctx context.Context, ng *Graph) (ReloadResult, error) {
 		}
 	}
 
-	// Start the new filters and sinks; on failure nothing has changed.
+	// Start the new filters and sinks, then the new sources that need
+	// nothing a running source holds (a new id, no resource of a source
+	// about to stop); on failure nothing has changed. Their sockets queue
+	// what the kernel sends until they run, after the switch.
+	isKept := map[*Source]bool{}
+	for _, os := range keptSrc {
+		isKept[os] = true
+	}
+	early := map[*Source]bool{}
+	for _, ns := range ng.Sources {
+		if keptSrc[ns] == nil && !g.holds(ns.Node, isKept) {
+			early[ns] = true
+		}
+	}
 	var started []*Node
+	start := func(in *Node) error {
+		if err := in.Inst.Start(ctx); err != nil {
+			for i := len(started) - 1; i >= 0; i-- {
+				g.stopNode(ctx, started[i])
+			}
+			return fmt.Errorf("error starting `%s' (%s): %w", in.ID, in.Desc.Name, err)
+		}
+		started = append(started, in)
+		return nil
+	}
 	for _, kind := range []plugin.Kind{plugin.Filter, plugin.Sink} {
 		for _, nst := range ng.Stacks {
 			if keptStack[nst] != nil {
@@ -115,23 +141,22 @@ func (g *Graph) Reload(ctx context.Context, ng *Graph) (ReloadResult, error) {
 				if in.Desc.Kind != kind || slices.Contains(started, in) {
 					continue
 				}
-				if err := in.Inst.Start(ctx); err != nil {
-					for i := len(started) - 1; i >= 0; i-- {
-						g.stopNode(ctx, started[i])
-					}
-					return ReloadResult{}, fmt.Errorf("error starting `%s' (%s): %w", in.ID, in.Desc.Name, err)
+				if err := start(in); err != nil {
+					return ReloadResult{}, err
 				}
-				started = append(started, in)
+			}
+		}
+	}
+	for _, ns := range ng.Sources {
+		if early[ns] {
+			if err := start(ns.Node); err != nil {
+				return ReloadResult{}, err
 			}
 		}
 	}
 
 	// Stop the running sources that do not go on: their groups and
-	// sockets may be what the new ones need.
-	isKept := map[*Source]bool{}
-	for _, os := range keptSrc {
-		isKept[os] = true
-	}
+	// sockets may be what the other new ones need.
 	for _, os := range g.Sources {
 		if !isKept[os] {
 			g.retireSource(ctx, os)
@@ -203,6 +228,10 @@ func (g *Graph) Reload(ctx context.Context, ng *Graph) (ReloadResult, error) {
 		if isKept[src] {
 			continue
 		}
+		if early[src] {
+			g.launchLocked(src)
+			continue
+		}
 		if err := src.Inst.Start(ctx); err != nil {
 			startErr = errors.Join(startErr, fmt.Errorf("error starting `%s' (%s): %w", src.ID, src.Desc.Name, err))
 			failed[src.Node] = true
@@ -214,6 +243,33 @@ func (g *Graph) Reload(ctx context.Context, ng *Graph) (ReloadResult, error) {
 	res.Switched = true
 	g.started = slices.DeleteFunc(g.order(plugin.Source, plugin.Filter, plugin.Sink), func(in *Node) bool { return failed[in] })
 	return res, startErr
+}
+
+// holds reports whether a running source that is not kept has the id of
+// in, or claims one of its resources: in can start only once it is
+// stopped.
+func (g *Graph) holds(in *Node, kept map[*Source]bool) bool {
+	var want []string
+	if in.Desc.Resources != nil {
+		want = in.Desc.Resources(in.Config)
+	}
+	for _, os := range g.Sources {
+		if kept[os] {
+			continue
+		}
+		if os.ID == in.ID {
+			return true
+		}
+		if os.Desc.Resources == nil {
+			continue
+		}
+		for _, r := range os.Desc.Resources(os.Config) {
+			if slices.Contains(want, r) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // retireSource stops a running source that Reload drops and waits for its
