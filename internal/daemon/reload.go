@@ -47,12 +47,12 @@ func (d *daemon) reload(ctx context.Context, g *stack.Graph) error {
 	defer SdNotify("READY=1")
 	var fatal error
 	apply := func() ([]*stack.Node, bool) {
-		ng, fail, problems := d.build()
-		if fail != nil {
-			for _, line := range strings.Split(problems.Error(), "\n") {
+		ng, cerr := d.build()
+		if cerr != nil {
+			for _, line := range strings.Split(cerr.Problems.Error(), "\n") {
 				log.Error(line)
 			}
-			log.Error("reload refused: " + fail.Error() + "; the running configuration stays")
+			log.Error("reload refused: " + cerr.Error() + "; the running configuration stays")
 			return nil, false
 		}
 		for _, w := range ng.Warnings {

@@ -210,30 +210,38 @@ var (
 	errBuild = errors.New("not even a single working plugin stack")
 )
 
-// build parses the configuration file and builds the stacks. The error
-// is errParse or errBuild, the problems found beside it.
-func (d *daemon) build() (*stack.Graph, error, error) {
+// configError is a configuration file that failed: Kind is errParse or
+// errBuild, Problems what was found (joined, one per line).
+type configError struct {
+	Kind     error
+	Problems error
+}
+
+func (e *configError) Error() string { return e.Kind.Error() }
+
+// build parses the configuration file and builds the stacks.
+func (d *daemon) build() (*stack.Graph, *configError) {
 	f, err := config.ParseFile(d.o.ConfigFile)
 	if err != nil {
-		return nil, errParse, err
+		return nil, &configError{errParse, err}
 	}
 	g, err := stack.Build(f, d.o.Registry, d.log)
 	if err != nil {
-		return nil, errBuild, err
+		return nil, &configError{errBuild, err}
 	}
-	return g, nil, nil
+	return g, nil
 }
 
 // load parses the configuration, builds the stacks and opens the daemon
 // log that the configuration names.
 func (d *daemon) load() (*stack.Graph, error) {
-	g, fail, problems := d.build()
-	if fail != nil {
-		d.printErrors(problems)
-		if fail == errParse {
-			return nil, d.fatal(fail, "file", d.o.ConfigFile)
+	g, cerr := d.build()
+	if cerr != nil {
+		d.printErrors(cerr.Problems)
+		if cerr.Kind == errParse {
+			return nil, d.fatal(cerr.Kind, "file", d.o.ConfigFile)
 		}
-		return nil, d.fatal(fail)
+		return nil, d.fatal(cerr.Kind)
 	}
 	if g.Global.Logfile != "" {
 		if err := d.dlog.Open(g.Global.Logfile); err != nil {
