@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -166,6 +167,10 @@ func TestReloadReopensAndUnitSendsIt(t *testing.T) {
 	d.sigs <- ReloadSignal
 	// The file is unchanged: everything is kept, nothing stopped.
 	d.stderr.waitFor(t, "configuration reloaded stacks=1 kept_sources=nuauth1 kept_stacks=[1] stopped=0")
+	// The reopen follows the reload; signals are handled one after the
+	// other: once SIGALRM is logged, it is done.
+	d.sigs <- syscall.SIGALRM
+	d.stderr.waitFor(t, "signal=\"alarm clock\"")
 	if _, err := c.Write(nufwFrame(icmpEcho)); err != nil {
 		t.Fatal(err)
 	}
