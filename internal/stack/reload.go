@@ -70,8 +70,8 @@ func sameStack(o, n *Stack) bool {
 //
 // A source of that last kind that fails to start leaves g without it: the
 // error is returned with the stacks already switched (Switched), and the
-// caller should treat it as a failed start. Reload is called from the goroutine that calls
-// Signal, Reopen and Stop, while Run runs.
+// caller should treat it as a failed start. Reload is called from the
+// goroutine that calls Signal, Reopen and Stop, while Run runs.
 func (g *Graph) Reload(ctx context.Context, ng *Graph) (ReloadResult, error) {
 	var res ReloadResult
 	g.runMu.Lock()
