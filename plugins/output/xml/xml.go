@@ -223,7 +223,7 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 	buf := s.out.Buffer()
 	start := len(buf)
 	var when time.Time
-	if r.Valid(s.in[inRaw]) || r.Valid(s.in[inCT]) {
+	if r.Valid(s.in[inRaw]) || r.Valid(s.in[inCT]) || r.Valid(s.in[inSum]) {
 		when = s.clock()
 	}
 	var family uint8
@@ -246,7 +246,11 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 			return s.fail(buf[:start], "ct", err)
 		}
 	}
-	// "sum" (NFACCT objects) is not produced by any source yet.
+	if r.Valid(s.in[inSum]) {
+		if buf, err = appendSum(buf, r.Bytes(s.in[inSum]), when); err != nil {
+			return s.fail(buf[:start], "sum", err)
+		}
+	}
 	if len(buf) == start {
 		return plugin.Continue
 	}
