@@ -159,6 +159,10 @@ func benchMain(args []string) int {
 			}
 		case sc == "burst":
 			rs = runBurstScenario(&o)
+		case sc == "ipfix":
+			for _, rate := range o.rates {
+				rs = append(rs, runIPFIXScenario(&o, rate)...)
+			}
 		case pkt:
 			rs = runPacketScenario(&o, sc)
 		default:

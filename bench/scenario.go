@@ -148,6 +148,7 @@ type load struct {
 	end      string // "none" (flows deleted by the generator), "expire", "flush"
 	hash     bool
 	packets  bool
+	ipfix    bool // the sink exports IPFIX to an in-process collector (ipfix.go)
 }
 
 func (o *options) spec(kind string, conf stackConf, runDir string) subjectSpec {
@@ -315,6 +316,18 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 			r.Err = err.Error()
 			return r
 		}
+	}
+	if l.ipfix && kind != subjFloor {
+		c, err := startCollector(n.Server, filepath.Join(dir, conf.out))
+		if err != nil {
+			r.Err = err.Error()
+			return r
+		}
+		defer func() {
+			if e := c.stop(); e > 0 {
+				r.Extra = strings.TrimSpace(r.Extra + fmt.Sprintf("; %d IPFIX messages not decoded", e))
+			}
+		}()
 	}
 	g, err := newGenerator(n, l.gen.Delete)
 	if err != nil {
