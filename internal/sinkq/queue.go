@@ -37,8 +37,16 @@
 // and tells, when it is closed, how many records it had taken that never
 // arrived (a TCP connection's unacknowledged bytes).
 //
-// A later spool policy (records that do not fit go to disk and come back
-// when the peer catches up) plugs in through Config.Overflow.
+// The spool policy (spool.go) plugs a Spool in through Config.Overflow:
+// the records that do not fit go to disk, and once something is spooled
+// every new record goes there too (so that order is kept) until the writer
+// has taken them all back; Stats.Spooled counts them, and the invariant
+// becomes
+//
+//	Enqueued = Written + Dropped + Depth + Spooled
+//
+// where Enqueued also counts the records found spooled at start-up.
+// Options (options.go) are the ulogd.conf options every such sink shares.
 package sinkq
 
 import (
@@ -56,24 +64,32 @@ const (
 	// Block makes Push wait until the writer made room (or the queue is
 	// closed): the source stops reading and the kernel counts the loss.
 	Block
+	// SpoolPolicy writes what does not fit to Config.Overflow, a *Spool;
+	// what the spool refuses (size cap, full disk) is dropped and counted.
+	SpoolPolicy
 )
 
 func (p Policy) String() string {
-	if p == Block {
+	switch p {
+	case Block:
 		return "block"
+	case SpoolPolicy:
+		return "spool"
 	}
 	return "drop"
 }
 
-// ParsePolicy parses "drop" or "block".
+// ParsePolicy parses "drop", "block" or "spool".
 func ParsePolicy(s string) (Policy, error) {
 	switch s {
 	case "drop", "":
 		return Drop, nil
 	case "block":
 		return Block, nil
+	case "spool":
+		return SpoolPolicy, nil
 	}
-	return 0, errors.New(`queue policy must be "drop" or "block"`)
+	return 0, errors.New(`overflow must be "drop", "block" or "spool"`)
 }
 
 // Overflow takes the records a full queue cannot hold, in place of
@@ -104,6 +120,7 @@ type Stats struct {
 	Dropped  uint64 // records discarded
 	Depth    uint64 // records waiting
 	Bytes    uint64 // bytes waiting
+	Spooled  uint64 // records waiting in the spool
 }
 
 // span is one queued record: buf[off:off+n].
@@ -126,6 +143,10 @@ type Queue struct {
 	enqueued, written, dropped uint64
 	bytes                      int
 
+	spool    *Spool // Config.Overflow, when it is a *Spool
+	spooled  uint64 // records in the spool, counted in enqueued
+	spooling bool   // the spool holds records: new ones go there too
+
 	wake  chan struct{} // a record was queued (for the writer)
 	space chan struct{} // room was made (for a blocked Push)
 	done  chan struct{} // closed by Close
@@ -139,7 +160,7 @@ func New(cfg Config) *Queue {
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = 16 << 20
 	}
-	return &Queue{
+	q := &Queue{
 		cfg:   cfg,
 		buf:   make([]byte, cfg.MaxBytes),
 		recs:  make([]span, cfg.MaxRecords),
@@ -147,7 +168,18 @@ func New(cfg Config) *Queue {
 		space: make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
+	if sp, ok := cfg.Overflow.(*Spool); ok {
+		// What a previous run left in the spool is this queue's.
+		q.spool = sp
+		q.spooled = sp.Len()
+		q.enqueued = q.spooled
+		q.spooling = q.spooled > 0
+	}
+	return q
 }
+
+// Spool returns the queue's spool, or nil.
+func (q *Queue) Spool() *Spool { return q.spool }
 
 // Config returns the queue's bounds and policy.
 func (q *Queue) Config() Config { return q.cfg }
@@ -170,6 +202,9 @@ func (q *Queue) Push(rec []byte) bool {
 			q.mu.Unlock()
 			return false
 		}
+		if q.spooling {
+			return q.toSpool(rec)
+		}
 		if q.put(rec) {
 			q.enqueued++
 			q.mu.Unlock()
@@ -177,6 +212,9 @@ func (q *Queue) Push(rec []byte) bool {
 			return true
 		}
 		if q.cfg.Policy != Block || len(rec) > len(q.buf) {
+			if q.spool != nil {
+				return q.toSpool(rec)
+			}
 			if q.cfg.Overflow != nil && q.cfg.Overflow.Take(rec) {
 				// Not this queue's record: the spool counts it.
 				q.mu.Unlock()
@@ -194,6 +232,101 @@ func (q *Queue) Push(rec []byte) bool {
 		}
 		q.mu.Lock()
 	}
+}
+
+// toSpool hands rec to the spool and unlocks q.mu; q.mu is held.
+func (q *Queue) toSpool(rec []byte) bool {
+	q.enqueued++
+	if !q.spool.Take(rec) {
+		q.dropped++
+		q.mu.Unlock()
+		return false
+	}
+	q.spooled++
+	q.spooling = true
+	q.mu.Unlock()
+	signal(q.wake)
+	return true
+}
+
+// Refill moves spooled records back into the queue, oldest first, while
+// they fit; the records the spool found corrupt are counted as dropped.
+// Only the writer calls it (it reads the disk without holding the queue).
+// It returns whether records are left in the spool.
+func (q *Queue) Refill() bool {
+	if q.spool == nil {
+		return false
+	}
+	for {
+		rec, corrupt := q.spool.Peek()
+		q.mu.Lock()
+		if corrupt > 0 {
+			q.spooled -= uint64(corrupt)
+			q.dropped += uint64(corrupt)
+		}
+		if rec == nil {
+			// No Take runs while q.mu is held: empty stays empty.
+			if q.spool.Len() == 0 {
+				q.spooling = false
+			}
+			left := q.spooled > 0
+			q.mu.Unlock()
+			return left
+		}
+		if len(rec) > len(q.buf) {
+			// Longer than this queue can ever hold (spooled by a run with
+			// a larger queue_bytes): dropped and counted.
+			q.spool.Advance()
+			q.spooled--
+			q.dropped++
+			q.mu.Unlock()
+			continue
+		}
+		if !q.put(rec) {
+			q.mu.Unlock()
+			return true
+		}
+		q.spool.Advance()
+		q.spooled--
+		q.mu.Unlock()
+	}
+}
+
+// Spooled returns the records waiting in the spool.
+func (q *Queue) Spooled() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.spooled
+}
+
+// closeSpool saves what is still queued in memory in front of the spool
+// and closes it (Writer.Stop); what it could not save stays queued.
+func (q *Queue) closeSpool() error {
+	q.mu.Lock()
+	var front [][]byte
+	for k := range q.depth() {
+		i := q.rhead + k
+		if i >= len(q.recs) {
+			i -= len(q.recs)
+		}
+		r := q.recs[i]
+		front = append(front, q.buf[r.off:r.off+r.n])
+	}
+	saved, err := q.spool.Close(front)
+	for range saved {
+		r := q.recs[q.rhead]
+		q.rhead++
+		if q.rhead == len(q.recs) {
+			q.rhead = 0
+		}
+		q.bytes -= r.n
+		q.spooled++
+	}
+	if q.depth() == 0 {
+		q.used, q.tail = 0, 0
+	}
+	q.mu.Unlock()
+	return err
 }
 
 // put stores rec if it fits; q.mu is held.
@@ -241,7 +374,7 @@ func (q *Queue) put(rec []byte) bool {
 
 // depth is the number of queued records; q.mu is held.
 func (q *Queue) depth() int {
-	return int(q.enqueued - q.written - q.dropped)
+	return int(q.enqueued - q.written - q.dropped - q.spooled)
 }
 
 // Batch is a run of queued records, contiguous in memory: record i is
@@ -359,7 +492,7 @@ func (q *Queue) Stats() Stats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return Stats{Enqueued: q.enqueued, Written: q.written, Dropped: q.dropped,
-		Depth: uint64(q.depth()), Bytes: uint64(q.bytes)}
+		Depth: uint64(q.depth()), Bytes: uint64(q.bytes), Spooled: q.spooled}
 }
 
 // Depth returns the number of records waiting.

@@ -18,8 +18,8 @@ func seq(r []byte) int { return int(binary.BigEndian.Uint32(r)) }
 func checkInvariant(t testing.TB, q *Queue) Stats {
 	t.Helper()
 	s := q.Stats()
-	if s.Enqueued != s.Written+s.Dropped+s.Depth {
-		t.Fatalf("enqueued %d != written %d + dropped %d + depth %d", s.Enqueued, s.Written, s.Dropped, s.Depth)
+	if s.Enqueued != s.Written+s.Dropped+s.Depth+s.Spooled {
+		t.Fatalf("enqueued %d != written %d + dropped %d + depth %d + spooled %d", s.Enqueued, s.Written, s.Dropped, s.Depth, s.Spooled)
 	}
 	return s
 }

@@ -2,6 +2,7 @@ package sinkq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -54,6 +55,10 @@ type WriterConfig struct {
 	Drain time.Duration
 	// MaxBatch bounds the records of one Peer.Write (zero: 1024).
 	MaxBatch int
+	// StartAnyway makes Start succeed when the first connection fails:
+	// the failure is logged and the writer keeps dialling (a spool keeps
+	// the records meanwhile).
+	StartAnyway bool
 
 	Log   *slog.Logger
 	Peer  string // names the peer in log lines ("tcp:127.0.0.1:5140")
@@ -79,6 +84,7 @@ type Writer struct {
 	fullNote logging.Limiter // the "queue full" notice
 	lastErr  error           // the last write or dial error, for the drop notice
 	connects uint64
+	started  bool
 }
 
 // NewWriter returns a Writer for q, not yet started.
@@ -108,10 +114,20 @@ func NewWriter(q *Queue, cfg WriterConfig) *Writer {
 func (w *Writer) Start(ctx context.Context) error {
 	p, err := w.cfg.Dial(ctx)
 	if err != nil {
-		return err
+		if !w.cfg.StartAnyway {
+			return err
+		}
+		w.setErr(err)
+		w.cfg.Log.Error(w.cfg.Texts.Redial, "peer", w.cfg.Peer, "err", err, "queued_records", w.q.Depth())
+		p = nil
 	}
-	w.setPeer(p)
-	w.connects++
+	w.peerMu.Lock()
+	w.peer = p
+	if p != nil {
+		w.connects++
+	}
+	w.started = true
+	w.peerMu.Unlock()
 	go w.run(p)
 	return nil
 }
@@ -161,6 +177,9 @@ func (w *Writer) Push(rec []byte) bool {
 	if w.fullNote.Allow(time.Now()) {
 		last := w.lastErr
 		w.noteMu.Unlock()
+		if sp := w.q.spool; sp != nil && sp.Err() != nil {
+			last = sp.Err() // the spool refused it: a full disk
+		}
 		attrs := []any{"dropped", w.q.Dropped(), "queue_records", w.q.cfg.MaxRecords,
 			"queue_bytes", w.q.cfg.MaxBytes, "peer", w.cfg.Peer}
 		if last != nil {
@@ -190,6 +209,9 @@ func (w *Writer) run(p Peer) {
 		stopping bool
 	)
 	note := func() bool { return errNote.Allow(time.Now()) }
+	if p == nil {
+		delay = w.cfg.BackoffMin // Start's attempt failed (StartAnyway)
+	}
 	closePeer := func(why error) {
 		if p == nil {
 			return
@@ -243,7 +265,11 @@ func (w *Writer) run(p Peer) {
 			default:
 			}
 		}
-		empty := w.q.Depth() == 0
+		spoolLeft := false
+		if p != nil && w.q.spool != nil {
+			spoolLeft = w.q.Refill()
+		}
+		empty := w.q.Depth() == 0 && !spoolLeft
 		if stopping && empty {
 			return
 		}
@@ -341,7 +367,7 @@ func (w *Writer) Stop(ctx context.Context) error {
 	}
 	close(w.stopping)
 	w.peerMu.Lock()
-	started := w.connects > 0
+	started := w.started
 	w.peerMu.Unlock()
 	if started {
 		t := time.NewTimer(w.cfg.Drain)
@@ -357,11 +383,22 @@ func (w *Writer) Stop(ctx context.Context) error {
 		<-w.done
 	}
 	w.cancel()
-	w.q.Close()
 	var err error
+	if w.q.spool != nil {
+		// What is still queued goes to disk, in front of the spool, and
+		// is sent after the next start.
+		if serr := w.q.closeSpool(); serr != nil {
+			err = serr
+		}
+		if n := w.q.Spooled(); n > 0 {
+			w.cfg.Log.Log(context.Background(), logging.LevelNotice, "records spooled for the next start",
+				"spooled", n, "dir", w.q.spool.cfg.Dir, "peer", w.cfg.Peer)
+		}
+	}
+	w.q.Close()
 	if n := w.q.Depth(); n > 0 {
 		w.q.Discard(n)
-		err = fmt.Errorf("%d records not sent to %s at shutdown", n, w.cfg.Peer)
+		err = errors.Join(err, fmt.Errorf("%d records not sent to %s at shutdown", n, w.cfg.Peer))
 		w.noteMu.Lock()
 		if w.lastErr != nil {
 			err = fmt.Errorf("%w (last error: %v)", err, w.lastErr)

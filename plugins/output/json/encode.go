@@ -18,6 +18,22 @@ import (
 // fixed-size copy and an integer is formatted where it goes. Everything
 // else goes through the append functions.
 func (s *sink) encode(b []byte, r *keys.Record) []byte {
+	if s.ecs != nil {
+		return s.encodeECS(b, r)
+	}
+	return s.encodeKeys(b, r)
+}
+
+// encodeECS is encode for layout=ecs: the renamed keys, then the fields
+// computed from several keys.
+func (s *sink) encodeECS(b []byte, r *keys.Record) []byte {
+	b = s.encodeKeys(b, r)
+	b = s.ecs.append(s, b[:len(b)-2], r) // before "}\n"
+	return append(b, "}\n"...)
+}
+
+// encodeKeys appends the record of the keys as named by the layout.
+func (s *sink) encodeKeys(b []byte, r *keys.Record) []byte {
 	l := &s.lay
 	b, first := s.appendHead(b, r)
 	if !first {

@@ -44,10 +44,16 @@ type Config struct {
 	Mode         string `ulogd:"mode"`
 	Host         string `ulogd:"host"`
 	Port         string `ulogd:"port"`
+	Layout       string `ulogd:"layout"`
+	// The socket modes' queue: queue_records, queue_bytes, overflow,
+	// spool_dir, spool_size.
+	sinkq.Options
 }
 
 func newConfig() *Config {
 	return &Config{
+		Layout:    "ulogd2",
+		Options:   sinkq.DefaultOptions(),
 		File:      "/var/log/ulogd.json",
 		Timestamp: 1,
 		Device:    "Netfilter",
@@ -100,7 +106,7 @@ func Descriptor() *plugin.Descriptor {
 		Output:    plugin.DTSink,
 		Wildcard:  true,
 		NewConfig: newConfig,
-		Options: map[string]string{
+		Options: sinkq.AddOptionDocs(map[string]string{
 			"file":          "output file (`mode=file`) or socket path (`mode=unix`, at most 107 bytes)",
 			"sync":          "file mode: 1 writes at the end of every batch of events",
 			"timestamp":     "0 leaves the time stamp out",
@@ -110,11 +116,25 @@ func Descriptor() *plugin.Descriptor {
 			"mode":          "`file`, `tcp`, `udp` or `unix`, in any case; anything else is a configuration error (`unknown mode 'X'`)",
 			"host":          "peer for `tcp`/`udp`",
 			"port":          "peer port for `tcp`/`udp`",
-		},
+			"layout":        "field names: `ulogd2` (ulogd2's keys) or `ecs` (Elastic Common Schema, see below)",
+		}),
 		Sample: sample,
+		Keys: func(c *Config) ([]keys.Spec, []keys.Spec, error) {
+			if _, err := parseLayout(c.Layout); err != nil {
+				return nil, nil, err
+			}
+			if m, err := parseMode(c.Mode); err == nil && m != modeFile {
+				return nil, nil, c.Options.Check()
+			}
+			return nil, nil, nil
+		},
 		Resources: func(c *Config) []string {
-			if m, err := parseMode(c.Mode); err == nil && m == modeFile {
+			m, err := parseMode(c.Mode)
+			if err == nil && m == modeFile {
 				return fileout.Resources(c.File)
+			}
+			if err == nil {
+				return c.Options.Resources()
 			}
 			return nil
 		},
@@ -128,6 +148,7 @@ type sink struct {
 	mode mode
 	log  *slog.Logger
 	lay  layout
+	ecs  *ecsFields // layout=ecs: the computed fields
 	clk  clock
 	now  func() time.Time
 	// clock stamps the records without a time of their own (flows).
@@ -179,6 +200,11 @@ func newSink(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 		s.addr = joinHostPort(cfg.Host, cfg.Port)
 	}
 	s.lay = buildLayout(env.Upstream, cfg)
+	if lay, err := parseLayout(cfg.Layout); err != nil {
+		return nil, err
+	} else if lay == layoutECS {
+		s.ecs = newECSFields(env.Upstream)
+	}
 	s.clk.init(time.Local)
 	s.scratch = make([]byte, 0, 4096)
 	return s, nil

@@ -578,7 +578,7 @@ func TestUDPWrapsAroundRing(t *testing.T) {
 	defer pc.Close()
 	port := pc.LocalAddr().(*net.UDPAddr).Port
 	d := newDirect(t, cfgWith(func(c *Config) { c.Mode = "udp"; c.Port = strconv.Itoa(port); c.Timestamp = 0 }), seqKeys)
-	d.s.tun.queueBytes = 1000
+	d.s.cfg.QueueBytes = 1000
 	if err := d.s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -641,7 +641,7 @@ func TestQueueOverflowCounted(t *testing.T) {
 	defer ln.Close()
 	d := newDirect(t, cfgWith(func(c *Config) { c.Mode = "unix"; c.File = path }), seqKeys)
 	shortBackoff(d)
-	d.s.tun.queueBytes = 64 << 10
+	d.s.cfg.QueueBytes = 64 << 10
 	if err := d.s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -707,7 +707,7 @@ func TestStopDeadline(t *testing.T) {
 	defer ln.Close()
 	d := newDirect(t, cfgWith(func(c *Config) { c.Mode = "unix"; c.File = path }), seqKeys)
 	shortBackoff(d)
-	d.s.tun.queueBytes = 64 << 10
+	d.s.cfg.QueueBytes = 64 << 10
 	if err := d.s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -124,14 +124,17 @@ func buildLayout(up []keys.Bound, cfg *Config) layout {
 	if cfg.EventV1 != 0 {
 		l.head = append(l.head, `"@version": 1`...)
 	}
+	ecs := cfg.Layout == "ecs"
 	if cfg.Timestamp != 0 {
-		if cfg.EventV1 != 0 {
+		if cfg.EventV1 != 0 || ecs {
 			l.tsKey = []byte(`"@timestamp": "`)
 		} else {
 			l.tsKey = []byte(`"timestamp": "`)
 		}
 	}
-	if dvc, ok := appendString([]byte(`"dvc": `), []byte(cfg.Device)); ok {
+	if ecs {
+		l.dvc = ecsHead(cfg.Device)
+	} else if dvc, ok := appendString([]byte(`"dvc": `), []byte(cfg.Device)); ok {
 		l.dvc = dvc
 	}
 	index := map[string]int32{} // build time only
@@ -147,8 +150,16 @@ func buildLayout(up []keys.Bound, cfg *Config) layout {
 			continue
 		}
 		name := cimAlias(u.Name)
+		if ecs {
+			if name = ecsName(u.Name); name == "" {
+				continue
+			}
+		}
 		if cfg.BooleanLabel != 0 && u.Name == "raw.label" && k != kString {
 			name, k = "action", kLabel
+			if ecs {
+				name = "ulogd.action"
+			}
 		}
 		src := source{slot: u.Slot, kind: k}
 		fi, ok := index[name]

@@ -8,11 +8,10 @@ import (
 	"github.com/ulogd-go/ulogd/internal/sinkq"
 )
 
-// tunables are the socket modes' bounds and delays: fields of the sink, so
-// that tests can shrink them without touching other instances.
+// tunables are the socket modes' delays: fields of the sink, so that tests
+// can shrink them without touching other instances. (The queue's bounds are
+// options: sinkq.Options in Config.)
 type tunables struct {
-	// queueBytes and queueRecords bound what waits for a socket peer.
-	queueBytes, queueRecords int
 	// backoffMin and backoffMax bound the wait between reconnection
 	// attempts; the first attempt after a loss is immediate.
 	backoffMin, backoffMax time.Duration
@@ -22,24 +21,29 @@ type tunables struct {
 
 func defaultTunables() tunables {
 	return tunables{
-		queueBytes:   16 << 20,
-		queueRecords: 1 << 20,
-		backoffMin:   time.Second,
-		backoffMax:   30 * time.Second,
-		stopDrain:    2 * time.Second,
+		backoffMin: time.Second,
+		backoffMax: 30 * time.Second,
+		stopDrain:  2 * time.Second,
 	}
 }
 
-// newQueue builds the socket modes' queue and its writer (not started).
-func (s *sink) newQueue() {
-	s.q = sinkq.New(sinkq.Config{MaxRecords: s.tun.queueRecords, MaxBytes: s.tun.queueBytes, Policy: sinkq.Drop})
+// newQueue builds the socket modes' queue (opening the spool under
+// overflow=spool) and its writer (not started).
+func (s *sink) newQueue() error {
+	q, err := s.cfg.Options.Open()
+	if err != nil {
+		return err
+	}
+	s.q = q
 	s.w = sinkq.NewWriter(s.q, sinkq.WriterConfig{
-		Dial:       s.dial,
-		BackoffMin: s.tun.backoffMin,
-		BackoffMax: s.tun.backoffMax,
-		Drain:      s.tun.stopDrain,
-		Log:        s.log,
-		Peer:       s.network + ":" + s.addr,
+		// With a spool, a peer down at start-up is waited for.
+		StartAnyway: s.q.Spool() != nil,
+		Dial:        s.dial,
+		BackoffMin:  s.tun.backoffMin,
+		BackoffMax:  s.tun.backoffMax,
+		Drain:       s.tun.stopDrain,
+		Log:         s.log,
+		Peer:        s.network + ":" + s.addr,
 		Texts: sinkq.Texts{
 			Full:      "JSON: send queue full, dropping records",
 			SendError: "JSON: Failure sending message",
@@ -48,10 +52,13 @@ func (s *sink) newQueue() {
 			DropStop:  "JSON: records dropped (send queue full, unsendable, or lost with a connection)",
 		},
 	})
+	return nil
 }
 
 func (s *sink) startSocket(ctx context.Context) error {
-	s.newQueue()
+	if err := s.newQueue(); err != nil {
+		return fmt.Errorf("JSON: %w", err)
+	}
 	if err := s.w.Start(ctx); err != nil {
 		return fmt.Errorf("can't connect to %s %s: %w", s.network, s.addr, err)
 	}
