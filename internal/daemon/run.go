@@ -345,6 +345,11 @@ func (d *daemon) serve(ctx context.Context, g *stack.Graph, sigs <-chan os.Signa
 		}
 	}
 	SdNotify("STOPPING=1")
+	// The endpoint goes first: a scrape reads the instances, which Stop
+	// tears down.
+	if d.msrv != nil {
+		d.msrv.Close()
+	}
 	g.Stop(context.Background())
 	cancel()
 	if runErr != nil {
@@ -353,9 +358,6 @@ func (d *daemon) serve(ctx context.Context, g *stack.Graph, sigs <-chan os.Signa
 		}
 	}
 	logCounters(log, g)
-	if d.msrv != nil {
-		d.msrv.Close()
-	}
 	return failed
 }
 
