@@ -56,6 +56,7 @@ var families = map[string]family{
 	plugin.MetricQueueDepth:   {help: "Records waiting in a sink's queue.", gauge: true},
 	plugin.MetricQueueBytes:   {help: "Bytes waiting in a sink's queue.", gauge: true},
 	plugin.MetricSpoolBytes:   {help: "Bytes in a sink's disk spool.", gauge: true},
+	plugin.MetricSpoolRecords: {help: "Records in a sink's disk spool.", gauge: true},
 	plugin.MetricSocketBuffer: {help: "The receive buffer size of a source's netlink socket (SO_RCVBUF), in bytes.", gauge: true},
 	"config_reloads_total":    {help: "Reloads of the configuration (the reload signal), by result."},
 	"config_last_reload_ok":   {help: "Whether the last reload of the configuration was applied (1) or refused (0); 1 before any.", gauge: true},

@@ -25,6 +25,7 @@ const (
 	MetricQueueDepth   = "queue_depth_records"         // sink: records waiting in its queue
 	MetricQueueBytes   = "queue_bytes"                 // sink: bytes waiting in its queue
 	MetricSpoolBytes   = "spool_bytes"                 // sink: bytes in its disk spool
+	MetricSpoolRecords = "spool_records"               // sink: records in its disk spool
 	MetricSocketBuffer = "socket_receive_buffer_bytes" // source: the netlink socket's SO_RCVBUF
 )
 
