@@ -14,6 +14,7 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/logging"
+	"github.com/ulogd-go/ulogd/internal/metrics"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/stack"
 )
@@ -45,7 +46,8 @@ type Options struct {
 	// Stdout and Stderr are the standard streams; nil means the process's.
 	Stdout, Stderr io.Writer
 	// Signals, when not nil, replaces the process's signals (SIGHUP,
-	// SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGINT); tests send on it.
+	// SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGINT, ReloadSignal); tests
+	// send on it.
 	Signals <-chan os.Signal
 	// Ready, when not nil, is called once the daemon runs (when systemd is
 	// told READY=1).
@@ -60,12 +62,18 @@ type daemon struct {
 	o    Options
 	dlog *Log
 	log  *slog.Logger
+	// col and msrv are the metrics endpoint's, when metrics_listen= is
+	// set.
+	col  *metrics.Collector
+	msrv *metrics.Server
 }
 
-// Run is the daemon: it loads the configuration and builds the stacks
-// (once), opens the daemon log, starts the stacks, drops privileges,
-// reports readiness, then handles signals (SIGHUP reopens the files,
-// SIGUSR1 logs the counters, SIGTERM and SIGINT stop) until a terminal
+// Run is the daemon: it loads the configuration and builds the stacks,
+// opens the daemon log, starts the stacks (and the metrics endpoint when
+// metrics_listen= is set), drops privileges, reports readiness, then
+// handles signals (SIGHUP reopens the files, ReloadSignal applies the
+// configuration file again and reopens the files, SIGUSR1 logs the
+// counters, SIGTERM and SIGINT stop) until a terminal
 // signal, a source's failure or the cancellation of ctx, and stops
 // everything, logging the counters.
 //
@@ -178,6 +186,10 @@ func (d *daemon) run(ctx context.Context) error {
 	if err := g.Start(ctx); err != nil {
 		return d.fatal(permissionHint(err))
 	}
+	if err := d.listenMetrics(g); err != nil {
+		g.Stop(context.Background())
+		return d.fatal(err)
+	}
 	if o.User != "" {
 		// Checked while still root: the process's own access is not
 		// the question, the user's is.
@@ -192,18 +204,44 @@ func (d *daemon) run(ctx context.Context) error {
 	return d.serve(ctx, g, sigs)
 }
 
-// load parses the configuration, builds the stacks and opens the daemon
-// log that the configuration names.
-func (d *daemon) load() (*stack.Graph, error) {
+// errParse and errBuild are the two ways a configuration file fails.
+var (
+	errParse = errors.New("unable to parse config file")
+	errBuild = errors.New("not even a single working plugin stack")
+)
+
+// configError is a configuration file that failed: Kind is errParse or
+// errBuild, Problems what was found (joined, one per line).
+type configError struct {
+	Kind     error
+	Problems error
+}
+
+func (e *configError) Error() string { return e.Kind.Error() }
+
+// build parses the configuration file and builds the stacks.
+func (d *daemon) build() (*stack.Graph, *configError) {
 	f, err := config.ParseFile(d.o.ConfigFile)
 	if err != nil {
-		d.printErrors(err)
-		return nil, d.fatal(errors.New("unable to parse config file"), "file", d.o.ConfigFile)
+		return nil, &configError{errParse, err}
 	}
 	g, err := stack.Build(f, d.o.Registry, d.log)
 	if err != nil {
-		d.printErrors(err)
-		return nil, d.fatal(errors.New("not even a single working plugin stack"))
+		return nil, &configError{errBuild, err}
+	}
+	return g, nil
+}
+
+// load parses the configuration, builds the stacks and opens the daemon
+// log that the configuration names.
+func (d *daemon) load() (*stack.Graph, error) {
+	g, cerr := d.build()
+	if cerr != nil {
+		d.printErrors(cerr.Problems)
+		if cerr.Kind == errParse {
+			return nil, d.fatal(cerr.Kind, "file", d.o.ConfigFile)
+		}
+		return nil, d.fatal(cerr.Kind)
 	}
 	if g.Global.Logfile != "" {
 		if err := d.dlog.Open(g.Global.Logfile); err != nil {
@@ -276,12 +314,19 @@ func (d *daemon) serve(ctx context.Context, g *stack.Graph, sigs <-chan os.Signa
 			}
 			log.Log(ctx, logging.LevelNotice, "signal received, calling pluginstances", "signal", sig.String())
 			if sig == syscall.SIGHUP {
-				if err := d.dlog.Reopen(); err != nil {
-					fmt.Fprintf(d.o.Stderr, "ERROR: %v\n", err)
+				d.reopen(g)
+				continue
+			}
+			if sig == ReloadSignal {
+				// A reload does what SIGHUP does too: systemctl
+				// reload used to send SIGHUP.
+				if err := d.reload(ctx, g); err != nil {
+					log.Log(ctx, logging.LevelFatal, err.Error())
+					failed = err
+					done = true
+					continue
 				}
-				if err := g.Reopen(); err != nil {
-					log.Error("reopen failed", "err", err)
-				}
+				d.reopen(g)
 				continue
 			}
 			g.Signal(sig)
@@ -300,6 +345,11 @@ func (d *daemon) serve(ctx context.Context, g *stack.Graph, sigs <-chan os.Signa
 		}
 	}
 	SdNotify("STOPPING=1")
+	// The endpoint goes first: a scrape reads the instances, which Stop
+	// tears down.
+	if d.msrv != nil {
+		d.msrv.Close()
+	}
 	g.Stop(context.Background())
 	cancel()
 	if runErr != nil {
@@ -309,6 +359,16 @@ func (d *daemon) serve(ctx context.Context, g *stack.Graph, sigs <-chan os.Signa
 	}
 	logCounters(log, g)
 	return failed
+}
+
+// reopen reopens the daemon log and every output file (SIGHUP).
+func (d *daemon) reopen(g *stack.Graph) {
+	if err := d.dlog.Reopen(); err != nil {
+		fmt.Fprintf(d.o.Stderr, "ERROR: %v\n", err)
+	}
+	if err := g.Reopen(); err != nil {
+		d.log.Error("reopen failed", "err", err)
+	}
 }
 
 // Version is ulogd-go's own version; the ulogd2 version it follows is

@@ -150,6 +150,7 @@ func (b *logBuffer) waitFor(t *testing.T, s string) {
 
 // daemonRun is an in-process daemon started by startDaemon.
 type daemonRun struct {
+	conf   string // the configuration file
 	sigs   chan os.Signal
 	cancel context.CancelFunc
 	done   chan error
@@ -182,7 +183,7 @@ func startDaemon(t *testing.T, conf string) *daemonRun {
 	t.Helper()
 	path := writeConf(t, t.TempDir(), conf)
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &daemonRun{sigs: make(chan os.Signal, 1), cancel: cancel, done: make(chan error, 1), stderr: newLogBuffer()}
+	d := &daemonRun{conf: path, sigs: make(chan os.Signal, 1), cancel: cancel, done: make(chan error, 1), stderr: newLogBuffer()}
 	ready := make(chan struct{})
 	go func() {
 		d.done <- Run(ctx, Options{

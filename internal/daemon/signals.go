@@ -7,8 +7,14 @@ import (
 	"syscall"
 )
 
+// ReloadSignal makes the daemon apply a changed configuration file
+// (systemctl reload). SIGHUP keeps ulogd2's meaning, reopening the files;
+// SIGWINCH is free in ulogd2, and its default action is to ignore it, so
+// sending it to a ulogd2 or an older ulogd-go does no harm.
+const ReloadSignal = syscall.SIGWINCH
+
 // Signals delivers the signals ulogd reacts to: SIGHUP, SIGUSR1, SIGUSR2,
-// SIGALRM, SIGTERM and SIGINT. It is the only signal.Notify in the program;
+// SIGALRM, SIGTERM and SIGINT, and ReloadSignal. It is the only signal.Notify in the program;
 // the main loop reads C between events, which is ulogd's self-pipe design.
 type Signals struct {
 	C <-chan os.Signal
@@ -18,7 +24,7 @@ type Signals struct {
 func handled() []os.Signal {
 	return []os.Signal{
 		syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2,
-		syscall.SIGALRM, syscall.SIGTERM, syscall.SIGINT,
+		syscall.SIGALRM, syscall.SIGTERM, syscall.SIGINT, ReloadSignal,
 	}
 }
 

@@ -11,7 +11,7 @@ func TestNotifySignals(t *testing.T) {
 	sigs, stop := NotifySignals()
 	defer stop()
 	for _, sig := range []syscall.Signal{
-		syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGALRM, syscall.SIGTERM, syscall.SIGINT,
+		syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGALRM, syscall.SIGTERM, syscall.SIGINT, ReloadSignal,
 	} {
 		if err := syscall.Kill(os.Getpid(), sig); err != nil {
 			t.Fatal(err)
@@ -35,7 +35,7 @@ func TestNotifySignals(t *testing.T) {
 func TestIsTerminal(t *testing.T) {
 	for sig, want := range map[os.Signal]bool{
 		syscall.SIGTERM: true, os.Interrupt: true, syscall.SIGHUP: false,
-		syscall.SIGUSR1: false, syscall.SIGUSR2: false, syscall.SIGALRM: false,
+		syscall.SIGUSR1: false, syscall.SIGUSR2: false, syscall.SIGALRM: false, ReloadSignal: false,
 	} {
 		if got := IsTerminal(sig); got != want {
 			t.Errorf("IsTerminal(%v) = %v", sig, got)

@@ -8,7 +8,8 @@
 // The files: build.go (Build, error collection), global.go (the [global]
 // section and plugin names), graph.go (stack= lines: nodes, shared
 // sources, exclusive resources), bind.go (key binding), run.go (start,
-// run, stop, signals), explain.go (--explain).
+// run, stop, signals), reload.go (switching a running graph to a new
+// one), explain.go (--explain).
 package stack
 
 import (

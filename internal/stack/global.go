@@ -2,6 +2,9 @@ package stack
 
 import (
 	"errors"
+	"fmt"
+	"net"
+	"strconv"
 
 	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/plugin"
@@ -15,6 +18,10 @@ type Global struct {
 	Loglevel    int
 	LoglevelSet bool
 	LoglevelPos config.Pos
+	// MetricsListen is metrics_listen=, the address:port of the metrics
+	// and health endpoint; "" (the default) serves none.
+	MetricsListen    string
+	MetricsListenPos config.Pos
 }
 
 // isLegacyGlobal reports whether key is a ulogd-1.x [global] option, which
@@ -37,6 +44,17 @@ func (b *builder) global() {
 	for _, e := range sec.Entries {
 		switch e.Key {
 		case "stack", "plugin":
+		case "metrics_listen":
+			if first, dup := seen[e.Key]; dup {
+				b.errf(e.Pos, "option %q occurred more than once (first on line %d)", e.Key, first.Line)
+				continue
+			}
+			seen[e.Key] = e.Pos
+			if err := checkListen(e.Value); err != nil {
+				b.errf(e.Pos, "metrics_listen=%q: %v", e.Value, err)
+				continue
+			}
+			b.g.Global.MetricsListen, b.g.Global.MetricsListenPos = e.Value, e.Pos
 		case "logfile", "loglevel":
 			if first, dup := seen[e.Key]; dup {
 				b.errf(e.Pos, "option %q occurred more than once (first on line %d)", e.Key, first.Line)
@@ -68,7 +86,7 @@ func (b *builder) global() {
 				continue
 			}
 			b.errf(e.Pos, "unknown option %q in section [global]%s", e.Key,
-				suggest.Hint(e.Key, []string{"logfile", "loglevel", "plugin", "stack"}, true))
+				suggest.Hint(e.Key, []string{"logfile", "loglevel", "metrics_listen", "plugin", "stack"}, true))
 		}
 	}
 	for _, e := range sec.Values("plugin") {
@@ -99,4 +117,20 @@ func (b *builder) pluginLine(e config.Entry) {
 	default:
 		b.errf(e.Pos, "plugin %s: %v", e.Value, err)
 	}
+}
+
+// checkListen checks a metrics_listen= value: host:port with a numeric
+// port, the host an IP address or a name ("" or no host means every
+// address, which the documentation advises against). Port 0 picks a free
+// port, which the daemon log names (for tests).
+func checkListen(v string) error {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("want address:port, such as 127.0.0.1:19756 (%v)", err)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
 }

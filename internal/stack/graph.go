@@ -54,6 +54,13 @@ type Source struct {
 	*Node
 	Stacks []*Stack
 	run    *runner
+
+	// The source's goroutine, under the Graph's runMu: done is closed
+	// when Run returns (nil: not launched), cancel cancels its context,
+	// retired marks a source Reload stopped, whose end is no error.
+	done    chan struct{}
+	cancel  context.CancelFunc
+	retired bool
 }
 
 // Graph is the result of Build: every stack and every distinct source.
@@ -65,13 +72,22 @@ type Graph struct {
 	log      *slog.Logger
 	started  []*Node
 
-	// runMu guards stopped and cancelRun against Run starting in another
-	// goroutine; running counts Run calls in progress, so that Stop stops
-	// filters and sinks only once no walk or flush can be in flight.
+	// mu guards Stacks and Sources, which Reload replaces, against the
+	// readers in other goroutines (Run's ticker, Instances).
+	mu sync.RWMutex
+
+	// runMu guards stopped, cancelRun, runCtx, live and the sources'
+	// goroutine state against Run starting in another goroutine; running
+	// counts Run calls in progress, so that Stop stops filters and sinks
+	// only once no walk or flush can be in flight. srcWG counts the
+	// sources' goroutines, live those not retired by Reload.
 	runMu     sync.Mutex
 	stopped   bool
 	cancelRun context.CancelCauseFunc
+	runCtx    context.Context
+	live      int
 	running   sync.WaitGroup
+	srcWG     sync.WaitGroup
 }
 
 // token is one id:PLUGIN element of a stack= line.

@@ -25,6 +25,25 @@ type Counters struct {
 	Stopped  atomic.Uint64 // walks ended here with Stop
 	Failed   atomic.Uint64 // walks ended here with Fail
 	Lost     atomic.Uint64 // events the source knows it lost
+	// LastEvent is when the instance last received an event, in Unix
+	// nanoseconds (0: never), to within a receive batch or a second: it
+	// is brought up to date when the source flushes, not per event.
+	LastEvent atomic.Int64
+	seen      uint64 // Received at the last flush; under the runner's mu
+}
+
+// touch sets LastEvent to now when events arrived since the last flush;
+// *now is read from the clock on first need.
+func (c *Counters) touch(now *int64) {
+	n := c.Received.Load()
+	if n == c.seen {
+		return
+	}
+	c.seen = n
+	if *now == 0 {
+		*now = time.Now().UnixNano()
+	}
+	c.LastEvent.Store(*now)
 }
 
 // runner is the Emitter of one source: it serialises the walks of every
@@ -63,7 +82,10 @@ func (r *runner) Flush() {
 }
 
 func (r *runner) flushLocked() {
+	var now int64
+	r.src.stats.touch(&now)
 	r.src.downstream(func(in *Node) {
+		in.stats.touch(&now)
 		if f, ok := in.Inst.(plugin.Flusher); ok {
 			if err := f.Flush(); err != nil {
 				r.failNotice(in, err)
@@ -175,7 +197,8 @@ func (g *Graph) stopNode(ctx context.Context, in *Node) {
 // Run runs every source in its own goroutine until ctx is cancelled, and
 // flushes buffering sinks once a second so that nothing waits in memory
 // for long when traffic is low. It returns the first source error, after
-// cancelling the others.
+// cancelling the others; it returns nil once every source has returned.
+// Sources that Reload adds run under the same Run.
 func (g *Graph) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -185,38 +208,68 @@ func (g *Graph) Run(ctx context.Context) error {
 		return nil
 	}
 	g.cancelRun = cancel
+	g.runCtx = ctx
 	g.running.Add(1)
+	for _, src := range g.Sources {
+		g.launchLocked(src)
+	}
+	if g.live == 0 {
+		cancel(nil)
+	}
 	g.runMu.Unlock()
 	defer g.running.Done()
-	var wg sync.WaitGroup
-	for _, src := range g.Sources {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			si := src.Inst.(plugin.SourceInstance)
-			if err := si.Run(ctx, src.run); err != nil && ctx.Err() == nil {
-				cancel(fmt.Errorf("source %s (%s): %w", src.ID, src.Desc.Name, err))
-			}
-		}()
-	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
 	for {
 		select {
 		case <-tick.C:
-			for _, src := range g.Sources {
+			for _, src := range g.sources() {
 				src.run.Flush()
 			}
-		case <-done:
-			return runError(ctx)
 		case <-ctx.Done():
 			// Sources return once Stop closes their sockets.
-			<-done
+			g.srcWG.Wait()
 			return runError(ctx)
 		}
 	}
+}
+
+// launchLocked starts the goroutine of a source that has none, if Run
+// runs (else Run starts it). Called with runMu held.
+func (g *Graph) launchLocked(src *Source) {
+	if src.done != nil || g.runCtx == nil {
+		return
+	}
+	sctx, scancel := context.WithCancel(g.runCtx)
+	src.cancel, src.done = scancel, make(chan struct{})
+	g.live++
+	g.srcWG.Add(1)
+	cancelRun := g.cancelRun
+	go func() {
+		defer g.srcWG.Done()
+		defer close(src.done)
+		si := src.Inst.(plugin.SourceInstance)
+		err := si.Run(sctx, src.run)
+		g.runMu.Lock()
+		defer g.runMu.Unlock()
+		g.live--
+		if src.retired {
+			return
+		}
+		if err != nil && sctx.Err() == nil {
+			cancelRun(fmt.Errorf("source %s (%s): %w", src.ID, src.Desc.Name, err))
+		}
+		if g.live == 0 {
+			cancelRun(nil)
+		}
+	}()
+}
+
+// sources returns the current sources (Reload replaces the list).
+func (g *Graph) sources() []*Source {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.Sources
 }
 
 // runError is Run's result: the first source error, or nil when Run was
@@ -325,5 +378,10 @@ func (g *Graph) Signal(sig os.Signal) {
 	}
 }
 
-// Instances returns every distinct instance (sinks, filters, sources).
-func (g *Graph) Instances() []*Node { return g.order(plugin.Sink, plugin.Filter, plugin.Source) }
+// Instances returns every distinct instance (sinks, filters, sources). It
+// may be called from any goroutine, also while Reload runs.
+func (g *Graph) Instances() []*Node {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.order(plugin.Sink, plugin.Filter, plugin.Source)
+}

@@ -13,6 +13,7 @@ package eventsock
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/ulogd-go/ulogd/internal/logging"
@@ -54,6 +55,27 @@ type Loop struct {
 
 	errs      Errors
 	truncNote logging.Limiter
+	// decodeErrs counts errs.Decode for readers in other goroutines (the
+	// metrics endpoint); errs is the receive goroutine's.
+	decodeErrs atomic.Uint64
+}
+
+// DecodeErrors returns how many messages could not be decoded. Safe from
+// any goroutine.
+func (l *Loop) DecodeErrors() uint64 { return l.decodeErrs.Load() }
+
+// SocketBuffer returns the socket's receive buffer size as the kernel
+// reports it (SO_RCVBUF), 0 before Ready or once the socket is closed.
+// Safe from any goroutine while Ready has run before (Start).
+func (l *Loop) SocketBuffer() int {
+	if l.conn == nil {
+		return 0
+	}
+	n, err := l.conn.ReadBuffer()
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // SetBuffer sizes c's receive buffer (see Buffer.Set); call it before the
@@ -176,6 +198,7 @@ func (l *Loop) DecodeError(e Sink, err error) {
 	if !l.SeqCounts {
 		l.Count(e, 1)
 	}
+	l.decodeErrs.Add(1)
 	l.errs.DecodeError(l.Log, l.DecodeMsg, err)
 }
 
