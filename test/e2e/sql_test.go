@@ -3,7 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -207,4 +212,201 @@ func TestSQLDiffPackets(t *testing.T) {
 	if v6 == 0 || v6 == len(ours) {
 		t.Errorf("%d IPv6 rows of %d", v6, len(ours))
 	}
+}
+
+// udpFlows sends one datagram to each of n distinct 5-tuples A → B (source
+// port 20000 + i/50000, destination port 1024 + i%50000), rate per second,
+// and calls at(i) before datagram i.
+func (p *NSPair) udpFlows(n, rate int, at func(i int)) error {
+	src, dst := addrs(p, false)
+	return InNetns(p.A, func() error {
+		var socks []*net.UDPConn
+		defer func() {
+			for _, c := range socks {
+				c.Close()
+			}
+		}()
+		for k := range (n + 49999) / 50000 {
+			c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, uint16(20000+k))))
+			if err != nil {
+				return err
+			}
+			socks = append(socks, c)
+		}
+		start := time.Now()
+		for i := range n {
+			at(i)
+			if due := start.Add(time.Duration(i) * time.Second / time.Duration(rate)); time.Until(due) > 0 {
+				time.Sleep(time.Until(due))
+			}
+			to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, uint16(1024+i%50000)))
+			if _, err := socks[i/50000].WriteToUDP([]byte("x"), to); err != nil {
+				return fmt.Errorf("datagram %d: %w", i, err)
+			}
+		}
+		return nil
+	})
+}
+
+var countersRe = regexp.MustCompile(`counters instance=(\S+) plugin=\S+ (?:events=(\d+) lost=(\d+)|received=(\d+) stopped=\d+ failed=\d+ written=(\d+) dropped=(\d+))`)
+
+// exitCounters returns the counters our daemon logged at exit: for the
+// source its events and lost, for a sink its received, written and dropped.
+func exitCounters(t *testing.T, logfile string) map[string][3]int {
+	t.Helper()
+	out := map[string][3]int{}
+	for _, l := range ReadLines(t, logfile) {
+		m := countersRe.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		atoi := func(s string) int { n, _ := strconv.Atoi(s); return n }
+		if m[2] != "" {
+			out[m[1]] = [3]int{atoi(m[2]), atoi(m[3])}
+		} else {
+			out[m[1]] = [3]int{atoi(m[4]), atoi(m[5]), atoi(m[6])}
+		}
+	}
+	return out
+}
+
+// TestSQLOutage stops PostgreSQL for 10 s while 5000 new flows/s reach
+// our daemon (NFCT NEW events → IP2STR → PGSQL into ulog2_ct), then starts
+// it again. With a backlog large enough for the outage every flow the
+// kernel created (the nft "ct state new" counter) is a row; with a small
+// one, the rows missing are exactly the rows the sink counted as dropped.
+func TestSQLOutage(t *testing.T) {
+	RequireRoot(t)
+	RequireTools(t, baseTools...)
+	if testing.Short() {
+		t.Skip("a 14 s load with a database outage")
+	}
+	for _, tc := range []struct {
+		name   string
+		memcap int
+		down   time.Duration
+	}{
+		{"large-backlog", 64 << 20, 10 * time.Second},
+		{"small-backlog", 200000, 4 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const rate = 5000
+			s := testpg.Start(t)
+			s.CreateDB("flows", pgFlatSchema)
+			p := NewNSPair(t, NSOptions{Conntrack: true})
+			dir := t.TempDir()
+			logfile := filepath.Join(dir, "ours.log")
+			conf := WriteConfig(t, filepath.Join(dir, "ours.conf"), fmt.Sprintf(`[global]
+logfile=%q
+loglevel=3
+stack=ct1:NFCT,ip2str1:IP2STR,pg1:PGSQL
+
+[ct1]
+event_mask=1
+hash_enable=0
+
+[pg1]
+host=%q
+user="postgres"
+db="flows"
+table="ulog2_ct"
+procedure="INSERT"
+reconnect=1
+backlog_memcap=%d
+`, logfile, s.Dir, tc.memcap))
+			d := StartDaemon(t, DaemonSpec{Name: "ours", Binary: OurBinary(t), Netns: p.A, Config: conf, Logfile: logfile})
+			n := int((tc.down + 4*time.Second).Seconds()) * rate
+			stopAt, startAt := 2*rate, 2*rate+int(tc.down.Seconds())*rate
+			// The server is stopped and started from this goroutine: a
+			// process started from the traffic's thread would live in A.
+			at, ack, sent := make(chan int), make(chan struct{}), make(chan error, 1)
+			go func() {
+				sent <- p.udpFlows(n, rate, func(i int) {
+					if i == stopAt || i == startAt {
+						at <- i
+						<-ack
+					}
+				})
+			}()
+			for range 2 {
+				if <-at == stopAt {
+					s.Stop()
+				} else {
+					s.Start()
+				}
+				ack <- struct{}{}
+			}
+			if err := <-sent; err != nil {
+				t.Fatal(err)
+			}
+			truth := NftChainCounter(t, p, "out")
+			q := "select count(*) from ulog2_ct where orig_ip_protocol = 17 and orig_l4_dport >= 1024"
+			// Wait until every flow is a row, or the rows stopped coming for
+			// 5 s once the database is back (the small backlog).
+			conn := s.Connect("flows")
+			last, changed := -1, time.Now()
+			WaitFor(t, 90*time.Second, "rows to settle", func() bool {
+				var got int
+				if err := conn.QueryRow(context.Background(), q).Scan(&got); err != nil {
+					return false
+				}
+				if got != last {
+					last, changed = got, time.Now()
+				}
+				return got >= truth || time.Since(changed) > 5*time.Second
+			})
+			if _, err := d.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			c := exitCounters(t, logfile)
+			events, lost := c["ct1"][0], c["ct1"][1]
+			written, dropped := c["pg1"][1], c["pg1"][2]
+			var rows, distinct int
+			conn.QueryRow(context.Background(), q).Scan(&rows)
+			conn.QueryRow(context.Background(), strings.Replace(q, "count(*)", "count(distinct (orig_l4_sport, orig_l4_dport))", 1)).Scan(&distinct)
+			t.Logf("flows %d (nft), NFCT events %d lost %d, PGSQL written %d dropped %d, rows %d (distinct %d)",
+				truth, events, lost, written, dropped, rows, distinct)
+			if truth < n {
+				t.Errorf("nft counted %d new flows, %d sent", truth, n)
+			}
+			if lost != 0 || events < truth {
+				t.Errorf("the kernel's events were not all received: %d events, %d lost, %d flows", events, lost, truth)
+			}
+			if rows != distinct || rows != written {
+				t.Errorf("rows %d, distinct %d, written %d", rows, distinct, written)
+			}
+			if rows+dropped != truth {
+				t.Errorf("rows %d + dropped %d != flows %d", rows, dropped, truth)
+			}
+			if t.Failed() {
+				for _, l := range ReadLines(t, logfile) {
+					if strings.Contains(l, "PGSQL") {
+						t.Log(l)
+					}
+				}
+				t.Log(s.Log())
+			}
+			if tc.memcap > 1<<20 && dropped != 0 {
+				t.Errorf("%d rows dropped with a backlog of %d bytes", dropped, tc.memcap)
+			}
+			if tc.memcap < 1<<20 && dropped == 0 {
+				t.Error("nothing dropped with a small backlog: the bound was not tested")
+			}
+		})
+	}
+}
+
+var nftCounterRe = regexp.MustCompile(`counter packets (\d+)`)
+
+// NftChainCounter returns the packets of the first counter of chain in A's
+// table inet ulogdtest (NSOptions.Conntrack: "ct state new" packets).
+func NftChainCounter(t *testing.T, p *NSPair, chain string) int {
+	t.Helper()
+	out := p.Exec(t, p.A, "nft", "list", "chain", "inet", "ulogdtest", chain)
+	m := nftCounterRe.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no counter in chain %s:\n%s", chain, out)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
 }
