@@ -184,7 +184,7 @@ func TestSQLDiffPackets(t *testing.T) {
 		}
 		return PacketConfig{
 			Logfile: logfile, Group: group, Outputs: map[string]string{"emu1": out},
-			Stacks: []string{CanonicalPacketStack, "log1:NFLOG,base2:BASE,ifi2:IFINDEX,ip2str2:IP2STR,mac2:HWHDR,pg1:PGSQL"},
+			Stacks:   []string{CanonicalPacketStack, "log1:NFLOG,base2:BASE,ifi2:IFINDEX,ip2str2:IP2STR,mac2:HWHDR,pg1:PGSQL"},
 			Sections: []string{fmt.Sprintf("[pg1]\nhost=%q\nuser=\"postgres\"\ndb=%q\ntable=\"ulog\"\nprocedure=\"INSERT_PACKET_FULL\"\n", s.Dir, db)},
 		}.String()
 	})
