@@ -77,6 +77,7 @@ var pluginSO = map[string]string{
 	"IFINDEX": "filter_IFINDEX", "IP2STR": "filter_IP2STR", "HWHDR": "filter_HWHDR",
 	"PRINTFLOW": "filter_PRINTFLOW", "PRINTPKT": "filter_PRINTPKT",
 	"LOGEMU": "output_LOGEMU", "JSON": "output_JSON",
+	"PGSQL": "output_PGSQL", "SQLITE3": "output_SQLITE3",
 }
 
 // stackConf is a ulogd.conf that ulogd2 runs (it needs the plugin= lines)
@@ -84,6 +85,10 @@ var pluginSO = map[string]string{
 type stackConf struct {
 	text string // with @DIR@ for the run directory
 	out  string // name of the sink's file in the run directory
+	// Database sinks: setup readies the database before each run (an
+	// empty table), count returns the rows written (sql.go).
+	setup func(dir string) error
+	count func(dir string) (uint64, error)
 }
 
 // newStackConf builds the config of one stack: the source (first instance)
@@ -160,6 +165,11 @@ func (o *options) spec(kind string, conf stackConf, runDir string) subjectSpec {
 
 func runFlowScenario(o *options, sc string, rate int) []result {
 	v := flowScenarios[sc]
+	return runRounds(o, flowLoad(o, sc, rate, v.hash), o.subjects, flowConf(o.plugDir, v.hash, v.json))
+}
+
+// flowLoad is the load of a flow scenario at rate (0: max).
+func flowLoad(o *options, sc string, rate int, hash bool) load {
 	flows := o.flows
 	offered := "max"
 	if rate > 0 {
@@ -172,7 +182,7 @@ func runFlowScenario(o *options, sc string, rate int) []result {
 			flows = 250000
 		}
 	}
-	l := load{scenario: sc, offered: offered, ruleset: rulesetFlows, hash: v.hash,
+	l := load{scenario: sc, offered: offered, ruleset: rulesetFlows, hash: hash,
 		gen: genConfig{Flows: flows, Rate: rate, MaxTime: time.Duration(o.seconds*float64(time.Second)) + 2*time.Second}}
 	lagRate := rate
 	if lagRate == 0 {
@@ -187,7 +197,7 @@ func runFlowScenario(o *options, sc string, rate int) []result {
 		l.gen.Delete = true
 		l.gen.DeleteLag = max(1, int(o.deleteLag*float64(lagRate)))
 	}
-	return runRounds(o, l, o.subjects, flowConf(o.plugDir, v.hash, v.json))
+	return l
 }
 
 func runBurstScenario(o *options) []result {
@@ -222,6 +232,12 @@ func runBurstScenario(o *options) []result {
 func (o *options) burstFlowsSlack() uint64 { return 1000 + uint64(o.burstFlows)/10 }
 
 func runPacketScenario(o *options, sc string) []result {
+	l, subjects := packetLoad(o, sc)
+	return runRounds(o, l, subjects, pktConf(o.plugDir, pktScenarios[sc]))
+}
+
+// packetLoad is the load of a packet scenario and its subjects.
+func packetLoad(o *options, sc string) (load, []string) {
 	l := load{scenario: sc, offered: "max", ruleset: rulesetPackets, packets: true, end: "none",
 		gen: genConfig{Flows: o.pktMax, MaxTime: time.Duration(o.pktSeconds * float64(time.Second))}}
 	var subjects []string
@@ -230,7 +246,7 @@ func runPacketScenario(o *options, sc string) []result {
 			subjects = append(subjects, subj)
 		}
 	}
-	return runRounds(o, l, subjects, pktConf(o.plugDir, pktScenarios[sc]))
+	return l, subjects
 }
 
 // runRounds measures every subject -repeat times on the same load, in
@@ -322,6 +338,12 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 		return r
 	}
 	defer g.Close()
+	if conf.setup != nil && kind != subjFloor {
+		if err := conf.setup(dir); err != nil {
+			r.Err = err.Error()
+			return r
+		}
+	}
 	s, err := startSubject(o.spec(kind, conf, dir), n.Server, dir)
 	if err != nil {
 		r.Err = err.Error()
