@@ -89,6 +89,7 @@ type stackConf struct {
 	// empty table), count returns the rows written (sql.go).
 	setup func(dir string) error
 	count func(dir string) (uint64, error)
+	dbCPU func() uint64 // the database server's CPU ticks so far
 }
 
 // newStackConf builds the config of one stack: the source (first instance)
@@ -357,6 +358,10 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 			return r
 		}
 	}
+	var dbBefore uint64
+	if conf.dbCPU != nil {
+		dbBefore = conf.dbCPU()
+	}
 	s, err := startSubject(o.spec(kind, conf, dir), n.Server, dir)
 	if err != nil {
 		r.Err = err.Error()
@@ -449,6 +454,10 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 	}
 	lc := s.logged()
 	r.Logged = lc.Lines
+	if conf.dbCPU != nil && kind != subjFloor && r.Logged > 0 {
+		ms := float64(conf.dbCPU()-dbBefore) * 1000 / clockTicks
+		extra = append(extra, fmt.Sprintf("db CPU %.0f ms, %.2f ms/1k rows", ms, ms*1000/float64(r.Logged)))
+	}
 	if kind == subjFloor {
 		s.mu.Lock()
 		if e := s.floor[2]; e > 0 {

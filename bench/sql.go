@@ -143,6 +143,7 @@ func sqlConf(plugDir, sc string) (stackConf, error) {
 		table, reset = "ulog2", "TRUNCATE ulog2, tcp, udp, icmp, icmpv6, sctp, hwhdr, mac RESTART IDENTITY CASCADE"
 	}
 	conf.setup = func(string) error { return pgExec(s, v.db, reset) }
+	conf.dbCPU = postgresCPUTicks
 	conf.count = func(string) (uint64, error) { return pgCount(s, v.db, "select count(*) from "+table) }
 	return conf, nil
 }
@@ -169,4 +170,25 @@ func runSQLScenario(o *options, sc string) []result {
 		rs = append(rs, runRounds(o, flowLoad(o, sc, rate, false), subjects, conf)...)
 	}
 	return rs
+}
+
+// postgresCPUTicks sums utime+stime of every running postgres process
+// (the server's, whose backends live as long as their connections: the
+// daemons' stay for the whole run).
+func postgresCPUTicks() uint64 {
+	ents, _ := os.ReadDir("/proc")
+	var sum uint64
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil || !strings.Contains(string(stat), "(postgres)") {
+			continue
+		}
+		if t, err := cpuTicks(stat); err == nil {
+			sum += t
+		}
+	}
+	return sum
 }
