@@ -18,6 +18,7 @@ import (
 	_ "github.com/ulogd-go/ulogd/plugins/filter/hwhdr"
 	_ "github.com/ulogd-go/ulogd/plugins/filter/ifindex"
 	_ "github.com/ulogd-go/ulogd/plugins/filter/ip2str"
+	_ "github.com/ulogd-go/ulogd/plugins/input/nfacct"
 	_ "github.com/ulogd-go/ulogd/plugins/input/nfct"
 	_ "github.com/ulogd-go/ulogd/plugins/input/nflog"
 )
@@ -211,6 +212,35 @@ func TestPGSQL(t *testing.T) {
 			if !strings.Contains(lines, want) {
 				t.Errorf("explain lacks %q:\n%s", want, lines)
 			}
+		}
+	})
+
+	// NFACCT's sums through INSERT_NFACCT into the table nfacct; a counter
+	// too large for its integer column is refused, counted and skipped.
+	t.Run("InsertNfacct", func(t *testing.T) {
+		up, r := sqltest.Upstream(t, "NFACCT")
+		inst, err := sqltest.New(t, "PGSQL", conn("full")+"table=nfacct\nprocedure=INSERT_NFACCT\n", up)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sqltest.Start(t, inst)
+		for i, bytes := range []uint64{420, 1 << 40, 840} {
+			r.Reset()
+			sqltest.Set(t, up, r, "sum.name", fmt.Sprintf("icmp%d", i))
+			sqltest.Set(t, up, r, "sum.pkts", 5)
+			sqltest.Set(t, up, r, "sum.bytes", bytes)
+			sqltest.Set(t, up, r, "oob.time.sec", 1795630392)
+			sqltest.Set(t, up, r, "oob.time.usec", i)
+			inst.(plugin.Interpreter).Interp(r)
+		}
+		if err := stop(t, inst); err != nil {
+			t.Fatal(err)
+		}
+		if w, d := sqltest.Counters(inst); w != 2 || d != 1 {
+			t.Errorf("%s, want 2 written and 1 dropped", sqltest.String(inst))
+		}
+		if n := count(t, s, "full", "select count(*) from nfacct where sum_name in ('icmp0','icmp2') and sum_pkts = 5"); n != 2 {
+			t.Errorf("rows: %d, want 2", n)
 		}
 	})
 
