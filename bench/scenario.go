@@ -86,6 +86,7 @@ var pluginSO = map[string]string{
 	"IFINDEX": "filter_IFINDEX", "IP2STR": "filter_IP2STR", "HWHDR": "filter_HWHDR",
 	"PRINTFLOW": "filter_PRINTFLOW", "PRINTPKT": "filter_PRINTPKT",
 	"LOGEMU": "output_LOGEMU", "JSON": "output_JSON",
+	"PGSQL": "output_PGSQL", "SQLITE3": "output_SQLITE3",
 }
 
 // stackConf is a ulogd.conf that ulogd2 runs (it needs the plugin= lines)
@@ -93,6 +94,11 @@ var pluginSO = map[string]string{
 type stackConf struct {
 	text string // with @DIR@ for the run directory
 	out  string // name of the sink's file in the run directory
+	// Database sinks: setup readies the database before each run (an
+	// empty table), count returns the rows written (sql.go).
+	setup func(dir string) error
+	count func(dir string) (uint64, error)
+	dbCPU func() uint64 // the database server's CPU ticks so far
 }
 
 // newStackConf builds the config of one stack: the source (first instance)
@@ -256,6 +262,12 @@ func runBurstScenario(o *options, cgnat bool) []result {
 func (o *options) burstFlowsSlack() uint64 { return 1000 + uint64(o.burstFlows)/10 }
 
 func runPacketScenario(o *options, sc string) []result {
+	l, subjects := packetLoad(o, sc)
+	return runRounds(o, l, subjects, pktConf(o.plugDir, pktScenarios[sc]))
+}
+
+// packetLoad is the load of a packet scenario and its subjects.
+func packetLoad(o *options, sc string) (load, []string) {
 	l := load{scenario: sc, offered: "max", ruleset: rulesetPackets, packets: true, end: "none",
 		gen: genConfig{Flows: o.pktMax, MaxTime: time.Duration(o.pktSeconds * float64(time.Second))}}
 	var subjects []string
@@ -264,7 +276,7 @@ func runPacketScenario(o *options, sc string) []result {
 			subjects = append(subjects, subj)
 		}
 	}
-	return runRounds(o, l, subjects, pktConf(o.plugDir, pktScenarios[sc]))
+	return l, subjects
 }
 
 // runRounds measures every subject -repeat times on the same load, in
@@ -376,6 +388,16 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 		return r
 	}
 	defer g.Close()
+	if conf.setup != nil && kind != subjFloor {
+		if err := conf.setup(dir); err != nil {
+			r.Err = err.Error()
+			return r
+		}
+	}
+	var dbBefore uint64
+	if conf.dbCPU != nil {
+		dbBefore = conf.dbCPU()
+	}
 	s, err := startSubject(o.spec(kind, conf, dir), n.Server, dir)
 	if err != nil {
 		r.Err = err.Error()
@@ -472,6 +494,10 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 	}
 	lc := s.logged()
 	r.Logged = lc.Lines
+	if conf.dbCPU != nil && kind != subjFloor && r.Logged > 0 {
+		ms := float64(conf.dbCPU()-dbBefore) * 1000 / clockTicks
+		extra = append(extra, fmt.Sprintf("db CPU %.0f ms, %.2f ms/1k rows", ms, ms*1000/float64(r.Logged)))
+	}
 	if kind == subjFloor {
 		s.mu.Lock()
 		if e := s.floor[2]; e > 0 {

@@ -97,6 +97,7 @@ type Env struct {
 	ID     string // instance id from the stack line
 	Plugin string // plugin name
 	Config any    // the pointer NewConfig returned, decoded from the [id] section
+	Pos    string // the stack= line that names the instance ("file:line"), for errors found at Start
 
 	// In holds one slot per input key returned by Keys, in order; an
 	// unbound optional input has keys.NoSlot.
@@ -192,6 +193,14 @@ type Dropper interface {
 // reached their file or peer; reported as "written" beside "dropped".
 type WriteCounter interface {
 	Written() uint64
+}
+
+// Explainer is implemented by instances whose input binding is known only
+// at run time (the SQL sinks read their table's columns from the
+// database). --explain prints the lines Explain returns under the
+// instance; Explain may connect, read only and bounded in time.
+type Explainer interface {
+	Explain(ctx context.Context) []string
 }
 
 // Signaler is implemented by instances that react to SIGUSR1, SIGUSR2 or

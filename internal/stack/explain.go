@@ -1,10 +1,12 @@
 package stack
 
 import (
+	"context"
 	"fmt"
 	"io"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
 // Explain writes every stack with the binding of every input key: which
@@ -35,6 +37,11 @@ func (g *Graph) Explain(w io.Writer) {
 				fmt.Fprintf(w, "    in  (every upstream key: %d)\n", len(in.Upstream))
 				for _, u := range in.Upstream {
 					fmt.Fprintf(w, "        %-24s %-16s <- %s [slot %d]\n", u.Name, u.Type, u.Instance, u.Slot)
+				}
+			}
+			if ex, ok := in.Inst.(plugin.Explainer); ok {
+				for _, l := range ex.Explain(context.Background()) {
+					fmt.Fprintf(w, "    %s\n", l)
 				}
 			}
 			for j, spec := range in.Out {

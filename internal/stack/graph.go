@@ -290,7 +290,7 @@ func (b *builder) claim(st *Stack) {
 // construct calls the plugin's New.
 func (b *builder) construct(in *Node, where string) bool {
 	env := &plugin.Env{
-		ID: in.ID, Plugin: in.Desc.Name, Config: in.Config,
+		ID: in.ID, Plugin: in.Desc.Name, Config: in.Config, Pos: in.Pos.String(),
 		In: in.InSlots, Out: in.OutSlots, Upstream: in.Upstream,
 		Log: b.log.With("instance", in.ID),
 	}
