@@ -290,3 +290,25 @@ func (m *MariaDB) Query(t testing.TB, db, query string) [][]string {
 	}
 	return rows
 }
+
+// Table returns the column names of table (or view) in database db and
+// its rows ordered by its first column; binary columns (addresses) are
+// returned as HEX().
+func (m *MariaDB) Table(t testing.TB, db, table string) (cols []string, rows [][]string) {
+	t.Helper()
+	meta := m.Query(t, db, fmt.Sprintf("SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "+
+		"WHERE TABLE_SCHEMA='%s' AND TABLE_NAME='%s' ORDER BY ORDINAL_POSITION", db, table))
+	if len(meta) == 0 {
+		t.Fatalf("mariadb: no table %s.%s", db, table)
+	}
+	var sel []string
+	for _, c := range meta {
+		cols = append(cols, c[0])
+		if strings.Contains(c[1], "binary") || strings.Contains(c[1], "blob") {
+			sel = append(sel, "HEX(`"+c[0]+"`)")
+		} else {
+			sel = append(sel, "`"+c[0]+"`")
+		}
+	}
+	return cols, m.Query(t, db, "SELECT "+strings.Join(sel, ",")+" FROM `"+table+"` ORDER BY 1")
+}
