@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -41,7 +42,6 @@ type MariaDB struct {
 	Dir    string // data directory, socket and logs live under it
 	Socket string // the unix socket clients connect to
 
-	t    testing.TB
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -73,7 +73,8 @@ func lookPath(name string) (string, error) {
 
 // StartMariaDB creates a data directory, starts mariadbd on a unix socket
 // and creates the MariaDBUser account. The server runs with MariaDB's
-// default sql_mode (strict), as a Debian installation does.
+// default sql_mode (strict), as a Debian installation does. It is stopped
+// and its directory removed when the test ends.
 func StartMariaDB(t testing.TB) *MariaDB {
 	t.Helper()
 	RequireMariaDB(t)
@@ -84,25 +85,42 @@ func StartMariaDB(t testing.TB) *MariaDB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	m := &MariaDB{Dir: dir, Socket: filepath.Join(dir, "sock"), t: t}
-	install, _ := lookPath("mariadb-install-db")
+	m, err := LaunchMariaDB(dir)
+	if m != nil {
+		t.Cleanup(func() {
+			if err := m.Shutdown(); err != nil {
+				t.Errorf("mariadb: %v", err)
+			}
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// LaunchMariaDB is StartMariaDB for programs that are not tests (the
+// benchmark): the server lives in dir until Shutdown. On error, the
+// returned server (if any) must still be shut down.
+func LaunchMariaDB(dir string) (*MariaDB, error) {
+	install, err := lookPath("mariadb-install-db")
+	if err != nil {
+		return nil, err
+	}
+	m := &MariaDB{Dir: dir, Socket: filepath.Join(dir, "sock")}
 	args := []string{"--no-defaults", "--datadir=" + m.datadir(), "--auth-root-authentication-method=normal",
 		"--skip-test-db", "--skip-name-resolve"}
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root")
 	}
 	if out, err := m.run(mariadbCmdTimeout, nil, install, args...); err != nil {
-		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
+		return nil, fmt.Errorf("mariadb-install-db: %v\n%s", err, out)
 	}
-	t.Cleanup(func() {
-		if err := m.stop(); err != nil {
-			t.Errorf("mariadb: %v", err)
-		}
-	})
-	m.Start(t)
-	m.Exec(t, "", fmt.Sprintf("CREATE USER '%s'@'localhost' IDENTIFIED BY '%s'; GRANT ALL ON *.* TO '%s'@'localhost';",
+	if err := m.StartServer(); err != nil {
+		return m, err
+	}
+	return m, m.ExecSQL("", fmt.Sprintf("CREATE USER '%s'@'localhost' IDENTIFIED BY '%s'; GRANT ALL ON *.* TO '%s'@'localhost';",
 		MariaDBUser, MariaDBPass, MariaDBUser))
-	return m
 }
 
 func (m *MariaDB) datadir() string { return filepath.Join(m.Dir, "data") }
@@ -111,12 +129,22 @@ func (m *MariaDB) datadir() string { return filepath.Join(m.Dir, "data") }
 // until it accepts connections.
 func (m *MariaDB) Start(t testing.TB) {
 	t.Helper()
+	if err := m.StartServer(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// StartServer is Start returning its error.
+func (m *MariaDB) StartServer() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cmd != nil {
-		t.Fatal("mariadb: already running")
+		return errors.New("mariadb: already running")
 	}
-	bin, _ := lookPath("mariadbd")
+	bin, err := lookPath("mariadbd")
+	if err != nil {
+		return err
+	}
 	args := []string{"--no-defaults", "--datadir=" + m.datadir(), "--socket=" + m.Socket,
 		"--skip-networking", "--pid-file=" + filepath.Join(m.Dir, "pid"),
 		"--log-error=" + filepath.Join(m.Dir, "error.log"), "--skip-log-bin",
@@ -132,7 +160,7 @@ func (m *MariaDB) Start(t testing.TB) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("mariadbd: %v", err)
+		return fmt.Errorf("mariadbd: %v", err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
@@ -140,27 +168,37 @@ func (m *MariaDB) Start(t testing.TB) {
 	deadline := time.Now().Add(mariadbReadyTimeout)
 	for {
 		if _, err := m.run(5*time.Second, strings.NewReader("SELECT 1"), "mariadb", m.clientArgs("root", "", "")...); err == nil {
-			return
+			return nil
 		}
 		select {
 		case <-done:
 			log, _ := os.ReadFile(filepath.Join(m.Dir, "error.log"))
 			m.cmd = nil
-			t.Fatalf("mariadbd exited during start-up:\n%s\n%s", out.String(), log)
+			return fmt.Errorf("mariadbd exited during start-up:\n%s\n%s", out.String(), log)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("mariadbd: not ready after %v", mariadbReadyTimeout)
+			return fmt.Errorf("mariadbd: not ready after %v", mariadbReadyTimeout)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Pid is the running server's process id (0 when stopped).
+func (m *MariaDB) Pid() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		return 0
+	}
+	return m.cmd.Process.Pid
 }
 
 // Stop stops the server (SIGTERM, bounded wait, then SIGKILL); Start
 // brings it back on the same data.
 func (m *MariaDB) Stop(t testing.TB) {
 	t.Helper()
-	if err := m.stop(); err != nil {
+	if err := m.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -178,7 +216,8 @@ func (m *MariaDB) Kill(t testing.TB) {
 	m.cmd = nil
 }
 
-func (m *MariaDB) stop() error {
+// Shutdown is Stop returning its error.
+func (m *MariaDB) Shutdown() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cmd == nil {
@@ -240,9 +279,17 @@ func (m *MariaDB) DSN(db string) string {
 // ("" for none) as root.
 func (m *MariaDB) Exec(t testing.TB, db, sql string) {
 	t.Helper()
-	if out, err := m.client(db, strings.NewReader(sql)); err != nil {
-		t.Fatalf("mariadb %s: %v\n%s", sql, err, out)
+	if err := m.ExecSQL(db, sql); err != nil {
+		t.Fatal(err)
 	}
+}
+
+// ExecSQL is Exec returning its error.
+func (m *MariaDB) ExecSQL(db, sql string) error {
+	if out, err := m.client(db, strings.NewReader(sql)); err != nil {
+		return fmt.Errorf("mariadb %s: %v\n%s", sql, err, out)
+	}
+	return nil
 }
 
 // CreateDatabase creates an empty database.
@@ -255,22 +302,33 @@ func (m *MariaDB) CreateDatabase(t testing.TB, db string) {
 // .gz, as in /usr/share/doc/ulogd2) in database db, unchanged.
 func (m *MariaDB) LoadSchema(t testing.TB, db, path string) {
 	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("schema %s: %v (apt-get install ulogd2)", path, err)
+	}
+	if err := m.LoadSchemaFile(db, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// LoadSchemaFile is LoadSchema returning its error.
+func (m *MariaDB) LoadSchemaFile(db, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
-		t.Skipf("schema %s: %v (apt-get install ulogd2)", path, err)
+		return err
 	}
 	defer f.Close()
 	var r io.Reader = f
 	if strings.HasSuffix(path, ".gz") {
 		zr, err := gzip.NewReader(f)
 		if err != nil {
-			t.Fatalf("%s: %v", path, err)
+			return fmt.Errorf("%s: %v", path, err)
 		}
 		r = zr
 	}
 	if out, err := m.client(db, r); err != nil {
-		t.Fatalf("loading %s: %v\n%s", path, err, out)
+		return fmt.Errorf("loading %s: %v\n%s", path, err, out)
 	}
+	return nil
 }
 
 // Query runs one query in database db and returns its rows, each a list
