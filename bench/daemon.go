@@ -30,8 +30,9 @@ type subject struct {
 	cmd     *exec.Cmd
 	pid     int
 	dir     string
-	outPath string // LOGEMU or JSON file (daemons)
-	logPath string // daemon log
+	outPath string  // LOGEMU or JSON file (daemons)
+	logPath string  // daemon log
+	db      *dbSink // the sink's database (instead of outPath)
 	waitErr chan error
 
 	mu      sync.Mutex
@@ -54,7 +55,7 @@ type subjectSpec struct {
 }
 
 func startSubject(spec subjectSpec, ns, dir string) (*subject, error) {
-	s := &subject{kind: spec.kind, dir: dir, waitErr: make(chan error, 1),
+	s := &subject{kind: spec.kind, dir: dir, db: spec.conf.db, waitErr: make(chan error, 1),
 		outPath: filepath.Join(dir, spec.conf.out), logPath: filepath.Join(dir, "daemon.log")}
 	var argv []string
 	switch spec.kind {
@@ -172,6 +173,9 @@ func (s *subject) logged() lineCounter {
 	defer s.mu.Unlock()
 	if s.kind == subjFloor {
 		return lineCounter{Lines: s.floor[0] + s.floor[1], New: s.floor[0], Destroy: s.floor[1]}
+	}
+	if s.db != nil {
+		return s.db.progress()
 	}
 	f, err := os.Open(s.outPath)
 	if err != nil {

@@ -68,7 +68,7 @@ type options struct {
 func benchMain(args []string) int {
 	fs := flag.NewFlagSet("ulogd-bench", flag.ExitOnError)
 	var o options
-	scen := fs.String("scenarios", "nohash,hash,json,json-hash,pkt,pktjson,burst", "comma list of: nohash (canonical stack, hash_enable=0: NEW+DESTROY lines), hash (canonical stack, default hash_enable=1: DESTROY lines), burst (conntrack -F of a full table), pkt (NFLOG packet path), json, json-hash, pktjson (nohash, hash and pkt with the JSON sink)")
+	scen := fs.String("scenarios", "nohash,hash,json,json-hash,pkt,pktjson,burst", "comma list of: nohash (canonical stack, hash_enable=0: NEW+DESTROY lines), hash (canonical stack, default hash_enable=1: DESTROY lines), burst (conntrack -F of a full table), pkt (NFLOG packet path), json, json-hash, pktjson (nohash, hash and pkt with the JSON sink), mysql (nohash's flows into MariaDB through INSERT_CT; not in the default list)")
 	rates := fs.String("rates", "20000,max", "comma list of flow rates per second for nohash/hash/json/json-hash; max = as fast as the generator goes")
 	fs.IntVar(&o.flows, "flows", 0, "flows per rate run (0 = rate × -seconds; 250000 for max)")
 	fs.IntVar(&o.repeat, "repeat", 1, "runs per subject and rate (flow and packet scenarios); the run with the median CPU per 1000 events is shown")
@@ -154,6 +154,10 @@ func benchMain(args []string) int {
 			}
 		case sc == "burst":
 			rs = runBurstScenario(&o)
+		case sc == "mysql":
+			for _, rate := range o.rates {
+				rs = append(rs, runMySQLScenario(&o, rate)...)
+			}
 		case pkt:
 			rs = runPacketScenario(&o, sc)
 		default:

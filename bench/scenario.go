@@ -82,8 +82,9 @@ var pluginSO = map[string]string{
 // stackConf is a ulogd.conf that ulogd2 runs (it needs the plugin= lines)
 // and ulogd-go accepts unchanged, and the output file it writes.
 type stackConf struct {
-	text string // with @DIR@ for the run directory
-	out  string // name of the sink's file in the run directory
+	text string  // with @DIR@ for the run directory
+	out  string  // name of the sink's file in the run directory
+	db   *dbSink // non-nil: the sink writes into this database instead
 }
 
 // newStackConf builds the config of one stack: the source (first instance)
@@ -322,6 +323,12 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 		return r
 	}
 	defer g.Close()
+	if conf.db != nil {
+		if err := conf.db.reset(); err != nil {
+			r.Err = err.Error()
+			return r
+		}
+	}
 	s, err := startSubject(o.spec(kind, conf, dir), n.Server, dir)
 	if err != nil {
 		r.Err = err.Error()
@@ -413,6 +420,11 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 		r.Err = err.Error()
 	}
 	lc := s.logged()
+	if conf.db != nil {
+		lc = conf.db.exact()
+		cpu := conf.db.serverCPU()
+		extra = append(extra, fmt.Sprintf("server CPU %.0f ms (%.1f ms/1k rows)", cpu, cpu*1000/float64(max(lc.Lines, 1))))
+	}
 	r.Logged = lc.Lines
 	if kind == subjFloor {
 		s.mu.Lock()
