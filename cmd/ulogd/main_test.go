@@ -134,8 +134,8 @@ func TestInfoVersionHelp(t *testing.T) {
 		t.Errorf("-i NOPE: exit %d, %q", code, errOut)
 	}
 	for what, want := range map[string]string{
-		"PGSQL": "ulogd-go does not have the ulogd2 plugin PGSQL yet\n",
-		"nfct":  "can't find requested plugin nfct (did you mean NFCT?)\n",
+		"ULOG": "ulogd-go does not have the ulogd2 plugin ULOG yet\n",
+		"nfct": "can't find requested plugin nfct (did you mean NFCT?)\n",
 	} {
 		if code, _, errOut := runMain("-i", what); code != 1 || errOut != want {
 			t.Errorf("-i %s: exit %d, %q, want %q", what, code, errOut, want)

@@ -74,13 +74,28 @@ func (e *ErrNoKey) Error() string {
 	return s
 }
 
+// ErrNoTable is the error of a table the database does not know (no
+// columns found).
+type ErrNoTable struct {
+	Table string
+	Where string // the database, as Driver.Peer names it, when known
+}
+
+func (e *ErrNoTable) Error() string {
+	s := fmt.Sprintf("table `%s' is missing or has no columns", e.Table)
+	if e.Where != "" {
+		s += " in " + e.Where
+	}
+	return s
+}
+
 // Bind maps the table's columns onto the upstream keys by name (KeyName);
 // the first column is the id column as rule says. A column whose key is
 // missing is an *ErrNoKey (the first one found); no columns at all is an
-// error too.
+// *ErrNoTable.
 func Bind(table string, cols []string, upstream []keys.Bound, rule IDColumn, stack string) (*Binding, error) {
 	if len(cols) == 0 {
-		return nil, fmt.Errorf("table `%s' has no columns (does it exist?)", table)
+		return nil, &ErrNoTable{Table: table}
 	}
 	idx := make(map[string]int, len(upstream))
 	for i, u := range upstream {

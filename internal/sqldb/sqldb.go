@@ -80,15 +80,21 @@ const (
 	bytesPerRecordEst = 64
 )
 
-// Check validates the options; it returns an error naming the option.
-// Warnings (values ulogd2 corrects) are returned as text.
-func (o *Options) Check() (warnings []string, err error) {
+// CheckNames reports an empty table or procedure (given as "", since the
+// config decoder reports them missing).
+func (o *Options) CheckNames() error {
 	if strings.TrimSpace(o.Table) == "" {
-		return nil, errors.New("option `table' is empty")
+		return errors.New("option `table' is empty")
 	}
 	if strings.TrimSpace(o.Procedure) == "" {
-		return nil, errors.New("option `procedure' is empty")
+		return errors.New("option `procedure' is empty")
 	}
+	return nil
+}
+
+// Check validates the numeric options; it returns an error naming the
+// option. Warnings (values ulogd2 corrects) are returned as text.
+func (o *Options) Check() (warnings []string, err error) {
 	switch {
 	case o.Reconnect < 0:
 		return nil, fmt.Errorf("option `reconnect': %d is negative", o.Reconnect)

@@ -228,7 +228,7 @@ func TestOptions(t *testing.T) {
 	}
 	o = DefaultOptions()
 	o.Procedure = "INSERT"
-	if _, err := o.Check(); err == nil || !strings.Contains(err.Error(), "table") {
+	if err := o.CheckNames(); err == nil || !strings.Contains(err.Error(), "table") {
 		t.Errorf("empty table: %v", err)
 	}
 }

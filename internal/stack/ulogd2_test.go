@@ -70,15 +70,15 @@ func TestDebianConfigWithPluginLines(t *testing.T) {
 				}
 			}
 
-			// The commented PGSQL stack, enabled.
-			text = strings.Replace(text, "\n#stack=ct1:NFCT,ip2str1:IP2STR,pgsql2:PGSQL", "\nstack=ct1:NFCT,ip2str1:IP2STR,pgsql2:PGSQL", 1)
+			// The commented ULOG stack, enabled.
+			text = strings.Replace(text, "\n#stack=ulog1:ULOG,", "\nstack=ulog1:ULOG,", 1)
 			if f, err = config.Parse(path, []byte(text)); err != nil {
 				t.Fatal(err)
 			}
 			_, err = stack.Build(f, plugin.Default, nil)
-			if err == nil || !strings.Contains(err.Error(), "stack 2: ulogd-go does not have the ulogd2 plugin PGSQL yet") ||
+			if err == nil || !strings.Contains(err.Error(), "stack 2: ulogd-go does not have the ulogd2 plugin ULOG yet") ||
 				strings.Contains(err.Error(), "did you mean") {
-				t.Errorf("Build with the PGSQL stack: %v", err)
+				t.Errorf("Build with the ULOG stack: %v", err)
 			}
 		})
 	}

@@ -1,0 +1,302 @@
+// Package pgsql is the PGSQL sink: one row per event into a PostgreSQL
+// table, view or stored function (ulogd2's schema: the flat tables, or
+// INSERT_PACKET_FULL and INSERT_CT), written in batches by a writer
+// goroutine from a bounded queue, so that the stack never waits for the
+// database (see package sqldb).
+package pgsql
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/plugin"
+	"github.com/ulogd-go/ulogd/internal/sqldb"
+)
+
+// Config holds PGSQL's options: the db layer's and PostgreSQL's own.
+type Config struct {
+	sqldb.Options
+	DB         string `ulogd:"db"`
+	Host       string `ulogd:"host"`
+	User       string `ulogd:"user"`
+	Pass       string `ulogd:"pass"`
+	Port       int    `ulogd:"port"`
+	Schema     string `ulogd:"schema"`
+	ConnString string `ulogd:"connstring"`
+}
+
+//go:embed sample.conf
+var sample string
+
+func init() { plugin.Register(Descriptor()) }
+
+func options() map[string]string {
+	m := sqldb.OptionDocs()
+	for k, v := range map[string]string{
+		"db":         "the database (needed unless `connstring` is set)",
+		"host":       "the server's host name, address or unix-socket directory (empty: libpq's default, the local socket)",
+		"user":       "the user name (needed unless `connstring` is set)",
+		"pass":       "the password",
+		"port":       "the server's port (`0`: 5432)",
+		"schema":     "the schema of `table` (it must exist); a plain `INSERT` writes to `schema.table`",
+		"connstring": "a libpq connection string (`key=value ...` or `postgresql://` URL); when set, `host`, `port`, `user`, `pass` and `db` are ignored",
+	} {
+		m[k] = v
+	}
+	return m
+}
+
+// Descriptor returns the PGSQL plugin's descriptor.
+func Descriptor() *plugin.Descriptor {
+	return plugin.Define(plugin.Def[Config]{
+		Name:    "PGSQL",
+		Kind:    plugin.Sink,
+		Summary: "write one row per event into a PostgreSQL table or stored function",
+		Input:   plugin.DTPacket | plugin.DTFlow | plugin.DTSum,
+		Output:  plugin.DTSink,
+		NewConfig: func() *Config {
+			return &Config{Options: sqldb.DefaultOptions(), Schema: "public"}
+		},
+		Options:  options(),
+		Sample:   sample,
+		Wildcard: true,
+		Keys: func(cfg *Config) ([]keys.Spec, []keys.Spec, error) {
+			return nil, nil, check(cfg)
+		},
+		New: func(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
+			if err := checkNames(cfg); err != nil {
+				return nil, err
+			}
+			warn, _ := cfg.Options.Check()
+			for _, w := range warn {
+				env.Logger().Error("PGSQL: " + w)
+			}
+			d := &driver{cfg: cfg, conninfo: ConnInfo(cfg)}
+			return &sink{Sink: sqldb.NewSink(env, sqldb.SinkConfig{
+				Name: "PGSQL", Options: cfg.Options, IDRule: sqldb.IDUnderscore, Driver: d,
+			})}, nil
+		},
+	})
+}
+
+// check validates the option values (Keys: also for the defaults).
+func check(cfg *Config) error {
+	o := cfg.Options
+	if _, err := o.Check(); err != nil {
+		return err
+	}
+	if cfg.Port < 0 || cfg.Port > 65535 {
+		return fmt.Errorf("option `port': %d is not a port number", cfg.Port)
+	}
+	if _, err := pgx.ParseConfig(ConnInfo(cfg)); err != nil {
+		return fmt.Errorf("connection options: %v", err)
+	}
+	return nil
+}
+
+// checkNames reports what an instance must name: the table, the
+// procedure, the database and the user (unless connstring is set).
+func checkNames(cfg *Config) error {
+	if err := check(cfg); err != nil {
+		return err
+	}
+	if err := cfg.Options.CheckNames(); err != nil {
+		return err
+	}
+	if cfg.ConnString == "" {
+		if cfg.DB == "" {
+			return errors.New("option `db' is empty (and there is no `connstring')")
+		}
+		if cfg.User == "" {
+			return errors.New("option `user' is empty (and there is no `connstring')")
+		}
+	}
+	return nil
+}
+
+// ConnInfo returns the libpq connection string: connstring when set,
+// else host, port, dbname, user and password from the options, leaving
+// out the empty ones (values quoted as libpq wants).
+func ConnInfo(cfg *Config) string {
+	if cfg.ConnString != "" {
+		return cfg.ConnString
+	}
+	var parts []string
+	add := func(k, v string) {
+		if v != "" {
+			parts = append(parts, k+"="+quote(v))
+		}
+	}
+	add("host", cfg.Host)
+	if cfg.Port > 0 {
+		add("port", strconv.Itoa(cfg.Port))
+	}
+	add("dbname", cfg.DB)
+	add("user", cfg.User)
+	add("password", cfg.Pass)
+	return strings.Join(parts, " ")
+}
+
+// quote quotes a conninfo value when it needs it.
+func quote(v string) string {
+	if !strings.ContainsAny(v, ` '\`) {
+		return v
+	}
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
+	return "'" + r.Replace(v) + "'"
+}
+
+type sink struct {
+	*sqldb.Sink
+}
+
+// driver connects to PostgreSQL.
+type driver struct {
+	cfg      *Config
+	conninfo string
+}
+
+func (d *driver) Peer() string {
+	pc, err := pgx.ParseConfig(d.conninfo)
+	if err != nil {
+		return "pgsql"
+	}
+	return fmt.Sprintf("pgsql:%s:%d/%s", pc.Host, pc.Port, pc.Database)
+}
+
+func (d *driver) Dial(ctx context.Context) (sqldb.Conn, error) {
+	pc, err := pgx.ParseConfig(d.conninfo)
+	if err != nil {
+		return nil, err
+	}
+	if pc.RuntimeParams == nil {
+		pc.RuntimeParams = map[string]string{}
+	}
+	if _, ok := pc.RuntimeParams["application_name"]; !ok {
+		pc.RuntimeParams["application_name"] = "ulogd"
+	}
+	c, err := pgx.ConnectConfig(ctx, pc)
+	if err != nil {
+		return nil, err
+	}
+	if scs := c.PgConn().ParameterStatus("standard_conforming_strings"); scs != "on" {
+		c.Close(ctx)
+		return nil, fmt.Errorf("standard_conforming_strings is %q: strings cannot be quoted safely", scs)
+	}
+	return &conn{d: d, c: c}, nil
+}
+
+// conn is one PostgreSQL connection.
+type conn struct {
+	d      *driver
+	c      *pgx.Conn
+	schema string // the schema found for the table
+	st     *sqldb.Statement
+	sql    []byte
+	vals   []byte
+}
+
+var dialect = &sqldb.Dialect{AppendString: sqldb.AppendStdString}
+
+// Columns reads the table's attributes within the schema, in column order,
+// as ulogd2 does.
+func (c *conn) Columns(ctx context.Context) ([]string, error) {
+	schema := c.d.cfg.Schema
+	if schema != "" {
+		var n int
+		if err := c.c.QueryRow(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema).Scan(&n); err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("schema %s not found", schema)
+		}
+		c.schema = schema
+	}
+	q := `SELECT a.attname FROM pg_attribute a JOIN pg_class c ON a.attrelid = c.oid
+		LEFT JOIN pg_namespace n ON c.relnamespace = n.oid
+		WHERE c.relname = $1 AND ($2 = '' OR n.nspname = $2) AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attnum`
+	rows, err := c.c.Query(ctx, q, c.d.cfg.Table, c.schema)
+	if err != nil {
+		return nil, err
+	}
+	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	return cols, nil // none: sqldb reports the table missing
+}
+
+func (c *conn) Prepare(_ context.Context, cols []string) error {
+	c.st = sqldb.NewStatement(c.d.cfg.Procedure, c.schema, c.d.cfg.Table, cols)
+	return nil
+}
+
+// Write sends the rows as one simple-protocol query: one multi-row INSERT,
+// or the CALL/SELECT statements joined by ';', which PostgreSQL runs in
+// one implicit transaction. When a row is refused the whole query is
+// rolled back; the first half is tried again, down to the refused row.
+func (c *conn) Write(ctx context.Context, rows []sqldb.Row) (int, error) {
+	err := c.exec(ctx, rows)
+	if err == nil {
+		return len(rows), nil
+	}
+	if !rowClass(err) {
+		return 0, err
+	}
+	if len(rows) == 1 {
+		return 0, &sqldb.RowError{Err: err}
+	}
+	return c.Write(ctx, rows[:len(rows)/2])
+}
+
+func (c *conn) exec(ctx context.Context, rows []sqldb.Row) error {
+	b := c.sql[:0]
+	for i := range rows {
+		c.vals = rows[i].AppendSQL(c.vals[:0], dialect)
+		switch {
+		case i == 0:
+			b = c.st.AppendOne(b, c.vals)
+		case c.st.MultiRow():
+			b = append(b, ",("...)
+			b = append(b, c.vals...)
+			b = append(b, ')')
+		default:
+			b = append(b, ';')
+			b = c.st.AppendOne(b, c.vals)
+		}
+	}
+	c.sql = b
+	_, err := c.c.PgConn().Exec(ctx, string(b)).ReadAll()
+	return err
+}
+
+// rowClass reports whether err is the database refusing values: a data
+// exception (22: out of range, too long, bad syntax for the type), an
+// integrity constraint (23), or an exception raised by a function (P0).
+func rowClass(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || len(pe.Code) < 2 {
+		return false
+	}
+	switch pe.Code[:2] {
+	case "22", "23", "P0":
+		return true
+	}
+	return false
+}
+
+func (c *conn) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return c.c.Close(ctx)
+}
