@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -156,14 +157,27 @@ func (m *MariaDB) StartServer() error {
 		args = append(args, "--user=root")
 	}
 	cmd := exec.Command(bin, args...)
+	// The server dies with the thread that started it: a thread kept
+	// for it alone, until it exits (Go ends other threads at will, and
+	// with them their children's parent-death signal would fire).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	started := make(chan error)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the server
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+		close(done)
+	}()
+	if err := <-started; err != nil {
 		return fmt.Errorf("mariadbd: %v", err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	m.cmd, m.done = cmd, done
 	deadline := time.Now().Add(mariadbReadyTimeout)
 	for {
