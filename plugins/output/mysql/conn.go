@@ -134,6 +134,10 @@ func (c *Conn) Columns(ctx context.Context) ([]string, error) {
 	// Column discovery only: the table name is the user's, quoted.
 	rows, err := q.QueryContext(ctx, "SELECT * FROM "+QuoteIdent(c.d.table)+" LIMIT 0", nil)
 	if err != nil {
+		var me *gomysql.MySQLError
+		if errors.As(err, &me) && me.Number == 1146 { // ER_NO_SUCH_TABLE
+			return nil, nil // sqldb reports the table missing
+		}
 		return nil, fmt.Errorf("columns of `%s': %w", c.d.table, err)
 	}
 	cols := rows.Columns()
