@@ -139,7 +139,7 @@ func (c *conn) Write(ctx context.Context, rows []sqldb.Row) (int, error) {
 	for i := range rows {
 		c.args = Args(c.args[:0], &rows[i])
 		if _, err := st.ExecContext(ctx, c.args...); err != nil {
-			if !rowClass(err) {
+			if !RowRefused(err) {
 				tx.Rollback()
 				return 0, err
 			}
@@ -155,8 +155,9 @@ func (c *conn) Write(ctx context.Context, rows []sqldb.Row) (int, error) {
 	return len(rows), nil
 }
 
-// rowClass reports whether err is SQLite refusing the row's values.
-func rowClass(err error) bool {
+// RowRefused reports whether err is SQLite refusing the row's values
+// (DBI with dbtype=sqlite3 uses it too).
+func RowRefused(err error) bool {
 	var se *sqlite.Error
 	if !errors.As(err, &se) {
 		return false
