@@ -190,6 +190,30 @@ func (v Value) AppendSQL(dst []byte, d *Dialect) []byte {
 	return append(dst, "NULL"...)
 }
 
+// AppendText appends v as the text of a query parameter (what a literal
+// holds between its quotes): integers in decimal, booleans 0/1, a 4-byte
+// IPADDR as IPv4Host, strings and RAWSTR as they are. It returns false
+// for NULL: an invalid value, a 16-byte IPADDR or RAW (as AppendSQL).
+func (v Value) AppendText(dst []byte) ([]byte, bool) {
+	if !v.Valid {
+		return dst, false
+	}
+	switch t := v.Type; {
+	case t.IsSigned():
+		return strconv.AppendInt(dst, v.Signed(), 10), true
+	case t.IsInteger():
+		return strconv.AppendUint(dst, v.N, 10), true
+	case t == keys.IPAddr || t == keys.IP6Addr:
+		if len(v.B) == 4 {
+			return strconv.AppendUint(dst, uint64(IPv4Host(v.B)), 10), true
+		}
+		return dst, false
+	case t == keys.String || t == keys.RawStr:
+		return append(dst, v.B...), true
+	}
+	return dst, false
+}
+
 // isWord reports whether b is a non-empty run of ASCII letters and digits
 // (IP2BIN's 0x… literal), safe to paste unquoted.
 func isWord(b []byte) bool {

@@ -33,6 +33,27 @@
 //     counted as dropped and skipped, the rest of its batch is written.
 //   - Stop: the writer drains the queue for a bounded time; what it could
 //     not write is counted as dropped and reported.
+//
+// A plugin on this layer (see plugins/output/pgsql):
+//
+//	type Config struct {
+//		sqldb.Options        // table, procedure, reconnect, backlog_memcap, ...
+//		DB string `ulogd:"db"` // the driver's own options
+//	}
+//
+//	// Descriptor: Wildcard: true (the columns choose the keys);
+//	// NewConfig returns &Config{Options: sqldb.DefaultOptions()};
+//	// Options merges sqldb.OptionDocs() with the driver's;
+//	// Keys checks cfg.Options.Check(); New checks CheckNames and returns
+//	type sink struct{ *sqldb.Sink }
+//	&sink{sqldb.NewSink(env, sqldb.SinkConfig{Name: "PGSQL",
+//		Options: cfg.Options, IDRule: sqldb.IDUnderscore, Driver: d})}
+//
+// The driver's Conn builds its statement in Prepare with NewStatement
+// (ulogd2's INSERT / INSERT INTO / CALL / SELECT forms) and renders values
+// with Value.AppendSQL and a Dialect (pasted literals) or Value.AppendText
+// (query parameters); Write returns a *RowError for a row the database
+// refuses, so that the row is counted and skipped and the batch goes on.
 package sqldb
 
 import (

@@ -1,17 +1,19 @@
-// Package testpg starts a private PostgreSQL server for tests: a fresh
-// data directory (initdb) in a temporary directory, listening only on a
-// unix socket there, run as the unprivileged postgres user when the test
-// runs as root. Nothing is left behind: the server is stopped and the
-// directory removed when the test ends.
+// Package testpg starts a private PostgreSQL server for tests and the
+// benchmark: a fresh data directory (initdb) in a temporary directory,
+// listening only on a unix socket there, run as the unprivileged postgres
+// user when the caller is root. Nothing is left behind: the server is
+// stopped and the directory removed at the end (the test's cleanup, or
+// Close).
 //
-// Tests that need it call Start, which skips the test when PostgreSQL's
-// binaries are not installed (Debian's postgresql-15 package).
+// Tests call Start, which skips the test when PostgreSQL's binaries are
+// not installed (Debian's postgresql-15 package); other programs call New.
 package testpg
 
 import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,50 +33,77 @@ const BinDir = "/usr/lib/postgresql/15/bin"
 // Port is the port number in the socket's name (.s.PGSQL.<Port>).
 const Port = 5432
 
-// Server is one running test server.
+// ErrNotInstalled is New's error when PostgreSQL is not installed.
+var ErrNotInstalled = errors.New("PostgreSQL 15 is not installed (" + BinDir + ")")
+
+// Server is one private server.
 type Server struct {
-	t       testing.TB
 	Dir     string // the temporary directory: data in Dir/data, socket in Dir
 	data    string
 	owner   string // OS user the server runs as ("" = the current one)
 	running bool
+	t       testing.TB // nil outside tests
 }
 
-// Start initialises and starts a server; the test's cleanup stops it and
-// removes its files.
-func Start(t testing.TB) *Server {
-	t.Helper()
+// New initialises a server (not started) in a new temporary directory.
+func New() (*Server, error) {
 	if _, err := os.Stat(filepath.Join(BinDir, "postgres")); err != nil {
-		t.Skipf("PostgreSQL 15 is not installed (%s): %v", BinDir, err)
+		return nil, ErrNotInstalled
 	}
 	dir, err := os.MkdirTemp("", "testpg-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	s := &Server{t: t, Dir: dir, data: filepath.Join(dir, "data")}
-	t.Cleanup(func() {
-		s.Stop()
+	s := &Server{Dir: dir, data: filepath.Join(dir, "data")}
+	if err := s.init(); err != nil {
 		os.RemoveAll(dir)
-	})
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) init() error {
 	if os.Geteuid() == 0 {
 		// PostgreSQL refuses to run as root.
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			t.Skipf("running as root and there is no postgres user: %v", err)
+			return fmt.Errorf("running as root and there is no postgres user: %w", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
+		if err := os.Chown(s.Dir, uid, gid); err != nil {
+			return err
 		}
 		s.owner = "postgres"
 	}
-	if err := os.Chmod(dir, 0o755); err != nil {
+	if err := os.Chmod(s.Dir, 0o755); err != nil {
+		return err
+	}
+	return s.run("initdb", "-D", s.data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "--locale=C")
+}
+
+// Start initialises and starts a server for a test; the test's cleanup
+// stops it and removes its files. The test is skipped when PostgreSQL is
+// not installed.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s, err := New()
+	if errors.Is(err, ErrNotInstalled) {
+		t.Skip(err)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
-	s.run("initdb", "-D", s.data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "--locale=C")
+	s.t = t
+	t.Cleanup(s.Close)
 	s.Start()
 	return s
+}
+
+// Close stops the server and removes its directory.
+func (s *Server) Close() {
+	s.Stop()
+	os.RemoveAll(s.Dir)
 }
 
 // command returns the command running a PostgreSQL binary as the owner.
@@ -86,24 +115,46 @@ func (s *Server) command(bin string, args ...string) *exec.Cmd {
 	return exec.Command(path, args...)
 }
 
-func (s *Server) run(bin string, args ...string) {
-	s.t.Helper()
-	out, err := s.command(bin, args...).CombinedOutput()
-	if err != nil {
-		s.t.Fatalf("%s %v: %v\n%s", bin, args, err, out)
+func (s *Server) run(bin string, args ...string) error {
+	if out, err := s.command(bin, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %v: %v\n%s", bin, args, err, out)
 	}
+	return nil
 }
 
-// Start starts the (stopped) server and waits until it accepts
-// connections.
-func (s *Server) Start() {
-	s.t.Helper()
-	if s.running {
+// check fails the test on err (outside tests: panics, a programming or
+// set-up error the caller could not recover from anyway).
+func (s *Server) check(err error) {
+	if err == nil {
 		return
 	}
+	if s.t != nil {
+		s.t.Helper()
+		s.t.Fatal(err)
+	}
+	panic(err)
+}
+
+// StartErr starts the (stopped) server and waits until it accepts
+// connections.
+func (s *Server) StartErr() error {
+	if s.running {
+		return nil
+	}
 	opts := fmt.Sprintf("-k %s -c listen_addresses='' -p %d -c fsync=off -c synchronous_commit=off -c full_page_writes=off", s.Dir, Port)
-	s.run("pg_ctl", "-D", s.data, "-l", filepath.Join(s.Dir, "log"), "-o", opts, "-w", "-t", "60", "start")
+	if err := s.run("pg_ctl", "-D", s.data, "-l", filepath.Join(s.Dir, "log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
+		return err
+	}
 	s.running = true
+	return nil
+}
+
+// Start is StartErr failing the test.
+func (s *Server) Start() {
+	if s.t != nil {
+		s.t.Helper()
+	}
+	s.check(s.StartErr())
 }
 
 // Stop stops the server (fast shutdown: open connections are closed).
@@ -111,9 +162,8 @@ func (s *Server) Stop() {
 	if !s.running {
 		return
 	}
-	out, err := s.command("pg_ctl", "-D", s.data, "-m", "fast", "-w", "-t", "60", "stop").CombinedOutput()
-	if err != nil {
-		s.t.Errorf("pg_ctl stop: %v\n%s", err, out)
+	if err := s.run("pg_ctl", "-D", s.data, "-m", "fast", "-w", "-t", "60", "stop"); err != nil && s.t != nil {
+		s.t.Error(err)
 	}
 	s.running = false
 }
@@ -129,12 +179,17 @@ func (s *Server) ConnString(db string) string {
 	return fmt.Sprintf("host=%s port=%d user=postgres dbname=%s sslmode=disable", s.Dir, Port, db)
 }
 
-// Connect opens a connection to database db.
-func (s *Server) Connect(db string) *pgx.Conn {
-	s.t.Helper()
+// Open opens a connection to database db; the caller closes it.
+func (s *Server) Open(db string) (*pgx.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := pgx.Connect(ctx, s.ConnString(db))
+	return pgx.Connect(ctx, s.ConnString(db))
+}
+
+// Connect opens a connection to database db, closed at the test's end.
+func (s *Server) Connect(db string) *pgx.Conn {
+	s.t.Helper()
+	c, err := s.Open(db)
 	if err != nil {
 		s.t.Fatalf("connect %s: %v", db, err)
 	}
@@ -142,17 +197,43 @@ func (s *Server) Connect(db string) *pgx.Conn {
 	return c
 }
 
-// CreateDB creates database name and runs the SQL scripts in it (a .gz
-// file is decompressed first).
+// CreateDatabase creates database name and runs the SQL scripts in it (a
+// .gz file is decompressed first).
+func (s *Server) CreateDatabase(name string, scripts ...string) error {
+	c, err := s.Open("postgres")
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(context.Background(), "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return err
+	}
+	db, err := s.Open(name)
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.Background())
+	for _, f := range scripts {
+		text, err := ReadScriptErr(f)
+		if err != nil {
+			return err
+		}
+		if err := db.PgConn().Exec(context.Background(), text).Close(); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+	}
+	return nil
+}
+
+// CreateDB is CreateDatabase for a test: a missing script skips the test,
+// another error fails it.
 func (s *Server) CreateDB(name string, scripts ...string) {
 	s.t.Helper()
-	c := s.Connect("postgres")
-	if _, err := c.Exec(context.Background(), "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		s.t.Fatal(err)
-	}
-	db := s.Connect(name)
 	for _, f := range scripts {
-		s.Exec(db, ReadScript(s.t, f))
+		ReadScript(s.t, f)
+	}
+	if err := s.CreateDatabase(name, scripts...); err != nil {
+		s.t.Fatal(err)
 	}
 }
 
@@ -164,22 +245,35 @@ func (s *Server) Exec(c *pgx.Conn, sql string) {
 	}
 }
 
-// ReadScript returns the text of a SQL script, decompressed when its name
-// ends in .gz; the test is skipped when it does not exist.
-func ReadScript(t testing.TB, path string) string {
-	t.Helper()
+// ReadScriptErr returns the text of a SQL script, decompressed when its
+// name ends in .gz.
+func ReadScriptErr(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		t.Skipf("schema not installed: %v", err)
+		return "", err
 	}
 	if filepath.Ext(path) == ".gz" {
 		z, err := gzip.NewReader(bytes.NewReader(b))
 		if err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 		if b, err = io.ReadAll(z); err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 	}
-	return string(b)
+	return string(b), nil
+}
+
+// ReadScript is ReadScriptErr for a test: the test is skipped when the
+// script does not exist.
+func ReadScript(t testing.TB, path string) string {
+	t.Helper()
+	text, err := ReadScriptErr(path)
+	if errors.Is(err, os.ErrNotExist) {
+		t.Skipf("schema not installed: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text
 }

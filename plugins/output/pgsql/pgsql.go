@@ -2,7 +2,9 @@
 // table, view or stored function (ulogd2's schema: the flat tables, or
 // INSERT_PACKET_FULL and INSERT_CT), written in batches by a writer
 // goroutine from a bounded queue, so that the stack never waits for the
-// database (see package sqldb).
+// database (see package sqldb). ulogd2's statement is prepared once per
+// connection with a parameter in place of each literal, and a batch is
+// one pipeline of executions of it.
 package pgsql
 
 import (
@@ -192,10 +194,6 @@ func (d *driver) Dial(ctx context.Context) (sqldb.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if scs := c.PgConn().ParameterStatus("standard_conforming_strings"); scs != "on" {
-		c.Close(ctx)
-		return nil, fmt.Errorf("standard_conforming_strings is %q: strings cannot be quoted safely", scs)
-	}
 	return &conn{d: d, c: c}, nil
 }
 
@@ -204,12 +202,13 @@ type conn struct {
 	d      *driver
 	c      *pgx.Conn
 	schema string // the schema found for the table
-	st     *sqldb.Statement
-	sql    []byte
-	vals   []byte
+	ncols  int
+	text   []byte   // the parameters' text, all rows of a batch
+	params [][]byte // one row's parameters, slices of text
 }
 
-var dialect = &sqldb.Dialect{AppendString: sqldb.AppendStdString}
+// stmtName is the prepared statement of a connection.
+const stmtName = "ulogd_row"
 
 // Columns reads the table's attributes within the schema, in column order,
 // as ulogd2 does.
@@ -233,22 +232,33 @@ func (c *conn) Columns(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, err
-	}
-	return cols, nil // none: sqldb reports the table missing
+	return pgx.CollectRows(rows, pgx.RowTo[string]) // none: sqldb reports the table missing
 }
 
-func (c *conn) Prepare(_ context.Context, cols []string) error {
-	c.st = sqldb.NewStatement(c.d.cfg.Procedure, c.schema, c.d.cfg.Table, cols)
+// Prepare prepares ulogd2's statement with one parameter per column in
+// place of the literals ulogd2 pastes; PostgreSQL gives each parameter
+// the type the literal would get.
+func (c *conn) Prepare(ctx context.Context, cols []string) error {
+	st := sqldb.NewStatement(c.d.cfg.Procedure, c.schema, c.d.cfg.Table, cols)
+	var ph []byte
+	for i := range cols {
+		if i > 0 {
+			ph = append(ph, ',')
+		}
+		ph = append(ph, '$')
+		ph = strconv.AppendInt(ph, int64(i+1), 10)
+	}
+	if _, err := c.c.PgConn().Prepare(ctx, stmtName, string(st.AppendOne(nil, ph)), nil); err != nil {
+		return err
+	}
+	c.ncols = len(cols)
 	return nil
 }
 
-// Write sends the rows as one simple-protocol query: one multi-row INSERT,
-// or the CALL/SELECT statements joined by ';', which PostgreSQL runs in
-// one implicit transaction. When a row is refused the whole query is
-// rolled back; the first half is tried again, down to the refused row.
+// Write sends the rows as one pipeline of the prepared statement, which
+// PostgreSQL runs as one implicit transaction. When a row is refused the
+// whole pipeline is rolled back; the first half is tried again, down to
+// the refused row.
 func (c *conn) Write(ctx context.Context, rows []sqldb.Row) (int, error) {
 	err := c.exec(ctx, rows)
 	if err == nil {
@@ -264,23 +274,22 @@ func (c *conn) Write(ctx context.Context, rows []sqldb.Row) (int, error) {
 }
 
 func (c *conn) exec(ctx context.Context, rows []sqldb.Row) error {
-	b := c.sql[:0]
+	b := &pgconn.Batch{}
 	for i := range rows {
-		c.vals = rows[i].AppendSQL(c.vals[:0], dialect)
-		switch {
-		case i == 0:
-			b = c.st.AppendOne(b, c.vals)
-		case c.st.MultiRow():
-			b = append(b, ",("...)
-			b = append(b, c.vals...)
-			b = append(b, ')')
-		default:
-			b = append(b, ';')
-			b = c.st.AppendOne(b, c.vals)
+		c.text, c.params = c.text[:0], c.params[:0]
+		for _, v := range rows[i].Vals {
+			n := len(c.text)
+			var ok bool
+			if c.text, ok = v.AppendText(c.text); ok {
+				c.params = append(c.params, c.text[n:len(c.text):len(c.text)])
+			} else {
+				c.params = append(c.params, nil)
+			}
 		}
+		// Bind copies the parameters into the batch at once.
+		b.ExecPrepared(stmtName, c.params, nil, nil)
 	}
-	c.sql = b
-	_, err := c.c.PgConn().Exec(ctx, string(b)).ReadAll()
+	_, err := c.c.PgConn().ExecBatch(ctx, b).ReadAll()
 	return err
 }
 

@@ -64,7 +64,6 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-
 func count(t *testing.T, s *testpg.Server, db, q string) int {
 	t.Helper()
 	var n int
@@ -340,4 +339,30 @@ func outage(t *testing.T, s *testpg.Server, up []keys.Bound, r *keys.Record, con
 	if strings.Contains(opts, "=100000\n") && d == 0 {
 		t.Error("nothing dropped with a small backlog: the test did not test the bound")
 	}
+}
+
+// TestThroughput measures how fast one sink writes queued flows into the
+// flat ulog2_ct table (rows/s are logged; -run TestThroughput -v).
+func TestThroughput(t *testing.T) {
+	if os.Geteuid() != 0 || testing.Short() {
+		t.Skip("needs root (PostgreSQL as the postgres user); not in -short")
+	}
+	s := testpg.Start(t)
+	s.CreateDB("flat", flatSchema)
+	up, r := sqltest.Upstream(t, "NFCT", "IP2STR")
+	inst, err := sqltest.New(t, "PGSQL", fmt.Sprintf("connstring=%q\n", s.ConnString("flat"))+"table=ulog2_ct\nprocedure=INSERT\nbacklog_memcap=134217728\n", up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqltest.Start(t, inst)
+	const n = 50000
+	start := time.Now()
+	for i := range n {
+		sqltest.Flow(t, up, r, i, i%2 == 0)
+		inst.(plugin.Interpreter).Interp(r)
+	}
+	queued := time.Since(start)
+	waitWritten(t, inst, n, 120*time.Second)
+	el := time.Since(start)
+	t.Logf("%d rows queued in %v, written in %v: %.0f rows/s", n, queued, el, n/el.Seconds())
 }

@@ -44,7 +44,6 @@ func shipped(t *testing.T) string {
 	return string(b)
 }
 
-
 func newSink(t *testing.T, conf string, up []keys.Bound) plugin.Instance {
 	t.Helper()
 	inst, err := sqltest.New(t, "SQLITE3", conf, up)
