@@ -76,7 +76,7 @@ func flowLoad(p *NSPair, rate, n int) <-chan error {
 				}
 				if time.Since(lastFlush) >= flushEvery {
 					lastFlush = time.Now()
-					if out, err := runCmd(commandTimeout, "conntrack", "-F"); err != nil {
+					if out, err := runCmd(3*commandTimeout, "conntrack", "-F"); err != nil { // slow on a busy host
 						return fmt.Errorf("conntrack -F: %v %s", err, out)
 					}
 				}
