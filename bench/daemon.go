@@ -30,9 +30,9 @@ type subject struct {
 	cmd     *exec.Cmd
 	pid     int
 	dir     string
-	outPath string  // LOGEMU or JSON file (daemons)
-	logPath string  // daemon log
-	db      *dbSink // the sink's database (instead of outPath)
+	outPath string                           // LOGEMU or JSON file (daemons)
+	count   func(dir string) (uint64, error) // database sinks: rows written
+	logPath string                           // daemon log
 	waitErr chan error
 
 	mu      sync.Mutex
@@ -55,8 +55,8 @@ type subjectSpec struct {
 }
 
 func startSubject(spec subjectSpec, ns, dir string) (*subject, error) {
-	s := &subject{kind: spec.kind, dir: dir, db: spec.conf.db, waitErr: make(chan error, 1),
-		outPath: filepath.Join(dir, spec.conf.out), logPath: filepath.Join(dir, "daemon.log")}
+	s := &subject{kind: spec.kind, dir: dir, waitErr: make(chan error, 1),
+		outPath: filepath.Join(dir, spec.conf.out), logPath: filepath.Join(dir, "daemon.log"), count: spec.conf.count}
 	var argv []string
 	switch spec.kind {
 	case subjFloor:
@@ -174,8 +174,11 @@ func (s *subject) logged() lineCounter {
 	if s.kind == subjFloor {
 		return lineCounter{Lines: s.floor[0] + s.floor[1], New: s.floor[0], Destroy: s.floor[1]}
 	}
-	if s.db != nil {
-		return s.db.progress()
+	if s.count != nil {
+		if n, err := s.count(s.dir); err == nil {
+			s.lines.Lines = n
+		}
+		return s.lines
 	}
 	f, err := os.Open(s.outPath)
 	if err != nil {

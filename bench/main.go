@@ -68,7 +68,7 @@ type options struct {
 func benchMain(args []string) int {
 	fs := flag.NewFlagSet("ulogd-bench", flag.ExitOnError)
 	var o options
-	scen := fs.String("scenarios", "nohash,hash,json,json-hash,pkt,pktjson,burst", "comma list of: nohash (canonical stack, hash_enable=0: NEW+DESTROY lines), hash (canonical stack, default hash_enable=1: DESTROY lines), burst (conntrack -F of a full table), pkt (NFLOG packet path), json, json-hash, pktjson (nohash, hash and pkt with the JSON sink), mysql (nohash's flows into MariaDB through INSERT_CT; not in the default list)")
+	scen := fs.String("scenarios", "nohash,hash,json,json-hash,pkt,pktjson,burst", "comma list of: nohash (canonical stack, hash_enable=0: NEW+DESTROY lines), hash (canonical stack, default hash_enable=1: DESTROY lines), burst (conntrack -F of a full table), pkt (NFLOG packet path), json, json-hash, pktjson (nohash, hash and pkt with the JSON sink), pgsql, pgsql-ct, sqlite3, pktpgsql (nohash into PostgreSQL's flat ulog2_ct, through INSERT_CT, into SQLite's ulog_ct; pkt through INSERT_PACKET_FULL: not in the default list), mysql (nohash into MariaDB through INSERT_CT; not in the default list)")
 	rates := fs.String("rates", "20000,max", "comma list of flow rates per second for nohash/hash/json/json-hash; max = as fast as the generator goes")
 	fs.IntVar(&o.flows, "flows", 0, "flows per rate run (0 = rate × -seconds; 250000 for max)")
 	fs.IntVar(&o.repeat, "repeat", 1, "runs per subject and rate (flow and packet scenarios); the run with the median CPU per 1000 events is shown")
@@ -147,17 +147,18 @@ func benchMain(args []string) int {
 		var rs []result
 		_, flow := flowScenarios[sc]
 		_, pkt := pktScenarios[sc]
+		_, sqlSc := sqlScenarios[sc]
 		switch {
+		case sqlSc:
+			rs = runSQLScenario(&o, sc)
+		case sc == "mysql":
+			rs = runMySQLScenario(&o)
 		case flow:
 			for _, rate := range o.rates {
 				rs = append(rs, runFlowScenario(&o, sc, rate)...)
 			}
 		case sc == "burst":
 			rs = runBurstScenario(&o)
-		case sc == "mysql":
-			for _, rate := range o.rates {
-				rs = append(rs, runMySQLScenario(&o, rate)...)
-			}
 		case pkt:
 			rs = runPacketScenario(&o, sc)
 		default:

@@ -1,16 +1,17 @@
 package main
 
-// The mysql scenario: flows (NFCT event mode, NEW and DESTROY) → IP2BIN →
-// MYSQL into the shipped schema's INSERT_CT, on a private MariaDB
-// (internal/testdb) that both subjects write to in turn. "logged" is the
-// rows in ulog2_ct; the server's CPU is reported in the notes.
+// The mysql scenario: the nohash flows (NEW and DESTROY rows) → IP2BIN →
+// MYSQL into the shipped schema's INSERT_CT (through the conntrack view),
+// on a private MariaDB (internal/testdb) started once for the invocation.
+// "logged" is the rows in ulog2_ct, emptied before each run; the notes give
+// the server's CPU.
 
 import (
 	"database/sql"
 	"fmt"
 	"os"
 	"strings"
-	"time"
+	"sync"
 
 	_ "github.com/go-sql-driver/mysql"
 
@@ -20,89 +21,59 @@ import (
 const (
 	stackMySQL      = "ct1:NFCT,ip2bin1:IP2BIN,my1:MYSQL"
 	mysqlBenchDB    = "ulogd"
-	mysqlBenchTable = "ulog2_ct"
 	mysqlSchemaFull = "/usr/share/doc/ulogd2/mysql-ulogd2.sql.gz"
 )
 
-// dbSink is a database a scenario's sink writes to.
-type dbSink struct {
-	m  *testdb.MariaDB
-	db *sql.DB
-	// before is the server's CPU at reset.
-	before procSample
-}
+var (
+	mysqlOnce   sync.Once
+	mysqlServer *testdb.MariaDB
+	mysqlDB     *sql.DB
+	mysqlErr    error
+)
 
-// startMySQLBench starts the server, loads the schema and points
-// host=localhost at its socket ($MYSQL_UNIX_PORT, read by both daemons).
-func startMySQLBench() (*dbSink, error) {
-	dir, err := os.MkdirTemp("", "mdb")
-	if err != nil {
-		return nil, err
-	}
-	m, err := testdb.LaunchMariaDB(dir)
-	stop := func() {
-		if m != nil {
-			m.Shutdown()
+// mariadb starts the invocation's server with the full schema, once, and
+// points host=localhost at its socket ($MYSQL_UNIX_PORT, which both
+// daemons read).
+func mariadb() (*testdb.MariaDB, *sql.DB, error) {
+	mysqlOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mdb")
+		if err != nil {
+			mysqlErr = err
+			return
 		}
-		os.RemoveAll(dir)
-	}
-	atCleanup(stop)
-	if err == nil {
-		err = m.ExecSQL("", "CREATE DATABASE "+mysqlBenchDB)
-	}
-	if err == nil {
-		err = m.LoadSchemaFile(mysqlBenchDB, mysqlSchemaFull)
-	}
+		m, err := testdb.LaunchMariaDB(dir)
+		atCleanup(func() {
+			if m != nil {
+				m.Shutdown()
+			}
+			os.RemoveAll(dir)
+		})
+		if err == nil {
+			err = m.ExecSQL("", "CREATE DATABASE "+mysqlBenchDB)
+		}
+		if err == nil {
+			err = m.LoadSchemaFile(mysqlBenchDB, mysqlSchemaFull)
+		}
+		var db *sql.DB
+		if err == nil {
+			db, err = sql.Open("mysql", m.DSN(mysqlBenchDB))
+		}
+		if err == nil {
+			atCleanup(func() { db.Close() })
+			os.Setenv("MYSQL_UNIX_PORT", m.Socket)
+		}
+		mysqlServer, mysqlDB, mysqlErr = m, db, err
+	})
+	return mysqlServer, mysqlDB, mysqlErr
+}
+
+// mysqlConf is the mysql scenario's config; ulogd2 loads the plugins it
+// names.
+func mysqlConf(plugDir string) (stackConf, error) {
+	m, db, err := mariadb()
 	if err != nil {
-		stop()
-		return nil, err
+		return stackConf{}, err
 	}
-	db, err := sql.Open("mysql", m.DSN(mysqlBenchDB))
-	if err != nil {
-		stop()
-		return nil, err
-	}
-	os.Setenv("MYSQL_UNIX_PORT", m.Socket)
-	return &dbSink{m: m, db: db}, nil
-}
-
-// reset empties the table before a subject runs and samples the
-// server's CPU.
-func (d *dbSink) reset() error {
-	if _, err := d.db.Exec("TRUNCATE TABLE " + mysqlBenchTable); err != nil {
-		return err
-	}
-	s, err := sampleProc(d.m.Pid())
-	d.before = s
-	return err
-}
-
-// progress is cheap enough to poll: the highest row id (ids start at 1
-// after the TRUNCATE and have gaps only for rolled-back rows).
-func (d *dbSink) progress() lineCounter {
-	var n sql.NullInt64
-	d.db.QueryRow("SELECT MAX(_ct_id) FROM " + mysqlBenchTable).Scan(&n)
-	return lineCounter{Lines: uint64(n.Int64)}
-}
-
-// exact counts the rows, NEW (no end time) and DESTROY.
-func (d *dbSink) exact() lineCounter {
-	var all, news sql.NullInt64
-	d.db.QueryRow("SELECT COUNT(*), SUM(flow_end_sec IS NULL) FROM "+mysqlBenchTable).Scan(&all, &news)
-	return lineCounter{Lines: uint64(all.Int64), New: uint64(news.Int64), Destroy: uint64(all.Int64 - news.Int64)}
-}
-
-// serverCPU is the server's CPU since reset, in ms.
-func (d *dbSink) serverCPU() float64 {
-	after, err := sampleProc(d.m.Pid())
-	if err != nil {
-		return 0
-	}
-	return float64(after.CPUTicks-d.before.CPUTicks) * 1000 / clockTicks
-}
-
-// mysqlConf is the MYSQL stack; ulogd2 loads the plugins it names.
-func mysqlConf(plugDir string, d *dbSink) stackConf {
 	var b strings.Builder
 	b.WriteString("[global]\nlogfile=\"@DIR@/daemon.log\"\nloglevel=3\n")
 	for _, so := range []string{"inpflow_NFCT", "filter_IP2BIN", "output_MYSQL"} {
@@ -111,41 +82,40 @@ func mysqlConf(plugDir string, d *dbSink) stackConf {
 	fmt.Fprintf(&b, "stack=%s\n\n[ct1]\nevent_mask=5\nhash_enable=0\n\n", stackMySQL)
 	fmt.Fprintf(&b, "[my1]\ndb=%q\nhost=\"localhost\"\nuser=%q\npass=%q\ntable=\"conntrack\"\nprocedure=\"INSERT_CT\"\n",
 		mysqlBenchDB, testdb.MariaDBUser, testdb.MariaDBPass)
-	return stackConf{text: b.String(), db: d}
+	return stackConf{
+		text:      b.String(),
+		out:       "none",
+		setup:     func(string) error { _, err := db.Exec("TRUNCATE TABLE ulog2_ct"); return err },
+		count:     func(string) (uint64, error) { return mysqlCount(db) },
+		serverPid: m.Pid,
+	}, nil
 }
 
-// runMySQLScenario runs the mysql scenario at one rate, for the daemon
-// subjects (no floor: it has no database).
-func runMySQLScenario(o *options, rate int) []result {
-	offered := "max"
-	flows := o.flows
-	if rate > 0 {
-		offered = fmt.Sprintf("%d/s", rate)
-	}
-	if flows == 0 {
-		if rate > 0 {
-			flows = int(float64(rate) * o.seconds)
-		} else {
-			flows = 250000
-		}
-	}
-	d, err := startMySQLBench()
+// mysqlCount counts the rows. While the drain is polled, the highest row
+// id would be cheaper, but COUNT(*) of a few 100k rows is fast enough and
+// exact.
+func mysqlCount(db *sql.DB) (uint64, error) {
+	var n uint64
+	err := db.QueryRow("SELECT COUNT(*) FROM ulog2_ct").Scan(&n)
+	return n, err
+}
+
+// runMySQLScenario runs the mysql scenario at each of -rates, for the
+// daemons (the floor writes no rows).
+func runMySQLScenario(o *options) []result {
+	conf, err := mysqlConf(o.plugDir)
 	if err != nil {
-		return []result{{Scenario: "mysql", Offered: offered, Err: "mariadb: " + err.Error()}}
+		return []result{{Scenario: "mysql", Err: "mariadb: " + err.Error()}}
 	}
-	defer d.db.Close()
-	lagRate := rate
-	if lagRate == 0 {
-		lagRate = 50000
-	}
-	l := load{scenario: "mysql", offered: offered, ruleset: rulesetFlows, end: "none",
-		gen: genConfig{Flows: flows, Rate: rate, MaxTime: time.Duration(o.seconds*float64(time.Second)) + 2*time.Second,
-			Delete: true, DeleteLag: max(1, int(o.deleteLag*float64(lagRate)))}}
 	var subjects []string
 	for _, s := range o.subjects {
 		if s != subjFloor {
 			subjects = append(subjects, s)
 		}
 	}
-	return runRounds(o, l, subjects, mysqlConf(o.plugDir, d))
+	var rs []result
+	for _, rate := range o.rates {
+		rs = append(rs, runRounds(o, flowLoad(o, "mysql", rate, false), subjects, conf)...)
+	}
+	return rs
 }

@@ -77,14 +77,21 @@ var pluginSO = map[string]string{
 	"IFINDEX": "filter_IFINDEX", "IP2STR": "filter_IP2STR", "HWHDR": "filter_HWHDR",
 	"PRINTFLOW": "filter_PRINTFLOW", "PRINTPKT": "filter_PRINTPKT",
 	"LOGEMU": "output_LOGEMU", "JSON": "output_JSON",
+	"PGSQL": "output_PGSQL", "SQLITE3": "output_SQLITE3",
 }
 
 // stackConf is a ulogd.conf that ulogd2 runs (it needs the plugin= lines)
 // and ulogd-go accepts unchanged, and the output file it writes.
 type stackConf struct {
-	text string  // with @DIR@ for the run directory
-	out  string  // name of the sink's file in the run directory
-	db   *dbSink // non-nil: the sink writes into this database instead
+	text string // with @DIR@ for the run directory
+	out  string // name of the sink's file in the run directory
+	// Database sinks: setup readies the database before each run (an
+	// empty table), count returns the rows written (sql.go).
+	setup func(dir string) error
+	count func(dir string) (uint64, error)
+	// serverPid, when set, is the database server's process: its CPU
+	// during the run goes into the notes.
+	serverPid func() int
 }
 
 // newStackConf builds the config of one stack: the source (first instance)
@@ -161,6 +168,11 @@ func (o *options) spec(kind string, conf stackConf, runDir string) subjectSpec {
 
 func runFlowScenario(o *options, sc string, rate int) []result {
 	v := flowScenarios[sc]
+	return runRounds(o, flowLoad(o, sc, rate, v.hash), o.subjects, flowConf(o.plugDir, v.hash, v.json))
+}
+
+// flowLoad is the load of a flow scenario at rate (0: max).
+func flowLoad(o *options, sc string, rate int, hash bool) load {
 	flows := o.flows
 	offered := "max"
 	if rate > 0 {
@@ -173,7 +185,7 @@ func runFlowScenario(o *options, sc string, rate int) []result {
 			flows = 250000
 		}
 	}
-	l := load{scenario: sc, offered: offered, ruleset: rulesetFlows, hash: v.hash,
+	l := load{scenario: sc, offered: offered, ruleset: rulesetFlows, hash: hash,
 		gen: genConfig{Flows: flows, Rate: rate, MaxTime: time.Duration(o.seconds*float64(time.Second)) + 2*time.Second}}
 	lagRate := rate
 	if lagRate == 0 {
@@ -188,7 +200,7 @@ func runFlowScenario(o *options, sc string, rate int) []result {
 		l.gen.Delete = true
 		l.gen.DeleteLag = max(1, int(o.deleteLag*float64(lagRate)))
 	}
-	return runRounds(o, l, o.subjects, flowConf(o.plugDir, v.hash, v.json))
+	return l
 }
 
 func runBurstScenario(o *options) []result {
@@ -223,6 +235,12 @@ func runBurstScenario(o *options) []result {
 func (o *options) burstFlowsSlack() uint64 { return 1000 + uint64(o.burstFlows)/10 }
 
 func runPacketScenario(o *options, sc string) []result {
+	l, subjects := packetLoad(o, sc)
+	return runRounds(o, l, subjects, pktConf(o.plugDir, pktScenarios[sc]))
+}
+
+// packetLoad is the load of a packet scenario and its subjects.
+func packetLoad(o *options, sc string) (load, []string) {
 	l := load{scenario: sc, offered: "max", ruleset: rulesetPackets, packets: true, end: "none",
 		gen: genConfig{Flows: o.pktMax, MaxTime: time.Duration(o.pktSeconds * float64(time.Second))}}
 	var subjects []string
@@ -231,7 +249,7 @@ func runPacketScenario(o *options, sc string) []result {
 			subjects = append(subjects, subj)
 		}
 	}
-	return runRounds(o, l, subjects, pktConf(o.plugDir, pktScenarios[sc]))
+	return l, subjects
 }
 
 // runRounds measures every subject -repeat times on the same load, in
@@ -323,8 +341,8 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 		return r
 	}
 	defer g.Close()
-	if conf.db != nil {
-		if err := conf.db.reset(); err != nil {
+	if conf.setup != nil && kind != subjFloor {
+		if err := conf.setup(dir); err != nil {
 			r.Err = err.Error()
 			return r
 		}
@@ -335,6 +353,10 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 		return r
 	}
 	defer s.Stop()
+	var server procSample
+	if conf.serverPid != nil {
+		server, _ = sampleProc(conf.serverPid())
+	}
 	before, err := sampleProc(s.pid)
 	if err != nil {
 		r.Err = err.Error()
@@ -420,12 +442,13 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 		r.Err = err.Error()
 	}
 	lc := s.logged()
-	if conf.db != nil {
-		lc = conf.db.exact()
-		cpu := conf.db.serverCPU()
-		extra = append(extra, fmt.Sprintf("server CPU %.0f ms (%.1f ms/1k rows)", cpu, cpu*1000/float64(max(lc.Lines, 1))))
-	}
 	r.Logged = lc.Lines
+	if conf.serverPid != nil {
+		if after, err := sampleProc(conf.serverPid()); err == nil {
+			ms := float64(after.CPUTicks-server.CPUTicks) * 1000 / clockTicks
+			extra = append(extra, fmt.Sprintf("server CPU %.0f ms (%.1f ms/1k rows)", ms, ms*1000/float64(max(lc.Lines, 1))))
+		}
+	}
 	if kind == subjFloor {
 		s.mu.Lock()
 		if e := s.floor[2]; e > 0 {

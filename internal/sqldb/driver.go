@@ -15,6 +15,13 @@ type Driver interface {
 	Peer() string
 }
 
+// ReadOnlyDriver is implemented by drivers whose Dial may create
+// something (SQLite creates a missing file): --explain dials with
+// DialReadOnly instead.
+type ReadOnlyDriver interface {
+	DialReadOnly(ctx context.Context) (Conn, error)
+}
+
 // Conn is one open connection. Only the sink's writer goroutine uses it
 // (Close excepted, which may come from Stop).
 type Conn interface {

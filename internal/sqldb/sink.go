@@ -77,9 +77,13 @@ func NewSink(env *plugin.Env, cfg SinkConfig) *Sink {
 
 // connect opens a connection and binds the table's columns against ks.
 func (s *Sink) connect(ctx context.Context, ks []keys.Bound) (Conn, *Binding, error) {
+	return s.connectWith(ctx, s.cfg.Driver.Dial, ks)
+}
+
+func (s *Sink) connectWith(ctx context.Context, dial func(context.Context) (Conn, error), ks []keys.Bound) (Conn, *Binding, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
 	defer cancel()
-	c, err := s.cfg.Driver.Dial(ctx)
+	c, err := dial(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -250,7 +254,11 @@ func (s *Sink) Stats() sinkq.Stats {
 // columns and returns one line per column with the key bound to it, for
 // --explain.
 func (s *Sink) Explain(ctx context.Context) []string {
-	c, b, err := s.connect(ctx, s.upstream)
+	dial := s.cfg.Driver.Dial
+	if ro, ok := s.cfg.Driver.(ReadOnlyDriver); ok {
+		dial = ro.DialReadOnly
+	}
+	c, b, err := s.connectWith(ctx, dial, s.upstream)
 	if err != nil {
 		return []string{fmt.Sprintf("columns of `%s': not known: %v", s.cfg.Options.Table, err)}
 	}

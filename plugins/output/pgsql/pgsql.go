@@ -8,6 +8,7 @@
 package pgsql
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"errors"
@@ -205,6 +206,10 @@ type conn struct {
 	ncols  int
 	text   []byte   // the parameters' text, all rows of a batch
 	params [][]byte // one row's parameters, slices of text
+	// copySQL is the COPY statement of a plain INSERT into a table
+	// ("" for the other procedures and for views); copyBuf its data.
+	copySQL string
+	copyBuf []byte
 }
 
 // stmtName is the prepared statement of a connection.
@@ -252,14 +257,93 @@ func (c *conn) Prepare(ctx context.Context, cols []string) error {
 		return err
 	}
 	c.ncols = len(cols)
+	c.copySQL = ""
+	if st.Style == sqldb.Insert {
+		var kind string
+		err := c.c.QueryRow(ctx, `SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n ON c.relnamespace = n.oid
+			WHERE c.relname = $1 AND ($2 = '' OR n.nspname = $2)`, c.d.cfg.Table, c.schema).Scan(&kind)
+		if err != nil {
+			return err
+		}
+		if kind == "r" || kind == "p" { // a table: COPY works, not into a view
+			target := c.d.cfg.Table
+			if c.schema != "" {
+				target = c.schema + "." + target
+			}
+			c.copySQL = "COPY " + target + " (" + strings.Join(cols, ",") + ") FROM STDIN"
+		}
+	}
 	return nil
 }
 
-// Write sends the rows as one pipeline of the prepared statement, which
-// PostgreSQL runs as one implicit transaction. When a row is refused the
-// whole pipeline is rolled back; the first half is tried again, down to
-// the refused row.
+// copyRows writes the rows with COPY (text format), all or nothing.
+func (c *conn) copyRows(ctx context.Context, rows []sqldb.Row) error {
+	b := c.copyBuf[:0]
+	for i := range rows {
+		for j, v := range rows[i].Vals {
+			if j > 0 {
+				b = append(b, '\t')
+			}
+			n := len(b)
+			var ok bool
+			if b, ok = v.AppendText(b); !ok {
+				b = append(b, '\\', 'N')
+				continue
+			}
+			b = copyEscape(b, n)
+		}
+		b = append(b, '\n')
+	}
+	c.copyBuf = b
+	_, err := c.c.PgConn().CopyFrom(ctx, bytes.NewReader(b), c.copySQL)
+	return err
+}
+
+// copyEscape escapes b[n:] for COPY's text format: backslash, tab,
+// newline and carriage return.
+func copyEscape(b []byte, n int) []byte {
+	if !bytes.ContainsAny(b[n:], "\\\t\n\r") {
+		return b
+	}
+	v := append([]byte(nil), b[n:]...)
+	b = b[:n]
+	for _, ch := range v {
+		switch ch {
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		default:
+			b = append(b, ch)
+		}
+	}
+	return b
+}
+
+// Write sends the rows with COPY (a plain INSERT into a table), else as
+// one pipeline of the prepared statement, which PostgreSQL runs as one
+// implicit transaction. When a row is refused the whole batch is rolled
+// back; the first half is tried again as a pipeline, down to the refused
+// row.
 func (c *conn) Write(ctx context.Context, rows []sqldb.Row) (int, error) {
+	if c.copySQL != "" {
+		err := c.copyRows(ctx, rows)
+		if err == nil {
+			return len(rows), nil
+		}
+		if !rowClass(err) {
+			return 0, err
+		}
+	}
+	return c.writePipeline(ctx, rows)
+}
+
+// writePipeline writes rows as one pipeline, halving on a refused row.
+func (c *conn) writePipeline(ctx context.Context, rows []sqldb.Row) (int, error) {
 	err := c.exec(ctx, rows)
 	if err == nil {
 		return len(rows), nil
@@ -270,7 +354,7 @@ func (c *conn) Write(ctx context.Context, rows []sqldb.Row) (int, error) {
 	if len(rows) == 1 {
 		return 0, &sqldb.RowError{Err: err}
 	}
-	return c.Write(ctx, rows[:len(rows)/2])
+	return c.writePipeline(ctx, rows[:len(rows)/2])
 }
 
 func (c *conn) exec(ctx context.Context, rows []sqldb.Row) error {

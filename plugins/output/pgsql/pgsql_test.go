@@ -214,6 +214,43 @@ func TestPGSQL(t *testing.T) {
 		}
 	})
 
+	t.Run("CopyText", func(t *testing.T) {
+		db := s.Connect("flat")
+		s.Exec(db, "create table texts (_id serial, oob_prefix text, oob_uid bigint, oob_mark bigint)")
+		up, r := sqltest.Upstream(t, "NFLOG")
+		inst, err := sqltest.New(t, "PGSQL", conn("flat")+"table=texts\nprocedure=INSERT\n", up)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sqltest.Start(t, inst)
+		want := []string{"tab\there", "nl\nhere", `back\slash \N`, "cr\r'quote'", `\.`}
+		for i, p := range want {
+			r.Reset()
+			sqltest.Set(t, up, r, "oob.prefix", p)
+			sqltest.Set(t, up, r, "oob.mark", i)
+			inst.(plugin.Interpreter).Interp(r)
+		}
+		if err := stop(t, inst); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.Query(context.Background(), "select oob_prefix, oob_uid is null from texts order by oob_mark")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for rows.Next() {
+			var p string
+			var null bool
+			if err := rows.Scan(&p, &null); err != nil || !null {
+				t.Fatal(err, null)
+			}
+			got = append(got, p)
+		}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	})
+
 	t.Run("RefusedRowMidBatch", func(t *testing.T) {
 		db := s.Connect("flat")
 		s.Exec(db, "create table checked (_id serial, ct_mark bigint check (ct_mark <> 13), orig_ip_saddr_str inet)")

@@ -81,7 +81,16 @@ func (d *driver) Peer() string { return "sqlite3:" + d.cfg.DB }
 
 // Dial opens the file with a busy timeout and the WAL journal.
 func (d *driver) Dial(ctx context.Context) (sqldb.Conn, error) {
-	db, err := sql.Open("sqlite", d.cfg.DB+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
+	return d.open(ctx, "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
+}
+
+// DialReadOnly opens the file read only, creating nothing (--explain).
+func (d *driver) DialReadOnly(ctx context.Context) (sqldb.Conn, error) {
+	return d.open(ctx, "?mode=ro&_pragma=busy_timeout(5000)")
+}
+
+func (d *driver) open(ctx context.Context, params string) (sqldb.Conn, error) {
+	db, err := sql.Open("sqlite", "file:"+d.cfg.DB+params)
 	if err != nil {
 		return nil, err
 	}

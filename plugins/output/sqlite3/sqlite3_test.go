@@ -197,4 +197,11 @@ func TestExplain(t *testing.T) {
 	if !strings.Contains(got, "orig_ip_saddr            <- orig.ip.saddr            IP addr          NFCT") {
 		t.Errorf("explain:\n%s", got)
 	}
+	// --explain creates no file.
+	missing := filepath.Join(t.TempDir(), "missing.db")
+	inst = newSink(t, fmt.Sprintf("db=%q\ntable=ulog_ct\n", missing), up)
+	got = strings.Join(inst.(plugin.Explainer).Explain(context.Background()), "\n")
+	if _, err := os.Stat(missing); err == nil || !strings.Contains(got, "not known") {
+		t.Errorf("explain of a missing file: %v, %s", err, got)
+	}
 }
