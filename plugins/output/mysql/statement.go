@@ -39,9 +39,6 @@ func Dialect(noBackslashEscapes bool) sqldb.Dialect {
 // SetNoBackslashEscapes switches string literals to quote doubling.
 func (s *Statement) SetNoBackslashEscapes(on bool) { s.dialect = Dialect(on) }
 
-// Style is the statement style of the procedure option.
-func (s *Statement) Style() sqldb.Style { return s.st.Style }
-
 // Transaction reports whether a statement of n rows must run in a
 // transaction to be all or nothing (several calls; a multi-row INSERT is
 // one statement, atomic by itself on InnoDB).
