@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -127,5 +128,23 @@ func TestMySQL(t *testing.T) {
 	}
 	if got := m.Query(t, "d", "SELECT ID, ORIG_IP_SADDR_STR, CT_MARK FROM flows ORDER BY ID"); fmt.Sprint(got) != "[[1 10.99.0.1 0] [2 fd67::1 1] [3 10.99.0.1 2] [4 fd67::1 3]]" {
 		t.Errorf("rows %v", got)
+	}
+}
+
+// TestExplainCreatesNothing: --explain of a sqlite3 DBI opens the file
+// read only: a missing file stays missing.
+func TestExplainCreatesNothing(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "missing.db")
+	up, _ := sqltest.Upstream(t, "NFCT", "IP2STR")
+	inst, err := sqltest.New(t, "DBI", fmt.Sprintf("dbtype=sqlite3\ndb=%q\nuser=u\ntable=flows\nprocedure=INSERT\n", file), up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := inst.(plugin.Explainer).Explain(context.Background())
+	if len(lines) == 0 || !strings.Contains(lines[0], "not known") {
+		t.Errorf("Explain: %q", lines)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Errorf("Explain created %s (%v)", file, err)
 	}
 }

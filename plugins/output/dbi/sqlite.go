@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ulogd-go/ulogd/internal/sqldb"
+	"github.com/ulogd-go/ulogd/plugins/output/sqlite3"
 )
 
 // sqliteDriver writes rows into an SQLite file with the statement text
@@ -22,15 +23,19 @@ func newSQLiteDriver(path, table, procedure string) *sqliteDriver {
 func (d *sqliteDriver) Peer() string { return "sqlite3:" + d.path }
 
 // Dial opens the file (created if missing) with a busy timeout and the
-// WAL journal.
+// WAL journal, as SQLITE3 does.
 func (d *sqliteDriver) Dial(ctx context.Context) (sqldb.Conn, error) {
-	db, err := sql.Open("sqlite", d.path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
+	return d.open(ctx, "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
+}
+
+// DialReadOnly opens the file for --explain, creating nothing.
+func (d *sqliteDriver) DialReadOnly(ctx context.Context) (sqldb.Conn, error) {
+	return d.open(ctx, "?mode=ro&_pragma=busy_timeout(5000)")
+}
+
+func (d *sqliteDriver) open(ctx context.Context, params string) (sqldb.Conn, error) {
+	db, err := sqlite3.Open(ctx, d.path, params)
 	if err != nil {
-		return nil, err
-	}
-	db.SetMaxOpenConns(1)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
 		return nil, err
 	}
 	return &sqliteConn{d: d, db: db}, nil

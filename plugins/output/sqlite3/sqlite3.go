@@ -90,7 +90,18 @@ func (d *driver) DialReadOnly(ctx context.Context) (sqldb.Conn, error) {
 }
 
 func (d *driver) open(ctx context.Context, params string) (sqldb.Conn, error) {
-	db, err := sql.Open("sqlite", "file:"+d.cfg.DB+params)
+	db, err := Open(ctx, d.cfg.DB, params)
+	if err != nil {
+		return nil, err
+	}
+	return &conn{d: d, db: db}, nil
+}
+
+// Open opens the database file with the URI parameters params (the
+// ones of Dial or DialReadOnly), one connection, and checks it (SQLITE3,
+// and DBI with dbtype=sqlite3).
+func Open(ctx context.Context, file, params string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", "file:"+file+params)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +110,7 @@ func (d *driver) open(ctx context.Context, params string) (sqldb.Conn, error) {
 		db.Close()
 		return nil, err
 	}
-	return &conn{d: d, db: db}, nil
+	return db, nil
 }
 
 type conn struct {
