@@ -63,7 +63,7 @@ func dial(t *testing.T, m *testdb.MariaDB, db, table, proc string) *Conn {
 // stored, the refused row is a RowError, and the rest goes in the next
 // call, in order.
 func TestWriteStylesRefusedRow(t *testing.T) {
-	m := testdb.StartMariaDB(t)
+	m := server(t)
 	for _, proc := range []string{"INSERT", "INSERT INTO t", "F", "CALL P"} {
 		t.Run(proc, func(t *testing.T) {
 			db := "s" + strings.NewReplacer(" ", "_").Replace(strings.ToLower(proc))
@@ -115,7 +115,7 @@ func TestWriteStylesRefusedRow(t *testing.T) {
 // fault (the rows are kept for the next connection) and Dial fails; after
 // a restart a new connection writes.
 func TestServerGone(t *testing.T) {
-	m := testdb.StartMariaDB(t)
+	m := server(t)
 	m.CreateDatabase(t, "g")
 	m.Exec(t, "g", testSchema)
 	c := dial(t, m, "g", "t", "INSERT")
@@ -148,7 +148,7 @@ func TestServerGone(t *testing.T) {
 // TestMissingTableIsNotARowError: errors about the statement (no such
 // table, no such function) keep the rows queued, they are no row's fault.
 func TestMissingTableIsNotARowError(t *testing.T) {
-	m := testdb.StartMariaDB(t)
+	m := server(t)
 	m.CreateDatabase(t, "x")
 	c := dial(t, m, "x", "nope", "NOPE_FN")
 	ctx := context.Background()

@@ -65,7 +65,7 @@ func waitSettled(t *testing.T, inst plugin.Instance, n uint64) {
 }
 
 func TestMYSQL(t *testing.T) {
-	m := testdb.StartMariaDB(t)
+	m := server(t)
 	m.CreateDatabase(t, "full")
 	m.LoadSchema(t, "full", fullSchema)
 	m.CreateDatabase(t, "small")
