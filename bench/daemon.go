@@ -22,6 +22,9 @@ const (
 	subjRef   = "ulogd2"   // the reference C daemon
 	subjGo    = "ulogd-go" // this project's daemon (binary, or in-process driver with -profile)
 	subjFloor = "floor"    // bare listener: receive and count only
+	// subjBase is a second ulogd-go binary (-ulogd-go-base), e.g. the
+	// main branch's, measured in the same rounds as the one under test.
+	subjBase = "ulogd-go-base"
 )
 
 // subject is one running program under test.
@@ -47,6 +50,7 @@ type subjectSpec struct {
 	kind    string
 	refBin  string // /usr/sbin/ulogd
 	goBin   string // built ulogd-go binary
+	baseBin string // the other ulogd-go binary (subjBase)
 	self    string // this harness binary (floor, in-process driver)
 	profile string // non-empty: run ulogd-go in-process with this CPU profile path
 	conf    stackConf
@@ -72,6 +76,8 @@ func startSubject(spec subjectSpec, ns, dir string) (*subject, error) {
 			argv = []string{spec.refBin, "-c", conf}
 		case spec.profile != "":
 			argv = []string{spec.self, "inproc", "-c", conf, "-cpuprofile", spec.profile}
+		case spec.kind == subjBase:
+			argv = []string{spec.baseBin, "-c", conf}
 		default:
 			argv = []string{spec.goBin, "-c", conf}
 		}

@@ -51,6 +51,7 @@ type options struct {
 	subjects   []string
 	refBin     string
 	goBin      string
+	baseBin    string // -ulogd-go-base: a second ulogd-go binary
 	floorSleep time.Duration
 	plugDir    string
 	deleteMode string
@@ -81,6 +82,7 @@ func benchMain(args []string) int {
 	fs.StringVar(&o.refBin, "ulogd2", "/usr/sbin/ulogd", "reference ulogd2 binary")
 	fs.DurationVar(&o.floorSleep, "floor-coalesce", 0, "make the floor read as ulogd-go does: sleep this long (ulogd-go: up to 4ms) after a read that emptied the socket of 2 datagrams or more (a diagnostic: the floor the issue describes reads as events arrive)")
 	fs.StringVar(&o.goBin, "ulogd-go", "", "ulogd-go binary (default: go build ./cmd/ulogd into the run directory)")
+	fs.StringVar(&o.baseBin, "ulogd-go-base", "", "a second ulogd-go binary (e.g. built from main) measured in the same rounds as subject ulogd-go-base; the ratio table adds go/base")
 	fs.StringVar(&o.plugDir, "plugindir", "/usr/lib/x86_64-linux-gnu/ulogd", "ulogd2 plugin directory (plugin= lines)")
 	fs.StringVar(&o.deleteMode, "delete", "ctnetlink", "how flows end in rate runs: ctnetlink (the generator deletes each flow shortly after creating it) or expire (1 s UDP timeout, conntrack GC, bounded by -expire-wait, rest flushed)")
 	fs.Float64Var(&o.deleteLag, "delete-lag", 0.1, "ctnetlink mode: seconds between a flow's creation and its deletion")
@@ -96,6 +98,9 @@ func benchMain(args []string) int {
 	}
 	o.scenarios = splitList(*scen)
 	o.subjects = splitList(*subj)
+	if o.baseBin != "" && !contains(o.subjects, subjBase) {
+		o.subjects = append(o.subjects, subjBase)
+	}
 	for _, r := range splitList(*rates) {
 		if r == "max" {
 			o.rates = append(o.rates, 0)
@@ -159,6 +164,10 @@ func benchMain(args []string) int {
 			}
 		case sc == "burst":
 			rs = runBurstScenario(&o)
+		case sc == "ipfix":
+			for _, rate := range o.rates {
+				rs = append(rs, runIPFIXScenario(&o, rate)...)
+			}
 		case pkt:
 			rs = runPacketScenario(&o, sc)
 		default:

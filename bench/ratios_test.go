@@ -25,6 +25,25 @@ func TestPrintRatios(t *testing.T) {
 	}
 }
 
+// TestPrintRatiosBase checks the go/base column a second ulogd-go binary
+// (-ulogd-go-base) adds.
+func TestPrintRatiosBase(t *testing.T) {
+	rs := []result{
+		{Scenario: "json", Subject: subjGo, Offered: "20000/s", Events: 20000, Expected: 20000, Logged: 20000, CPUms: 100},
+		{Scenario: "json", Subject: subjBase, Offered: "20000/s", Events: 20000, Expected: 20000, Logged: 20000, CPUms: 80},
+	}
+	var b strings.Builder
+	printRatios(&b, rs)
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if head := lines[len(lines)-2]; !strings.HasSuffix(strings.TrimSpace(head), "base ms/1k  go/base") {
+		t.Errorf("header %q lacks the base columns", head)
+	}
+	row := strings.Fields(lines[len(lines)-1])
+	if got := strings.Join(row[len(row)-2:], " "); got != "4.00 1.25×" {
+		t.Errorf("base cells %q, want \"4.00 1.25×\"\n%s", got, b.String())
+	}
+}
+
 // TestRatiosByRound checks that -repeat ratios are taken round by round:
 // the machine slows down in the second round, which the per-subject
 // medians (4.0 against 2.0, 2.00×) would mix up; the rounds say 1.25×.

@@ -156,10 +156,11 @@ type load struct {
 	end      string // "none" (flows deleted by the generator), "expire", "flush"
 	hash     bool
 	packets  bool
+	ipfix    bool // the sink exports IPFIX to an in-process collector (ipfix.go)
 }
 
 func (o *options) spec(kind string, conf stackConf, runDir string) subjectSpec {
-	s := subjectSpec{kind: kind, refBin: o.refBin, goBin: o.goBin, self: o.self, conf: conf, floorSleep: o.floorSleep}
+	s := subjectSpec{kind: kind, refBin: o.refBin, goBin: o.goBin, baseBin: o.baseBin, self: o.self, conf: conf, floorSleep: o.floorSleep}
 	if kind == subjGo && o.profileDir != "" {
 		s.profile = filepath.Join(o.profileDir, filepath.Base(runDir)+".pprof")
 	}
@@ -335,6 +336,18 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 			return r
 		}
 	}
+	if l.ipfix && kind != subjFloor {
+		c, err := startCollector(n.Server, filepath.Join(dir, conf.out))
+		if err != nil {
+			r.Err = err.Error()
+			return r
+		}
+		defer func() {
+			if e := c.stop(); e > 0 {
+				r.Extra = strings.TrimSpace(r.Extra + fmt.Sprintf("; %d IPFIX messages not decoded", e))
+			}
+		}()
+	}
 	g, err := newGenerator(n, l.gen.Delete)
 	if err != nil {
 		r.Err = err.Error()
@@ -459,7 +472,7 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 		extra = append(extra, fmt.Sprintf("NEW %d DESTROY %d", lc.New, lc.Destroy))
 	}
 	s.Stop()
-	if kind == subjGo {
+	if kind == subjGo || kind == subjBase {
 		r.SelfLost = s.selfReportedLost()
 	}
 	r.Extra = strings.Join(extra, "; ")
@@ -497,7 +510,8 @@ func oneLine(s string) string {
 	return s
 }
 
-// printRatios compares ulogd-go with ulogd2 and the floor, per load.
+// printRatios compares ulogd-go with ulogd2 and the floor, per load, and
+// with the other ulogd-go binary (-ulogd-go-base) when there is one.
 func printRatios(w io.Writer, rs []result) {
 	type key struct{ sc, offered string }
 	by := map[key]map[string]result{}
@@ -513,7 +527,15 @@ func printRatios(w io.Writer, rs []result) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "ratios (ulogd-go / other), CPU per 1000 kernel events:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\toffered\tgo ms/1k\tulogd2 ms/1k\tgo/ulogd2\tfloor ms/1k\tgo/floor\tgo lost%\tulogd2 lost%\tgo/ulogd2 per logged")
+	base := false
+	for _, r := range rs {
+		base = base || r.Subject == subjBase
+	}
+	head := "scenario\toffered\tgo ms/1k\tulogd2 ms/1k\tgo/ulogd2\tfloor ms/1k\tgo/floor\tgo lost%\tulogd2 lost%\tgo/ulogd2 per logged"
+	if base {
+		head += "\tbase ms/1k\tgo/base"
+	}
+	fmt.Fprintln(tw, head)
 	for _, k := range order {
 		m := by[k]
 		g, ok := m[subjGo]
@@ -528,10 +550,15 @@ func printRatios(w io.Writer, rs []result) {
 			}
 			return fmt.Sprintf("%.2f", r.msPerK())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\n", k.sc, k.offered, g.msPerK(),
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s", k.sc, k.offered, g.msPerK(),
 			ms(hasRef, ref), ratioCell(hasRef, g, ref, result.msPerK),
 			ms(hasFloor, fl), ratioCell(hasFloor, g, fl, result.msPerK),
 			g.lostPct(), lostCell(hasRef, ref), ratioCell(hasRef, g, ref, result.msPerLogged))
+		if base {
+			b, hasBase := m[subjBase]
+			fmt.Fprintf(tw, "\t%s\t%s", ms(hasBase, b), ratioCell(hasBase, g, b, result.msPerK))
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 }

@@ -140,7 +140,7 @@ func sqlConf(plugDir, sc string) (stackConf, error) {
 	conf.text = b.String()
 	table, reset := "ulog2_ct", "TRUNCATE ulog2_ct RESTART IDENTITY"
 	if v.pkt {
-		table, reset = "ulog2", "TRUNCATE ulog2, tcp, udp, icmp, icmpv6, sctp, hwhdr, mac RESTART IDENTITY"
+		table, reset = "ulog2", "TRUNCATE ulog2, tcp, udp, icmp, icmpv6, sctp, hwhdr, mac RESTART IDENTITY CASCADE"
 	}
 	conf.setup = func(string) error { return pgExec(s, v.db, reset) }
 	conf.count = func(string) (uint64, error) { return pgCount(s, v.db, "select count(*) from "+table) }

@@ -93,9 +93,9 @@ mkdir -p /var/log/ulog
 bin/ulogd --check -c "$conf"
 echo "+ bin/ulogd -v -c $conf   (lines go to /var/log/ulog/syslogemu.log; Ctrl-C stops)"
 if [ "$demo_table" = 1 ]; then
-	echo "  The demo table tracks only connections made from now on: NFCT's start-up"
-	echo "  notice that the conntrack table is empty is expected. Make one with"
-	echo "  ping -c 1 127.0.0.1 and it appears in the file."
+	echo "  The demo table tracks only connections made from now on (so NFCT notes"
+	echo "  that no connection is tracked yet). Make one with ping -c 1 127.0.0.1"
+	echo "  and it appears in the file."
 fi
 
 # The daemon runs as a child so that cleanup can run after it.

@@ -22,16 +22,17 @@ type outputFile struct {
 	pos  config.Pos
 	what string // "logfile", or "stack 1, emu1:LOGEMU"
 	path string
+	dir  bool // path is a directory the sink creates its files in (XML)
 }
 
 // outputFiles lists the files g will write: the daemon log, and every
 // "file:" resource a sink claims (LOGEMU, OPRINT, GPRINT, NACCT, PCAP, JSON
-// in file mode).
+// in file mode), and every "dir:" resource (XML's directory).
 func outputFiles(g *stack.Graph) []outputFile {
 	var out []outputFile
 	seen := map[string]bool{}
 	if lf := g.Global.Logfile; lf != "" && lf != "stdout" && lf != "syslog" {
-		out = append(out, outputFile{g.Global.LogfilePos, "logfile", lf})
+		out = append(out, outputFile{g.Global.LogfilePos, "logfile", lf, false})
 	}
 	for _, st := range g.Stacks {
 		for i, in := range st.Instances {
@@ -39,9 +40,14 @@ func outputFiles(g *stack.Graph) []outputFile {
 				continue
 			}
 			for _, r := range in.Desc.Resources(in.Config) {
+				what := fmt.Sprintf("stack %d, %s:%s", st.Index, in.ID, in.Desc.Name)
 				if p, ok := strings.CutPrefix(r, "file:"); ok && !seen[p] {
 					seen[p] = true
-					out = append(out, outputFile{st.Pos, fmt.Sprintf("stack %d, %s:%s", st.Index, in.ID, in.Desc.Name), p})
+					out = append(out, outputFile{st.Pos, what, p, false})
+				}
+				if p, ok := strings.CutPrefix(r, "dir:"); ok && !seen[r] {
+					seen[r] = true
+					out = append(out, outputFile{st.Pos, what, p, true})
 				}
 			}
 		}
@@ -69,11 +75,42 @@ func CheckOutputs(g *stack.Graph, user string) ([]error, error) {
 	}
 	var errs []error
 	for _, f := range outputFiles(g) {
-		if msg := checkOutput(f.path, cred); msg != "" {
+		check := checkOutput
+		if f.dir {
+			check = checkOutputDir
+		}
+		if msg := check(f.path, cred); msg != "" {
 			errs = append(errs, &config.Error{Pos: f.pos, Msg: f.what + ": " + msg})
 		}
 	}
 	return errs, nil
+}
+
+// checkOutputDir returns what prevents creating files in the directory
+// dir, or "".
+func checkOutputDir(dir string, cred *credentials) string {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Sprintf("the directory %s does not exist", dir)
+	case err != nil:
+		return fmt.Sprintf("the directory %s: %v", dir, unwrapPath(err))
+	case !st.IsDir():
+		return fmt.Sprintf("%s is not a directory", dir)
+	}
+	if err := unix.Faccessat(unix.AT_FDCWD, dir, unix.W_OK|unix.X_OK, unix.AT_EACCESS); err != nil {
+		return fmt.Sprintf("cannot write %s: %v", dir, err)
+	}
+	if cred == nil {
+		return ""
+	}
+	if msg := cred.canReach(dir); msg != "" {
+		return msg
+	}
+	if !cred.may(dir, unix.W_OK|unix.X_OK) {
+		return fmt.Sprintf("user %s cannot write the directory %s (the daemon creates its files there as that user after a SIGHUP)", cred.name, dir)
+	}
+	return ""
 }
 
 // checkOutput returns what prevents opening path for appending, or "".

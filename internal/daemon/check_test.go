@@ -41,6 +41,11 @@ func emuConf(logfile, file string) string {
 	return fmt.Sprintf("[global]\n%sstack=nuauth1:UNIXSOCK,base1:BASE,ip2str1:IP2STR,print1:PRINTPKT,emu1:LOGEMU\n[emu1]\nfile=%q\n", lf, file)
 }
 
+// xmlConf is a config with one XML sink writing into dir.
+func xmlConf(dir string) string {
+	return fmt.Sprintf("[global]\nstack=nuauth1:UNIXSOCK,xml1:XML\n[nuauth1]\nsocket_path=%q\n[xml1]\ndirectory=%q\n", dir+"/u.sock", dir)
+}
+
 func TestCheckOutputs(t *testing.T) {
 	dir := t.TempDir()
 	notDir := filepath.Join(dir, "plain")
@@ -60,6 +65,14 @@ func TestCheckOutputs(t *testing.T) {
 			"ulogd.conf:2: stack 1, emu1:LOGEMU: " + notDir + " (the directory of " + notDir + "/emu.log) is not a directory"},
 		{"file is a directory", emuConf("", dir),
 			"ulogd.conf:2: stack 1, emu1:LOGEMU: " + dir + " is a directory"},
+		{"XML directory", xmlConf(dir), "<nil>"},
+		{"XML directory missing", xmlConf(dir + "/missing"),
+			"ulogd.conf:2: stack 1, xml1:XML: the directory " + dir + "/missing does not exist"},
+		{"XML directory is a file", xmlConf(notDir),
+			"ulogd.conf:2: stack 1, xml1:XML: " + notDir + " is not a directory"},
+		{"two XML sinks share a directory", "[global]\nstack=nuauth1:UNIXSOCK,xml1:XML\nstack=nuauth2:UNIXSOCK,xml2:XML\n" +
+			fmt.Sprintf("[nuauth1]\nsocket_path=%q\n[nuauth2]\nsocket_path=%q\n[xml1]\ndirectory=%q\n[xml2]\ndirectory=%q\n", dir+"/u1.sock", dir+"/u2.sock", dir, dir),
+			"<nil>"},
 	} {
 		if got := checkConf(t, tc.conf, ""); got != tc.want {
 			t.Errorf("%s:\n got %s\nwant %s", tc.name, got, tc.want)

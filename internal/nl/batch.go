@@ -114,14 +114,36 @@ func (b *Batch) Truncated(i int) bool { return b.hdrs[i].Hdr.Flags&unix.MSG_TRUN
 // unicast).
 func (b *Batch) Sender(i int) (pid, groups uint32) { return b.names[i].Pid, b.names[i].Groups }
 
-// Receive reads up to b.Cap() datagrams with one recvmmsg(MSG_DONTWAIT)
-// call, parking the goroutine on the runtime poller while nothing is queued.
-// It returns n ≥ 1 with a nil error, or 0 and an error:
+// Receive reads up to b.Cap() datagrams, waiting for the socket (and, with
+// SetCoalesce, sleeping first) while nothing is queued: it is TryReceive
+// and Wait in a loop, for request/response exchanges (dumps,
+// acknowledgements) and simple readers. Event loops that flush their sinks
+// when the socket is drained call TryReceive and Wait themselves.
+func (c *Conn) Receive(b *Batch) (n int, err error) {
+	for {
+		n, err := c.TryReceive(b)
+		if err != ErrDrained {
+			return n, err
+		}
+		if err := c.Wait(); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// TryReceive reads up to b.Cap() datagrams with one recvmmsg(MSG_DONTWAIT)
+// call, without waiting. It returns n ≥ 1 with a nil error, or 0 and an
+// error:
 //
+//   - ErrDrained when the socket is known to be empty: every datagram
+//     returned so far has been handed out and none is queued. The caller
+//     does what it has to do before a pause (a source flushes its sinks:
+//     one write per burst, however many reads it took) and calls Wait;
 //   - ErrNoBuffers when the kernel dropped messages (ENOBUFS); the socket
-//     stays usable and the next Receive continues with the queued messages;
-//   - ErrClosed after Close (also for a Receive blocked while closing);
-//   - an error matching os.ErrDeadlineExceeded after the read deadline.
+//     stays usable and the next call continues with the queued messages;
+//   - ErrClosed after Close;
+//   - an error matching os.ErrDeadlineExceeded after the read deadline (from
+//     Wait).
 //
 // Datagrams that a process sent rather than the kernel are dropped (see
 // Batch.Foreign).
@@ -130,24 +152,18 @@ func (b *Batch) Sender(i int) (pid, groups uint32) { return b.names[i].Pid, b.na
 // returned cut to SlotSize and flagged by b.Truncated(i) (callers report it
 // as ErrTruncated), so that the other datagrams of the batch are not lost.
 //
-// With SetCoalesce, a Receive that follows one which emptied the socket of
-// several datagrams first sleeps for up to the coalescing delay.
+// With SetCoalesce, a call that follows one which emptied the socket of
+// several datagrams (fewer than the batch holds) reports ErrDrained without
+// reading: the Wait after it sleeps for up to the coalescing delay.
 //
 // Other errors are *os.SyscallError values.
-func (c *Conn) Receive(b *Batch) (n int, err error) {
+func (c *Conn) TryReceive(b *Batch) (n int, err error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	b.n, b.foreign = 0, 0
 	if c.coalesce > 0 && c.lastN >= coalesceMin && c.lastN < len(b.hdrs) {
-		if c.idle != nil {
-			c.idle()
-		}
-		now := time.Now()
-		d := coalesceDelay(c.coalesce, c.lastSleep, int(c.rcvbuf.Load()), c.cycleLoad, now.Sub(c.cycleAt))
-		if d > 0 {
-			time.Sleep(d)
-		}
-		c.cycleAt, c.cycleLoad, c.lastSleep = now, 0, d
+		c.lastN, c.next = 0, nextSleep
+		return 0, ErrDrained
 	}
 	c.lastN = 0
 	c.rb = b
@@ -167,14 +183,8 @@ func (c *Conn) Receive(b *Batch) (n int, err error) {
 			b.n, c.lastN = n, n
 			return n, nil
 		case unix.EAGAIN:
-			if c.idle != nil {
-				c.idle()
-			}
-			if err := c.wait(); err != nil {
-				return 0, err
-			}
-			c.cycleAt, c.cycleLoad, c.lastSleep = time.Now(), 0, 0
-			continue
+			c.next = nextWait
+			return 0, ErrDrained
 		case unix.ENOBUFS:
 			return 0, ErrNoBuffers
 		case unix.EBADF:
@@ -184,6 +194,43 @@ func (c *Conn) Receive(b *Batch) (n int, err error) {
 		}
 		return 0, os.NewSyscallError("recvmmsg", c.rerr)
 	}
+}
+
+// What Wait does after ErrDrained.
+const (
+	nextWait  = iota // park until the socket is readable
+	nextSleep        // sleep for the coalescing delay (SetCoalesce)
+)
+
+// Wait pauses until the next TryReceive is worth calling: after a
+// TryReceive that found the socket empty, it parks the goroutine on the
+// runtime poller until the socket is readable (or the read deadline
+// passes, or Close); after one that reported ErrDrained for coalescing, it
+// sleeps for the coalescing delay, cut short by the rate of the last cycle
+// (see SetCoalesce). It returns ErrClosed after Close and an error matching
+// os.ErrDeadlineExceeded after the read deadline.
+func (c *Conn) Wait() error {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	next := c.next
+	c.next = nextWait
+	if next == nextSleep {
+		now := time.Now()
+		d := coalesceDelay(c.coalesce, c.lastSleep, int(c.rcvbuf.Load()), c.cycleLoad, now.Sub(c.cycleAt))
+		if d > 0 {
+			time.Sleep(d)
+		}
+		c.cycleAt, c.cycleLoad, c.lastSleep = now, 0, d
+		if c.closed.Load() {
+			return ErrClosed
+		}
+		return nil
+	}
+	if err := c.wait(); err != nil {
+		return err
+	}
+	c.cycleAt, c.cycleLoad, c.lastSleep = time.Now(), 0, 0
+	return nil
 }
 
 // EventCoalesce is the longest coalescing delay (SetCoalesce) of the event
@@ -196,7 +243,7 @@ func (c *Conn) Receive(b *Batch) (n int, err error) {
 // stream: 1 ms cost about 10 % more CPU per event than 4 ms at 40k events/s.
 const EventCoalesce = 4 * time.Millisecond
 
-// coalesceDelay is how long Receive lets events accumulate: max, unless
+// coalesceDelay is how long Wait lets events accumulate: max, unless
 //
 //   - the rate of the last cycle (load bytes of receive buffer in span)
 //     would fill more than a quarter of the receive buffer (rcvbuf) in
@@ -245,34 +292,22 @@ func (b *Batch) load(n int) int {
 	return sum
 }
 
-// coalesceMin is how many datagrams the previous Receive must have returned
-// for the next one to sleep first (SetCoalesce): a lone event is not a
+// coalesceMin is how many datagrams the previous TryReceive must have
+// returned for the next Wait to sleep (SetCoalesce): a lone event is not a
 // stream worth waiting for.
 const coalesceMin = 2
 
-// SetCoalesce makes Receive let events accumulate: after a Receive that
-// returned at least two datagrams but fewer than the batch holds (it emptied
-// the socket), the next Receive sleeps for up to d before reading, so that
-// it reads the events of that time in one call instead of waking for every
+// SetCoalesce makes the reader let events accumulate: after a TryReceive
+// that returned at least two datagrams but fewer than the batch holds (it
+// emptied the socket), the next one reports ErrDrained without reading and
+// the Wait after it sleeps for up to d, so that the following TryReceive
+// reads the events of that time in one call instead of waking for every
 // few of them. The events wait in the socket's receive buffer meanwhile: the
 // sleep is cut short when, at the rate of the last cycle, they would fill
 // more than a quarter of it. 0 (the default) turns it off.
 func (c *Conn) SetCoalesce(d time.Duration) {
 	c.rmu.Lock()
 	c.coalesce = max(d, 0)
-	c.rmu.Unlock()
-}
-
-// SetIdle sets f to be called by Receive whenever it is about to sleep
-// (SetCoalesce) or to wait for the socket: the moment every datagram it
-// returned has been handled and none is known to be queued. A source
-// flushes its sinks there (group commit): one write per burst, however
-// many Receive calls it takes, and nothing left buffered while it waits.
-// f runs in the goroutine that called Receive. nil (the default) calls
-// nothing.
-func (c *Conn) SetIdle(f func()) {
-	c.rmu.Lock()
-	c.idle = f
 	c.rmu.Unlock()
 }
 

@@ -37,6 +37,7 @@ type Conn struct {
 	erc    syscall.RawConn
 	pid    uint32
 	closed atomic.Bool
+	seq    atomic.Uint32 // NextSeq
 
 	// Receive state, guarded by rmu. The callbacks are method values built
 	// once in Open so that handing them to RawConn does not allocate.
@@ -52,10 +53,10 @@ type Conn struct {
 	everr     unix.Errno
 	evbuf     [1]unix.EpollEvent
 	coalesce  time.Duration
-	idle      func() // SetIdle
-	lastN     int    // datagrams the last Receive returned
+	lastN     int // datagrams the last TryReceive returned
+	next      int // what Wait does: nextWait or nextSleep
 	// The coalescing cycle: since cycleAt (the last sleep or wake-up),
-	// Receive read datagrams that held about cycleLoad bytes of receive
+	// TryReceive read datagrams that held about cycleLoad bytes of receive
 	// buffer. It bounds the next sleep (coalesceDelay).
 	cycleAt   time.Time
 	cycleLoad int
@@ -119,6 +120,9 @@ func Open(proto int) (*Conn, error) {
 		return nil, err
 	}
 	c := &Conn{f: f, rc: rc, ep: ep, erc: erc, pid: nsa.Pid}
+	// Seeded from the clock, so that a request does not take the number
+	// of one a previous socket with the same port id sent.
+	c.seq.Store(uint32(time.Now().UnixNano()))
 	if n, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF); err == nil {
 		c.rcvbuf.Store(int64(n))
 	}
@@ -131,6 +135,11 @@ func Open(proto int) (*Conn, error) {
 
 // PortID is the netlink port id (nl_pid) the kernel assigned at bind time.
 func (c *Conn) PortID() uint32 { return c.pid }
+
+// NextSeq returns the sequence number (nlmsg_seq) for the next request
+// sent on the socket: replies carry it, so that a reader can tell them
+// from stale answers. Safe for concurrent use.
+func (c *Conn) NextSeq() uint32 { return c.seq.Add(1) }
 
 // Close closes the socket. A Receive blocked in another goroutine returns
 // ErrClosed. Closing twice returns ErrClosed.

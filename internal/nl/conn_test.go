@@ -5,30 +5,25 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/ulogd-go/ulogd/internal/netnstest"
 	"github.com/ulogd-go/ulogd/internal/nl"
-	"github.com/ulogd-go/ulogd/internal/nl/nltest"
 	"golang.org/x/sys/unix"
 )
 
 // Conntrack multicast groups (NFNLGRP_CONNTRACK_NEW, _DESTROY).
 const groupNew, groupDestroy = 1, 3
 
-func open(t *testing.T, ns *nltest.NS) *nl.Conn {
+func open(t *testing.T, ns *netnstest.NS) *nl.Conn {
 	t.Helper()
-	var c *nl.Conn
-	var err error
-	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := ns.OpenNetfilter(t)
 	return c
 }
 
-// udpBurst makes n NEW events (nltest.NS.UDPBurst).
-func udpBurst(t *testing.T, ns *nltest.NS, first, n int) { ns.UDPBurst(t, first, n) }
+// udpBurst makes n NEW events (netnstest.NS.UDPBurst).
+func udpBurst(t *testing.T, ns *netnstest.NS, first, n int) { ns.UDPBurst(t, first, n) }
 
 // drain reads until nothing arrives for a short while; it returns the number
 // of datagrams and of ENOBUFS errors.
@@ -59,7 +54,7 @@ func drain(t *testing.T, c *nl.Conn, b *nl.Batch) (n, overruns int) {
 }
 
 func TestConnBasics(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	c := open(t, ns)
 	if c.PortID() == 0 {
 		t.Error("PortID = 0, want kernel-assigned")
@@ -105,7 +100,7 @@ func TestConnBasics(t *testing.T) {
 }
 
 func TestCloseUnblocksReceive(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	c := open(t, ns)
 	errc := make(chan error)
 	go func() {
@@ -136,7 +131,7 @@ func TestCloseUnblocksReceive(t *testing.T) {
 }
 
 func TestNoBuffers(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
 	c := open(t, ns)
 	if _, err := c.SetReadBuffer(0); err != nil { // the kernel minimum
@@ -179,7 +174,7 @@ func TestNoBuffers(t *testing.T) {
 }
 
 func TestTruncated(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
 	udpBurst(t, ns, 20000, 200)
 	c := open(t, ns)
@@ -247,9 +242,9 @@ func ExampleConn_Receive() {
 
 // listenNew returns a namespace that tracks connections and a socket in it
 // subscribed to its NEW events, with room for a few thousand.
-func listenNew(t *testing.T) (*nltest.NS, *nl.Conn) {
+func listenNew(t *testing.T) (*netnstest.NS, *nl.Conn) {
 	t.Helper()
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
 	c := open(t, ns)
 	if _, err := c.SetReadBuffer(1 << 20); err != nil {
@@ -274,10 +269,11 @@ func TestReceiveAllocs(t *testing.T) {
 	}
 }
 
-// TestCoalesce checks that, with SetCoalesce, a Receive following one that
-// returned several datagrams waits for the delay and then returns what
-// arrived meanwhile in one batch, while one following a lone datagram
-// reads at once.
+// TestCoalesce checks that, with SetCoalesce, the Wait after a read that
+// emptied the socket of several datagrams sleeps for the delay (on
+// synctest's clock: exactly) and the next read returns what arrived
+// meanwhile in one batch, while a read following a lone datagram reads at
+// once.
 func TestCoalesce(t *testing.T) {
 	ns, c := listenNew(t)
 	// A buffer so large that the delay is never cut short for it.
@@ -287,53 +283,57 @@ func TestCoalesce(t *testing.T) {
 	const delay = 300 * time.Millisecond
 	c.SetCoalesce(delay)
 	b := nl.NewBatch(64, nl.EventDatagramSize)
-	receive := func() (int, time.Duration) {
-		t.Helper()
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		start := time.Now()
-		n, err := c.Receive(b)
-		if err != nil {
-			t.Fatalf("Receive: %v", err)
+	synctest.Test(t, func(t *testing.T) {
+		read := func(want int) {
+			t.Helper()
+			if n, err := c.TryReceive(b); n != want || err != nil {
+				t.Fatalf("TryReceive = %d, %v; want %d datagrams", n, err, want)
+			}
 		}
-		return n, time.Since(start)
-	}
-
-	udpBurst(t, ns, 20000, 3)
-	if n, _ := receive(); n != 3 {
-		t.Fatalf("first Receive = %d datagrams, want the 3 queued", n)
-	}
-	// 3 events are far from filling a quarter of the buffer in the delay,
-	// which is therefore not cut short. Nor by the ramp: the sleeps are
-	// taken as grown to the full delay already.
-	nl.SetLastSleep(c, delay)
-	// Events that arrive one by one during the delay are read together.
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		for i := range 5 {
-			time.Sleep(20 * time.Millisecond)
-			udpBurst(t, ns, 21000+i, 1)
+		drained := func() {
+			t.Helper()
+			if n, err := c.TryReceive(b); n != 0 || err != nl.ErrDrained {
+				t.Fatalf("TryReceive = %d, %v; want ErrDrained", n, err)
+			}
 		}
-	}()
-	n, took := receive()
-	<-sent
-	if n != 5 || took < delay {
-		t.Errorf("coalesced Receive = %d datagrams after %v, want 5 after at least %v", n, took, delay)
-	}
-	// After that Receive, the socket is empty: the next one sleeps, finds
-	// nothing, and waits for the next event, which it returns alone.
-	go func() {
-		time.Sleep(delay + 100*time.Millisecond)
+		sleep := func() {
+			t.Helper()
+			start := time.Now()
+			if err := c.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took != delay {
+				t.Errorf("Wait slept %v, want the delay %v", took, delay)
+			}
+		}
+		udpBurst(t, ns, 20000, 3)
+		read(3)
+		// 3 events are far from filling a quarter of the buffer in the
+		// delay, which is therefore not cut short. Nor by the ramp: the
+		// sleeps are taken as grown to the full delay already.
+		nl.SetLastSleep(c, delay)
+		// Events that arrive one by one during the delay are read together.
+		go func() {
+			for i := range 5 {
+				time.Sleep(20 * time.Millisecond)
+				udpBurst(t, ns, 21000+i, 1)
+			}
+		}()
+		drained()
+		sleep()
+		read(5)
+		// After that read the socket is empty: the next sleep finds
+		// nothing, and the read after it reports that the socket is to be
+		// waited for.
+		drained()
+		sleep()
+		drained()
+		// A lone datagram is not a stream: the read after it reads at once.
 		udpBurst(t, ns, 22000, 1)
-	}()
-	if n, took := receive(); n != 1 || took < delay {
-		t.Errorf("Receive = %d datagrams after %v, want 1", n, took)
-	}
-	// A lone datagram is not a stream: the next Receive reads at once.
-	udpBurst(t, ns, 23000, 2)
-	if n, took := receive(); n != 2 || took >= delay {
-		t.Errorf("Receive after a lone datagram = %d after %v, want 2 at once", n, took)
-	}
+		read(1)
+		udpBurst(t, ns, 23000, 2)
+		read(2)
+	})
 }
 
 // TestCoalesceBoundedByBuffer checks that the coalescing delay never lets a
@@ -415,36 +415,51 @@ func TestForeignDropped(t *testing.T) {
 	}
 }
 
-// TestIdleBeforeWaiting checks that Receive calls the SetIdle function
-// before it waits for the socket and before a coalescing sleep, and never
-// while datagrams are queued.
-func TestIdleBeforeWaiting(t *testing.T) {
+// TestDrainedBeforeWaiting checks that TryReceive reports ErrDrained when
+// the socket is empty and before a coalescing sleep, never while datagrams
+// are queued, and that the Wait after a coalescing ErrDrained sleeps the
+// delay (on synctest's clock: exactly) and leaves the datagrams sent
+// meanwhile to the next TryReceive.
+func TestDrainedBeforeWaiting(t *testing.T) {
 	ns, c := listenNew(t)
-	calls := 0
-	c.SetIdle(func() { calls++ })
 	b := nl.NewBatch(64, nl.EventDatagramSize)
 	udpBurst(t, ns, 20000, 3)
-	if n, err := c.Receive(b); n != 3 || err != nil || calls != 0 {
-		t.Fatalf("Receive with 3 queued = %d, %v; idle called %d times, want 0", n, err, calls)
+	if n, err := c.TryReceive(b); n != 3 || err != nil {
+		t.Fatalf("TryReceive with 3 queued = %d, %v; want 3", n, err)
+	}
+	if n, err := c.TryReceive(b); n != 0 || err != nl.ErrDrained {
+		t.Fatalf("TryReceive on an empty socket = %d, %v; want ErrDrained", n, err)
 	}
 	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-	if _, err := c.Receive(b); !errors.Is(err, os.ErrDeadlineExceeded) || calls != 1 {
-		t.Fatalf("Receive on an empty socket = %v; idle called %d times, want 1 (before waiting)", err, calls)
+	if err := c.Wait(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Wait on an empty socket = %v; want the deadline", err)
 	}
 	c.SetReadDeadline(time.Time{})
-	// Coalescing: after a Receive of 3, the next one is idle before its
-	// sleep, and finds the datagrams sent meanwhile without waiting.
-	c.SetCoalesce(200 * time.Millisecond)
-	nl.SetLastSleep(c, 200*time.Millisecond) // no ramp
-	udpBurst(t, ns, 21000, 3)
-	if n, err := c.Receive(b); n != 3 || err != nil || calls != 1 {
-		t.Fatalf("Receive with 3 queued = %d, %v; idle called %d times, want still 1", n, err, calls)
-	}
-	go func() {
-		time.Sleep(50 * time.Millisecond)
-		udpBurst(t, ns, 22000, 2)
-	}()
-	if n, err := c.Receive(b); n != 2 || err != nil || calls != 2 {
-		t.Fatalf("coalesced Receive = %d, %v; idle called %d times, want 2 (before the sleep only)", n, err, calls)
-	}
+
+	const delay = 200 * time.Millisecond
+	c.SetCoalesce(delay)
+	synctest.Test(t, func(t *testing.T) {
+		nl.SetLastSleep(c, delay) // no ramp
+		udpBurst(t, ns, 21000, 3)
+		if n, err := c.TryReceive(b); n != 3 || err != nil {
+			t.Fatalf("TryReceive with 3 queued = %d, %v; want 3", n, err)
+		}
+		// The socket was emptied of several datagrams: the next call
+		// reports the drain without reading, although one is queued.
+		udpBurst(t, ns, 22000, 1)
+		if n, err := c.TryReceive(b); n != 0 || err != nl.ErrDrained {
+			t.Fatalf("TryReceive after emptying the socket = %d, %v; want ErrDrained", n, err)
+		}
+		start := time.Now()
+		if err := c.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took != delay {
+			t.Errorf("Wait slept %v, want the coalescing delay %v", took, delay)
+		}
+		udpBurst(t, ns, 23000, 1)
+		if n, err := c.TryReceive(b); n != 2 || err != nil {
+			t.Fatalf("TryReceive after the sleep = %d, %v; want the 2 sent before and during it", n, err)
+		}
+	})
 }

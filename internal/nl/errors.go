@@ -8,6 +8,11 @@ var (
 	// Receive that was blocked when Close was called.
 	ErrClosed = errors.New("nl: use of closed netlink socket")
 
+	// ErrDrained is returned by TryReceive when the socket is empty (or
+	// is to be left to fill for the coalescing delay): the reader does
+	// what it does before a pause and calls Wait. It is not a failure.
+	ErrDrained = errors.New("nl: socket drained")
+
 	// ErrNoBuffers reports that the kernel dropped messages because the
 	// socket receive buffer was full (ENOBUFS). Events were lost; the socket
 	// stays usable and later messages are delivered normally.

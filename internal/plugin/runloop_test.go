@@ -5,7 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
+	"testing/synctest"
 )
 
 // TestRunLoop: cancelling ctx calls closeAll, which ends main; background
@@ -59,22 +59,22 @@ func TestRunLoopMainReturns(t *testing.T) {
 // TestRunLoopNilMain: with nothing to receive, RunLoop waits until done is
 // closed (Stop), then ends the background goroutines.
 func TestRunLoopNilMain(t *testing.T) {
-	done := make(chan struct{})
-	var bgDone atomic.Bool
-	returned := make(chan struct{})
-	go func() {
-		RunLoop(context.Background(), done, func() {}, nil,
-			func(ctx context.Context) { <-ctx.Done(); bgDone.Store(true) })
-		close(returned)
-	}()
-	select {
-	case <-returned:
-		t.Fatal("RunLoop returned before done was closed")
-	case <-time.After(50 * time.Millisecond):
-	}
-	close(done)
-	<-returned
-	if !bgDone.Load() {
-		t.Error("background goroutine still running after RunLoop returned")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		done := make(chan struct{})
+		var bgDone, returned atomic.Bool
+		go func() {
+			RunLoop(context.Background(), done, func() {}, nil,
+				func(ctx context.Context) { <-ctx.Done(); bgDone.Store(true) })
+			returned.Store(true)
+		}()
+		synctest.Wait() // every goroutine is blocked: RunLoop waits
+		if returned.Load() {
+			t.Fatal("RunLoop returned before done was closed")
+		}
+		close(done)
+		synctest.Wait()
+		if !returned.Load() || !bgDone.Load() {
+			t.Errorf("after done: RunLoop returned %v, background goroutine ended %v; want both", returned.Load(), bgDone.Load())
+		}
+	})
 }

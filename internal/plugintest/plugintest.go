@@ -123,6 +123,19 @@ func New(t testing.TB, chain, sections string, provides []keys.Spec) *Harness {
 // runTimeout bounds how long StartGraph's stop waits for the run to end.
 const runTimeout = 10 * time.Second
 
+// BuildError parses text as the configuration file "t.conf" and builds it
+// with the default registry, as --check does, and returns the build's
+// error (nil when it builds). A syntax error fails t.
+func BuildError(t testing.TB, text string) error {
+	t.Helper()
+	f, err := config.Parse("t.conf", []byte(text))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	_, err = stack.Build(f, plugin.Default, nil)
+	return err
+}
+
 // StartGraph parses text as a configuration file, builds it with reg
 // (plugin.Default when nil), starts every instance and runs the graph
 // until stop, which t.Cleanup also calls: it cancels the run, waits for

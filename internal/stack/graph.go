@@ -250,13 +250,17 @@ func (b *builder) configure(in *Node, where string) bool {
 	return true
 }
 
-// claim records the exclusive resources of a stack's instances.
+// claim records the exclusive resources of a stack's instances (every
+// resource but a "dir:" one, a directory files are created in).
 func (b *builder) claim(st *Stack) {
 	for i, in := range st.Instances {
 		if in.Desc.Resources == nil || (i == 0 && b.sources[in.ID] != nil) {
 			continue
 		}
 		for _, r := range in.Desc.Resources(in.Config) {
+			if strings.HasPrefix(r, "dir:") {
+				continue // a directory is shared: each sink names its own files in it
+			}
 			if c, taken := b.resources[r]; taken && c.id != in.ID {
 				b.errf(st.Pos, "stack %d, %s:%s: %s is already used by instance %q (line %d)",
 					st.Index, in.ID, in.Desc.Name, r, c.id, c.pos.Line)

@@ -84,6 +84,9 @@ func (s *Source) downstream(fn func(*Node)) {
 
 func (r *runner) Lost(n uint64) { r.src.stats.Lost.Add(n) }
 
+// LostCount returns the source's loss count, for the source's notices.
+func (r *runner) LostCount() uint64 { return r.src.stats.Lost.Load() }
+
 // failNotice logs a failure at most once per second per source.
 func (r *runner) failNotice(in *Node, err error) {
 	now := time.Now().Unix()

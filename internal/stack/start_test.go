@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/ulogd-go/ulogd/internal/config"
-	"github.com/ulogd-go/ulogd/internal/nl/nltest"
+	"github.com/ulogd-go/ulogd/internal/netnstest"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/stack"
 )
@@ -20,7 +20,7 @@ import (
 // the same network namespace): the start fails and LOGEMU's file is not
 // created, because sources start before sinks.
 func TestFailedStartLeavesNoOutputFile(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	dir := t.TempDir()
 	ctx := context.Background()
 	build := func(file string) *stack.Graph {

@@ -154,8 +154,8 @@ func runCanonicalScript(t *testing.T, sig syscall.Signal, group bool) {
 			t.Errorf("while the daemon runs, %s = %s, want 1", k, v)
 		}
 	}
-	if b, _ := os.ReadFile(outPath); !bytes.Contains(b, []byte("NFCT's start-up")) {
-		t.Error("the script does not explain NFCT's empty-table notice after adding the demo table")
+	if b, _ := os.ReadFile(outPath); !bytes.Contains(b, []byte("NFCT notes")) {
+		t.Error("the script does not explain NFCT's no-connection-tracked-yet notice after adding the demo table")
 	}
 
 	target := script

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ulogd-go/ulogd/internal/netnstest"
 	"github.com/ulogd-go/ulogd/internal/nl"
-	"github.com/ulogd-go/ulogd/internal/nl/nltest"
 	"golang.org/x/sys/unix"
 )
 
@@ -98,7 +98,7 @@ func TestCapture(t *testing.T) {
 	if !*capture {
 		t.Skip("run with -capture to regenerate testdata/ from the kernel")
 	}
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
 	c := openIn(t, ns, GroupNew, GroupUpdate, GroupDestroy)
 	tcpFlow(t, ns, "tcp4", "127.0.0.1:40001", []byte("hello"))

@@ -254,15 +254,6 @@ func TestRequests(t *testing.T) {
 	}
 }
 
-func TestGroups(t *testing.T) {
-	if diff := cmp.Diff([]uint32{1, 3}, Groups(5)); diff != "" {
-		t.Error(diff)
-	}
-	if diff := cmp.Diff([]uint32{1, 2, 3, 4, 5, 6}, Groups(0xff)); diff != "" {
-		t.Error(diff)
-	}
-}
-
 func FuzzDecode(f *testing.F) {
 	for _, raw := range captures(f) {
 		f.Add(raw)

@@ -22,7 +22,7 @@ import (
 // nl.ErrNoBuffers, nl.ErrTruncated, the decode error, or ErrDumpInterrupted.
 // An NLMSG_ERROR answer is returned as an error wrapping the unix.Errno.
 func Dump(c *nl.Conn, family uint8, zero bool, fn func(*Event)) error {
-	s := nextSeq()
+	s := c.NextSeq()
 	var req [nl.HeaderLen + nfgenmsgLen]byte
 	if err := c.Send(DumpRequest(req[:0], s, family, zero)); err != nil {
 		return fmt.Errorf("ctnl: send dump request: %w", err)
@@ -97,7 +97,7 @@ func Dump(c *nl.Conn, family uint8, zero bool, fn func(*Event)) error {
 // Use a socket dedicated to request/response work; an nl.ErrNoBuffers on it
 // is returned as is (the answer may have been lost) and the caller retries.
 func Exists(c *nl.Conn, ev *Event) (bool, error) {
-	s := nextSeq()
+	s := c.NextSeq()
 	var req [256]byte
 	if err := c.Send(GetRequest(req[:0], s, ev)); err != nil {
 		return false, fmt.Errorf("ctnl: send get request: %w", err)

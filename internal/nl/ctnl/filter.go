@@ -38,11 +38,10 @@ func (f Filter) Empty() bool { return len(f.Src) == 0 && len(f.Dst) == 0 && len(
 
 // Offsets into a ctnetlink message as the socket filter sees it.
 const (
-	offNfgenFamily  = nl.HeaderLen                // nfgenmsg.nfgen_family
-	offAttrs        = nl.HeaderLen + nfgenmsgLen  // first attribute
-	acceptAll       = 0xffffffff                  // return value: keep the whole message
-	memOrigTuple    = 0                           // scratch slot M[0]: offset of CTA_TUPLE_ORIG
-	afInet, afInet6 = unix.AF_INET, unix.AF_INET6 // nfgen_family values
+	offNfgenFamily = nl.HeaderLen               // nfgenmsg.nfgen_family
+	offAttrs       = nl.HeaderLen + nfgenmsgLen // first attribute
+	acceptAll      = 0xffffffff                 // return value: keep the whole message
+	memOrigTuple   = 0                          // scratch slot M[0]: offset of CTA_TUPLE_ORIG
 )
 
 // offSubsys is the offset of the byte of nlmsg_type (host order) that holds
@@ -128,8 +127,8 @@ func addrClause(a *asm, prefixes []netip.Prefix, v4Attr, v6Attr uint32, reject s
 	ok := a.newLabel("addrok")
 	l4, l6 := a.newLabel("v4_"), a.newLabel("v6_")
 	a.ldb(offNfgenFamily)
-	a.jeq(afInet, l4, "")
-	a.jeq(afInet6, l6, ok) // other families: no constraint
+	a.jeq(unix.AF_INET, l4, "")
+	a.jeq(unix.AF_INET6, l6, ok) // other families: no constraint
 
 	for _, fam := range []struct {
 		label string

@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ulogd-go/ulogd/internal/netnstest"
 	"github.com/ulogd-go/ulogd/internal/nl"
-	"github.com/ulogd-go/ulogd/internal/nl/nltest"
-	"golang.org/x/sys/unix"
 )
 
 // captured is one received conntrack message: the raw datagram and its decode.
@@ -21,15 +20,9 @@ type captured struct {
 }
 
 // openIn opens a NETLINK_NETFILTER socket inside ns, joined to groups.
-func openIn(t *testing.T, ns *nltest.NS, groups ...uint32) *nl.Conn {
+func openIn(t *testing.T, ns *netnstest.NS, groups ...uint32) *nl.Conn {
 	t.Helper()
-	var c *nl.Conn
-	var err error
-	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := ns.OpenNetfilter(t)
 	if len(groups) > 0 {
 		if err := c.JoinGroups(groups...); err != nil {
 			t.Fatalf("JoinGroups: %v", err)

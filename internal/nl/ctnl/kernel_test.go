@@ -8,13 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ulogd-go/ulogd/internal/netnstest"
 	"github.com/ulogd-go/ulogd/internal/nl"
-	"github.com/ulogd-go/ulogd/internal/nl/nltest"
 	"golang.org/x/sys/unix"
 )
 
 // udpSend sends one datagram from inside ns and returns the destination port.
-func udpSend(t *testing.T, ns *nltest.NS, network, dst string, payload []byte) {
+func udpSend(t *testing.T, ns *netnstest.NS, network, dst string, payload []byte) {
 	t.Helper()
 	var c net.Conn
 	var err error
@@ -30,7 +30,7 @@ func udpSend(t *testing.T, ns *nltest.NS, network, dst string, payload []byte) {
 
 // tcpFlow makes one TCP connection inside ns on loopback, sends payload and
 // closes; it returns the server port.
-func tcpFlow(t *testing.T, ns *nltest.NS, network, laddr string, payload []byte) uint16 {
+func tcpFlow(t *testing.T, ns *netnstest.NS, network, laddr string, payload []byte) uint16 {
 	t.Helper()
 	var ln net.Listener
 	var c net.Conn
@@ -64,7 +64,7 @@ func tcpFlow(t *testing.T, ns *nltest.NS, network, laddr string, payload []byte)
 	return uint16(ln.Addr().(*net.TCPAddr).Port)
 }
 
-func conntrackIns(t *testing.T, ns *nltest.NS, args ...string) {
+func conntrackIns(t *testing.T, ns *netnstest.NS, args ...string) {
 	t.Helper()
 	ns.Run(t, append([]string{"conntrack", "-I", "--timeout", "100"}, args...)...)
 }
@@ -97,14 +97,14 @@ func TestKernelEvents(t *testing.T) {
 		family     uint8
 		proto      uint8
 		src, dst   string
-		gen        func(t *testing.T, ns *nltest.NS)
+		gen        func(t *testing.T, ns *netnstest.NS)
 		check      check
 		minPackets uint64 // orig packets expected on DESTROY
 		update     bool   // an UPDATE event is expected
 	}{
 		{
 			name: "tcp4-inserted", family: unix.AF_INET, proto: ProtoTCP, src: "10.0.0.1", dst: "10.0.0.2",
-			gen: func(t *testing.T, ns *nltest.NS) {
+			gen: func(t *testing.T, ns *netnstest.NS) {
 				conntrackIns(t, ns, "-s", "10.0.0.1", "-d", "10.0.0.2", "-p", "tcp", "--sport", "1234", "--dport", "80", "--state", "ESTABLISHED", "-m", "7")
 			},
 			check: func(t *testing.T, ev *Event) {
@@ -119,59 +119,59 @@ func TestKernelEvents(t *testing.T) {
 		},
 		{
 			name: "tcp4-traffic", family: unix.AF_INET, proto: ProtoTCP, src: "127.0.0.1", dst: "127.0.0.1",
-			gen: func(t *testing.T, ns *nltest.NS) {
+			gen: func(t *testing.T, ns *netnstest.NS) {
 				tcpFlow(t, ns, "tcp4", "127.0.0.1:"+strconv.Itoa(tcpPort), []byte("hello"))
 			},
 			check: ports(0, tcpPort), minPackets: 4, update: true,
 		},
 		{
 			name: "tcp6-traffic", family: unix.AF_INET6, proto: ProtoTCP, src: "::1", dst: "::1",
-			gen: func(t *testing.T, ns *nltest.NS) {
+			gen: func(t *testing.T, ns *netnstest.NS) {
 				tcpFlow(t, ns, "tcp6", "[::1]:"+strconv.Itoa(tcpPort), []byte("hello"))
 			},
 			check: ports(0, tcpPort), minPackets: 4, update: true,
 		},
 		{
 			name: "udp4-traffic", family: unix.AF_INET, proto: ProtoUDP, src: "127.0.0.1", dst: "127.0.0.1",
-			gen: func(t *testing.T, ns *nltest.NS) {
+			gen: func(t *testing.T, ns *netnstest.NS) {
 				udpSend(t, ns, "udp4", "127.0.0.1:"+strconv.Itoa(udpPort), []byte("ping"))
 			},
 			check: ports(0, udpPort), minPackets: 1,
 		},
 		{
 			name: "udp6-traffic", family: unix.AF_INET6, proto: ProtoUDP, src: "::1", dst: "::1",
-			gen: func(t *testing.T, ns *nltest.NS) {
+			gen: func(t *testing.T, ns *netnstest.NS) {
 				udpSend(t, ns, "udp6", "[::1]:"+strconv.Itoa(udpPort), []byte("ping"))
 			},
 			check: ports(0, udpPort), minPackets: 1,
 		},
 		{
 			name: "udp6-inserted", family: unix.AF_INET6, proto: ProtoUDP, src: "fd00::1", dst: "fd00::2",
-			gen: func(t *testing.T, ns *nltest.NS) {
+			gen: func(t *testing.T, ns *netnstest.NS) {
 				conntrackIns(t, ns, "-s", "fd00::1", "-d", "fd00::2", "-p", "udp", "--sport", "5000", "--dport", "53")
 			},
 			check: ports(5000, 53),
 		},
 		{
 			name: "icmp4-ping", family: unix.AF_INET, proto: ProtoICMP, src: "127.0.0.1", dst: "127.0.0.1",
-			gen:   func(t *testing.T, ns *nltest.NS) { ns.Run(t, "ping", "-c1", "-W1", "127.0.0.1") },
+			gen:   func(t *testing.T, ns *netnstest.NS) { ns.Run(t, "ping", "-c1", "-W1", "127.0.0.1") },
 			check: icmp(8, 0), minPackets: 1, update: true,
 		},
 		{
 			name: "icmp4-inserted", family: unix.AF_INET, proto: ProtoICMP, src: "10.0.0.1", dst: "10.0.0.2",
-			gen: func(t *testing.T, ns *nltest.NS) {
+			gen: func(t *testing.T, ns *netnstest.NS) {
 				conntrackIns(t, ns, "-s", "10.0.0.1", "-d", "10.0.0.2", "-p", "icmp", "--icmp-type", "8", "--icmp-code", "0", "--icmp-id", "77")
 			},
 			check: icmp(8, 77),
 		},
 		{
 			name: "icmp6-ping", family: unix.AF_INET6, proto: ProtoICMPv6, src: "::1", dst: "::1",
-			gen:   func(t *testing.T, ns *nltest.NS) { ns.Run(t, "ping", "-6", "-c1", "-W1", "::1") },
+			gen:   func(t *testing.T, ns *netnstest.NS) { ns.Run(t, "ping", "-6", "-c1", "-W1", "::1") },
 			check: icmp(128, 0), minPackets: 1, update: true,
 		},
 		{
 			name: "sctp4-inserted", family: unix.AF_INET, proto: ProtoSCTP, src: "10.0.0.1", dst: "10.0.0.2",
-			gen: func(t *testing.T, ns *nltest.NS) {
+			gen: func(t *testing.T, ns *netnstest.NS) {
 				conntrackIns(t, ns, "-s", "10.0.0.1", "-d", "10.0.0.2", "-p", "sctp", "--sport", "5000", "--dport", "6000",
 					"--state", "ESTABLISHED", "--orig-vtag", "1", "--reply-vtag", "2")
 			},
@@ -180,7 +180,7 @@ func TestKernelEvents(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ns := nltest.NewNS(t)
+			ns := netnstest.NewNS(t)
 			ns.EnableConntrack(t)
 			c := openIn(t, ns, GroupNew, GroupUpdate, GroupDestroy)
 			tc.gen(t, ns)
@@ -235,7 +235,7 @@ func TestKernelEvents(t *testing.T) {
 }
 
 func TestKernelDump(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
 	conntrackIns(t, ns, "-s", "10.0.0.1", "-d", "10.0.0.2", "-p", "tcp", "--sport", "1", "--dport", "2", "--state", "ESTABLISHED")
 	conntrackIns(t, ns, "-s", "10.0.0.3", "-d", "10.0.0.4", "-p", "udp", "--sport", "3", "--dport", "4")
@@ -277,7 +277,7 @@ func TestKernelDump(t *testing.T) {
 }
 
 func TestKernelDumpZero(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
 	ns.Run(t, "ping", "-c3", "-i0.01", "-W1", "127.0.0.1")
 	c := openIn(t, ns)
@@ -305,7 +305,7 @@ func TestKernelDumpZero(t *testing.T) {
 }
 
 func TestKernelExists(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
 	conntrackIns(t, ns, "-s", "10.0.0.1", "-d", "10.0.0.2", "-p", "tcp", "--sport", "1", "--dport", "2", "--state", "ESTABLISHED")
 	conntrackIns(t, ns, "-s", "fd00::1", "-d", "fd00::2", "-p", "udp", "--sport", "5", "--dport", "6")
@@ -349,7 +349,7 @@ func TestKernelExists(t *testing.T) {
 }
 
 func TestKernelFilter(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
 	// The flows inserted for each filter, named by their source address.
 	flows := [][]string{

@@ -1,10 +1,5 @@
 package ctnl
 
-import (
-	"sync/atomic"
-	"time"
-)
-
 // nfnetlink framing (linux/netfilter/nfnetlink.h, nfnetlink_compat.h).
 const (
 	nfnlSubsysCTNetlink = 1 // NFNL_SUBSYS_CTNETLINK
@@ -34,32 +29,10 @@ const (
 // Multicast group numbers for nl.Conn.JoinGroups (enum nfnetlink_groups).
 // ulogd's event_mask bit 1<<(g-1) selects group g.
 const (
-	GroupNew          = 1 // NFNLGRP_CONNTRACK_NEW
-	GroupUpdate       = 2 // NFNLGRP_CONNTRACK_UPDATE
-	GroupDestroy      = 3 // NFNLGRP_CONNTRACK_DESTROY
-	GroupExpNew       = 4 // NFNLGRP_CONNTRACK_EXP_NEW
-	GroupExpUpdate    = 5 // NFNLGRP_CONNTRACK_EXP_UPDATE
-	GroupExpDestroy   = 6 // NFNLGRP_CONNTRACK_EXP_DESTROY
-	maxConntrackGroup = GroupExpDestroy
+	GroupNew        = 1 // NFNLGRP_CONNTRACK_NEW
+	GroupUpdate     = 2 // NFNLGRP_CONNTRACK_UPDATE
+	GroupDestroy    = 3 // NFNLGRP_CONNTRACK_DESTROY
+	GroupExpNew     = 4 // NFNLGRP_CONNTRACK_EXP_NEW
+	GroupExpUpdate  = 5 // NFNLGRP_CONNTRACK_EXP_UPDATE
+	GroupExpDestroy = 6 // NFNLGRP_CONNTRACK_EXP_DESTROY
 )
-
-// Groups returns the multicast groups selected by a ulogd event_mask
-// (0x1 NEW, 0x2 UPDATE, 0x4 DESTROY, 0x8/0x10/0x20 the expectation groups).
-// Bits above 0x20 are ignored.
-func Groups(eventMask uint32) []uint32 {
-	var gs []uint32
-	for g := uint32(1); g <= maxConntrackGroup; g++ {
-		if eventMask&(1<<(g-1)) != 0 {
-			gs = append(gs, g)
-		}
-	}
-	return gs
-}
-
-// seq numbers request messages. Seeded from the clock so that a restarted
-// process does not mistake stale replies for its own.
-var seq atomic.Uint32
-
-func init() { seq.Store(uint32(time.Now().Unix())) }
-
-func nextSeq() uint32 { return seq.Add(1) }

@@ -1,6 +1,8 @@
 package ctnl
 
 import (
+	"golang.org/x/sys/unix"
+
 	"github.com/ulogd-go/ulogd/internal/nl"
 )
 
@@ -33,9 +35,9 @@ func GetRequest(buf []byte, seq uint32, ev *Event) []byte {
 	b := nl.AppendHeader(buf[:0], nfnlSubsysCTNetlink<<8|ipctnlMsgCtGet, nlmFRequest|nlmFAck, seq)
 	family := ev.Family
 	if family == 0 {
-		family = 2 // AF_INET
+		family = unix.AF_INET
 		if len(ev.Orig.Src) == 16 {
-			family = 10 // AF_INET6
+			family = unix.AF_INET6
 		}
 	}
 	b = appendNfgen(b, family)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -125,63 +124,57 @@ func NewControl(c *nl.Conn) *Control {
 	return &Control{c: c, b: nl.NewBatch(4, nl.DefaultDatagramSize), buf: make([]byte, 0, 64)}
 }
 
-var seqCounter atomic.Uint32
-
-func init() { seqCounter.Store(uint32(time.Now().UnixNano())) }
-
-func nextSeq() uint32 { return seqCounter.Add(1) }
-
 // PFBind sends NFULNL_CFG_CMD_PF_BIND for pf and waits for the answer.
 func (ct *Control) PFBind(pf uint8) error {
-	s := nextSeq()
+	s := ct.c.NextSeq()
 	return ct.do(AppendPFBind(ct.buf[:0], s, pf), s, "pf_bind")
 }
 
 // PFUnbind sends NFULNL_CFG_CMD_PF_UNBIND for pf.
 func (ct *Control) PFUnbind(pf uint8) error {
-	s := nextSeq()
+	s := ct.c.NextSeq()
 	return ct.do(AppendPFUnbind(ct.buf[:0], s, pf), s, "pf_unbind")
 }
 
 // Bind binds group to the socket.
 func (ct *Control) Bind(group uint16) error {
-	s := nextSeq()
+	s := ct.c.NextSeq()
 	return ct.do(AppendBind(ct.buf[:0], s, group), s, "bind")
 }
 
 // Unbind releases group.
 func (ct *Control) Unbind(group uint16) error {
-	s := nextSeq()
+	s := ct.c.NextSeq()
 	return ct.do(AppendUnbind(ct.buf[:0], s, group), s, "unbind")
 }
 
 // SetMode sets the copy mode and range of group.
 func (ct *Control) SetMode(group uint16, mode uint8, copyRange uint32) error {
-	s := nextSeq()
+	s := ct.c.NextSeq()
 	return ct.do(AppendMode(ct.buf[:0], s, group, mode, copyRange), s, "set mode")
 }
 
 // SetNlBufSiz sets the kernel batch buffer size of group.
 func (ct *Control) SetNlBufSiz(group uint16, size uint32) error {
-	s := nextSeq()
+	s := ct.c.NextSeq()
 	return ct.do(AppendNlBufSiz(ct.buf[:0], s, group, size), s, "set nlbufsiz")
 }
 
 // SetTimeout sets the flush timeout of group in 1/100 s.
 func (ct *Control) SetTimeout(group uint16, hundredths uint32) error {
-	s := nextSeq()
+	s := ct.c.NextSeq()
 	return ct.do(AppendTimeout(ct.buf[:0], s, group, hundredths), s, "set timeout")
 }
 
 // SetQThresh sets the batch threshold of group in packets.
 func (ct *Control) SetQThresh(group uint16, n uint32) error {
-	s := nextSeq()
+	s := ct.c.NextSeq()
 	return ct.do(AppendQThresh(ct.buf[:0], s, group, n), s, "set qthresh")
 }
 
 // SetFlags sets the NFULNL_CFG_F_* flags of group.
 func (ct *Control) SetFlags(group uint16, flags uint16) error {
-	s := nextSeq()
+	s := ct.c.NextSeq()
 	return ct.do(AppendFlags(ct.buf[:0], s, group, flags), s, "set flags")
 }
 

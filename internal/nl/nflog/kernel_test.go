@@ -1,6 +1,6 @@
 package nflog
 
-// Real-kernel tests: each runs in a private network namespace (nltest) and
+// Real-kernel tests: each runs in a private network namespace (netnstest) and
 // skips when not root.
 
 import (
@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ulogd-go/ulogd/internal/netnstest"
 	"github.com/ulogd-go/ulogd/internal/nl"
-	"github.com/ulogd-go/ulogd/internal/nl/nltest"
 	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
@@ -41,7 +41,7 @@ const ruleset = `table inet nflogtest {
 
 // nft loads a ruleset into ns from a file (nft 1.0.6 wants one statement
 // per line).
-func nft(t *testing.T, ns *nltest.NS, rules string) {
+func nft(t *testing.T, ns *netnstest.NS, rules string) {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "rules.nft")
 	if err := os.WriteFile(f, []byte(rules), 0o644); err != nil {
@@ -51,23 +51,17 @@ func nft(t *testing.T, ns *nltest.NS, rules string) {
 }
 
 // openIn opens a NETLINK_NETFILTER socket inside ns.
-func openIn(t *testing.T, ns *nltest.NS) *nl.Conn {
+func openIn(t *testing.T, ns *netnstest.NS) *nl.Conn {
 	t.Helper()
-	var c *nl.Conn
-	var err error
-	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := ns.OpenNetfilter(t)
 	return c
 }
 
 func TestKernelControl(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	c := openIn(t, ns)
 	ct := NewControl(c)
-	for _, pf := range []uint8{AFInet, AFInet6, AFBridge} {
+	for _, pf := range []uint8{unix.AF_INET, unix.AF_INET6, unix.AF_BRIDGE} {
 		if err := ct.PFUnbind(pf); err != nil {
 			t.Errorf("PFUnbind(%d): %v", pf, err)
 		}
@@ -124,7 +118,7 @@ func TestKernelControl(t *testing.T) {
 // TestKernelReceive binds a group, generates traffic and checks that Decode
 // reads what the rules log.
 func TestKernelReceive(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	nft(t, ns, ruleset)
 	c := openIn(t, ns)
 	ct := NewControl(c)
@@ -189,8 +183,8 @@ func TestCapture(t *testing.T) {
 	if !*captureFlag {
 		t.Skip("run with -nflog.capture to rewrite testdata/packets.bin")
 	}
-	ns := nltest.NewNS(t)
-	peer := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
+	peer := netnstest.NewNS(t)
 	nft(t, ns, ruleset)
 	ns.Run(t, "ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", peer.Name)
 	ns.Run(t, "ip", "addr", "add", "10.9.0.1/24", "dev", "v0")

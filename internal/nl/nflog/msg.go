@@ -99,10 +99,3 @@ const (
 	FlagSeqGlobal = 0x2 // NFULNL_CFG_F_SEQ_GLOBAL: add NFULA_SEQ_GLOBAL
 	FlagConntrack = 0x4 // NFULNL_CFG_F_CONNTRACK: add NFULA_CT and NFULA_CT_INFO
 )
-
-// Protocol families the legacy per-family commands are sent for.
-const (
-	AFInet   = 2  // AF_INET
-	AFInet6  = 10 // AF_INET6
-	AFBridge = 7  // AF_BRIDGE
-)

@@ -294,7 +294,7 @@ type packetCase struct {
 	want   map[string]string
 }
 
-// The observed packets of spec §9.7, and others covering each decoder.
+// The packets observed with the reference ulogd2, and others covering each decoder.
 func packetCases() []packetCase {
 	synOpts := []byte{2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7}
 	syn := v4{ttl: 64, id: 12145, frag: 0x4000, proto: 6, src: a1, dst: a2, checksumIn: 0x1234}.build(
@@ -453,7 +453,7 @@ func packetCases() []packetCase {
 	}
 	{
 		p := v4{ttl: 64, id: 1, proto: 6, src: a1, dst: a2, ihl: 6}.build(nil)
-		add("ipv4 header cut inside its options (Q8)", 2, 0x0800, p,
+		add("ipv4 header cut inside its options (docs/compat.md P6)", 2, 0x0800, p,
 			ip4Keys("10.99.0.1", "10.99.0.2", 6, 0, 64, 20, 6, 0, 1, 0, 0x0800))
 	}
 	{

@@ -20,7 +20,7 @@ var provides = []keys.Spec{
 	{Name: "raw.mac.addrlen", Type: keys.Uint16},
 }
 
-// ethHdr is the header of the observed packet (spec §9.4): destination
+// ethHdr is the header of the observed packet (a capture from the reference run): destination
 // 36:01:d3:9b:7d:ff, source 1e:1d:28:ef:3e:33, IPv4.
 var ethHdr = []byte{0x36, 0x01, 0xd3, 0x9b, 0x7d, 0xff, 0x1e, 0x1d, 0x28, 0xef, 0x3e, 0x33, 0x08, 0x00}
 

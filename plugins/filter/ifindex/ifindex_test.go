@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/netnstest"
 	"github.com/ulogd-go/ulogd/internal/nl"
-	"github.com/ulogd-go/ulogd/internal/nl/nltest"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
 	"github.com/ulogd-go/ulogd/internal/testutil"
@@ -216,7 +216,7 @@ func TestOwnCache(t *testing.T) {
 // number.
 func TestIFINDEXKernel(t *testing.T) {
 	t.Parallel()
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	link := "ulogd0"
 	if _, err := ns.Exec("ip", "link", "add", link, "type", "dummy"); err != nil {
 		// No dummy driver: a veth pair does as well.

@@ -54,7 +54,7 @@ func TestPRINTFLOW(t *testing.T) {
 		want string
 	}{
 		{
-			// Observed from ulogd2 (spec §7.3).
+			// Observed from ulogd2.
 			name: "tcp destroy with counters",
 			in: flow(4, 6, map[string]any{"orig.l4.sport": 48142, "orig.l4.dport": 5001, "reply.l4.sport": 5001, "reply.l4.dport": 48142,
 				"orig.raw.pktcount": 5, "orig.raw.pktlen": 274, "reply.raw.pktcount": 3, "reply.raw.pktlen": 164}),

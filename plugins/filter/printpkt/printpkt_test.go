@@ -168,7 +168,7 @@ func lineCases() []lineCase {
 	}
 	const icmpHead = outV4 + "LEN=56 TOS=00 PREC=0x00 TTL=64 ID=1 PROTO=ICMP "
 	return []lineCase{
-		// The lines observed from ulogd2 (spec §9.7), which ulogd-go keeps.
+		// The lines observed from ulogd2, which ulogd-go keeps.
 		{"echo request (observed)",
 			out("OUT-LOG", 2, 0x0800, ip4(0, 64, 57206, 0x4000, 1, a1, a2, icmp(8, 0, idSeq(12268, 1), 56))),
 			outV4 + "LEN=84 TOS=00 PREC=0x00 TTL=64 ID=57206 DF PROTO=ICMP TYPE=8 CODE=0 ID=12268 SEQ=1 " + owner},
@@ -200,12 +200,12 @@ func lineCases() []lineCase {
 		{"empty prefix (observed)",
 			out("", 2, 0x0800, ip4(0, 64, 53756, 0x4000, 17, a1, a2, udp(56190, 5060, 2))),
 			" IN= OUT=spec-va MAC= SRC=10.99.0.1 DST=10.99.0.2 LEN=30 TOS=00 PREC=0x00 TTL=64 ID=53756 DF PROTO=UDP SPT=56190 DPT=5060 LEN=10 " + owner},
-		// ulogd2 prints SRC=182.80.247.119 DST=192.80.247.119 here (Q6).
+		// ulogd2 prints SRC=182.80.247.119 DST=192.80.247.119 here (docs/compat.md P4).
 		{"arp request over a bridge, real addresses",
 			with(in("BR-IN", 7, 0x0806, macBrdc, arp(1, macA, a1, make([]byte, 6), a2)), "oob.in", "spec-br"),
 			"BR-IN IN=spec-br OUT= MAC=ff:ff:ff:ff:ff:ff:36:01:d3:9b:7d:ff:08:06 SRC=10.99.0.1 DST=10.99.0.2 PROTO=ARP REQUEST MARK=0x0 \n"},
 
-		// ICMP extras chosen by type (Q2 fixed).
+		// ICMP extras chosen by type (docs/compat.md P9 fixed).
 		{"time exceeded: no extras (ulogd2: ID=0 SEQ=0)", icmpOut(11, 0, [4]byte{}),
 			icmpHead + "TYPE=11 CODE=0 " + owner},
 		{"frag needed: MTU (ulogd2: none)", icmpOut(3, 4, [4]byte{0, 0, 0x05, 0x78}),

@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
 )
@@ -28,19 +30,19 @@ func TestFlowExpand(t *testing.T) {
 	v6b := []byte{0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}
 	evs := []ctnl.Event{
 		{
-			Type: ctnl.Update, Family: afInet, Zone: 7,
+			Type: ctnl.Update, Family: unix.AF_INET, Zone: 7,
 			Orig:        ctnl.Tuple{Src: []byte{10, 0, 0, 1}, Dst: []byte{192, 0, 2, 1}, Proto: ctnl.ProtoTCP, SrcPort: 1234, DstPort: 80, HasPorts: true},
 			Reply:       ctnl.Tuple{Src: []byte{192, 0, 2, 1}, Dst: []byte{198, 51, 100, 9}, Proto: ctnl.ProtoTCP, SrcPort: 80, DstPort: 61000, HasPorts: true},
 			OrigPackets: 1, OrigBytes: 2, ReplyPackets: 3, ReplyBytes: 4, HasCounters: true,
 			Mark: 0xdead, HasMark: true, ID: 42, HasID: true,
 		},
 		{
-			Type: ctnl.New, Family: afInet6,
+			Type: ctnl.New, Family: unix.AF_INET6,
 			Orig:  ctnl.Tuple{Src: v6a, Dst: v6b, Proto: ctnl.ProtoICMPv6, HasICMP: true, ICMPType: 128, ICMPCode: 0, ICMPID: 77},
 			Reply: ctnl.Tuple{Src: v6b, Dst: v6a, Proto: ctnl.ProtoICMPv6, HasICMP: true, ICMPType: 129, ICMPID: 77},
 		},
 		{
-			Type: ctnl.New, Family: afInet,
+			Type: ctnl.New, Family: unix.AF_INET,
 			Orig: ctnl.Tuple{Src: []byte{10, 0, 0, 2}, Proto: 47, SrcPort: 5, DstPort: 6},
 		},
 	}
@@ -98,7 +100,7 @@ func TestFlowTableGrows(t *testing.T) {
 		t.Fatalf("%d slots for %d buckets, want 16", len(tb.slots), buckets)
 	}
 	ev := func(i int) *ctnl.Event {
-		return &ctnl.Event{Type: ctnl.New, Family: afInet,
+		return &ctnl.Event{Type: ctnl.New, Family: unix.AF_INET,
 			Orig: ctnl.Tuple{Src: []byte{10, 0, byte(i >> 8), byte(i)}, Dst: []byte{10, 1, 0, 1}, Proto: ctnl.ProtoTCP, SrcPort: uint16(i), DstPort: 80, HasPorts: true}}
 	}
 	for i := range limit + 10 {
@@ -126,7 +128,7 @@ func TestFlowTableGrows(t *testing.T) {
 func TestFlowTableBounded(t *testing.T) {
 	tb := newFlowTable(4, 10_000_000)
 	for i := range 5 {
-		tb.upsert(&ctnl.Event{Type: ctnl.New, Family: afInet,
+		tb.upsert(&ctnl.Event{Type: ctnl.New, Family: unix.AF_INET,
 			Orig: ctnl.Tuple{Src: []byte{10, 0, 0, byte(i)}, Dst: []byte{10, 1, 0, 1}, Proto: ctnl.ProtoUDP, SrcPort: 1, DstPort: 2, HasPorts: true}}, timeval{1, 0})
 	}
 	if len(tb.slots) != 16 || len(tb.chunks) != 1 || tb.Len() != 5 {
@@ -143,7 +145,7 @@ func TestFlowTableModel(t *testing.T) {
 		tb := newFlowTable(4, 48)
 		want := map[flowKey]timeval{}
 		ev := func(i int) *ctnl.Event {
-			return &ctnl.Event{Type: ctnl.New, Family: afInet,
+			return &ctnl.Event{Type: ctnl.New, Family: unix.AF_INET,
 				Orig: ctnl.Tuple{Src: []byte{10, 0, 0, byte(i)}, Dst: []byte{10, 1, 0, 1}, Proto: ctnl.ProtoUDP, SrcPort: uint16(i), DstPort: 53, HasPorts: true}}
 		}
 		for op := range 3000 {
@@ -188,7 +190,7 @@ func TestFlowTableModel(t *testing.T) {
 // TestFlowTableSeeded checks that two tables hash the same flow
 // differently: the hash is keyed.
 func TestFlowTableSeeded(t *testing.T) {
-	k := keyOf(&ctnl.Event{Family: afInet, Orig: ctnl.Tuple{Src: []byte{10, 0, 0, 1}, Dst: []byte{10, 0, 0, 2}, Proto: ctnl.ProtoUDP, SrcPort: 1, DstPort: 2, HasPorts: true}})
+	k := keyOf(&ctnl.Event{Family: unix.AF_INET, Orig: ctnl.Tuple{Src: []byte{10, 0, 0, 1}, Dst: []byte{10, 0, 0, 2}, Proto: ctnl.ProtoUDP, SrcPort: 1, DstPort: 2, HasPorts: true}})
 	a, b := newFlowTable(8, 8), newFlowTable(8, 8)
 	if a.hash(&k) == b.hash(&k) {
 		t.Error("two tables hash a flow alike: the hash is not seeded")
@@ -206,7 +208,7 @@ func BenchmarkFlowTable(b *testing.B) {
 	const window, distinct = 2000, 1 << 16
 	evs := make([]ctnl.Event, distinct)
 	for i := range evs {
-		evs[i] = ctnl.Event{Type: ctnl.New, Family: afInet,
+		evs[i] = ctnl.Event{Type: ctnl.New, Family: unix.AF_INET,
 			Orig:  ctnl.Tuple{Src: []byte{10, byte(i >> 16), byte(i >> 8), byte(i)}, Dst: []byte{10, 9, 0, 1}, Proto: ctnl.ProtoUDP, SrcPort: uint16(1024 + i), DstPort: 53, HasPorts: true},
 			Reply: ctnl.Tuple{Src: []byte{10, 9, 0, 1}, Dst: []byte{10, byte(i >> 16), byte(i >> 8), byte(i)}, Proto: ctnl.ProtoUDP, SrcPort: 53, DstPort: uint16(1024 + i), HasPorts: true}}
 	}

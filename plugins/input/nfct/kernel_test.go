@@ -1,16 +1,19 @@
 package nfct
 
-// Real-kernel tests: each runs in a private network namespace (nltest) and
+// Real-kernel tests: each runs in a private network namespace (netnstest) and
 // skips when not root.
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -18,9 +21,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ulogd-go/ulogd/internal/netnstest"
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
-	"github.com/ulogd-go/ulogd/internal/nl/nltest"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
 	"github.com/ulogd-go/ulogd/internal/testutil"
 )
@@ -30,13 +33,13 @@ var captureFlag = flag.Bool("nfct.capture", false, "rewrite testdata/events.bin 
 // harness is an NFCT instance started in a namespace.
 type harness struct {
 	t   *testing.T
-	ns  *nltest.NS
+	ns  *netnstest.NS
 	in  *instance
 	em  *plugintest.Recorder
 	src *plugintest.Source
 }
 
-func startNFCT(t *testing.T, ns *nltest.NS, c *Config) *harness {
+func startNFCT(t *testing.T, ns *netnstest.NS, c *Config) *harness {
 	t.Helper()
 	h := &harness{t: t, ns: ns, in: newTest(t, c), em: newTestEmitter()}
 	var err error
@@ -96,7 +99,7 @@ func and(fs ...func(rec) bool) func(rec) bool {
 }
 
 func TestKernelNewOnly(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.EventMask = 1; c.HashEnable = 0 }))
 	h.run()
 	h.insertTCP("10.1.0.1", "10.1.0.2", 1000)
@@ -131,12 +134,41 @@ func TestKernelNewOnly(t *testing.T) {
 	}
 }
 
+// TestKernelGuideEventMask checks a mask from the guides that call the bits
+// 0x08-0x80 "assured", "confirmed", ...: ulogd2 accepts 0x85 and logs NEW
+// and DESTROY as usual; so does NFCT, and it warns once at start what 0x80
+// really is.
+func TestKernelGuideEventMask(t *testing.T) {
+	ns := netnstest.NewNS(t)
+	var logged bytes.Buffer // read once the instance has stopped
+	h := &harness{t: t, ns: ns, in: newTest(t, cfgWith(func(c *Config) { c.EventMask = 0x85; c.HashEnable = 0 })), em: newTestEmitter()}
+	h.in.log = slog.New(slog.NewTextHandler(&logged, nil))
+	var err error
+	ns.Do(t, func() { err = h.in.Start(context.Background()) })
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	h.src = plugintest.NewSource(t, h.in)
+	h.run()
+	h.insertTCP("10.1.0.1", "10.1.0.2", 1000)
+	h.conntrack("-D", "-p", "tcp", "--sport", "1000")
+	h.waitRecs("NEW record", 1, and(is("orig.l4.sport", uint64(1000)), is("ct.event", uint64(1))))
+	h.waitRecs("DESTROY record", 1, and(is("orig.l4.sport", uint64(1000)), is("ct.event", uint64(4))))
+	h.stop()
+	log := logged.String()
+	if n := strings.Count(log, "event_mask=0x85"); n != 1 ||
+		!strings.Contains(log, "0x80 is nfnetlink group 8 (NFNLGRP_ACCT_QUOTA") ||
+		!strings.Contains(log, "DESTROY already includes the entries the garbage collector removes") {
+		t.Errorf("want one warning naming 0x80 as the nfacct quota group; log:\n%s", log)
+	}
+}
+
 // TestKernelFlushWhenIdle checks the group commit: a burst of NEW events,
 // read in several full batches, ends with a Flush after its last record,
-// made before the source waits again (nl's TestIdleBeforeWaiting checks
-// that Receive calls it only then).
+// made before the source waits again (nl's TestDrainedBeforeWaiting checks
+// that TryReceive reports the drain only then).
 func TestKernelFlushWhenIdle(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
 	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.EventMask = 1; c.HashEnable = 0 }))
 	h.run()
@@ -154,7 +186,7 @@ func TestKernelFlushWhenIdle(t *testing.T) {
 // the event socket are dropped and counted, not logged: captured kernel
 // events replayed from a user-space socket.
 func TestKernelForeignSender(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.EventMask = 5; c.HashEnable = 0 }))
 	h.run()
 	dgs := loadCaptured(t)
@@ -165,13 +197,13 @@ func TestKernelForeignSender(t *testing.T) {
 	if got := h.em.Records(); len(got) != 1 {
 		t.Errorf("%d records, want the marker's only: %v", len(got), got)
 	}
-	if h.in.rx.errs.Foreign != uint64(len(dgs)) || h.em.LostCount() != 0 {
-		t.Errorf("foreign datagrams counted %d, lost %d; want %d, 0", h.in.rx.errs.Foreign, h.em.LostCount(), len(dgs))
+	if h.in.rx.loop.Errors().Foreign != uint64(len(dgs)) || h.em.LostCount() != 0 {
+		t.Errorf("foreign datagrams counted %d, lost %d; want %d, 0", h.in.rx.loop.Errors().Foreign, h.em.LostCount(), len(dgs))
 	}
 }
 
 func TestKernelNewDestroy(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.Sysctl(t, "net.netfilter.nf_conntrack_timestamp", "1")
 	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.EventMask = 5; c.HashEnable = 0 }))
 	h.run()
@@ -199,7 +231,7 @@ func TestKernelNewDestroy(t *testing.T) {
 }
 
 func TestKernelHash(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := &harness{t: t, ns: ns}
 	// A flow that exists before the start: the initial dump tracks it. It
 	// was created while nobody listened, so the kernel will never send its
@@ -239,7 +271,7 @@ func TestKernelHash(t *testing.T) {
 
 // tcpExchange opens a TCP connection on the namespace's loopback, sends a
 // few bytes both ways and closes it. It returns the client port.
-func tcpExchange(t *testing.T, ns *nltest.NS) int {
+func tcpExchange(t *testing.T, ns *netnstest.NS) int {
 	t.Helper()
 	var ln net.Listener
 	var c net.Conn
@@ -275,7 +307,7 @@ func tcpExchange(t *testing.T, ns *nltest.NS) int {
 }
 
 func TestKernelCounters(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t) // acct=1, timestamp=1, conntrack hooks
 	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.EventMask = 4; c.HashEnable = 0 }))
 	h.run()
@@ -297,7 +329,7 @@ func TestKernelCounters(t *testing.T) {
 }
 
 func TestKernelICMP(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.EventMask = 1; c.HashEnable = 0; c.Reliable = 1 }))
 	h.run()
 	h.conntrack("-I", "-p", "icmp", "-s", "10.1.0.1", "-d", "10.1.0.2", "--icmp-type", "8", "--icmp-code", "0", "--icmp-id", "77", "-t", "30")
@@ -316,7 +348,7 @@ func TestKernelICMP(t *testing.T) {
 }
 
 func TestKernelPolling(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := startNFCT(t, ns, cfgWith(func(c *Config) { c.PollInterval = 1 }))
 	if h.in.conn != nil {
 		t.Fatal("polling mode opened an event socket")
@@ -339,7 +371,7 @@ func TestKernelPolling(t *testing.T) {
 
 // udpExchange sends n datagrams client → server and one back; it returns
 // the client port.
-func udpExchange(t *testing.T, ns *nltest.NS, n int) int {
+func udpExchange(t *testing.T, ns *netnstest.NS, n int) int {
 	t.Helper()
 	var srv, cli *net.UDPConn
 	var err error
@@ -377,7 +409,7 @@ func udpExchange(t *testing.T, ns *nltest.NS, n int) int {
 func TestKernelSIGUSR2(t *testing.T) {
 	for _, hash := range []int{0, 1} {
 		t.Run(fmt.Sprintf("hash_enable=%d", hash), func(t *testing.T) {
-			ns := nltest.NewNS(t)
+			ns := netnstest.NewNS(t)
 			ns.EnableConntrack(t)
 			h := startNFCT(t, ns, cfgWith(func(c *Config) { c.HashEnable = hash; c.EventMask = 4 }))
 			h.run()
@@ -407,7 +439,7 @@ func TestKernelSIGUSR2(t *testing.T) {
 }
 
 func TestKernelFilter(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := startNFCT(t, ns, cfgWith(func(c *Config) {
 		c.EventMask = 1
 		c.HashEnable = 0
@@ -435,7 +467,7 @@ func TestKernelFilter(t *testing.T) {
 func TestKernelOverrun(t *testing.T) {
 	for _, hash := range []int{0, 1} {
 		t.Run(fmt.Sprintf("hash_enable=%d", hash), func(t *testing.T) {
-			ns := nltest.NewNS(t)
+			ns := netnstest.NewNS(t)
 			ns.EnableConntrack(t)
 			h := startNFCT(t, ns, cfgWith(func(c *Config) {
 				c.EventMask = 1 | 4*hash
@@ -480,8 +512,63 @@ func TestKernelOverrun(t *testing.T) {
 	}
 }
 
+// TestKernelReliableLost checks the loss count of reliable=1 against what
+// really went missing, with a socket buffer too small for the bursts: the
+// NEW events of 2000 flows are sent while nothing reads, then the flows are
+// flushed at once. The kernel keeps every DESTROY it could not queue and
+// delivers it again, so all 2000 DESTROY records come; a NEW it could not
+// queue is sent again only merged into the DESTROY, so it is lost. The
+// socket's drop counter counts both kinds of failed delivery (and every
+// retry): it is not the loss.
+func TestKernelReliableLost(t *testing.T) {
+	for _, hash := range []int{0, 1} {
+		t.Run(fmt.Sprintf("hash_enable=%d", hash), func(t *testing.T) {
+			ns := netnstest.NewNS(t)
+			ns.EnableConntrack(t)
+			h := startNFCT(t, ns, cfgWith(func(c *Config) {
+				c.EventMask = 5
+				c.HashEnable = hash
+				c.Reliable = 1
+				c.BufferSize = 4096
+			}))
+			const n = 2000
+			ns.UDPBurst(t, 20000, n)
+			h.run()
+			tracked := 0
+			if hash == 1 {
+				// The NEW events the buffer held are read in one batch,
+				// which ends with a flush: the flows in the table then are
+				// those whose NEW came.
+				h.wait("queued NEW events read", 10*time.Second, func() bool { return h.em.Flushes() > 0 })
+				tracked = h.in.table.Len()
+			}
+			h.conntrack("-F")
+			udp := is("orig.ip.protocol", uint64(17))
+			// The kernel delivers the DESTROY events again from a worker,
+			// a batch at a time: slow on a loaded machine.
+			destroy := and(udp, is("ct.event", uint64(4)))
+			h.wait("every DESTROY, delivered again", 2*time.Minute, func() bool { return len(h.em.Matching(destroy)) >= n })
+			h.stop()
+			var missing int
+			if hash == 0 {
+				missing = n - len(h.em.Matching(and(udp, is("ct.event", uint64(1)))))
+			} else {
+				missing = n - tracked
+			}
+			lost, retried := h.em.LostCount(), h.in.rx.loop.Retried.Load()
+			t.Logf("%d flows: %d NEW events missing, %d counted lost, %d failed deliveries", n, missing, lost, retried)
+			if retried <= uint64(missing) {
+				t.Fatalf("%d failed deliveries for %d lost NEW events: no DESTROY was delivered again, the test proves nothing", retried, missing)
+			}
+			if lost != uint64(missing) {
+				t.Errorf("counted %d lost, but %d NEW events really went missing (all %d DESTROY came)", lost, missing, n)
+			}
+		})
+	}
+}
+
 func TestKernelStopPrompt(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := startNFCT(t, ns, cfgWith(nil))
 	h.run()
 	start := time.Now()
@@ -497,14 +584,9 @@ func TestCapture(t *testing.T) {
 	if !*captureFlag {
 		t.Skip("run with -nfct.capture to rewrite testdata/events.bin")
 	}
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	ns.EnableConntrack(t)
-	var c *nl.Conn
-	var err error
-	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := ns.OpenNetfilter(t)
 	if err := c.JoinGroups(ctnl.GroupNew, ctnl.GroupDestroy); err != nil {
 		t.Fatal(err)
 	}

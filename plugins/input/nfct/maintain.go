@@ -121,7 +121,7 @@ func (m *maintainer) sweepSilent() error {
 	return m.purgeRefs(c)
 }
 
-// poll is one polling round (§7.6): dump into the table, then purge.
+// poll is one polling round: dump into the table, then purge.
 func (m *maintainer) poll() {
 	if err := m.sync(); err != nil && !m.in.stopped() {
 		if m.note.Allow(time.Now()) {
@@ -160,7 +160,7 @@ func (m *maintainer) sync() error {
 
 // purge asks the kernel about every table entry; an entry it no longer has
 // is emitted as a DESTROY with the last known counters, the stored start
-// and end = now (ulogd 2.0.9; 2.0.8 left flow.end unset, Q19).
+// and end = now (ulogd 2.0.9; 2.0.8 left flow.end unset: docs/compat.md N5).
 func (m *maintainer) purge(c *nl.Conn) error {
 	m.refs = m.in.table.snapshot(m.refs[:0])
 	return m.purgeRefs(c)
@@ -203,10 +203,10 @@ func (m *maintainer) purgeRefs(c *nl.Conn) error {
 	return nil
 }
 
-// dumpAndZero is the SIGUSR2 action (§7.7): dump every flow while zeroing
+// dumpAndZero is the SIGUSR2 action: dump every flow while zeroing
 // its kernel counters, emit each as an UPDATE with the counters it had.
 // It works without the flow table, and a shared instance emits once into
-// every stack through the emitter (ulogd2 crashed in both cases, Q17).
+// every stack through the emitter (ulogd2 crashed in both cases: docs/compat.md N3).
 func (m *maintainer) dumpAndZero() error {
 	in := m.in
 	c, err := in.openAux()

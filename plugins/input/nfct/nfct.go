@@ -26,7 +26,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/logging"
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
-	"github.com/ulogd-go/ulogd/internal/nl/rx"
+	"github.com/ulogd-go/ulogd/internal/nl/eventsock"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -49,7 +49,7 @@ func Descriptor() *plugin.Descriptor {
 			"hash_enable":                   "keep the userspace flow table (needed by polling mode)",
 			"hash_buckets":                  "flows the table is sized for at start (it grows as needed, up to `hash_max_entries`)",
 			"hash_max_entries":              "maximum number of tracked flows",
-			"event_mask":                    "conntrack events to receive: 0x1 NEW, 0x2 UPDATE, 0x4 DESTROY",
+			"event_mask":                    "conntrack events to receive: 0x1 NEW, 0x2 UPDATE, 0x4 DESTROY (other bits: see below)",
 			"netlink_socket_buffer_size":    "event socket receive buffer in bytes; 0 = 64 MiB",
 			"netlink_socket_buffer_maxsize": "growth limit on overruns; 0 = never grow",
 			"netlink_resync_timeout":        "seconds from an overrun to the table resync (hash mode)",
@@ -84,12 +84,13 @@ const (
 
 // instance is one running NFCT instance.
 type instance struct {
-	cfg     Config
-	log     *slog.Logger
-	sl      slots
-	flt     filters
-	table   *flowTable // nil with hash_enable=0
-	polling bool
+	cfg       Config
+	log       *slog.Logger
+	sl        slots
+	flt       filters    // resolved by Start
+	protocols string     // the protocols file accept_proto_filter's names are looked up in
+	table     *flowTable // nil with hash_enable=0
+	polling   bool
 
 	done     chan struct{} // closed by Stop
 	stopOnce sync.Once
@@ -107,14 +108,21 @@ type instance struct {
 	rx rxState // owned by the receive goroutine
 }
 
-// rxState is the receive loop's reused state.
+// rxState is the receive loop and its reused state.
 type rxState struct {
-	batch *nl.Batch
-	now   timeval // when the current batch was received (zero: read the clock)
-	ev    ctnl.Event
-	buf   rx.Buffer // socket buffer size, events lost to overruns
+	loop eventsock.Loop // the socket's buffer, loss accounting, read loop
+	h    receiver       // the loop's handler
+	at   time.Time      // the batch time now was converted from
+	now  timeval        // when the current batch was received
+	ev   ctnl.Event
 
-	errs       rx.Errors // undecodable messages, failed reads
+	// missedNew: reliable=1 with NEW and DESTROY joined: a DESTROY whose
+	// NEW never came counts that NEW as lost (lostNew). seen holds the
+	// ids of the flows whose NEW came, with hash_enable=0 (the flow table
+	// tells otherwise).
+	missedNew bool
+	seen      map[uint32]struct{}
+
 	updates    uint64
 	updateNote logging.Limiter
 }
@@ -123,8 +131,9 @@ func newInstance(env *plugin.Env, c *Config) (plugin.Instance, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	flt, err := parseFilters(c, systemProtocols(protocolsFile))
-	if err != nil {
+	// The names of accept_proto_filter are resolved by Start: a
+	// constructor reads no file (--check has no side effects).
+	if _, err := parseFilters(c, nil); err != nil {
 		return nil, err
 	}
 	if err := env.CheckOut("NFCT", int(numKeys)); err != nil {
@@ -132,20 +141,30 @@ func newInstance(env *plugin.Env, c *Config) (plugin.Instance, error) {
 	}
 	log := env.Logger()
 	in := &instance{
-		cfg:     *c,
-		log:     log,
-		flt:     flt,
-		polling: c.PollInterval > 0,
-		done:    make(chan struct{}),
-		usr2:    make(chan struct{}, 1),
-		resync:  make(chan struct{}, 1),
-		aux:     make(map[*nl.Conn]struct{}),
+		cfg:       *c,
+		log:       log,
+		protocols: protocolsFile,
+		polling:   c.PollInterval > 0,
+		done:      make(chan struct{}),
+		usr2:      make(chan struct{}, 1),
+		resync:    make(chan struct{}, 1),
+		aux:       make(map[*nl.Conn]struct{}),
 	}
 	// The buffer size line is at Info here (NFLOG logs it as a NOTICE).
-	in.rx.buf = rx.Buffer{Name: "NFCT", Log: log, MaxSize: c.BufferMaxSize}
+	in.rx.loop = eventsock.Loop{
+		Buffer:       eventsock.Buffer{Name: "NFCT", Log: log, MaxSize: c.BufferMaxSize, Reliable: c.Reliable != 0},
+		DecodeMsg:    "NFCT cannot decode a conntrack message (skipped)",
+		TruncatedMsg: fmt.Sprintf("NFCT datagram larger than the %d-byte receive slot was truncated: events lost", batchSlot),
+	}
 	copy(in.sl[:], env.Out)
 	if c.HashEnable != 0 {
 		in.table = newFlowTable(c.HashBuckets, c.HashMaxEntries)
+	}
+	if c.Reliable != 0 && c.EventMask&maskNew != 0 && c.EventMask&maskDestroy != 0 {
+		in.rx.missedNew = true
+		if in.table == nil {
+			in.rx.seen = make(map[uint32]struct{})
+		}
 	}
 	return in, nil
 }
@@ -154,6 +173,9 @@ func newInstance(env *plugin.Env, c *Config) (plugin.Instance, error) {
 // first dump (hash event mode) and reports the kernel settings that make
 // counters and timestamps zero.
 func (in *instance) Start(ctx context.Context) error {
+	if err := in.resolveFilters(); err != nil {
+		return err
+	}
 	in.mu.Lock()
 	in.ns = pinNetns()
 	in.started = true
@@ -186,6 +208,17 @@ func (in *instance) Start(ctx context.Context) error {
 	return nil
 }
 
+// resolveFilters parses the accept_* options, looking the protocol names
+// up in the protocols file.
+func (in *instance) resolveFilters() error {
+	flt, err := parseFilters(&in.cfg, systemProtocols(in.protocols))
+	if err != nil {
+		return fmt.Errorf("NFCT: %w", err)
+	}
+	in.flt = flt
+	return nil
+}
+
 // groupsOf maps event_mask to ctnetlink multicast groups.
 func groupsOf(mask int) []uint32 {
 	var g []uint32
@@ -210,7 +243,7 @@ func (in *instance) openEvents(ctx context.Context) error {
 		c.Close()
 		return err
 	}
-	in.rx.buf.Set(ctx, c, in.cfg.BufferSize)
+	in.rx.loop.SetBuffer(ctx, c, in.cfg.BufferSize)
 	if in.cfg.Reliable != 0 {
 		if err := c.SetReliable(true); err != nil {
 			return fail(fmt.Errorf("NFCT: reliable=1: %w", err))
@@ -229,16 +262,18 @@ func (in *instance) openEvents(ctx context.Context) error {
 			return fail(fmt.Errorf("NFCT: attach accept_* filter: %w", err))
 		}
 	}
+	if extra := extraMaskBits(in.cfg.EventMask); extra != "" {
+		in.log.Warn(fmt.Sprintf("NFCT event_mask=0x%x: only 0x1 (NEW), 0x2 (UPDATE) and 0x4 (DESTROY) are conntrack events, and only their groups are joined; %s. DESTROY already includes the entries the garbage collector removes.",
+			uint32(in.cfg.EventMask), extra))
+	}
 	if g := groupsOf(in.cfg.EventMask); len(g) > 0 {
 		if err := c.JoinGroups(g...); err != nil {
-			return fail(fmt.Errorf("NFCT: join conntrack event groups (event_mask=%d): %w", in.cfg.EventMask, err))
+			return fail(fmt.Errorf("NFCT: join conntrack event groups (event_mask=0x%x): %w", uint32(in.cfg.EventMask), err))
 		}
 	} else {
 		in.log.Warn("NFCT event_mask selects no conntrack event (1 NEW, 2 UPDATE, 4 DESTROY): nothing will be logged", "event_mask", in.cfg.EventMask)
 	}
-	in.rx.batch = nl.NewBatch(batchCount, batchSlot)
-	c.SetCoalesce(nl.EventCoalesce)
-	in.rx.buf.Baseline(c)
+	in.rx.loop.Ready(c, nl.NewBatch(batchCount, batchSlot))
 	in.mu.Lock()
 	in.conn = c
 	in.mu.Unlock()
@@ -265,7 +300,7 @@ func (in *instance) checkSysctls(ctx context.Context) {
 	// rule there uses conntrack; an empty table at start is the usual sign
 	// that nothing will ever be reported.
 	if b, err := os.ReadFile(procConntrack + "nf_conntrack_count"); err == nil && strings.TrimSpace(string(b)) == "0" {
-		in.log.Log(ctx, logging.LevelNotice, "NFCT: the conntrack table is empty: the kernel tracks connections only in a network namespace where a firewall rule uses conntrack (nft ct, NAT, iptables -m conntrack/state); without one no event will come")
+		in.log.Log(ctx, logging.LevelNotice, "NFCT: no connection is tracked yet. That is expected right after a firewall rule that uses conntrack was added; but the kernel tracks connections only in a network namespace where such a rule exists (nft ct, NAT, iptables -m conntrack/state): without one no event will come")
 	}
 }
 
@@ -284,7 +319,7 @@ func (in *instance) closeAll() {
 		// Count drops the receive loop has not read yet: the counters
 		// are reported once the sources have stopped.
 		if in.em != nil {
-			in.rx.buf.Sync(in.conn, in.em)
+			in.rx.loop.Sync(in.em)
 		}
 		in.conn.Close()
 		in.conn = nil
@@ -332,7 +367,7 @@ func (in *instance) Run(ctx context.Context, e plugin.Emitter) error {
 	in.mu.Unlock()
 	var receive func(context.Context) // nil: no event socket (polling mode)
 	if c != nil {
-		receive = func(context.Context) { in.receive(c, e) }
+		receive = func(context.Context) { in.receive(e) }
 	}
 	plugin.RunLoop(ctx, in.done, in.closeAll, receive, func(ctx context.Context) { in.maintain(ctx, e) })
 	return nil
@@ -369,6 +404,6 @@ func (in *instance) syncLoss() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.conn != nil && in.em != nil {
-		in.rx.buf.Sync(in.conn, in.em)
+		in.rx.loop.Sync(in.em)
 	}
 }

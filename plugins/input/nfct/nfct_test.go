@@ -9,11 +9,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/nl"
@@ -146,7 +148,9 @@ func TestConfigErrors(t *testing.T) {
 		{"negative poll", func(c *Config) { c.PollInterval = -1 }, "pollinterval=-1"},
 		{"zero entries", func(c *Config) { c.HashMaxEntries = 0 }, "hash_max_entries=0"},
 		{"zero entries without hash", func(c *Config) { c.HashMaxEntries = 0; c.HashEnable = 0 }, ""},
-		{"mask", func(c *Config) { c.EventMask = 0x40 }, "event_mask=64"},
+		// ulogd2 accepts every mask (a legacy netlink group mask).
+		{"guide mask", func(c *Config) { c.EventMask = 0x85 }, ""},
+		{"all bits", func(c *Config) { c.EventMask = -1 }, ""},
 		{"negative buffer", func(c *Config) { c.BufferSize = -1 }, "netlink_socket_buffer_size=-1"},
 		{"bad src", func(c *Config) { c.AcceptSrcFilter = "10.0.0.1" }, `"10.0.0.1": no network specified`},
 		{"bad dst", func(c *Config) { c.AcceptDstFilter = "10.0.0.0/8,fd00::1" }, `accept_dst_filter: entry "fd00::1"`},
@@ -179,7 +183,7 @@ func TestParsePrefixes(t *testing.T) {
 		{"10.0.0.0/8, 192.168.1.1/32 ,fd00::/8", []string{"10.0.0.0/8", "192.168.1.1/32", "fd00::/8"}, ""},
 		{"::/0", []string{"::/0"}, ""},
 		{"10.0.0.1", nil, `entry "10.0.0.1": no network specified`},
-		{"10.0.0.1,10.0.0.0/8", nil, `entry "10.0.0.1": no network specified`}, // ulogd mis-parses this (Q23)
+		{"10.0.0.1,10.0.0.0/8", nil, `entry "10.0.0.1": no network specified`}, // ulogd2 mis-parses this
 		{"10.0.0.0/33", nil, `entry "10.0.0.0/33"`},
 		{"fd00::/129", nil, `entry "fd00::/129"`},
 		{"host/8", nil, `entry "host/8"`},
@@ -299,11 +303,22 @@ func TestProtocolsFallback(t *testing.T) {
 	}
 }
 
-func TestNewResolvesProtocols(t *testing.T) {
+func TestStartResolvesProtocols(t *testing.T) {
 	in := newTest(t, cfgWith(func(c *Config) {
 		c.AcceptProtoFilter = "tcp,udp,icmp"
 		c.AcceptSrcFilter = "10.0.0.0/8"
 	}))
+	// The constructor reads no file: the names wait for Start.
+	in.protocols = filepath.Join(t.TempDir(), "protocols")
+	if err := os.WriteFile(in.protocols, []byte("tcp 6\nudp 17\nicmp 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !in.flt.empty() {
+		t.Fatalf("filters resolved by the constructor: %+v", in.flt)
+	}
+	if err := in.resolveFilters(); err != nil {
+		t.Fatal(err)
+	}
 	if diff := cmp.Diff([]uint8{6, 17, 1}, in.flt.protos); diff != "" {
 		t.Errorf("protos (-want +got):\n%s", diff)
 	}
@@ -312,8 +327,36 @@ func TestNewResolvesProtocols(t *testing.T) {
 	}
 	d := Descriptor()
 	env := &plugin.Env{Config: cfgWith(func(c *Config) { c.AcceptProtoFilter = "nosuchproto" }), Out: make([]keys.Slot, numKeys)}
-	if _, err := d.New(env); err == nil || !strings.Contains(err.Error(), `unknown protocol "nosuchproto"`) {
-		t.Errorf("New with unknown protocol: %v", err)
+	inst, err := d.New(env)
+	if err != nil {
+		t.Fatalf("New with an unknown protocol name: %v; want the error at Start", err)
+	}
+	if err := inst.(*instance).resolveFilters(); err == nil || !strings.Contains(err.Error(), `unknown protocol "nosuchproto"`) {
+		t.Errorf("Start with unknown protocol: %v", err)
+	}
+}
+
+// TestExtraMaskBits checks the start-up warning's account of the bits
+// beyond NEW, UPDATE and DESTROY, in nfnetlink group numbering.
+func TestExtraMaskBits(t *testing.T) {
+	for mask, want := range map[int]string{
+		5:    "",
+		7:    "",
+		0x85: "0x80 is nfnetlink group 8 (NFNLGRP_ACCT_QUOTA, nfacct quota notifications)",
+		0x38: "0x8 is nfnetlink group 4 (NFNLGRP_CONNTRACK_EXP_NEW, expectation NEW events); " +
+			"0x10 is nfnetlink group 5 (NFNLGRP_CONNTRACK_EXP_UPDATE, expectation UPDATE events); " +
+			"0x20 is nfnetlink group 6 (NFNLGRP_CONNTRACK_EXP_DESTROY, expectation DESTROY events)",
+		0x141: "0x40 is nfnetlink group 7 (NFNLGRP_NFTABLES, nftables ruleset changes); " +
+			"0x100 is nfnetlink group 9 (NFNLGRP_NFTRACE, nftables trace events)",
+		0x200:      "0x200 is no nfnetlink group (the kernel ignores it)",
+		0x80000004: "0x80000000 is no nfnetlink group (the kernel ignores it)",
+	} {
+		if got := extraMaskBits(mask); got != want {
+			t.Errorf("extraMaskBits(%#x) = %q, want %q", mask, got, want)
+		}
+	}
+	if g := groupsOf(0x85); !slices.Equal(g, []uint32{ctnl.GroupNew, ctnl.GroupDestroy}) {
+		t.Errorf("groupsOf(0x85) = %v, want NEW and DESTROY only", g)
 	}
 }
 
@@ -379,7 +422,7 @@ var (
 
 func tcpEvent(typ ctnl.EventType, sport uint16) *ctnl.Event {
 	return &ctnl.Event{
-		Type: typ, Family: afInet,
+		Type: typ, Family: unix.AF_INET,
 		Orig:        ctnl.Tuple{Src: v4a, Dst: v4b, Proto: 6, SrcPort: sport, DstPort: 80, HasPorts: true},
 		Reply:       ctnl.Tuple{Src: v4b, Dst: v4a, Proto: 6, SrcPort: 80, DstPort: sport, HasPorts: true},
 		OrigPackets: 5, OrigBytes: 274, ReplyPackets: 3, ReplyBytes: 164, HasCounters: true,
@@ -423,7 +466,7 @@ func TestFill(t *testing.T) {
 		},
 		{
 			name: "icmp without counters", event: 1,
-			ev: &ctnl.Event{Type: ctnl.New, Family: afInet,
+			ev: &ctnl.Event{Type: ctnl.New, Family: unix.AF_INET,
 				Orig:  ctnl.Tuple{Src: v4a, Dst: v4b, Proto: 1, ICMPType: 8, ICMPCode: 0, ICMPID: 99, HasICMP: true},
 				Reply: ctnl.Tuple{Src: v4b, Dst: v4a, Proto: 1, ICMPType: 0, ICMPCode: 0, ICMPID: 99, HasICMP: true}},
 			want: common(rec{
@@ -435,7 +478,7 @@ func TestFill(t *testing.T) {
 		},
 		{
 			name: "icmpv6", event: 1,
-			ev: &ctnl.Event{Type: ctnl.New, Family: afInet6,
+			ev: &ctnl.Event{Type: ctnl.New, Family: unix.AF_INET6,
 				Orig:  ctnl.Tuple{Src: v6a, Dst: v6b, Proto: 58, ICMPType: 128, ICMPCode: 0, ICMPID: 5, HasICMP: true},
 				Reply: ctnl.Tuple{Src: v6b, Dst: v6a, Proto: 58, ICMPType: 129, ICMPCode: 0, ICMPID: 5, HasICMP: true}},
 			want: common(rec{
@@ -447,7 +490,7 @@ func TestFill(t *testing.T) {
 		},
 		{
 			name: "gre has no port keys", event: 4,
-			ev: &ctnl.Event{Type: ctnl.Destroy, Family: afInet,
+			ev: &ctnl.Event{Type: ctnl.Destroy, Family: unix.AF_INET,
 				Orig:  ctnl.Tuple{Src: v4a, Dst: v4b, Proto: 47, SrcPort: 1, DstPort: 2},
 				Reply: ctnl.Tuple{Src: v4b, Dst: v4a, Proto: 47, SrcPort: 2, DstPort: 1}},
 			want: common(rec{
@@ -458,7 +501,7 @@ func TestFill(t *testing.T) {
 		},
 		{
 			name: "udplite ports, no addresses", event: 4,
-			ev: &ctnl.Event{Type: ctnl.Destroy, Family: afInet,
+			ev: &ctnl.Event{Type: ctnl.Destroy, Family: unix.AF_INET,
 				Orig:  ctnl.Tuple{Proto: 136, SrcPort: 1, DstPort: 2, HasPorts: true},
 				Reply: ctnl.Tuple{Proto: 136, SrcPort: 2, DstPort: 1, HasPorts: true}},
 			want: common(rec{
@@ -536,7 +579,7 @@ func TestFlowTable(t *testing.T) {
 			if tb.remove(&refs[i]) != nil {
 				t.Error("removed twice")
 			}
-		} else if p.Orig.SrcPort != 2 || !p.Orig.HasPorts || p.Family != afInet || len(p.Orig.Src) != 4 || p.Zone != 3 {
+		} else if p.Orig.SrcPort != 2 || !p.Orig.HasPorts || p.Family != unix.AF_INET || len(p.Orig.Src) != 4 || p.Zone != 3 {
 			t.Errorf("probe = %+v", p.Orig)
 		}
 	}
@@ -677,7 +720,7 @@ func TestEmissionHash(t *testing.T) {
 	d := tcpEvent(ctnl.Destroy, 1)
 	d.HasStop, d.Stop = true, 1_000_000_010_000_000_000
 	in.event(r, e, d, nil)
-	// Unknown flow: the kernel's start is kept (ulogd2 drops it, Q20).
+	// Unknown flow: the kernel's start is kept (ulogd2 drops it: docs/compat.md N4).
 	u := tcpEvent(ctnl.Destroy, 2)
 	u.HasStart, u.Start = true, 1_000_000_005_000_000_000
 	in.event(r, e, u, nil)
@@ -722,8 +765,8 @@ func TestCapturedDecode(t *testing.T) {
 	for _, dg := range dgs {
 		in.datagram(r, e, dg)
 	}
-	if in.rx.errs.Decode != 0 {
-		t.Errorf("%d decode errors", in.rx.errs.Decode)
+	if in.rx.loop.Errors().Decode != 0 {
+		t.Errorf("%d decode errors", in.rx.loop.Errors().Decode)
 	}
 	got := e.Records()
 	if len(got) == 0 {
@@ -843,13 +886,22 @@ func TestUndecodableMessageCountedLost(t *testing.T) {
 	bad := append([]byte(nil), good...)
 	binary.NativeEndian.PutUint16(bad[nl.HeaderLen+4:], 0xfff0)
 	in.datagram(r, e, append(append(append([]byte(nil), good...), bad...), good...))
-	if in.rx.errs.Decode != 1 || e.LostCount() != 1 || len(e.Records()) != 2 {
-		t.Fatalf("%d decode errors, lost %d, %d records: want 1, 1, 2", in.rx.errs.Decode, e.LostCount(), len(e.Records()))
+	if in.rx.loop.Errors().Decode != 1 || e.LostCount() != 1 || len(e.Records()) != 2 {
+		t.Fatalf("%d decode errors, lost %d, %d records: want 1, 1, 2", in.rx.loop.Errors().Decode, e.LostCount(), len(e.Records()))
 	}
 	// A datagram cut in its last message: the whole ones are logged and
 	// the cut one is lost, counted once.
-	in.walk(r, e, append(append([]byte(nil), good...), good[:len(good)-8]...), true)
-	if e.LostCount() != 1 || len(e.Records()) != 3 {
-		t.Fatalf("after a cut datagram: lost %d, %d records: want 1 (counted by the receive loop), 3", e.LostCount(), len(e.Records()))
+	in.rx.loop.Datagram(e, &receiver{in, r, e}, append(append([]byte(nil), good...), good[:len(good)-8]...), true)
+	if e.LostCount() != 2 || len(e.Records()) != 3 {
+		t.Fatalf("after a cut datagram: lost %d, %d records: want 2, 3", e.LostCount(), len(e.Records()))
 	}
+}
+
+// datagram feeds one captured datagram through the receive loop's message
+// walk, as the loop does for every datagram it receives.
+func (in *instance) datagram(rec *keys.Record, e plugin.Emitter, dg []byte) {
+	if in.rx.h.rec != rec || in.rx.h.e != e {
+		in.rx.h = receiver{in: in, rec: rec, e: e}
+	}
+	in.rx.loop.Datagram(e, &in.rx.h, dg, false)
 }

@@ -40,14 +40,46 @@ func defaultConfig() *Config {
 	}
 }
 
-// Event mask bits (ulogd's event_mask option): which ctnetlink multicast
-// groups to join.
+// Event mask bits (ulogd's event_mask option). ulogd2 hands the mask to
+// the kernel as a legacy netlink group mask (nl_groups: bit g-1 is
+// nfnetlink group g), so every value is accepted; only the three conntrack
+// event groups are joined. See extraMaskBits for the other bits.
 const (
-	maskNew     = 0x1
-	maskUpdate  = 0x2
-	maskDestroy = 0x4
-	// 0x8, 0x10, 0x20 (expectation groups) are accepted and not joined.
+	maskNew     = 0x1 // NFNLGRP_CONNTRACK_NEW
+	maskUpdate  = 0x2 // NFNLGRP_CONNTRACK_UPDATE
+	maskDestroy = 0x4 // NFNLGRP_CONNTRACK_DESTROY
 )
+
+// nfnlGroups names the nfnetlink multicast groups (enum nfnetlink_groups)
+// by their event_mask bit.
+var nfnlGroups = [...]string{
+	3: "NFNLGRP_CONNTRACK_EXP_NEW, expectation NEW events",
+	4: "NFNLGRP_CONNTRACK_EXP_UPDATE, expectation UPDATE events",
+	5: "NFNLGRP_CONNTRACK_EXP_DESTROY, expectation DESTROY events",
+	6: "NFNLGRP_NFTABLES, nftables ruleset changes",
+	7: "NFNLGRP_ACCT_QUOTA, nfacct quota notifications",
+	8: "NFNLGRP_NFTRACE, nftables trace events",
+}
+
+// extraMaskBits describes the bits of event_mask beyond NEW, UPDATE and
+// DESTROY, each as what it is in the kernel's nfnetlink group numbering,
+// or "" when there are none. Guides describe 0x08-0x80 as "assured",
+// "confirmed", "expectation", "helper" or "destroy by GC"; none of them
+// is a conntrack event ulogd logs.
+func extraMaskBits(mask int) string {
+	var parts []string
+	for bit := 3; bit < 32; bit++ {
+		if uint32(mask)&(1<<bit) == 0 {
+			continue
+		}
+		what := "no nfnetlink group (the kernel ignores it)"
+		if bit < len(nfnlGroups) {
+			what = "nfnetlink group " + strconv.Itoa(bit+1) + " (" + nfnlGroups[bit] + ")"
+		}
+		parts = append(parts, fmt.Sprintf("0x%x is %s", uint32(1)<<bit, what))
+	}
+	return strings.Join(parts, "; ")
+}
 
 // validate checks the numeric options. It is pure.
 func (c *Config) validate() error {
@@ -65,9 +97,6 @@ func (c *Config) validate() error {
 		if c.HashMaxEntries <= 0 {
 			errs = append(errs, fmt.Errorf("hash_max_entries=%d: must be positive", c.HashMaxEntries))
 		}
-	}
-	if c.EventMask < 0 || c.EventMask > 0x3f {
-		errs = append(errs, fmt.Errorf("event_mask=%d: must be a combination of 1 (NEW), 2 (UPDATE), 4 (DESTROY)", c.EventMask))
 	}
 	if c.BufferSize < 0 {
 		errs = append(errs, fmt.Errorf("netlink_socket_buffer_size=%d: must not be negative", c.BufferSize))

@@ -2,8 +2,6 @@ package nfct
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 
@@ -23,98 +21,58 @@ const (
 	subsysCT     = 1   // NFNL_SUBSYS_CTNETLINK (expectations, 2, are skipped)
 )
 
+// receiver is the receive loop's handler: it decodes the conntrack
+// messages and applies them (one record per event, or the flow table).
+type receiver struct {
+	in  *instance
+	rec *keys.Record
+	e   plugin.Emitter
+}
+
 // receive is the event loop: it never stops on its own. Overruns and decode
 // errors are counted and reported; only Stop (or ctx) ends it.
-func (in *instance) receive(c *nl.Conn, e plugin.Emitter) {
-	rec := e.NewRecord()
-	b := in.rx.batch
-	// Group commit: the sinks write when the socket has been emptied,
-	// before Receive sleeps or waits, not after every batch it returns.
-	c.SetIdle(e.Flush)
-	for {
-		n, err := c.Receive(b)
-		if k, pid := b.Foreign(); k != 0 {
-			in.rx.errs.CountForeign(in.log, "NFCT", k, pid)
-		}
-		if err != nil {
-			switch {
-			case in.stopped() || errors.Is(err, nl.ErrClosed):
-				return
-			case errors.Is(err, nl.ErrNoBuffers):
-				in.overrun(c, e)
-			default:
-				in.otherError(err)
-			}
-			continue // Receive returns no datagram with an error
-		}
-		t := time.Now()
-		in.rx.now = timeToTimeval(t) // one clock read for the whole batch
-		if n, _ := in.rx.buf.PollDrops(c, e, t, false); n != 0 && in.rx.buf.Note.Allow(t) {
-			in.log.Log(context.Background(), logging.LevelNotice, "NFCT socket dropped events",
-				"lost", in.rx.buf.Lost.Load(), "reliable", in.cfg.Reliable != 0)
-		}
-		for i := 0; i < n; i++ {
-			if b.Truncated(i) {
-				// The messages before the cut are whole; the cut one is
-				// counted here, once.
-				in.decodeError(e, nl.ErrTruncated) // the cut message is lost
-				in.walk(rec, e, b.Datagram(i), true)
-				continue
-			}
-			in.datagram(rec, e, b.Datagram(i))
+func (in *instance) receive(e plugin.Emitter) {
+	in.rx.h = receiver{in: in, rec: e.NewRecord(), e: e}
+	in.rx.loop.Run(in.done, e, &in.rx.h)
+}
+
+// Message handles one netlink message of the event socket.
+func (r *receiver) Message(m nl.Msg, raw []byte) error {
+	switch m.Type {
+	case nlmsgNoop, nlmsgDone, nlmsgError, nlmsgOverrun:
+		return nil
+	}
+	if m.Type>>8 != subsysCT {
+		// Expectation events (event_mask 0x8/0x10/0x20 in ulogd) are
+		// not logged.
+		return nil
+	}
+	in := r.in
+	if err := ctnl.Decode(m, &in.rx.ev); err != nil {
+		return err
+	}
+	in.event(r.rec, r.e, &in.rx.ev, raw)
+	return nil
+}
+
+// Overrun schedules a resync of the flow table: the kernel dropped events.
+func (r *receiver) Overrun() {
+	if r.in.table != nil {
+		select {
+		case r.in.resync <- struct{}{}:
+		default:
 		}
 	}
 }
 
-// datagram handles every netlink message of one datagram.
-func (in *instance) datagram(rec *keys.Record, e plugin.Emitter, buf []byte) {
-	in.walk(rec, e, buf, false)
-}
-
-// walk handles the messages of buf; a malformed tail is counted unless the
-// datagram is known to be truncated (already counted).
-func (in *instance) walk(rec *keys.Record, e plugin.Emitter, buf []byte, truncated bool) {
-	for len(buf) > 0 {
-		m, rest, err := nl.NextMsg(buf)
-		if err != nil {
-			if !truncated {
-				in.decodeError(e, err)
-			}
-			return
-		}
-		raw := buf[:len(buf)-len(rest)]
-		if len(raw) >= 4 {
-			if l := int(binary.NativeEndian.Uint32(raw)); l <= len(raw) {
-				raw = raw[:l]
-			}
-		}
-		buf = rest
-		switch m.Type {
-		case nlmsgNoop, nlmsgDone, nlmsgError, nlmsgOverrun:
-			continue
-		}
-		if m.Type>>8 != subsysCT {
-			// Expectation events (event_mask 0x8/0x10/0x20 in ulogd)
-			// are not logged.
-			continue
-		}
-		if err := ctnl.Decode(m, &in.rx.ev); err != nil {
-			in.decodeError(e, err)
-			continue
-		}
-		in.event(rec, e, &in.rx.ev, raw)
-	}
-}
-
-// event applies one decoded conntrack event: §7.3 (hash) or §7.4 (no hash).
+// event applies one decoded conntrack event: to the flow table and, for
+// DESTROY, as a record (hash_enable=1), or as a record of its own
+// (hash_enable=0; UPDATE is not logged).
 func (in *instance) event(rec *keys.Record, e plugin.Emitter, ev *ctnl.Event, raw []byte) {
 	sl := &in.sl
 	// The time of reception: every message of a batch arrived with the
 	// same recvmmsg call.
-	t := in.rx.now
-	if t.sec == 0 {
-		t = now()
-	}
+	t := in.received()
 	if in.table != nil {
 		switch ev.Type {
 		case ctnl.New, ctnl.Update:
@@ -124,8 +82,12 @@ func (in *instance) event(rec *keys.Record, e plugin.Emitter, ev *ctnl.Event, ra
 		case ctnl.Destroy:
 			start, ok := in.table.take(ev)
 			if !ok {
-				// ulogd2 drops the kernel's start time here (Q20).
+				// ulogd2 drops the kernel's start time here
+				// (docs/compat.md N4).
 				start = startOf(ev)
+				if in.rx.missedNew && in.table.Untracked() == 0 {
+					in.lostNew(e)
+				}
 			}
 			sl.fill(rec, ev, eventDestroy, raw)
 			sl.setStart(rec, start)
@@ -136,10 +98,20 @@ func (in *instance) event(rec *keys.Record, e plugin.Emitter, ev *ctnl.Event, ra
 	}
 	switch ev.Type {
 	case ctnl.New:
+		if in.rx.missedNew {
+			in.rx.seen[ev.ID] = struct{}{}
+		}
 		sl.fill(rec, ev, eventNew, raw)
 		sl.setStart(rec, startOf(ev).or(t))
 		e.Emit(rec)
 	case ctnl.Destroy:
+		if in.rx.missedNew {
+			if _, ok := in.rx.seen[ev.ID]; ok {
+				delete(in.rx.seen, ev.ID)
+			} else {
+				in.lostNew(e)
+			}
+		}
 		sl.fill(rec, ev, eventDestroy, raw)
 		sl.setStart(rec, startOf(ev))
 		sl.setEnd(rec, stopOf(ev).or(t))
@@ -153,31 +125,28 @@ func (in *instance) event(rec *keys.Record, e plugin.Emitter, ev *ctnl.Event, ra
 	}
 }
 
+// lostNew counts the NEW event of a flow whose DESTROY came first
+// (reliable=1): the kernel could not queue the NEW event and sent it again
+// only merged into the DESTROY. That is what reliable mode really loses;
+// the socket's drop counter counts DESTROY events too, which the kernel
+// keeps and delivers again (net/netfilter/nf_conntrack_ecache.c).
+func (in *instance) lostNew(e plugin.Emitter) {
+	in.rx.loop.Count(e, 1)
+}
+
 func (in *instance) tableFull() {
 	in.log.Log(context.Background(), logging.LevelNotice, fmt.Sprintf("NFCT flow table is full (hash_max_entries=%d): new flows are not tracked until entries are freed; their DESTROY records carry the kernel's start time only", in.cfg.HashMaxEntries))
 }
 
-// decodeError counts a message that cannot be decoded (or the cut one of a
-// truncated datagram): its event is lost, and counted so.
-func (in *instance) decodeError(e plugin.Emitter, err error) {
-	in.rx.buf.Count(e, 1)
-	in.rx.errs.DecodeError(in.log, "NFCT cannot decode a conntrack message (skipped)", err)
-}
-
-func (in *instance) otherError(err error) {
-	in.rx.errs.OtherError(in.log, "NFCT receive error", err, in.done)
-}
-
-// overrun handles ENOBUFS: the kernel dropped events. The buffer counts
-// them (the socket's drop counter when readable, else one per overrun) and
-// grows up to netlink_socket_buffer_maxsize; a resync of the flow table is
-// scheduled.
-func (in *instance) overrun(c *nl.Conn, e plugin.Emitter) {
-	in.rx.buf.Overrun(c, e)
-	if in.table != nil {
-		select {
-		case in.resync <- struct{}{}:
-		default:
-		}
+// received is the time the current batch was received (the clock when
+// there is none), converted once per batch.
+func (in *instance) received() timeval {
+	at := in.rx.loop.Received()
+	if at.IsZero() {
+		return now()
 	}
+	if !at.Equal(in.rx.at) {
+		in.rx.at, in.rx.now = at, timeToTimeval(at)
+	}
+	return in.rx.now
 }

@@ -10,8 +10,8 @@ import (
 // slots maps each output key to its record slot.
 type slots [numKeys]keys.Slot
 
-// fill stores the keys of one packet, with ulogd2's valid-when rules (spec
-// §8.2). raw is the whole netlink message (key "raw"); label is
+// fill stores the keys of one packet, with ulogd2's valid-when rules (see
+// the README's key table). raw is the whole netlink message (key "raw"); label is
 // numeric_label; now is called only when the kernel sent no usable
 // timestamp. Byte values alias the packet's buffer.
 func (sl *slots) fill(r *keys.Record, p *nflog.Packet, raw []byte, label uint8, now func() time.Time) {

@@ -1,6 +1,6 @@
 package nflog
 
-// Real-kernel tests: each runs in a private network namespace (nltest) and
+// Real-kernel tests: each runs in a private network namespace (netnstest) and
 // skips when not root.
 
 import (
@@ -14,9 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ulogd-go/ulogd/internal/nl"
+	"github.com/ulogd-go/ulogd/internal/netnstest"
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
-	"github.com/ulogd-go/ulogd/internal/nl/nltest"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
 	"github.com/ulogd-go/ulogd/internal/testutil"
 )
@@ -41,7 +40,7 @@ const inRules = `table inet t {
 }
 `
 
-func nft(t *testing.T, ns *nltest.NS, rules string) {
+func nft(t *testing.T, ns *netnstest.NS, rules string) {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "rules.nft")
 	if err := os.WriteFile(f, []byte(rules), 0o644); err != nil {
@@ -53,14 +52,14 @@ func nft(t *testing.T, ns *nltest.NS, rules string) {
 // harness is an NFLOG instance started in a namespace.
 type harness struct {
 	t   *testing.T
-	ns  *nltest.NS
+	ns  *netnstest.NS
 	in  *instance
 	log *testutil.Buffer
 	em  *plugintest.Recorder
 	src *plugintest.Source
 }
 
-func startNFLOG(t *testing.T, ns *nltest.NS, c *Config) *harness {
+func startNFLOG(t *testing.T, ns *netnstest.NS, c *Config) *harness {
 	t.Helper()
 	h := &harness{t: t, ns: ns, em: newTestEmitter()}
 	h.in, h.log = newTest(t, c)
@@ -92,7 +91,7 @@ func is(key string, v any) func(rec) bool {
 
 // sendUDP sends n datagrams from inside the namespace to 127.0.0.1:5000,
 // where a socket is bound so that no ICMP error (itself logged) comes back.
-func sendUDP(t *testing.T, ns *nltest.NS, n int) {
+func sendUDP(t *testing.T, ns *netnstest.NS, n int) {
 	t.Helper()
 	var sock, sink int
 	var err, serr error
@@ -117,7 +116,7 @@ func sendUDP(t *testing.T, ns *nltest.NS, n int) {
 }
 
 func TestKernelICMP(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	nft(t, ns, outRules)
 	h := startNFLOG(t, ns, cfgWith(func(c *Config) {
 		c.Group = 5
@@ -193,7 +192,7 @@ func TestKernelICMP(t *testing.T) {
 // TestKernelForeignSender checks that a packet message another process
 // sends to the NFLOG socket is dropped and counted, not logged.
 func TestKernelForeignSender(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	nft(t, ns, outRules)
 	h := startNFLOG(t, ns, cfgWith(func(c *Config) { c.Group = 5; c.QThreshold = 1 }))
 	h.run()
@@ -204,8 +203,8 @@ func TestKernelForeignSender(t *testing.T) {
 	if got := h.em.Records(); len(got) != 1 {
 		t.Errorf("%d records, want the UDP packet's only: %v", len(got), got)
 	}
-	if h.in.rx.errs.Foreign != 2 || h.em.LostCount() != 0 {
-		t.Errorf("foreign datagrams counted %d, lost %d; want 2, 0", h.in.rx.errs.Foreign, h.em.LostCount())
+	if h.in.rx.loop.Errors().Foreign != 2 || h.em.LostCount() != 0 {
+		t.Errorf("foreign datagrams counted %d, lost %d; want 2, 0", h.in.rx.loop.Errors().Foreign, h.em.LostCount())
 	}
 	if !strings.Contains(h.log.String(), "NFLOG ignored netlink datagrams that the kernel did not send") {
 		t.Errorf("no warning in the log:\n%s", h.log.String())
@@ -213,7 +212,7 @@ func TestKernelForeignSender(t *testing.T) {
 }
 
 func TestKernelIPv6(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	nft(t, ns, outRules)
 	h := startNFLOG(t, ns, cfgWith(func(c *Config) { c.Group = 5; c.QThreshold = 1 }))
 	h.run()
@@ -227,8 +226,8 @@ func TestKernelIPv6(t *testing.T) {
 // TestKernelEthernet checks the link-layer keys of a packet received on a
 // veth from another namespace.
 func TestKernelEthernet(t *testing.T) {
-	ns := nltest.NewNS(t)
-	peer := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
+	peer := netnstest.NewNS(t)
 	nft(t, ns, inRules)
 	ns.Run(t, "ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", peer.Name)
 	ns.Run(t, "ip", "addr", "add", "10.9.0.1/24", "dev", "v0")
@@ -261,18 +260,13 @@ func TestKernelEthernet(t *testing.T) {
 }
 
 func TestKernelGroupConflict(t *testing.T) {
-	ns := nltest.NewNS(t)
-	var c *nl.Conn
-	var err error
-	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ns := netnstest.NewNS(t)
+	c := ns.OpenNetfilter(t)
 	if err := nflog.NewControl(c).Bind(5); err != nil {
 		t.Fatal(err)
 	}
 	in, _ := newTest(t, cfgWith(func(c *Config) { c.Group = 5 }))
+	var err error
 	ns.Do(t, func() { err = in.Start(context.Background()) })
 	if err == nil {
 		in.Stop(context.Background())
@@ -288,12 +282,7 @@ func TestKernelGroupConflict(t *testing.T) {
 	h := startNFLOG(t, ns, cfgWith(func(c *Config) { c.Group = 5 }))
 	h.run()
 	h.stop()
-	var c2 *nl.Conn
-	ns.Do(t, func() { c2, err = nl.Open(unix.NETLINK_NETFILTER) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
+	c2 := ns.OpenNetfilter(t)
 	if err := nflog.NewControl(c2).Bind(5); err != nil {
 		t.Errorf("group still bound after Stop: %v", err)
 	}
@@ -302,7 +291,7 @@ func TestKernelGroupConflict(t *testing.T) {
 // TestKernelLegacyGroup0: group 0 (also the default) binds the protocol
 // families first, with ulogd's notices.
 func TestKernelLegacyGroup0(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := startNFLOG(t, ns, cfgWith(nil))
 	logs := h.log.String()
 	for _, pf := range []int{2, 10, 7} {
@@ -318,7 +307,7 @@ func TestKernelLegacyGroup0(t *testing.T) {
 }
 
 func TestKernelAttachConntrack(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	nft(t, ns, outRules)
 	h := startNFLOG(t, ns, cfgWith(func(c *Config) {
 		c.Group = 5
@@ -348,7 +337,7 @@ func TestKernelAttachConntrack(t *testing.T) {
 func TestKernelOverrun(t *testing.T) {
 	for _, seq := range []int{0, 1} {
 		t.Run(fmt.Sprintf("seq_local=%d", seq), func(t *testing.T) {
-			ns := nltest.NewNS(t)
+			ns := netnstest.NewNS(t)
 			nft(t, ns, outRules)
 			h := startNFLOG(t, ns, cfgWith(func(c *Config) {
 				c.Group = 5
@@ -392,7 +381,7 @@ func TestKernelOverrun(t *testing.T) {
 }
 
 func TestKernelStopPrompt(t *testing.T) {
-	ns := nltest.NewNS(t)
+	ns := netnstest.NewNS(t)
 	h := startNFLOG(t, ns, cfgWith(func(c *Config) { c.Group = 9 }))
 	h.run()
 	time.Sleep(50 * time.Millisecond)

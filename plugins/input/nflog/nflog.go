@@ -27,8 +27,8 @@ import (
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/logging"
 	"github.com/ulogd-go/ulogd/internal/nl"
+	"github.com/ulogd-go/ulogd/internal/nl/eventsock"
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
-	"github.com/ulogd-go/ulogd/internal/nl/rx"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 )
 
@@ -84,7 +84,7 @@ const (
 )
 
 // Protocol families of the legacy per-family commands, in ulogd's order.
-var legacyFamilies = [...]uint8{nflog.AFInet, nflog.AFInet6, nflog.AFBridge}
+var legacyFamilies = [...]uint8{unix.AF_INET, unix.AF_INET6, unix.AF_BRIDGE}
 
 // instance is one running NFLOG instance.
 type instance struct {
@@ -104,26 +104,20 @@ type instance struct {
 	rx rxState // owned by the receive goroutine (Start before Run)
 }
 
-// rxState is the receive loop's reused state.
+// rxState is the receive loop and its reused state.
 type rxState struct {
-	batch *nl.Batch
-	pkt   nflog.Packet
-
-	// buf is the socket buffer size and the packets counted lost
-	// (cumulative); buf.SeqCounts is seq_local: losses come from
-	// sequence gaps.
-	buf       rx.Buffer
+	// loop is the socket's buffer, loss accounting and read loop;
+	// loop.SeqCounts is seq_local: losses come from sequence gaps.
+	loop      eventsock.Loop
+	h         receiver // the loop's handler
+	pkt       nflog.Packet
 	startLost uint64 // packets read and discarded while configuring
-	congested bool   // ENOBUFS seen, drop counter not read since the queue drained
 
 	lastSeq uint32
 	haveSeq bool
 	gapNote logging.Limiter
 
-	truncated uint64
-	truncNote logging.Limiter
-	errs      rx.Errors // undecodable messages, failed reads
-	unknown   uint64
+	unknown uint64
 }
 
 func newInstance(env *plugin.Env, c *Config) (plugin.Instance, error) {
@@ -141,13 +135,17 @@ func newInstance(env *plugin.Env, c *Config) (plugin.Instance, error) {
 		now:   time.Now,
 		done:  make(chan struct{}),
 	}
-	in.rx.buf = rx.Buffer{Name: "NFLOG", Log: log, MaxSize: c.BufferMaxSize, SeqCounts: c.SeqLocal != 0}
+	in.rx.loop = eventsock.Loop{
+		Buffer:       eventsock.Buffer{Name: "NFLOG", Log: log, MaxSize: c.BufferMaxSize, SeqCounts: c.SeqLocal != 0},
+		DecodeMsg:    "NFLOG cannot decode a packet message (skipped)",
+		TruncatedMsg: fmt.Sprintf("NFLOG datagram larger than bufsize=%d was truncated: packets lost; raise bufsize", c.BufSize),
+	}
 	copy(in.sl[:], env.Out)
 	return in, nil
 }
 
 // Start opens the nfnetlink_log socket, sizes its buffer, binds the group
-// and configures it (spec §8.1).
+// and configures it as ulogd2 does.
 func (in *instance) Start(ctx context.Context) error {
 	c, err := nl.Open(unix.NETLINK_NETFILTER)
 	if err != nil {
@@ -166,7 +164,7 @@ func (in *instance) Start(ctx context.Context) error {
 func (in *instance) configure(ctx context.Context, c *nl.Conn) error {
 	cfg := &in.cfg
 	// The buffer first, so that no acknowledgement is dropped.
-	in.rx.buf.Set(ctx, c, cfg.BufferSize)
+	in.rx.loop.SetBuffer(ctx, c, cfg.BufferSize)
 	ctl := nflog.NewControl(c)
 	if cfg.Group == 0 || cfg.Bind != 0 {
 		for _, pf := range legacyFamilies {
@@ -223,15 +221,14 @@ func (in *instance) configure(ctx context.Context, c *nl.Conn) error {
 		if err != nil {
 			in.log.Error(fmt.Sprintf("unable to set flags 0x%x", flags), "err", err)
 			if flags&nflog.FlagSeq != 0 {
-				in.rx.buf.SeqCounts = false
+				in.rx.loop.SeqCounts = false
 			}
 		}
 	}
 	in.rx.startLost = uint64(ctl.Skipped)
 	count := min(max(batchMemory/cfg.BufSize, minBatchCount), maxBatchCount)
-	in.rx.batch = nl.NewBatch(count, cfg.BufSize)
-	c.SetCoalesce(nl.EventCoalesce) // after the configuration's answers
-	in.rx.buf.Baseline(c)
+	// Coalescing starts after the configuration's answers.
+	in.rx.loop.Ready(c, nl.NewBatch(count, cfg.BufSize))
 	return nil
 }
 
@@ -259,7 +256,7 @@ func (in *instance) closeAll() {
 	// Count drops the receive loop has not read yet: the counters are
 	// reported once the sources have stopped.
 	if in.em != nil {
-		in.rx.buf.Sync(in.conn, in.em)
+		in.rx.loop.Sync(in.em)
 	}
 	if in.bound {
 		// Fire and forget: closing the socket releases the group anyway;
@@ -272,15 +269,6 @@ func (in *instance) closeAll() {
 	in.conn = nil
 }
 
-func (in *instance) stopped() bool {
-	select {
-	case <-in.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // Run reads packets until ctx is cancelled or Stop is called.
 func (in *instance) Run(ctx context.Context, e plugin.Emitter) error {
 	in.mu.Lock()
@@ -289,7 +277,7 @@ func (in *instance) Run(ctx context.Context, e plugin.Emitter) error {
 	in.mu.Unlock()
 	var receive func(context.Context) // nil: stopped before Run
 	if c != nil {
-		receive = func(context.Context) { in.receive(c, e) }
+		receive = func(context.Context) { in.receive(e) }
 	}
 	plugin.RunLoop(ctx, in.done, in.closeAll, receive)
 	return nil
@@ -301,6 +289,6 @@ func (in *instance) syncLoss() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.conn != nil && in.em != nil {
-		in.rx.buf.Sync(in.conn, in.em)
+		in.rx.loop.Sync(in.em)
 	}
 }

@@ -288,9 +288,9 @@ func TestTruncatedAndMalformed(t *testing.T) {
 	r := e.NewRecord()
 	full := append(packetMsg(0, false), packetMsg(1, false)...)
 	in.datagram(r, e, full[:len(full)-5], true)
-	if len(e.Records()) != 1 || e.LostCount() != 1 || in.rx.truncated != 1 || in.rx.errs.Decode != 0 {
+	if len(e.Records()) != 1 || e.LostCount() != 1 || in.rx.loop.Errors().Truncated != 1 || in.rx.loop.Errors().Decode != 0 {
 		t.Errorf("truncated: %d records, lost %d, truncated %d, decode errors %d",
-			len(e.Records()), e.LostCount(), in.rx.truncated, in.rx.errs.Decode)
+			len(e.Records()), e.LostCount(), in.rx.loop.Errors().Truncated, in.rx.loop.Errors().Decode)
 	}
 	if !strings.Contains(lb.String(), "truncated") {
 		t.Error("no warning about the truncated datagram")
@@ -298,16 +298,16 @@ func TestTruncatedAndMalformed(t *testing.T) {
 	// A malformed (not truncated) datagram is a decode error; the packets
 	// before it are emitted.
 	in.datagram(r, e, full[:len(full)-5], false)
-	if len(e.Records()) != 2 || in.rx.errs.Decode != 1 || e.LostCount() != 2 {
-		t.Errorf("malformed: %d records, %d decode errors, lost %d (want 2, 1, 2)", len(e.Records()), in.rx.errs.Decode, e.LostCount())
+	if len(e.Records()) != 2 || in.rx.loop.Errors().Decode != 1 || e.LostCount() != 2 {
+		t.Errorf("malformed: %d records, %d decode errors, lost %d (want 2, 1, 2)", len(e.Records()), in.rx.loop.Errors().Decode, e.LostCount())
 	}
 	// An attribute too short: decode error, next message still handled.
 	bad := nl.AppendHeader(nil, nflog.MsgTypePacket, 0, 0)
 	bad = append(bad, 2, 0, 0, 5)
 	bad = nl.FinishMsg(nl.AppendAttr(bad, 1, []byte{8}), 0)
 	in.datagram(r, e, append(bad, packetMsg(0, false)...), false)
-	if len(e.Records()) != 3 || in.rx.errs.Decode != 2 || e.LostCount() != 3 {
-		t.Errorf("bad attribute: %d records, %d decode errors, lost %d (want 3, 2, 3)", len(e.Records()), in.rx.errs.Decode, e.LostCount())
+	if len(e.Records()) != 3 || in.rx.loop.Errors().Decode != 2 || e.LostCount() != 3 {
+		t.Errorf("bad attribute: %d records, %d decode errors, lost %d (want 3, 2, 3)", len(e.Records()), in.rx.loop.Errors().Decode, e.LostCount())
 	}
 	// The "raw" key is the whole message.
 	if got := e.Records()[2]["raw"].([]byte); len(got) != len(packetMsg(0, false)) {
@@ -333,8 +333,8 @@ func TestCapturedToRecords(t *testing.T) {
 		in.datagram(r, e, dg, false)
 	}
 	got := e.Records()
-	if len(got) < 20 || in.rx.errs.Decode != 0 || e.LostCount() != 0 {
-		t.Fatalf("%d records, %d decode errors, %d lost", len(got), in.rx.errs.Decode, e.LostCount())
+	if len(got) < 20 || in.rx.loop.Errors().Decode != 0 || e.LostCount() != 0 {
+		t.Fatalf("%d records, %d decode errors, %d lost", len(got), in.rx.loop.Errors().Decode, e.LostCount())
 	}
 	first := got[0]
 	for k, v := range map[string]any{"oob.prefix": "OUT-LOG", "oob.hook": uint64(3), "oob.family": uint64(2),
@@ -414,4 +414,13 @@ func TestStopEndsRun(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
+}
+
+// datagram feeds one datagram through the receive loop's message walk, as
+// the loop does for every datagram it receives.
+func (in *instance) datagram(rec *keys.Record, e plugin.Emitter, dg []byte, truncated bool) {
+	if in.rx.h.rec != rec || in.rx.h.e != e {
+		in.rx.h = receiver{in: in, rec: rec, e: e}
+	}
+	in.rx.loop.Datagram(e, &in.rx.h, dg, truncated)
 }

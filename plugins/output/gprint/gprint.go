@@ -113,7 +113,7 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 		}
 		b = append(b, f.Prefix...)
 		// The record's text form: IPv4 dotted quad, IPv6 in full (ulogd2
-		// 2.0.8 prints the first four bytes of an IPv6 address, Q10).
+		// 2.0.8 prints the first four bytes of an IPv6 address, docs/compat.md T2).
 		b, _ = r.AppendValue(b, f.Slot)
 		b = append(b, ',')
 	}

@@ -91,7 +91,7 @@ func TestLineFormat(t *testing.T) {
 }
 
 // TestDuplicatesShowNearestProvider: a key provided twice is printed twice,
-// both times with the nearest provider's value (Q37).
+// both times with the nearest provider's value.
 func TestDuplicatesShowNearestProvider(t *testing.T) {
 	src := []keys.Spec{
 		{Name: "oob.family", Type: keys.Uint8},

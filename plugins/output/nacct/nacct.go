@@ -88,7 +88,7 @@ func Descriptor() *plugin.Descriptor {
 
 // sink is one NACCT instance; fileout.Sink gives it Start, Stop, Flush
 // and Reopen. Unlike ulogd2, which closes the file first on SIGHUP and
-// crashes on the next event when the open fails (Q34), a failed reopen
+// crashes on the next event when the open fails (docs/compat.md T4), a failed reopen
 // keeps the old file.
 type sink struct {
 	fileout.Sink

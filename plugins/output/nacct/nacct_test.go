@@ -109,7 +109,7 @@ func TestReopenAfterRotate(t *testing.T) {
 }
 
 // TestReopenFailureKeepsOldFile: ulogd2 closes the file first and crashes
-// on the next event when the open fails (Q34); here the old file stays.
+// on the next event when the open fails (docs/compat.md T4); here the old file stays.
 func TestReopenFailureKeepsOldFile(t *testing.T) {
 	got := plugintest.ReopenFailureKeepsOldFile(t, "nacct.log", func(path string) (plugintest.FileSink, *keys.Record) {
 		return direct(t, &Config{File: path, Sync: 1})

@@ -88,8 +88,8 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 }
 
 // appendValue renders a value as ulogd2's OPRINT does, except addresses:
-// ulogd2 2.0.8 prints an IPv4 address with its bytes reversed (Q9) and the
-// first four bytes of an IPv6 address (Q10); here both print correctly.
+// ulogd2 2.0.8 prints an IPv4 address with its bytes reversed (docs/compat.md T1) and the
+// first four bytes of an IPv6 address (docs/compat.md T2); here both print correctly.
 func appendValue(b []byte, r *keys.Record, f *keys.Field) []byte {
 	switch f.Type {
 	case keys.String:

@@ -50,7 +50,7 @@ func TestFormat(t *testing.T) {
 				"any": 3,
 			},
 			// Addresses print the right way round (ulogd2 2.0.8: 1.0.99.10,
-			// Q9); RAW, RAWSTR, INT64 and IP6ADDR print "default".
+			// docs/compat.md T1); RAW, RAWSTR, INT64 and IP6ADDR print "default".
 			want: "===>PACKET BOUNDARY\noob.prefix=OUT-LOG\nip.saddr=10.99.0.1\nip.daddr=10.99.0.2\n" +
 				"s8=-5\ns16=-300\ns32=-70000\ns64=default\nu8=255\nu16=65535\nu32=4294967295\n" +
 				"u64=9223372036854775808\nflag=1\nraw.pkt=default\nip.saddr.bin=default\nv6=default\nany=<none>\n",
@@ -81,7 +81,7 @@ func TestFormat(t *testing.T) {
 }
 
 // TestDuplicatesShowNearestProvider: a key provided twice is printed twice,
-// both times with the nearest provider's value (Q37).
+// both times with the nearest provider's value.
 func TestDuplicatesShowNearestProvider(t *testing.T) {
 	src := []keys.Spec{
 		{Name: "oob.family", Type: keys.Uint8},

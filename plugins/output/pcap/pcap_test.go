@@ -73,7 +73,7 @@ const (
 	ipv6Pkt = "6001199a00403a40000000000000000000000000000000010000000000000000000000000000000180003 7ee696e0001"
 )
 
-// The header ulogd2 writes in UTC, as observed (spec §9.16).
+// The header ulogd2 writes in UTC, as observed from the reference.
 const refHeader = "d4c3b2a1 0200 0400 00000000 00000000 00000100 65000000"
 
 func TestHeaderAndRecordsGolden(t *testing.T) {

@@ -214,6 +214,31 @@ func TestPGSQL(t *testing.T) {
 		}
 	})
 
+	t.Run("TwoInstancesOneTable", func(t *testing.T) {
+		s.Exec(s.Connect("flat"), "create table shared (_id serial, ct_mark bigint)")
+		var insts []plugin.Instance
+		for _, proc := range []string{"INSERT", "INSERT INTO shared"} {
+			inst, err := sqltest.New(t, "PGSQL", conn("flat")+"table=shared\nprocedure=\""+proc+"\"\n", ctUp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sqltest.Start(t, inst)
+			insts = append(insts, inst)
+		}
+		for i := range 2000 {
+			sqltest.Flow(t, ctUp, ctRec, i, false)
+			insts[i%2].(plugin.Interpreter).Interp(ctRec)
+		}
+		for _, inst := range insts {
+			if err := stop(t, inst); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := count(t, s, "flat", "select count(distinct ct_mark) from shared"); n != 2000 {
+			t.Errorf("rows: %d, want 2000", n)
+		}
+	})
+
 	t.Run("CopyText", func(t *testing.T) {
 		db := s.Connect("flat")
 		s.Exec(db, "create table texts (_id serial, oob_prefix text, oob_uid bigint, oob_mark bigint)")

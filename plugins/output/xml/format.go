@@ -8,6 +8,7 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/nl/ctnl"
+	"github.com/ulogd-go/ulogd/internal/nl/nfacct"
 	"github.com/ulogd-go/ulogd/internal/nl/nflog"
 )
 
@@ -25,12 +26,19 @@ var errShortRaw = errors.New("not a netlink message")
 
 const hexDigits = "0123456789abcdef"
 
-// appendWhen appends <when>…</when> for t in local time, with the fields
-// of struct tm (wday 1 = Sunday, as the C libraries print tm_wday+1).
+// appendWhen appends <when>…</when> for t in local time.
 func appendWhen(b []byte, t time.Time) []byte {
+	b = append(b, "<when>"...)
+	b = appendTime(b, t)
+	return append(b, "</when>"...)
+}
+
+// appendTime appends the fields of struct tm for t in local time (wday 1
+// = Sunday, as the C libraries print tm_wday+1).
+func appendTime(b []byte, t time.Time) []byte {
 	year, month, day := t.Date()
 	hour, min, sec := t.Clock()
-	b = append(b, "<when><hour>"...)
+	b = append(b, "<hour>"...)
 	b = strconv.AppendInt(b, int64(hour), 10)
 	b = append(b, "</hour><min>"...)
 	b = append2(b, min)
@@ -44,7 +52,37 @@ func appendWhen(b []byte, t time.Time) []byte {
 	b = strconv.AppendInt(b, int64(month), 10)
 	b = append(b, "</month><year>"...)
 	b = strconv.AppendInt(b, int64(year), 10)
-	return append(b, "</year></when>"...)
+	return append(b, "</year>"...)
+}
+
+// appendSum appends the <obj> element of an accounting object (the NFACCT
+// "sum" key: its nfnetlink_acct message), as libnetfilter_acct prints it
+// with the time fields: counters with 20 digits, then the time of the
+// line without a <when> wrapper.
+func appendSum(b, msg []byte, t time.Time) ([]byte, error) {
+	o, err := nfacct.Decode(msg)
+	if err != nil {
+		return b, err
+	}
+	b = append(b, "<obj><name>"...)
+	b = appendEscaped(b, []byte(o.Name))
+	b = append(b, "</name><pkts>"...)
+	b = append20(b, o.Pkts)
+	b = append(b, "</pkts><bytes>"...)
+	b = append20(b, o.Bytes)
+	b = append(b, "</bytes>"...)
+	b = appendTime(b, t)
+	return append(b, "</obj>"...), nil
+}
+
+// append20 appends v with 20 digits, zero-padded.
+func append20(b []byte, v uint64) []byte {
+	var d [20]byte
+	for i := len(d) - 1; i >= 0; i-- {
+		d[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, d[:]...)
 }
 
 // append2 appends n (0–99) with two digits.

@@ -78,6 +78,14 @@ func Descriptor() *plugin.Descriptor {
 		Keys: func(*Config) ([]keys.Spec, []keys.Spec, error) {
 			return inputs[:], nil, nil
 		},
+		// The directory is shared ("dir:"), not claimed: --check checks
+		// that the files can be created in it.
+		Resources: func(cfg *Config) []string {
+			if cfg.Stdout != 0 || cfg.Directory == "" {
+				return nil
+			}
+			return []string{"dir:" + cfg.Directory}
+		},
 		New: func(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 			if cfg.Stdout == 0 && cfg.Directory == "" {
 				return nil, fmt.Errorf("option \"directory\" is empty")
@@ -215,7 +223,7 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 	buf := s.out.Buffer()
 	start := len(buf)
 	var when time.Time
-	if r.Valid(s.in[inRaw]) || r.Valid(s.in[inCT]) {
+	if r.Valid(s.in[inRaw]) || r.Valid(s.in[inCT]) || r.Valid(s.in[inSum]) {
 		when = s.clock()
 	}
 	var family uint8
@@ -238,7 +246,11 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 			return s.fail(buf[:start], "ct", err)
 		}
 	}
-	// "sum" (NFACCT objects) is not produced by any source yet.
+	if r.Valid(s.in[inSum]) {
+		if buf, err = appendSum(buf, r.Bytes(s.in[inSum]), when); err != nil {
+			return s.fail(buf[:start], "sum", err)
+		}
+	}
 	if len(buf) == start {
 		return plugin.Continue
 	}

@@ -1,7 +1,7 @@
-// Package nltest runs real-kernel netlink tests inside private, uniquely
+// Package netnstest runs real-kernel netlink tests inside private, uniquely
 // named network namespaces.
 //
-//	ns := nltest.NewNS(t)              // skips unless root; deleted at cleanup
+//	ns := netnstest.NewNS(t)           // skips unless root; deleted at cleanup
 //	ns.Sysctl(t, "net.netfilter.nf_conntrack_acct", "1")
 //	var c *nl.Conn
 //	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
@@ -9,7 +9,7 @@
 //
 // Sockets opened inside Do stay in the namespace for their whole life, and
 // may be used from any goroutine afterwards.
-package nltest
+package netnstest
 
 import (
 	"fmt"
@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ulogd-go/ulogd/internal/nl"
 	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
@@ -145,6 +146,20 @@ func (ns *NS) UDPBurst(t testing.TB, first, n int) {
 	for p := first; p < first+n; p++ {
 		c.WriteToUDP([]byte("x"), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
 	}
+}
+
+// OpenNetfilter opens a NETLINK_NETFILTER socket in the namespace, closed
+// when t finishes.
+func (ns *NS) OpenNetfilter(t testing.TB) *nl.Conn {
+	t.Helper()
+	var c *nl.Conn
+	var err error
+	ns.Do(t, func() { c, err = nl.Open(unix.NETLINK_NETFILTER) })
+	if err != nil {
+		t.Fatalf("open a netfilter socket in %s: %v", ns.Name, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // Do runs fn on an OS thread switched into the namespace, and waits for it.

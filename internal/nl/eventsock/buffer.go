@@ -1,10 +1,4 @@
-// Package rx is the receive-buffer bookkeeping that the netlink event
-// sources (NFCT, NFLOG) share: sizing the socket's receive buffer, and
-// handling overruns (ENOBUFS) as ulogd2 does — counting what the kernel
-// could not queue from the socket's drop counter, doubling the buffer up
-// to netlink_socket_buffer_maxsize and logging ulogd's notices with the
-// plugin's name in them, rate-limited.
-package rx
+package eventsock
 
 import (
 	"context"
@@ -16,6 +10,8 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/logging"
 )
+
+// Buffer sizing and overruns.
 
 // DefaultSize is the receive buffer requested when
 // netlink_socket_buffer_size is 0.
@@ -34,9 +30,23 @@ type Socket interface {
 	Drops() (uint64, error)
 }
 
-// LostCounter is told how many events were lost (a plugin.Emitter).
-type LostCounter interface {
+// Sink is what the loop tells of its batches and losses: a
+// plugin.Emitter. It is the one owner of the loss count; the loop's
+// messages read the count back when the sink reports it (LostCount).
+type Sink interface {
+	// Flush: the socket is drained, buffered output must be written.
+	Flush()
+	// Lost counts n events the source knows it has lost.
 	Lost(n uint64)
+}
+
+// LostOf returns the loss count of e (its LostCount method), for the
+// notices, or 0 when e does not report it.
+func LostOf(e Sink) uint64 {
+	if r, ok := e.(interface{ LostCount() uint64 }); ok {
+		return r.LostCount()
+	}
+	return 0
 }
 
 // Buffer is the state of one socket's receive buffer. It is owned by the
@@ -54,10 +64,18 @@ type Buffer struct {
 	// (NFLOG seq_local): the drop counter and overruns then count none,
 	// they only keep the counter's baseline.
 	SeqCounts bool
+	// Reliable is NFCT's reliable=1 (nl.Conn.SetReliable): the kernel
+	// keeps a DESTROY event it could not queue and delivers it again
+	// later, and sends a NEW or UPDATE event it could not queue again with
+	// the flow's next event (net/netfilter/nf_conntrack_ecache.c). The
+	// drop counter counts every failed attempt, so its growth is not
+	// counted as lost but as Retried; the source counts what really did
+	// not arrive (see Count).
+	Reliable bool
 
-	// Lost is the number of events counted lost (cumulative); the caller
-	// adds the losses it finds itself with Count.
-	Lost atomic.Uint64
+	// Retried is the drop counter's growth in reliable mode: deliveries
+	// the kernel will attempt again.
+	Retried atomic.Uint64
 	// Overruns is the number of ENOBUFS seen.
 	Overruns uint64
 	// Note rate-limits the notices about losses; the caller may use it
@@ -76,7 +94,7 @@ type Buffer struct {
 	dropsAt time.Time // last periodic read; the receive loop's own
 }
 
-// Set sizes the socket's receive buffer. Unlike ulogd2 (Q24) size
+// Set sizes the socket's receive buffer. Unlike ulogd2 (docs/compat.md N1) size
 // (netlink_socket_buffer_size) is applied whatever the maximum; when it is
 // 0, DefaultSize is requested, capped at MaxSize when that is set. The
 // size the kernel reports back is logged.
@@ -111,7 +129,7 @@ func (b *Buffer) Baseline(c Socket) {
 // PollDrops reads the drop counter when it is readable and either force
 // is set or a second has passed since the last read. It returns how many
 // losses it counted and whether it read the counter.
-func (b *Buffer) PollDrops(c Socket, e LostCounter, now time.Time, force bool) (counted uint64, read bool) {
+func (b *Buffer) PollDrops(c Socket, e Sink, now time.Time, force bool) (counted uint64, read bool) {
 	b.mu.Lock()
 	has := b.hasDrops
 	b.mu.Unlock()
@@ -119,43 +137,45 @@ func (b *Buffer) PollDrops(c Socket, e LostCounter, now time.Time, force bool) (
 		return 0, false
 	}
 	b.dropsAt = now
-	before := b.Lost.Load()
-	b.countDrops(c, e)
-	return b.Lost.Load() - before, true
+	counted, _ = b.countDrops(c, e)
+	return counted, true
 }
 
 // Sync brings the loss count up to date with the socket's drop counter
 // now. Safe to call from any goroutine: the daemon calls it before it
 // reports the counters (SIGUSR1, stop), so a drop the receive loop has not
 // read yet is counted.
-func (b *Buffer) Sync(c Socket, e LostCounter) {
+func (b *Buffer) Sync(c Socket, e Sink) {
 	b.countDrops(c, e)
 }
 
 // Count adds n losses found by the caller (sequence gaps, truncated
-// datagrams).
-func (b *Buffer) Count(e LostCounter, n uint64) {
-	b.Lost.Add(n)
-	e.Lost(n)
-}
+// datagrams, NFCT's flows whose NEW event never came in reliable mode).
+func (b *Buffer) Count(e Sink, n uint64) { e.Lost(n) }
 
 // countDrops counts the growth of the socket's drop counter as lost (the
-// kernel counts every event it could not queue, also in reliable mode
-// where no ENOBUFS is reported), unless SeqCounts. It returns false when
-// the counter is unreadable.
-func (b *Buffer) countDrops(c Socket, e LostCounter) bool {
+// kernel counts every event it could not queue), unless SeqCounts, or as
+// Retried in reliable mode. It returns what it counted lost, and false
+// when the counter is unreadable.
+func (b *Buffer) countDrops(c Socket, e Sink) (counted uint64, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	d, err := c.Drops()
 	if err != nil {
-		return false
+		return 0, false
 	}
 	// The kernel's counter is 32 bits wide: count across a wrap.
-	if delta := uint64(uint32(d) - uint32(b.drops)); b.hasDrops && delta != 0 && !b.SeqCounts {
-		b.Count(e, delta)
+	if delta := uint64(uint32(d) - uint32(b.drops)); b.hasDrops && delta != 0 {
+		switch {
+		case b.Reliable:
+			b.Retried.Add(delta)
+		case !b.SeqCounts:
+			b.Count(e, delta)
+			counted = delta
+		}
 	}
 	b.drops, b.hasDrops = d, true
-	return true
+	return counted, true
 }
 
 // Overrun handles ENOBUFS: the kernel could not queue events. They are
@@ -163,9 +183,9 @@ func (b *Buffer) countDrops(c Socket, e LostCounter) bool {
 // none with SeqCounts), the buffer is doubled while that stays within
 // MaxSize, and ulogd's notice is logged (rate-limited; the one about the
 // maximum once).
-func (b *Buffer) Overrun(c Socket, e LostCounter) {
+func (b *Buffer) Overrun(c Socket, e Sink) {
 	b.Overruns++
-	if !b.countDrops(c, e) && !b.SeqCounts {
+	if _, ok := b.countDrops(c, e); !ok && !b.SeqCounts && !b.Reliable {
 		b.Count(e, 1)
 	}
 	ctx := context.Background()
@@ -179,21 +199,21 @@ func (b *Buffer) Overrun(c Socket, e LostCounter) {
 			case !b.Note.Allow(now):
 			case err != nil:
 				b.Log.Warn(b.Name+" cannot grow the netlink socket buffer", "requested", next, "err", err,
-					"lost", b.Lost.Load(), "overruns", b.Overruns)
+					"lost", LostOf(e), "overruns", b.Overruns)
 			default:
 				b.Log.Log(ctx, logging.LevelNotice, fmt.Sprintf("We are losing events, increasing buffer size to %d", eff),
-					"lost", b.Lost.Load(), "overruns", b.Overruns)
+					"lost", LostOf(e), "overruns", b.Overruns)
 			}
 		} else if !b.maxNoticed {
 			b.maxNoticed = true
 			b.Note.Logged(now)
 			b.Log.Log(ctx, logging.LevelNotice, fmt.Sprintf("Maximum buffer size (%d) in %s has been reached. Please, consider rising `netlink_socket_buffer_size` and `netlink_socket_buffer_maxsize` clauses.", b.size, b.Name),
-				"lost", b.Lost.Load(), "overruns", b.Overruns)
+				"lost", LostOf(e), "overruns", b.Overruns)
 		} else if b.Note.Allow(now) {
-			b.Log.Log(ctx, logging.LevelNotice, "We are losing events", "lost", b.Lost.Load(), "overruns", b.Overruns)
+			b.Log.Log(ctx, logging.LevelNotice, "We are losing events", "lost", LostOf(e), "overruns", b.Overruns)
 		}
 	} else if b.Note.Allow(now) {
 		b.Log.Log(ctx, logging.LevelNotice, "We are losing events. Please, consider using the clauses `netlink_socket_buffer_size' and `netlink_socket_buffer_maxsize'",
-			"lost", b.Lost.Load(), "overruns", b.Overruns)
+			"lost", LostOf(e), "overruns", b.Overruns)
 	}
 }

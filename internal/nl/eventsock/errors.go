@@ -1,4 +1,4 @@
-package rx
+package eventsock
 
 import (
 	"log/slog"
@@ -8,11 +8,13 @@ import (
 )
 
 // Errors counts a receive loop's errors other than overruns: messages it
-// cannot decode and failed reads. Each kind is logged at most once per
+// cannot decode, failed reads, datagrams a process sent and datagrams
+// too large for their slot. Each kind is logged at most once per
 // notice interval, with its count.
 type Errors struct {
 	Decode, Other                      uint64
 	Foreign                            uint64 // datagrams not sent by the kernel
+	Truncated                          uint64 // datagrams larger than their receive slot
 	decodeNote, otherNote, foreignNote logging.Limiter
 }
 
