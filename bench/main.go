@@ -75,7 +75,7 @@ type options struct {
 func benchMain(args []string) int {
 	fs := flag.NewFlagSet("ulogd-bench", flag.ExitOnError)
 	var o options
-	scen := fs.String("scenarios", "nohash,hash,json,json-hash,pkt,pktjson,burst", "comma list of: nohash (canonical stack, hash_enable=0: NEW+DESTROY lines), hash (canonical stack, default hash_enable=1: DESTROY lines), burst (conntrack -F of a full table), cgnat (the burst in hash mode with a table for every flow: memory per tracked flow), hash-ts, json-hash-ts (hash and json-hash with nf_conntrack_timestamp=1), pkt (NFLOG packet path), json, json-hash, pktjson (nohash, hash and pkt with the JSON sink), kafka, nats (nohash's flows to KAFKA on kfake, to NATS on a JetStream nats-server; ulogd-go only), pgsql, pgsql-ct, sqlite3, pktpgsql (nohash into PostgreSQL's flat ulog2_ct, through INSERT_CT, into SQLite's ulog_ct; pkt through INSERT_PACKET_FULL: not in the default list)")
+	scen := fs.String("scenarios", "nohash,hash,json,json-hash,pkt,pktjson,burst", "comma list of: nohash (canonical stack, hash_enable=0: NEW+DESTROY lines), hash (canonical stack, default hash_enable=1: DESTROY lines), burst (conntrack -F of a full table), cgnat (the burst in hash mode with a table for every flow: memory per tracked flow), hash-ts, json-hash-ts (hash and json-hash with nf_conntrack_timestamp=1), pkt (NFLOG packet path), json, json-hash, pktjson (nohash, hash and pkt with the JSON sink), kafka, nats (nohash's flows to KAFKA on kfake, to NATS on a JetStream nats-server; ulogd-go only), pgsql, pgsql-ct, sqlite3, mysql, pktpgsql (nohash into PostgreSQL's flat ulog2_ct, through INSERT_CT, into SQLite's ulog_ct; pkt through INSERT_PACKET_FULL: not in the default list)")
 	rates := fs.String("rates", "20000,max", "comma list of flow rates per second for nohash/hash/json/json-hash; max = as fast as the generator goes")
 	fs.IntVar(&o.flows, "flows", 0, "flows per rate run (0 = rate × -seconds; 250000 for max)")
 	fs.IntVar(&o.repeat, "repeat", 1, "runs per subject and rate (flow and packet scenarios); the run with the median CPU per 1000 events is shown")
@@ -162,6 +162,8 @@ func benchMain(args []string) int {
 		switch {
 		case sqlSc:
 			rs = runSQLScenario(&o, sc)
+		case sc == "mysql":
+			rs = runMySQLScenario(&o)
 		case flow:
 			for _, rate := range o.rates {
 				rs = append(rs, runFlowScenario(&o, sc, rate)...)

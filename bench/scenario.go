@@ -99,6 +99,9 @@ type stackConf struct {
 	setup func(dir string) error
 	count func(dir string) (uint64, error)
 	dbCPU func() uint64 // the database server's CPU ticks so far
+	// serverPid, when set, is the database server's process: its CPU
+	// during the run goes into the notes.
+	serverPid func() int
 }
 
 // newStackConf builds the config of one stack: the source (first instance)
@@ -404,6 +407,10 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 		return r
 	}
 	defer s.Stop()
+	var server procSample
+	if conf.serverPid != nil {
+		server, _ = sampleProc(conf.serverPid())
+	}
 	before, err := sampleProc(s.pid)
 	if err != nil {
 		r.Err = err.Error()
@@ -497,6 +504,12 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 	if conf.dbCPU != nil && kind != subjFloor && r.Logged > 0 {
 		ms := float64(conf.dbCPU()-dbBefore) * 1000 / clockTicks
 		extra = append(extra, fmt.Sprintf("db CPU %.0f ms, %.2f ms/1k rows", ms, ms*1000/float64(r.Logged)))
+	}
+	if conf.serverPid != nil {
+		if after, err := sampleProc(conf.serverPid()); err == nil {
+			ms := float64(after.CPUTicks-server.CPUTicks) * 1000 / clockTicks
+			extra = append(extra, fmt.Sprintf("server CPU %.0f ms (%.1f ms/1k rows)", ms, ms*1000/float64(max(lc.Lines, 1))))
+		}
 	}
 	if kind == subjFloor {
 		s.mu.Lock()

@@ -83,7 +83,7 @@ func Descriptor() *plugin.Descriptor {
 			for _, w := range warn {
 				env.Logger().Error("PGSQL: " + w)
 			}
-			d := &driver{cfg: cfg, conninfo: ConnInfo(cfg)}
+			d := NewDriver(cfg)
 			return &sink{Sink: sqldb.NewSink(env, sqldb.SinkConfig{
 				Name: "PGSQL", Options: cfg.Options, IDRule: sqldb.IDUnderscore, Driver: d,
 			})}, nil
@@ -163,6 +163,10 @@ type sink struct {
 }
 
 // driver connects to PostgreSQL.
+// NewDriver returns the driver writing to the database cfg names (PGSQL,
+// and DBI with dbtype=pgsql).
+func NewDriver(cfg *Config) sqldb.Driver { return &driver{cfg: cfg, conninfo: ConnInfo(cfg)} }
+
 type driver struct {
 	cfg      *Config
 	conninfo string

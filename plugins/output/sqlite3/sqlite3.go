@@ -90,7 +90,18 @@ func (d *driver) DialReadOnly(ctx context.Context) (sqldb.Conn, error) {
 }
 
 func (d *driver) open(ctx context.Context, params string) (sqldb.Conn, error) {
-	db, err := sql.Open("sqlite", "file:"+d.cfg.DB+params)
+	db, err := Open(ctx, d.cfg.DB, params)
+	if err != nil {
+		return nil, err
+	}
+	return &conn{d: d, db: db}, nil
+}
+
+// Open opens the database file with the URI parameters params (the
+// ones of Dial or DialReadOnly), one connection, and checks it (SQLITE3,
+// and DBI with dbtype=sqlite3).
+func Open(ctx context.Context, file, params string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", "file:"+file+params)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +110,7 @@ func (d *driver) open(ctx context.Context, params string) (sqldb.Conn, error) {
 		db.Close()
 		return nil, err
 	}
-	return &conn{d: d, db: db}, nil
+	return db, nil
 }
 
 type conn struct {
@@ -148,7 +159,7 @@ func (c *conn) Write(ctx context.Context, rows []sqldb.Row) (int, error) {
 	for i := range rows {
 		c.args = Args(c.args[:0], &rows[i])
 		if _, err := st.ExecContext(ctx, c.args...); err != nil {
-			if !rowClass(err) {
+			if !RowRefused(err) {
 				tx.Rollback()
 				return 0, err
 			}
@@ -164,8 +175,9 @@ func (c *conn) Write(ctx context.Context, rows []sqldb.Row) (int, error) {
 	return len(rows), nil
 }
 
-// rowClass reports whether err is SQLite refusing the row's values.
-func rowClass(err error) bool {
+// RowRefused reports whether err is SQLite refusing the row's values
+// (DBI with dbtype=sqlite3 uses it too).
+func RowRefused(err error) bool {
 	var se *sqlite.Error
 	if !errors.As(err, &se) {
 		return false

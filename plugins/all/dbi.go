@@ -1,0 +1,3 @@
+package all
+
+import _ "github.com/ulogd-go/ulogd/plugins/output/dbi" // DBI
