@@ -39,6 +39,7 @@ type Options struct {
 	EventV1      int    `ulogd:"eventv1"`
 	Device       string `ulogd:"device"`
 	BooleanLabel int    `ulogd:"boolean_label"`
+	Layout       string `ulogd:"layout"`
 	BatchRecords int    `ulogd:"batch_records"`
 	sinkq.Options
 }
@@ -51,6 +52,7 @@ func Defaults() Options {
 	return Options{
 		Timestamp:    1,
 		Device:       "Netfilter",
+		Layout:       "ulogd2",
 		BatchRecords: 1024,
 		Options:      q,
 	}
@@ -67,6 +69,7 @@ func OptionDocs(own ...map[string]string) map[string]string {
 		"boolean_label": "1: `raw.label` becomes `\"action\": \"allowed\"`/`\"blocked\"` (as JSON's)",
 		"queue_records": "records the queue holds in memory while the peer is slow or away (64 to 16777216)",
 		"queue_bytes":   "bytes the queue holds in memory (65536 to 1073741824; allocated at start)",
+		"layout":        "field names: `ulogd2` (ulogd2's keys) or `ecs` (Elastic Common Schema; as JSON's)",
 		"batch_records": "records published at once before waiting for their acknowledgements (1 to 65536)",
 	} {
 		m[k] = v
@@ -85,6 +88,9 @@ func (o *Options) Check() error {
 		return fmt.Errorf("overflow=%q: must be \"drop\", \"block\" or \"spool\"", o.Overflow)
 	}
 	if err := o.Options.Check(); err != nil {
+		return err
+	}
+	if err := json.CheckLayout(o.Layout); err != nil {
 		return err
 	}
 	if o.QueueRecords < 64 || o.QueueRecords > 1<<24 {
@@ -140,6 +146,7 @@ type Sink struct {
 func New(name string, env *plugin.Env, o Options) (*Sink, error) {
 	enc, err := json.NewEncoder(env, json.Config{
 		Timestamp: o.Timestamp, EventV1: o.EventV1, Device: o.Device, BooleanLabel: o.BooleanLabel,
+		Layout: o.Layout,
 	})
 	if err != nil {
 		return nil, err

@@ -65,6 +65,7 @@ func TestOptionsCheck(t *testing.T) {
 		func(o *Options) { o.QueueRecords = 10 },
 		func(o *Options) { o.QueueBytes = 1 << 31 },
 		func(o *Options) { o.BatchRecords = 0 },
+		func(o *Options) { o.Layout = "elastic" },
 	} {
 		o := Defaults()
 		bad(&o)

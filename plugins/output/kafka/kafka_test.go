@@ -219,6 +219,35 @@ func TestProduceAndConsume(t *testing.T) {
 	}
 }
 
+// TestLayoutECS: layout=ecs produces the JSON sink's ECS documents.
+func TestLayoutECS(t *testing.T) {
+	t.Parallel()
+	c := cluster(t, 1)
+	h := start(t, c.ListenAddrs(), "key=\"community_id\"\nlayout=\"ecs\"\nlinger_ms=1\n")
+	h.flow(7, false)
+	h.Flush()
+	h.waitDone(1, 20*time.Second)
+	r := consume(t, c.ListenAddrs(), 1, 20*time.Second)[0]
+	if r.key != "1:cid7=" {
+		t.Errorf("key %q, want the community id", r.key)
+	}
+	for k, v := range map[string]any{
+		"ecs.version": "8.11.0", "source.ip": "10.0.0.7", "destination.ip": "10.1.0.1",
+		"source.port": float64(1007), "destination.port": float64(80), "network.transport": "tcp",
+		"network.community_id": "1:cid7=", "rule.name": "P", "ulogd.ct.id": float64(7),
+		"observer.vendor": "Netfilter",
+	} {
+		if r.obj[k] != v {
+			t.Errorf("%s = %v, want %v", k, r.obj[k], v)
+		}
+	}
+	for _, k := range []string{"orig.l4.sport", "oob.prefix", "ct.id", "dvc"} {
+		if _, ok := r.obj[k]; ok {
+			t.Errorf("ulogd2 field %s in the ECS document %s", k, r.value)
+		}
+	}
+}
+
 // TestReopenReconnects: SIGHUP makes a new client while records flow;
 // none is lost.
 func TestReopenReconnects(t *testing.T) {
@@ -472,6 +501,7 @@ func TestBadOptions(t *testing.T) {
 		{"sasl_mechanism=\"GSSAPI\"\n", `sasl_mechanism="GSSAPI"`},
 		{"tls_cert=\"/c.pem\"\n", "tls_cert and tls_key go together"},
 		{"linger_ms=\"x\"\n", "linger_ms"},
+		{"layout=\"elastic\"\n", `unknown layout "elastic"`},
 	} {
 		text := "[global]\nstack=log1:NFLOG,k1:KAFKA\n[log1]\ngroup=1\n[k1]\n" + tc.section
 		f, err := config.Parse("t.conf", []byte(text))
