@@ -31,43 +31,48 @@ import (
 	"github.com/ulogd-go/ulogd/plugins/output/json"
 )
 
-// Options are the options every message-bus sink has: the JSON layout and
-// the queue.
+// Options are the options every message-bus sink has: the JSON
+// encoding's, the queue's (the same as the JSON sink's socket modes:
+// sinkq.Options, overflow=spool included) and the batch size.
 type Options struct {
 	Timestamp    int    `ulogd:"timestamp"`
 	EventV1      int    `ulogd:"eventv1"`
 	Device       string `ulogd:"device"`
 	BooleanLabel int    `ulogd:"boolean_label"`
-	QueueRecords int    `ulogd:"queue_records"`
-	QueueBytes   int    `ulogd:"queue_bytes"`
-	Overflow     string `ulogd:"overflow"`
+	Layout       string `ulogd:"layout"`
 	BatchRecords int    `ulogd:"batch_records"`
+	sinkq.Options
 }
 
-// Defaults returns the default Options.
+// Defaults returns the default Options: the queue holds 131072 records
+// (fewer than sinkq's default) or 16 MiB.
 func Defaults() Options {
+	q := sinkq.DefaultOptions()
+	q.QueueRecords = 131072
 	return Options{
 		Timestamp:    1,
 		Device:       "Netfilter",
-		QueueRecords: 131072,
-		QueueBytes:   16 << 20,
-		Overflow:     "drop",
+		Layout:       "ulogd2",
 		BatchRecords: 1024,
+		Options:      q,
 	}
 }
 
 // OptionDocs returns the one-line descriptions of Options, with the
 // sink's own ones added.
 func OptionDocs(own ...map[string]string) map[string]string {
-	m := map[string]string{
+	m := sinkq.AddOptionDocs(map[string]string{})
+	for k, v := range map[string]string{
 		"timestamp":     "0 leaves the time stamp out (as JSON's)",
 		"eventv1":       "1: Logstash event v1, `\"@version\": 1` first and the time stamp named `@timestamp` (as JSON's)",
 		"device":        "value of `dvc` (as JSON's)",
 		"boolean_label": "1: `raw.label` becomes `\"action\": \"allowed\"`/`\"blocked\"` (as JSON's)",
-		"queue_records": "records the queue holds while the peer is slow or away (64 to 16777216)",
-		"queue_bytes":   "bytes the queue holds (65536 to 1073741824; allocated at start)",
-		"overflow":      "`drop`: a record that finds the queue full is dropped and counted; `block`: the walk waits, and the kernel counts what the source then loses",
+		"queue_records": "records the queue holds in memory while the peer is slow or away (64 to 16777216)",
+		"queue_bytes":   "bytes the queue holds in memory (65536 to 1073741824; allocated at start)",
+		"layout":        "field names: `ulogd2` (ulogd2's keys) or `ecs` (Elastic Common Schema; as JSON's)",
 		"batch_records": "records published at once before waiting for their acknowledgements (1 to 65536)",
+	} {
+		m[k] = v
 	}
 	for _, o := range own {
 		for k, v := range o {
@@ -80,7 +85,13 @@ func OptionDocs(own ...map[string]string) map[string]string {
 // Check validates o.
 func (o *Options) Check() error {
 	if _, err := sinkq.ParsePolicy(o.Overflow); err != nil {
-		return fmt.Errorf("overflow=%q: must be \"drop\" or \"block\"", o.Overflow)
+		return fmt.Errorf("overflow=%q: must be \"drop\", \"block\" or \"spool\"", o.Overflow)
+	}
+	if err := o.Options.Check(); err != nil {
+		return err
+	}
+	if err := json.CheckLayout(o.Layout); err != nil {
+		return err
 	}
 	if o.QueueRecords < 64 || o.QueueRecords > 1<<24 {
 		return fmt.Errorf("queue_records=%d: must be 64 to 16777216", o.QueueRecords)
@@ -135,6 +146,7 @@ type Sink struct {
 func New(name string, env *plugin.Env, o Options) (*Sink, error) {
 	enc, err := json.NewEncoder(env, json.Config{
 		Timestamp: o.Timestamp, EventV1: o.EventV1, Device: o.Device, BooleanLabel: o.BooleanLabel,
+		Layout: o.Layout,
 	})
 	if err != nil {
 		return nil, err
@@ -156,16 +168,21 @@ func New(name string, env *plugin.Env, o Options) (*Sink, error) {
 // Start makes the queue and the writer, which dials the first peer (its
 // failure is Start's error); peer names it in the log.
 func (s *Sink) Start(ctx context.Context, peer string, dial func(context.Context) (sinkq.Peer, error)) error {
-	policy, _ := sinkq.ParsePolicy(s.opts.Overflow)
-	s.q = sinkq.New(sinkq.Config{MaxRecords: s.opts.QueueRecords, MaxBytes: s.opts.QueueBytes, Policy: policy})
+	q, err := s.opts.Options.Open()
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	s.q = q
 	s.w = sinkq.NewWriter(s.q, sinkq.WriterConfig{
-		Dial:       dial,
-		BackoffMin: s.Tun.BackoffMin,
-		BackoffMax: s.Tun.BackoffMax,
-		Drain:      s.Tun.Drain,
-		MaxBatch:   s.opts.BatchRecords,
-		Log:        s.log,
-		Peer:       peer,
+		// With a spool, a peer down at start-up is waited for.
+		StartAnyway: s.q.Spool() != nil,
+		Dial:        dial,
+		BackoffMin:  s.Tun.BackoffMin,
+		BackoffMax:  s.Tun.BackoffMax,
+		Drain:       s.Tun.Drain,
+		MaxBatch:    s.opts.BatchRecords,
+		Log:         s.log,
+		Peer:        peer,
 		Texts: sinkq.Texts{
 			Full:      s.name + ": queue full, dropping records",
 			SendError: s.name + ": publish failed",

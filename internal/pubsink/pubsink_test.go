@@ -59,16 +59,26 @@ func TestOptionsCheck(t *testing.T) {
 		t.Fatalf("defaults: %v", err)
 	}
 	for _, bad := range []func(*Options){
-		func(o *Options) { o.Overflow = "spool" },
+		func(o *Options) { o.Overflow = "spill" },
+		func(o *Options) { o.Overflow = "spool" }, // without a spool_dir
+		func(o *Options) { o.Overflow, o.SpoolDir = "spool", "relative" },
 		func(o *Options) { o.QueueRecords = 10 },
 		func(o *Options) { o.QueueBytes = 1 << 31 },
 		func(o *Options) { o.BatchRecords = 0 },
+		func(o *Options) { o.Layout = "elastic" },
 	} {
 		o := Defaults()
 		bad(&o)
 		if o.Check() == nil {
 			t.Errorf("%+v passes the check", o)
 		}
+	}
+	o.Overflow, o.SpoolDir = "spool", "/var/spool/ulogd/k"
+	if err := o.Check(); err != nil {
+		t.Errorf("overflow=spool with a spool_dir: %v", err)
+	}
+	if r := o.Resources(); len(r) != 1 || r[0] != "spool:/var/spool/ulogd/k" {
+		t.Errorf("Resources = %q", r)
 	}
 	if err := JoinErrors(nil, errors.New("a"), nil, errors.New("b")); err == nil || err.Error() != "a; b" {
 		t.Errorf("JoinErrors = %v", err)

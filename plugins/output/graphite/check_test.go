@@ -18,6 +18,9 @@ func TestCheckErrors(t *testing.T) {
 		{"host=\"127.0.0.1\"\nport=\"http\"\n", `t.conf:2: stack 1, g1:GRAPHITE: port="http": not a TCP port number`},
 		{"host=\"127.0.0.1\"\nport=\"70000\"\n", `port="70000"`},
 		{"host=\"127.0.0.1\"\nprefix=\"a b\"\n", `prefix="a b"`},
+		{"host=\"127.0.0.1\"\nqueue_records=0\n", "queue_records must be positive"},
+		{"host=\"127.0.0.1\"\noverflow=\"spool\"\n", "overflow=spool needs a spool_dir"},
+		{"host=\"127.0.0.1\"\noverflow=\"spool\"\nspool_dir=\"/var/spool/ulogd/g\"\n", ""},
 		{"host=\"carbon.example.org\"\nprefix=\"fw.acct\"\n", ""},
 	} {
 		err := plugintest.BuildError(t, "[global]\nstack=a1:NFACCT,g1:GRAPHITE\n[a1]\npollinterval=60\n[g1]\n"+tc.section)

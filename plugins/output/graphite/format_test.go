@@ -47,6 +47,7 @@ func TestConfigErrors(t *testing.T) {
 		{Config{Host: "fd00::zz", Port: "2003"}, `host="fd00::zz"`},
 		{Config{Host: "127.0.0.1", Port: "2003", Prefix: "a b"}, `prefix="a b"`},
 	} {
+		tc.c.Options = defaultConfig().Options
 		_, _, err := d.Keys(&tc.c)
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%+v: %v, want %q", tc.c, err, tc.want)

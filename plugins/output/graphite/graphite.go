@@ -23,6 +23,7 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
+	"github.com/ulogd-go/ulogd/internal/sinkq"
 )
 
 //go:embed sample.conf
@@ -35,12 +36,19 @@ type Config struct {
 	Host   string `ulogd:"host,mandatory"`
 	Port   string `ulogd:"port"`
 	Prefix string `ulogd:"prefix"`
+	sinkq.Options
 }
 
 // defaultPort is Carbon's plaintext receiver (ulogd2 has no default).
 const defaultPort = "2003"
 
-func defaultConfig() *Config { return &Config{Port: defaultPort} }
+// defaultConfig: the queue's defaults are the shared ones but for its
+// bounds, 131072 objects or 8 MiB of lines (about 80000 objects).
+func defaultConfig() *Config {
+	q := sinkq.DefaultOptions()
+	q.QueueRecords, q.QueueBytes = 1<<17, 8<<20
+	return &Config{Port: defaultPort, Options: q}
+}
 
 // validate checks the options. An empty host passes unless explicit is
 // true: the defaults (no host) give the keys for --info and the
@@ -79,16 +87,17 @@ func Descriptor() *plugin.Descriptor {
 		Input:     plugin.DTSum,
 		Output:    plugin.DTSink,
 		NewConfig: defaultConfig,
-		Options: map[string]string{
+		Options: sinkq.AddOptionDocs(map[string]string{
 			"host":   "the Carbon server: IPv4 or IPv6 address, or host name (required)",
 			"port":   "its plaintext (line) receiver's TCP port",
 			"prefix": "path in front of each metric, e.g. `netfilter.nfacct` (none: the object's name starts the path)",
-		},
+		}),
 		Sample: sample,
 		Keys: func(c *Config) ([]keys.Spec, []keys.Spec, error) {
-			return inputs, nil, c.validate(false)
+			return inputs, nil, errors.Join(c.validate(false), c.Options.Check())
 		},
-		New: newSink,
+		Resources: func(c *Config) []string { return c.Options.Resources() },
+		New:       newSink,
 	})
 }
 
@@ -117,11 +126,12 @@ type sink struct {
 	now    func() time.Time // for records without a time
 	buf    []byte           // the lines of the current record
 	tun    tunables
+	opts   sinkq.Options
 	out    sender // made by Start
 }
 
 func newSink(env *plugin.Env, c *Config) (plugin.Instance, error) {
-	if err := c.validate(true); err != nil {
+	if err := errors.Join(c.validate(true), c.Options.Check()); err != nil {
 		return nil, err
 	}
 	if len(env.In) != numIn {
@@ -135,6 +145,7 @@ func newSink(env *plugin.Env, c *Config) (plugin.Instance, error) {
 		now:    time.Now,
 		buf:    make([]byte, 0, 256),
 		tun:    defaultTunables(),
+		opts:   c.Options,
 	}
 	return s, nil
 }
@@ -144,7 +155,11 @@ func newSink(env *plugin.Env, c *Config) (plugin.Instance, error) {
 // writer.
 func (s *sink) Start(ctx context.Context) error {
 	if s.out == nil {
-		s.out = newSender(s.addr, s.log, s.tun)
+		out, err := newSender(s.addr, s.log, s.tun, &s.opts)
+		if err != nil {
+			return fmt.Errorf("GRAPHITE: %w", err)
+		}
+		s.out = out
 	}
 	if err := s.out.Start(ctx); err != nil {
 		return fmt.Errorf("GRAPHITE: can't connect to %s: %w", s.addr, err)

@@ -33,12 +33,23 @@ type testSink struct {
 // "test", not started.
 func newTestSink(t *testing.T, addr string, tun tunables) *testSink {
 	t.Helper()
+	return newTestSinkWith(t, addr, tun, nil)
+}
+
+// newTestSinkWith is newTestSink with the options that set changes.
+func newTestSinkWith(t *testing.T, addr string, tun tunables, set func(*Config)) *testSink {
+	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg := defaultConfig()
+	cfg.Host, cfg.Port, cfg.Prefix = host, port, "test"
+	if set != nil {
+		set(cfg)
+	}
 	in, rec := plugintest.Inputs(inputs)
-	inst, err := Descriptor().New(&plugin.Env{Config: &Config{Host: host, Port: port, Prefix: "test"}, In: in, Log: slog.New(slog.DiscardHandler)})
+	inst, err := Descriptor().New(&plugin.Env{Config: cfg, In: in, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,9 +172,8 @@ func stalled(t *testing.T) string {
 // at every moment each record is written, dropped or queued.
 func TestStalledServerNeverBlocks(t *testing.T) {
 	tun := fastTunables()
-	tun.queueRecords = 64
 	tun.drain = 100 * time.Millisecond
-	s := newTestSink(t, stalled(t), tun)
+	s := newTestSinkWith(t, stalled(t), tun, func(c *Config) { c.QueueRecords = 64 })
 	s.start(t)
 	const n = 200_000 // ~13 MB of lines: more than the socket buffers hold
 	done := make(chan struct{})
@@ -186,6 +196,35 @@ func TestStalledServerNeverBlocks(t *testing.T) {
 	s.Stop(context.Background()) // an error when records were left queued
 	if w, d := s.Written(), s.Dropped(); w+d != n {
 		t.Errorf("after Stop: written %d + dropped %d != %d", w, d, n)
+	}
+}
+
+// TestStalledServerSpools: with overflow=spool, what a server that stops
+// reading leaves is spooled, not dropped (the same queue drops without
+// the spool: TestStalledServerNeverBlocks), and what is queued at stop
+// goes to the spool too.
+func TestStalledServerSpools(t *testing.T) {
+	tun := fastTunables()
+	tun.drain = 100 * time.Millisecond
+	dir := t.TempDir() + "/spool"
+	s := newTestSinkWith(t, stalled(t), tun, func(c *Config) {
+		c.QueueRecords, c.Overflow, c.SpoolDir = 64, "spool", dir
+	})
+	s.start(t)
+	const n = 200_000
+	for i := range n {
+		s.event(t, "stall", uint64(i), uint64(i), 1)
+	}
+	st := s.out.(*queueSender).q.Stats()
+	if st.Enqueued != n || st.Dropped != 0 || st.Spooled == 0 || st.Written+st.Depth+st.Spooled != n {
+		t.Errorf("%+v: want %d enqueued = written + depth + spooled, none dropped", st, n)
+	}
+	// At stop, the queue goes to the spool for the next start; what the
+	// kernel held for the server that never read is lost, and counted.
+	s.Stop(context.Background())
+	st = s.out.(*queueSender).q.Stats()
+	if st.Spooled == 0 || st.Written+st.Dropped+st.Spooled != n {
+		t.Errorf("after Stop: %+v: want %d = written + dropped + spooled", st, n)
 	}
 }
 

@@ -9,20 +9,18 @@ import (
 	"github.com/ulogd-go/ulogd/internal/sinkq"
 )
 
-// tunables bound the queue and pace the writer; tests shrink them.
+// tunables pace the writer; tests shrink them. (The queue's bounds are
+// options: sinkq.Options in Config.)
 type tunables struct {
-	queueRecords, queueBytes int
-	backoffMin, backoffMax   time.Duration
-	drain                    time.Duration
+	backoffMin, backoffMax time.Duration
+	drain                  time.Duration
 }
 
 func defaultTunables() tunables {
 	return tunables{
-		queueRecords: 1 << 17,
-		queueBytes:   8 << 20, // about 80000 objects' lines
-		backoffMin:   time.Second,
-		backoffMax:   30 * time.Second,
-		drain:        2 * time.Second,
+		backoffMin: time.Second,
+		backoffMax: 30 * time.Second,
+		drain:      2 * time.Second,
 	}
 }
 
@@ -33,15 +31,22 @@ type queueSender struct {
 	w *sinkq.Writer
 }
 
-func newSender(addr string, log *slog.Logger, tun tunables) *queueSender {
-	q := sinkq.New(sinkq.Config{MaxRecords: tun.queueRecords, MaxBytes: tun.queueBytes, Policy: sinkq.Drop})
+// newSender builds the queue of opts (opening the spool under
+// overflow=spool) and its writer.
+func newSender(addr string, log *slog.Logger, tun tunables, opts *sinkq.Options) (*queueSender, error) {
+	q, err := opts.Open()
+	if err != nil {
+		return nil, err
+	}
 	w := sinkq.NewWriter(q, sinkq.WriterConfig{
-		Dial:       func(ctx context.Context) (sinkq.Peer, error) { return dial(ctx, addr) },
-		BackoffMin: tun.backoffMin,
-		BackoffMax: tun.backoffMax,
-		Drain:      tun.drain,
-		Log:        log,
-		Peer:       "tcp:" + addr,
+		// With a spool, a server down at start-up is waited for.
+		StartAnyway: q.Spool() != nil,
+		Dial:        func(ctx context.Context) (sinkq.Peer, error) { return dial(ctx, addr) },
+		BackoffMin:  tun.backoffMin,
+		BackoffMax:  tun.backoffMax,
+		Drain:       tun.drain,
+		Log:         log,
+		Peer:        "tcp:" + addr,
 		Texts: sinkq.Texts{
 			Full:      "GRAPHITE: send queue full, dropping records",
 			SendError: "GRAPHITE: Failure sending message",
@@ -50,7 +55,7 @@ func newSender(addr string, log *slog.Logger, tun tunables) *queueSender {
 			DropStop:  "GRAPHITE: records dropped (send queue full, or lost with a connection)",
 		},
 	})
-	return &queueSender{q: q, w: w}
+	return &queueSender{q: q, w: w}, nil
 }
 
 func (s *queueSender) Start(ctx context.Context) error { return s.w.Start(ctx) }

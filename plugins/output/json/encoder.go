@@ -38,3 +38,6 @@ func (e *Encoder) Append(b []byte, r *keys.Record) []byte {
 // stamped with a clock read once per batch, and the next batch reads it
 // again (call it from the sink's Flush).
 func (e *Encoder) Flush() { e.s.clock.Reset() }
+
+// CheckLayout validates a layout option's value (ulogd2 or ecs).
+func CheckLayout(s string) error { _, err := parseLayout(s); return err }

@@ -219,6 +219,35 @@ func TestProduceAndConsume(t *testing.T) {
 	}
 }
 
+// TestLayoutECS: layout=ecs produces the JSON sink's ECS documents.
+func TestLayoutECS(t *testing.T) {
+	t.Parallel()
+	c := cluster(t, 1)
+	h := start(t, c.ListenAddrs(), "key=\"community_id\"\nlayout=\"ecs\"\nlinger_ms=1\n")
+	h.flow(7, false)
+	h.Flush()
+	h.waitDone(1, 20*time.Second)
+	r := consume(t, c.ListenAddrs(), 1, 20*time.Second)[0]
+	if r.key != "1:cid7=" {
+		t.Errorf("key %q, want the community id", r.key)
+	}
+	for k, v := range map[string]any{
+		"ecs.version": "8.11.0", "source.ip": "10.0.0.7", "destination.ip": "10.1.0.1",
+		"source.port": float64(1007), "destination.port": float64(80), "network.transport": "tcp",
+		"network.community_id": "1:cid7=", "rule.name": "P", "ulogd.ct.id": float64(7),
+		"observer.vendor": "Netfilter",
+	} {
+		if r.obj[k] != v {
+			t.Errorf("%s = %v, want %v", k, r.obj[k], v)
+		}
+	}
+	for _, k := range []string{"orig.l4.sport", "oob.prefix", "ct.id", "dvc"} {
+		if _, ok := r.obj[k]; ok {
+			t.Errorf("ulogd2 field %s in the ECS document %s", k, r.value)
+		}
+	}
+}
+
 // TestReopenReconnects: SIGHUP makes a new client while records flow;
 // none is lost.
 func TestReopenReconnects(t *testing.T) {
@@ -379,6 +408,42 @@ func TestClusterRestartSmallQueue(t *testing.T) {
 	}
 }
 
+// TestClusterRestartSpool: with overflow=spool and a small queue, what
+// the queue cannot hold while the cluster is down goes to the spool and
+// is produced once it is back: nothing is lost (the same queue drops
+// without the spool: TestClusterRestartSmallQueue), and each partition has
+// the records in the order they came.
+func TestClusterRestartSpool(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir() + "/spool"
+	h, n, addrs := restartUnderLoad(t, fmt.Sprintf("key=\"5tuple\"\nqueue_records=1000\noverflow=\"spool\"\nspool_dir=%q\n", dir))
+	h.waitDone(uint64(n), 60*time.Second)
+	if d := h.sink.Dropped(); d != 0 {
+		t.Fatalf("dropped %d", d)
+	}
+	recs := consume(t, addrs, n, 60*time.Second)
+	got := ids(recs)
+	for i := range n {
+		if got[i] < 1 {
+			t.Fatalf("record %d lost", i)
+		}
+	}
+	// A record sent again (at least once) may come twice; the first
+	// time each comes, in each partition, is in order.
+	last, seen := map[int32]int{}, map[int]bool{}
+	for _, r := range recs {
+		id := int(r.obj["ct.id"].(float64))
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if l, ok := last[r.part]; ok && id < l {
+			t.Fatalf("partition %d: record %d after %d", r.part, id, l)
+		}
+		last[r.part] = id
+	}
+}
+
 func TestSASLSCRAM(t *testing.T) {
 	t.Parallel()
 	c := cluster(t, 1, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "ulogd", "s3cret"))
@@ -404,6 +469,22 @@ func TestStartFailsWithoutBroker(t *testing.T) {
 	plugintest.StartFails(t, s, "can't connect to kafka:127.0.0.1")
 }
 
+// TestStartSpoolWithoutBroker: with overflow=spool, no broker at start-up
+// is waited for.
+func TestStartSpoolWithoutBroker(t *testing.T) {
+	t.Parallel()
+	cfg := newConfig()
+	cfg.Brokers = fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	cfg.Overflow, cfg.SpoolDir = "spool", t.TempDir()+"/spool"
+	s, _ := direct(t, cfg)
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if err := s.Stop(t.Context()); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+}
+
 // TestBadOptions: --check reports bad values with the file and line.
 func TestBadOptions(t *testing.T) {
 	t.Parallel()
@@ -416,9 +497,11 @@ func TestBadOptions(t *testing.T) {
 		{"topic=\"\"\n", "topic is empty"},
 		{"overflow=\"spill\"\n", `overflow="spill"`},
 		{"queue_records=1\n", "queue_records=1: must be"},
+		{"overflow=\"spool\"\n", "overflow=spool needs a spool_dir"},
 		{"sasl_mechanism=\"GSSAPI\"\n", `sasl_mechanism="GSSAPI"`},
 		{"tls_cert=\"/c.pem\"\n", "tls_cert and tls_key go together"},
 		{"linger_ms=\"x\"\n", "linger_ms"},
+		{"layout=\"elastic\"\n", `unknown layout "elastic"`},
 	} {
 		text := "[global]\nstack=log1:NFLOG,k1:KAFKA\n[log1]\ngroup=1\n[k1]\n" + tc.section
 		f, err := config.Parse("t.conf", []byte(text))

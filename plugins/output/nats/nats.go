@@ -165,7 +165,8 @@ func Descriptor() *plugin.Descriptor {
 		Keys: func(c *Config) ([]keys.Spec, []keys.Spec, error) {
 			return nil, nil, check(c)
 		},
-		New: newSink,
+		Resources: func(c *Config) []string { return c.Options.Resources() },
+		New:       newSink,
 	})
 }
 

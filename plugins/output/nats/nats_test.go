@@ -335,7 +335,8 @@ func TestBadOptions(t *testing.T) {
 		{"url=\"\"\n", "url is empty"},
 		{"timeout=0\n", "timeout=0"},
 		{"user=\"u\"\ntoken=\"t\"\n", "give one of user"},
-		{"overflow=\"spool\"\n", `overflow="spool"`},
+		{"overflow=\"spill\"\n", `overflow="spill"`},
+		{"overflow=\"spool\"\n", "overflow=spool needs a spool_dir"},
 	} {
 		text := "[global]\nstack=log1:NFLOG,n1:NATS\n[log1]\ngroup=1\n[n1]\n" + tc.section
 		f, err := config.Parse("t.conf", []byte(text))
