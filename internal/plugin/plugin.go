@@ -137,7 +137,10 @@ type Interpreter interface {
 	Interp(r *keys.Record) Verdict
 }
 
-// SourceInstance is implemented by sources.
+// SourceInstance is implemented by sources. Start only opens what the
+// source needs (sockets, files) and emits nothing: sources start before
+// the filters and sinks, so that a source that cannot start fails before
+// any output file exists. Events flow from Run on.
 type SourceInstance interface {
 	Instance
 	// Run reads events until ctx is cancelled or Stop is called, filling
