@@ -10,7 +10,9 @@
 // (internal/sinkq) whose writer goroutine packs them into messages for the
 // current connection: templates and sequence numbers belong to that
 // connection (the transport session), so a new TCP connection starts
-// clean. What does not fit in the queue is dropped and counted.
+// clean. What does not fit in the queue is dropped and counted, or
+// spooled to disk under overflow=spool (sinkq.Options): spooled records
+// come back through the same writer and encoder, in order.
 package ipfix
 
 import (
@@ -43,17 +45,24 @@ type Config struct {
 	TemplateRefresh int `ulogd:"template_refresh"` // seconds, UDP; 0: never again
 	Biflow          int `ulogd:"biflow"`           // 1: one RFC 5103 record per flow
 	MarkPEN         int `ulogd:"mark_pen"`         // enterprise number of the mark element; 0: no mark
-	QueueRecords    int `ulogd:"queue_records"`    // bound of the send queue
+
+	// The send queue: queue_records, queue_bytes (0: 128 bytes per
+	// record of queue_records), overflow, spool_dir, spool_size.
+	sinkq.Options
 }
 
+// newConfig: the queue's defaults are the shared ones but for its bounds,
+// 65536 records and 128 bytes of memory for each (queue_bytes=0).
 func newConfig() *Config {
+	q := sinkq.DefaultOptions()
+	q.QueueRecords, q.QueueBytes = 65536, 0
 	return &Config{
 		Port:            4739,
 		Proto:           "tcp",
 		MTU:             512,
 		SendTemplate:    "once",
 		TemplateRefresh: 60,
-		QueueRecords:    65536,
+		Options:         q,
 	}
 }
 
@@ -131,7 +140,7 @@ func Descriptor() *plugin.Descriptor {
 		Input:     plugin.DTFlow,
 		Output:    plugin.DTSink,
 		NewConfig: newConfig,
-		Options: map[string]string{
+		Options: queueDocs(map[string]string{
 			"oid":              "observation domain id, 1 to 4294967295 (mandatory: 0 is an error)",
 			"host":             "collector: an IPv4 or IPv6 address (`::1`, `[fd00::1]`) or a name, resolved at each connection (mandatory)",
 			"port":             "collector port",
@@ -141,14 +150,24 @@ func Descriptor() *plugin.Descriptor {
 			"template_refresh": "UDP: seconds between two sendings of the templates; 0: once",
 			"biflow":           "1: one record per flow with the RFC 5103 reverse counters, instead of one record per direction",
 			"mark_pen":         "your IANA private enterprise number: `ct.mark` is exported as its element 1; 0: the mark is not exported",
-			"queue_records":    "records the send queue holds (at most 1048576, 128 bytes of memory each); more are dropped and counted",
-		},
+		}),
 		Sample: sample,
 		Keys:   func(*Config) ([]keys.Spec, []keys.Spec, error) { return inputs[:], nil, nil },
+		// The spool directory, when there is one (overflow=spool).
+		Resources: func(c *Config) []string { return c.Options.Resources() },
 		// New checks the values (--check builds every instance): the
 		// defaults have no oid and no host, which Keys must accept.
 		New: newSink,
 	})
+}
+
+// queueDocs adds the queue options' descriptions to docs (IPFIX's own
+// words for queue_records and queue_bytes).
+func queueDocs(docs map[string]string) map[string]string {
+	sinkq.AddOptionDocs(docs)
+	docs["queue_records"] = "records the send queue holds in memory (at most 1048576); more are dropped and counted, or see `overflow`"
+	docs["queue_bytes"] = "bytes the send queue holds in memory; 0: 128 for each of `queue_records`"
+	return docs
 }
 
 // maxQueueRecords bounds queue_records: the queue takes 128 bytes per
@@ -157,15 +176,15 @@ const maxQueueRecords = 1 << 20
 
 // options is a Config checked and decoded.
 type options struct {
-	domain   uint32
-	network  string // "udp" or "tcp"
-	addr     string // host:port for net.Dial
-	mtu      int
-	mode     ipfix.TemplateMode
-	refresh  time.Duration
-	biflow   bool
-	markPEN  uint32
-	maxQueue int
+	domain  uint32
+	network string // "udp" or "tcp"
+	addr    string // host:port for net.Dial
+	mtu     int
+	mode    ipfix.TemplateMode
+	refresh time.Duration
+	biflow  bool
+	markPEN uint32
+	queue   sinkq.Options // queue_bytes resolved
 }
 
 // check validates cfg: every error is one that --check reports.
@@ -220,7 +239,13 @@ func check(cfg *Config) (options, error) {
 	if cfg.QueueRecords < 1 || cfg.QueueRecords > maxQueueRecords {
 		bad("queue_records %d out of range 1 to %d", cfg.QueueRecords, maxQueueRecords)
 	}
-	o.maxQueue = cfg.QueueRecords
+	o.queue = cfg.Options
+	if o.queue.QueueBytes == 0 {
+		o.queue.QueueBytes = o.queue.QueueRecords * 128
+	}
+	if err := o.queue.Check(); err != nil {
+		errs = append(errs, strings.Split(err.Error(), "\n")...)
+	}
 	if len(errs) == 0 {
 		return o, nil
 	}
@@ -265,6 +290,9 @@ var (
 	stopDrain = 2 * time.Second
 	// clock is the instances' clock (template refresh, held records).
 	clock = time.Now
+	// redialMin and redialMax bound the wait between two connection
+	// attempts (zero: sinkq's 1 s and 30 s).
+	redialMin, redialMax time.Duration
 )
 
 // sink is one IPFIX instance.
@@ -298,13 +326,21 @@ func newSink(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 }
 
 func (s *sink) Start(ctx context.Context) error {
-	s.q = sinkq.New(sinkq.Config{MaxRecords: s.opt.maxQueue, MaxBytes: s.opt.maxQueue * 128})
+	q, err := s.opt.queue.Open()
+	if err != nil {
+		return fmt.Errorf("IPFIX: %w", err)
+	}
+	s.q = q
 	peer := s.opt.network + ":" + s.opt.addr
 	s.w = sinkq.NewWriter(s.q, sinkq.WriterConfig{
-		Dial:  s.dial,
-		Drain: stopDrain,
-		Log:   s.log,
-		Peer:  peer,
+		// With a spool, a collector down at start-up is waited for.
+		StartAnyway: q.Spool() != nil,
+		Dial:        s.dial,
+		BackoffMin:  redialMin,
+		BackoffMax:  redialMax,
+		Drain:       stopDrain,
+		Log:         s.log,
+		Peer:        peer,
 		Texts: sinkq.Texts{
 			Full:      "IPFIX: send queue full, dropping records",
 			SendError: "IPFIX: can't send",
@@ -316,7 +352,9 @@ func (s *sink) Start(ctx context.Context) error {
 	if err := s.w.Start(ctx); err != nil {
 		return fmt.Errorf("IPFIX: can't connect to %s: %w", peer, err)
 	}
-	s.log.Info("IPFIX: connected to " + peer)
+	if q.Spool() == nil { // else the writer may still be dialling (it logs the connection)
+		s.log.Info("IPFIX: connected to " + peer)
+	}
 	return nil
 }
 

@@ -271,6 +271,10 @@ func TestCheck(t *testing.T) {
 		{"oid=1\nhost=::1\nproto=sctp", "unsupported protocol 'sctp'"},
 		{"oid=1\nhost=::1\nmtu=100", "mtu 100 out of range"},
 		{"oid=1\nhost=::1\nport=70000", "port 70000 out of range"},
+		{"oid=1\nhost=::1\noverflow=spool", "overflow=spool needs a spool_dir"},
+		{"oid=1\nhost=::1\noverflow=spool\nspool_dir=spool", `spool_dir "spool" must be an absolute path`},
+		{"oid=1\nhost=::1\noverflow=later", "overflow"},
+		{"oid=1\nhost=::1\nqueue_records=0", "queue_records 0 out of range"},
 	} {
 		text := "[global]\nstack=ct1:NFCT,ipfix1:IPFIX\n\n[ipfix1]\n" + tc.opts + "\n"
 		f, err := config.Parse("test.conf", []byte(text))
@@ -282,7 +286,8 @@ func TestCheck(t *testing.T) {
 			t.Errorf("%q: error %v, want one with test.conf:<line> and %q", tc.opts, err, tc.want)
 		}
 	}
-	for _, ok := range []string{"::1", "[fd00::1]", "collector.example.org", "10.0.0.1", "localhost"} {
+	for _, ok := range []string{"::1", "[fd00::1]", "collector.example.org", "10.0.0.1", "localhost",
+		"::1\noverflow=spool\nspool_dir=/var/spool/ulogd/ipfix1", "::1\nqueue_records=1048576\nqueue_bytes=1000000"} {
 		text := "[global]\nstack=ct1:NFCT,ipfix1:IPFIX\n\n[ipfix1]\noid=1\nproto=udp\nhost=" + ok + "\n"
 		f, err := config.Parse("test.conf", []byte(text))
 		if err != nil {
@@ -329,21 +334,33 @@ func TestTemplateRefresh(t *testing.T) {
 // to l, with r holding the event ev.
 func standalone(t *testing.T, l *ipfixtest.Listener, network string, ev map[string]any) (*sink, *keys.Record) {
 	t.Helper()
-	host, port, _ := net.SplitHostPort(l.Addr())
+	s, r := startAt(t, l.Addr(), network, nil)
+	setEvent(r, ev)
+	return s, r
+}
+
+// startAt builds an IPFIX instance outside a stack, with oid 1 and an MTU
+// of 1400 and the options that set changes, started, sending to addr
+// (stopped at cleanup); r is laid out as its inputs.
+func startAt(t *testing.T, addr, network string, set func(*Config)) (s *sink, r *keys.Record) {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
 	cfg := newConfig()
 	cfg.OID, cfg.Host, cfg.Proto, cfg.MTU = 1, host, network, 1400
 	cfg.Port, _ = strconv.Atoi(port)
+	if set != nil {
+		set(cfg)
+	}
 	in, r := plugintest.Inputs(inputs[:])
 	inst, err := newSink(&plugin.Env{In: in}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := inst.(*sink)
+	s = inst.(*sink)
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Stop(context.Background()) })
-	setEvent(r, ev)
 	return s, r
 }
 
