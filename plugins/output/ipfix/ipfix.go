@@ -240,6 +240,7 @@ func check(cfg *Config) (options, error) {
 		bad("queue_records %d out of range 1 to %d", cfg.QueueRecords, maxQueueRecords)
 	}
 	o.queue = cfg.Options
+	o.queue.QueueRecords = min(max(o.queue.QueueRecords, 1), maxQueueRecords) // reported above
 	if o.queue.QueueBytes == 0 {
 		o.queue.QueueBytes = o.queue.QueueRecords * 128
 	}

@@ -275,6 +275,7 @@ func TestCheck(t *testing.T) {
 		{"oid=1\nhost=::1\noverflow=spool\nspool_dir=spool", `spool_dir "spool" must be an absolute path`},
 		{"oid=1\nhost=::1\noverflow=later", "overflow"},
 		{"oid=1\nhost=::1\nqueue_records=0", "queue_records 0 out of range"},
+		{"oid=1\nhost=::1\nqueue_bytes=-1", "queue_bytes must be positive"},
 	} {
 		text := "[global]\nstack=ct1:NFCT,ipfix1:IPFIX\n\n[ipfix1]\n" + tc.opts + "\n"
 		f, err := config.Parse("test.conf", []byte(text))
