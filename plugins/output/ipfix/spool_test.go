@@ -144,7 +144,9 @@ func TestSpoolAcrossOutage(t *testing.T) {
 	}
 	c.up()
 	send(10)
-	testutil.WaitFor(t, 20*time.Second, "every record", func() bool { return c.count() >= next })
+	testutil.WaitFor(t, 20*time.Second, "every record, sent and received", func() bool {
+		return c.count() >= next && s.q.Stats().Written >= uint64(next)
+	})
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
