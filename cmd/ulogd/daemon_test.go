@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // These tests run the real program, built once with CGO_ENABLED=0 as it
@@ -54,28 +56,6 @@ func ulogdBinary(t *testing.T) string {
 		t.Fatal(buildErr)
 	}
 	return binPath
-}
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (run as root, as .ci/run does)")
-	}
-}
-
-// shortTempDir is a temporary directory with a short path (unix socket
-// paths are limited to 107 bytes), readable by every user.
-func shortTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "ulogdc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 // notifySocket listens where the daemon sends sd_notify messages; ready
@@ -157,7 +137,7 @@ func waitExit(t *testing.T, pid int, timeout time.Duration) time.Duration {
 // reports readiness, and SIGTERM ends it promptly, removing the pid file.
 func TestDaemonMode(t *testing.T) {
 	bin := ulogdBinary(t)
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t, 0o755)
 	unixsockConf(t, dir)
 	n := listenNotify(t, dir)
 	cmd := exec.Command(bin, "-d", "-c", "ulogd.conf", "-p", "ulogd.pid")
@@ -199,13 +179,13 @@ func TestDaemonMode(t *testing.T) {
 // and the resync): after the switch every thread has CAP_NET_ADMIN,
 // effective and permitted, and no other capability.
 func TestDropKeepsNetAdmin(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
 		t.Skip("no user nobody:", err)
 	}
 	bin := ulogdBinary(t)
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t, 0o755)
 	if err := os.Chmod(dir, 0o777); err != nil { // the reopen as nobody
 		t.Fatal(err)
 	}

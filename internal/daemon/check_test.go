@@ -11,6 +11,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/stack"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // checkConf builds conf with the real plugins and runs CheckOutputs.
@@ -85,7 +86,7 @@ func TestCheckOutputs(t *testing.T) {
 // file itself when it exists.
 func TestCheckOutputsUser(t *testing.T) {
 	requireNobody(t)
-	dir := openDir(t, 0o755)
+	dir := testutil.ShortTempDir(t, 0o755)
 	out := dir + "/emu.log"
 	got := checkConf(t, emuConf("", out), "nobody")
 	want := "ulogd.conf:2: stack 1, emu1:LOGEMU: user nobody cannot write the directory " + dir

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // metricsURL returns the base URL of the daemon's metrics endpoint, from
@@ -63,7 +65,7 @@ func waitHTTP(t *testing.T, url string, cond func(code int, body string) bool) s
 // while the peer is gone and recovers when it is back, and the reconnect
 // is counted.
 func TestMetricsEndpointDaemon(t *testing.T) {
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t, 0o700)
 	sock, peer := filepath.Join(dir, "u.sock"), filepath.Join(dir, "peer.sock")
 	ln, err := net.Listen("unix", peer)
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // waitCount waits until the log holds s at least n times, for at most 10 s.
@@ -51,7 +53,7 @@ func reloadConfs(dir string) (small, big string) {
 // broken file refused in the middle. The stack present throughout writes
 // one line per frame: none is lost, none doubled.
 func TestReloadUnderTraffic(t *testing.T) {
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t, 0o700)
 	small, big := reloadConfs(dir)
 	d := startDaemon(t, small)
 	conf := d.conf
@@ -147,7 +149,7 @@ func TestReloadUnderTraffic(t *testing.T) {
 // files, as SIGHUP (which systemctl reload sent before), and the systemd
 // unit's ExecReload checks the file, then sends that signal.
 func TestReloadReopensAndUnitSendsIt(t *testing.T) {
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t, 0o700)
 	small, _ := reloadConfs(dir)
 	d := startDaemon(t, small)
 	keep := filepath.Join(dir, "keep.log")
@@ -197,7 +199,7 @@ func TestReloadReopensAndUnitSendsIt(t *testing.T) {
 // started for it is stopped, and the running stacks go on with their
 // sockets.
 func TestReloadRefusedStart(t *testing.T) {
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t, 0o700)
 	small, big := reloadConfs(dir)
 	d := startDaemon(t, small)
 	c, err := net.Dial("unix", filepath.Join(dir, "u.sock"))

@@ -41,29 +41,6 @@ func nufwFrame(pkt []byte) []byte {
 	return b
 }
 
-// shortTempDir is a temporary directory with a short path: unix socket
-// paths are limited to 107 bytes, which t.TempDir's names can exceed.
-func shortTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "ulogdd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
-// openDir is shortTempDir with the given mode, for tests whose daemon
-// or check runs as another user.
-func openDir(t *testing.T, mode os.FileMode) string {
-	t.Helper()
-	dir := shortTempDir(t)
-	if err := os.Chmod(dir, mode); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // requireNobody skips the test unless it runs as root and the user nobody
 // exists.
 func requireNobody(t *testing.T) {
@@ -208,7 +185,7 @@ func startDaemon(t *testing.T, conf string) *daemonRun {
 // logs the counters, SIGHUP reopens the rotated file, and cancelling the
 // context stops it cleanly and promptly.
 func TestRunInProcess(t *testing.T) {
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t, 0o700)
 	sock := filepath.Join(dir, "u.sock")
 	out := filepath.Join(dir, "emu.log")
 	d := startDaemon(t, fmt.Sprintf(`[global]
@@ -294,7 +271,7 @@ func TestRunLogfileUnopenable(t *testing.T) {
 // needed instead of a bare "operation not permitted".
 func TestRunUnprivileged(t *testing.T) {
 	testutil.RequireRoot(t)
-	dir := openDir(t, 0o777)
+	dir := testutil.ShortTempDir(t, 0o777)
 	conf := writeConf(t, dir, fmt.Sprintf("[global]\nstack=log1:NFLOG,base1:BASE,ifi1:IFINDEX,ip2str1:IP2STR,print1:PRINTPKT,emu1:LOGEMU\n[log1]\ngroup=7\n[emu1]\nfile=%q\n", dir+"/emu.log"))
 	cmd := helperCmd(t, "run-unprivileged", "ULOGD_TEST_CONF="+conf)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
@@ -317,7 +294,7 @@ func TestRunUnprivileged(t *testing.T) {
 // output file's directory, root's and 0755, is not writable by nobody.
 func TestRunUserWarnings(t *testing.T) {
 	requireNobody(t)
-	dir := openDir(t, 0o755)
+	dir := testutil.ShortTempDir(t, 0o755)
 	conf := writeConf(t, dir, fmt.Sprintf("[global]\nstack=ct1:NFCT,ip2str1:IP2STR,print1:PRINTFLOW,emu1:LOGEMU\n[emu1]\nfile=%q\n", dir+"/ct.log"))
 	cmd := helperCmd(t, "run-as", "ULOGD_TEST_CONF="+conf, "ULOGD_TEST_USER=nobody")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}

@@ -111,3 +111,19 @@ func ReadFiles(t testing.TB, pattern string) map[string][]byte {
 	}
 	return out
 }
+
+// ShortTempDir is a temporary directory, removed at cleanup, with a short
+// path (unix socket paths are limited to 107 bytes, which t.TempDir's
+// names can exceed) and the given mode (0755 lets a dropped user in).
+func ShortTempDir(t testing.TB, mode os.FileMode) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ulogd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, mode); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
