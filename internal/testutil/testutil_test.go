@@ -129,3 +129,13 @@ func TestReadFiles(t *testing.T) {
 		t.Error("ReadFiles did not fail when nothing matches")
 	}
 }
+
+func TestAllocsPerCall(t *testing.T) {
+	var sink []byte
+	if n := AllocsPerCall(100, func() {}); n != 0 {
+		t.Errorf("an empty call: %v allocations", n)
+	}
+	if n := AllocsPerCall(100, func() { sink = make([]byte, 64+len(sink)%2) }); n != 1 {
+		t.Errorf("a call that allocates once: %v allocations, want 1", n)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/plugintest"
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // fastTunables reconnect within milliseconds and drain briefly at stop.
@@ -261,7 +262,7 @@ func TestInterpAllocs(t *testing.T) {
 	}()
 	s := newTestSink(t, l.Addr().String(), fastTunables())
 	s.start(t)
-	if a := testing.AllocsPerRun(1000, func() { s.event(t, "alloc", 1, 2, 3) }); a != 0 {
+	if a := testutil.AllocsPerCall(1000, func() { s.event(t, "alloc", 1, 2, 3) }); a != 0 {
 		t.Errorf("%v allocations per record", a)
 	}
 }

@@ -373,7 +373,7 @@ func TestInterpAllocs(t *testing.T) {
 	for range 1000 {
 		s.Interp(r)
 	}
-	if n := testing.AllocsPerRun(1000, func() { s.Interp(r) }); n > 0 {
+	if n := testutil.AllocsPerCall(1000, func() { s.Interp(r) }); n > 0 {
 		t.Fatalf("%.2f allocations per flow", n)
 	}
 }

@@ -544,7 +544,7 @@ func TestInterpAllocs(t *testing.T) {
 	s, r := direct(t, cfg)
 	plugintest.Started(t, s)
 	setFlow(r)
-	if a := testing.AllocsPerRun(1000, func() { s.Interp(r) }); a != 0 {
+	if a := testutil.AllocsPerCall(1000, func() { s.Interp(r) }); a != 0 {
 		t.Errorf("Interp allocates %v times per event", a)
 	}
 }

@@ -373,7 +373,7 @@ func started(tb testing.TB, url, subject string, jetStream int) (*sink, *keys.Re
 func TestInterpAllocs(t *testing.T) {
 	srv := startServer(t, false)
 	s, r := started(t, srv.url(), "ulogd.{oob.prefix}.{ct.event}", 0)
-	if a := testing.AllocsPerRun(1000, func() { s.Interp(r) }); a != 0 {
+	if a := testutil.AllocsPerCall(1000, func() { s.Interp(r) }); a != 0 {
 		t.Errorf("Interp allocates %v times per event", a)
 	}
 }
