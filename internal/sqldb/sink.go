@@ -26,7 +26,7 @@ type SinkConfig struct {
 	ConnectTimeout time.Duration // one connection attempt (default: Options.ConnectTimeout s, else 10 s)
 	WriteTimeout   time.Duration // one batch (default 60 s)
 	Drain          time.Duration // Stop's drain of the queue (default 5 s)
-	MaxBatch       int           // rows per write (default 1024)
+	MaxBatch       int           // rows per write (default 4096)
 }
 
 // Sink is a SQL sink: a plugin's instance embeds it and gets Start, Stop,
@@ -70,7 +70,7 @@ func NewSink(env *plugin.Env, cfg SinkConfig) *Sink {
 		cfg.Drain = 5 * time.Second
 	}
 	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = 1024
+		cfg.MaxBatch = 4096
 	}
 	return &Sink{cfg: cfg, upstream: env.Upstream, stack: env.Pos, log: env.Logger()}
 }
