@@ -333,3 +333,28 @@ func (p *parser) entry(pos Pos, s string) (e Entry, ok bool) {
 	}
 	return Entry{Key: key, Value: value, Pos: pos}, true
 }
+
+// OptionError is a bad value of one option, found after decoding (a
+// plugin's checks). The stack builder reports it at the option's line
+// when the section has it, else at the instance's line in the stack.
+type OptionError struct {
+	Option string // the option's name, as in the section
+	Err    error  // the message, which names the option itself
+}
+
+func (e *OptionError) Error() string { return e.Err.Error() }
+func (e *OptionError) Unwrap() error { return e.Err }
+
+// OptionErrorf returns an OptionError of option with a formatted message
+// (which should name the option).
+func OptionErrorf(option, format string, args ...any) error {
+	return &OptionError{Option: option, Err: fmt.Errorf(format, args...)}
+}
+
+// AtOption makes err (nil stays nil) an OptionError of option.
+func AtOption(option string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &OptionError{Option: option, Err: err}
+}

@@ -21,10 +21,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/sinkq"
@@ -85,7 +85,7 @@ func OptionDocs(own ...map[string]string) map[string]string {
 // Check validates o.
 func (o *Options) Check() error {
 	if _, err := sinkq.ParsePolicy(o.Overflow); err != nil {
-		return fmt.Errorf("overflow=%q: must be \"drop\", \"block\" or \"spool\"", o.Overflow)
+		return config.OptionErrorf("overflow", "overflow=%q: must be \"drop\", \"block\" or \"spool\"", o.Overflow)
 	}
 	if err := o.Options.Check(); err != nil {
 		return err
@@ -94,31 +94,15 @@ func (o *Options) Check() error {
 		return err
 	}
 	if o.QueueRecords < 64 || o.QueueRecords > 1<<24 {
-		return fmt.Errorf("queue_records=%d: must be 64 to 16777216", o.QueueRecords)
+		return config.OptionErrorf("queue_records", "queue_records=%d: must be 64 to 16777216", o.QueueRecords)
 	}
 	if o.QueueBytes < 1<<16 || o.QueueBytes > 1<<30 {
-		return fmt.Errorf("queue_bytes=%d: must be 65536 to 1073741824", o.QueueBytes)
+		return config.OptionErrorf("queue_bytes", "queue_bytes=%d: must be 65536 to 1073741824", o.QueueBytes)
 	}
 	if o.BatchRecords < 1 || o.BatchRecords > 1<<16 {
-		return fmt.Errorf("batch_records=%d: must be 1 to 65536", o.BatchRecords)
+		return config.OptionErrorf("batch_records", "batch_records=%d: must be 1 to 65536", o.BatchRecords)
 	}
 	return nil
-}
-
-// JoinErrors joins the non-nil errors into one error with "; " between
-// them (nil when there are none), so that --check prints them on the
-// line that names the instance.
-func JoinErrors(errs ...error) error {
-	var msgs []string
-	for _, err := range errs {
-		if err != nil {
-			msgs = append(msgs, err.Error())
-		}
-	}
-	if len(msgs) == 0 {
-		return nil
-	}
-	return errors.New(strings.Join(msgs, "; "))
 }
 
 // Tunables are the writer's delays: fields of the Sink, so that tests can
@@ -368,7 +352,7 @@ func TLSDocs(peer string) map[string]string {
 // Check validates t.
 func (t *TLSOptions) Check() error {
 	if (t.TLSCert == "") != (t.TLSKey == "") {
-		return errors.New("tls_cert and tls_key go together")
+		return config.OptionErrorf("tls_cert", "tls_cert and tls_key go together")
 	}
 	return nil
 }

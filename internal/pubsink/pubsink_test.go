@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/ulogd-go/ulogd/internal/config"
 )
 
 func TestSplit(t *testing.T) {
@@ -80,10 +82,9 @@ func TestOptionsCheck(t *testing.T) {
 	if r := o.Resources(); len(r) != 1 || r[0] != "spool:/var/spool/ulogd/k" {
 		t.Errorf("Resources = %q", r)
 	}
-	if err := JoinErrors(nil, errors.New("a"), nil, errors.New("b")); err == nil || err.Error() != "a; b" {
-		t.Errorf("JoinErrors = %v", err)
-	}
-	if JoinErrors(nil) != nil {
-		t.Error("JoinErrors(nil) is not nil")
+	o.QueueRecords = 1
+	var oe *config.OptionError
+	if err := o.Check(); !errors.As(err, &oe) || oe.Option != "queue_records" {
+		t.Errorf("queue_records=1: %v does not name the option", err)
 	}
 }

@@ -2,8 +2,9 @@ package sinkq
 
 import (
 	"errors"
-	"fmt"
 	"path/filepath"
+
+	"github.com/ulogd-go/ulogd/internal/config"
 )
 
 // Options are the queue options of a network or database sink, the same
@@ -58,23 +59,23 @@ func AddOptionDocs(docs map[string]string) map[string]string {
 func (o *Options) Check() error {
 	p, err := ParsePolicy(o.Overflow)
 	if err != nil {
-		return err
+		return config.AtOption("overflow", err)
 	}
 	var errs []error
 	if o.QueueRecords <= 0 {
-		errs = append(errs, errors.New("queue_records must be positive"))
+		errs = append(errs, config.OptionErrorf("queue_records", "queue_records must be positive"))
 	}
 	if o.QueueBytes <= 0 {
-		errs = append(errs, errors.New("queue_bytes must be positive"))
+		errs = append(errs, config.OptionErrorf("queue_bytes", "queue_bytes must be positive"))
 	}
 	if p == SpoolPolicy {
 		if o.SpoolDir == "" {
-			errs = append(errs, errors.New("overflow=spool needs a spool_dir"))
+			errs = append(errs, config.OptionErrorf("overflow", "overflow=spool needs a spool_dir"))
 		} else if !filepath.IsAbs(o.SpoolDir) {
-			errs = append(errs, fmt.Errorf("spool_dir %q must be an absolute path", o.SpoolDir))
+			errs = append(errs, config.OptionErrorf("spool_dir", "spool_dir %q must be an absolute path", o.SpoolDir))
 		}
 		if o.SpoolSize < int64(o.QueueBytes) && o.SpoolSize < 1<<20 {
-			errs = append(errs, errors.New("spool_size must be at least 1 MiB"))
+			errs = append(errs, config.OptionErrorf("spool_size", "spool_size must be at least 1 MiB"))
 		}
 	}
 	return errors.Join(errs...)

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -259,11 +260,36 @@ func (b *builder) configure(in *Node, where string) bool {
 		var err error
 		in.In, in.Out, err = d.Keys(in.Config)
 		if err != nil {
-			b.errf(in.Pos, "%s: %v", where, err)
+			b.optionErrors(in, where, err)
 			return false
 		}
 	}
 	return true
+}
+
+// optionErrors reports the errors of a plugin's checks: each at the line
+// of the option it names (a config.OptionError whose option the section
+// has), else at the instance's place in the stack.
+func (b *builder) optionErrors(in *Node, where string, err error) {
+	sec := b.f.Section(in.ID)
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		pos := in.Pos
+		var oe *config.OptionError
+		if errors.As(e, &oe) {
+			if ent, ok := sec.Get(oe.Option); ok {
+				pos = ent.Pos
+			}
+		}
+		b.errf(pos, "%s: %v", where, e)
+	}
+	walk(err)
 }
 
 // claim records the exclusive resources of a stack's instances (every

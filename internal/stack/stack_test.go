@@ -63,6 +63,10 @@ func (o *oddStop) Interp(r *keys.Record) plugin.Verdict {
 	return plugin.Continue
 }
 
+type pickyConfig struct {
+	Level int `ulogd:"level"`
+}
+
 type sinkConfig struct {
 	File string `ulogd:"file,mandatory"`
 }
@@ -155,6 +159,16 @@ func newTestRegistry() *testReg {
 			tr.sinks = append(tr.sinks, s)
 			return s, nil
 		},
+	})
+	tr.Register(&plugin.Descriptor{
+		Name: "PICKY", Kind: plugin.Sink,
+		NewConfig: func() any { return &pickyConfig{} },
+		Keys: func(c any) ([]keys.Spec, []keys.Spec, error) {
+			lv := c.(*pickyConfig).Level
+			return nil, nil, errors.Join(config.OptionErrorf("level", "level=%d: too high", lv),
+				config.OptionErrorf("other", "other is wrong"), errors.New("a check of no option"))
+		},
+		New: func(env *plugin.Env) (plugin.Instance, error) { return &recorder{env: env}, nil },
 	})
 	tr.Register(&plugin.Descriptor{
 		Name: "BADSTART", Kind: plugin.Sink,
@@ -254,6 +268,15 @@ func TestBuildErrors(t *testing.T) {
 			name: "an unknown plugin with nothing near lists the plugins",
 			conf: "[global]\nstack=s1:SRC,q:QQQQQQ\n",
 			want: []string{"stack 1: can't find requested plugin QQQQQQ (the plugins are BADSTART, DOUBLE, NEEDSTR,"},
+		},
+		{
+			name: "a plugin's option error at the option's line",
+			conf: "[global]\nstack=s1:SRC,p:PICKY\n[p]\n\nlevel=9\n",
+			want: []string{
+				"test.conf:5: stack 1, p:PICKY: level=9: too high",
+				"test.conf:2: stack 1, p:PICKY: other is wrong", // not in the section
+				"test.conf:2: stack 1, p:PICKY: a check of no option",
+			},
 		},
 		{
 			name: "resource conflict",

@@ -17,7 +17,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/pubsink"
@@ -86,7 +86,7 @@ func parseKey(s string) (keyMode, error) {
 	case "community_id":
 		return keyCommunityID, nil
 	}
-	return 0, fmt.Errorf("key=%q: must be none, 5tuple or community_id", s)
+	return 0, config.OptionErrorf("key", "key=%q: must be none, 5tuple or community_id", s)
 }
 
 func parseCompression(s string) ([]kgo.CompressionCodec, error) {
@@ -104,7 +104,7 @@ func parseCompression(s string) ([]kgo.CompressionCodec, error) {
 		case "none":
 			out = append(out, kgo.NoCompression())
 		default:
-			return nil, fmt.Errorf("compression=%q: must be zstd, lz4, snappy, gzip or none (or a list in order of preference)", s)
+			return nil, config.OptionErrorf("compression", "compression=%q: must be zstd, lz4, snappy, gzip or none (or a list in order of preference)", s)
 		}
 	}
 	return out, nil
@@ -119,7 +119,7 @@ func parseAcks(s string) (kgo.Acks, error) {
 	case "none":
 		return kgo.NoAck(), nil
 	}
-	return kgo.Acks{}, fmt.Errorf("acks=%q: must be all, leader or none", s)
+	return kgo.Acks{}, config.OptionErrorf("acks", "acks=%q: must be all, leader or none", s)
 }
 
 func brokers(s string) []string {
@@ -136,37 +136,37 @@ func brokers(s string) []string {
 func check(c *Config) error {
 	var errs []error
 	if len(brokers(c.Brokers)) == 0 {
-		errs = append(errs, errors.New(`brokers is empty: give host:port[,host:port...]`))
+		errs = append(errs, config.OptionErrorf("brokers", `brokers is empty: give host:port[,host:port...]`))
 	}
 	if c.Topic == "" {
-		errs = append(errs, errors.New("topic is empty"))
+		errs = append(errs, config.OptionErrorf("topic", "topic is empty"))
 	}
 	_, errKey := parseKey(c.Key)
 	_, errComp := parseCompression(c.Compression)
 	_, errAcks := parseAcks(c.Acks)
 	errs = append(errs, errKey, errComp, errAcks, c.TLSOptions.Check(), c.Options.Check())
 	if c.Idempotent != 0 && c.Acks != "all" {
-		errs = append(errs, fmt.Errorf("idempotent=1 needs acks=all (acks=%q): set idempotent=0", c.Acks))
+		errs = append(errs, config.OptionErrorf("idempotent", "idempotent=1 needs acks=all (acks=%q): set idempotent=0", c.Acks))
 	}
 	if c.LingerMs < 0 || c.LingerMs > 60000 {
-		errs = append(errs, fmt.Errorf("linger_ms=%d: must be 0 to 60000", c.LingerMs))
+		errs = append(errs, config.OptionErrorf("linger_ms", "linger_ms=%d: must be 0 to 60000", c.LingerMs))
 	}
 	if c.BatchBytes < 1024 || c.BatchBytes > 1<<30 {
-		errs = append(errs, fmt.Errorf("batch_bytes=%d: must be 1024 to 1073741824", c.BatchBytes))
+		errs = append(errs, config.OptionErrorf("batch_bytes", "batch_bytes=%d: must be 1024 to 1073741824", c.BatchBytes))
 	}
 	if c.DeliveryTimeout < 1 {
-		errs = append(errs, fmt.Errorf("delivery_timeout=%d: must be at least 1 (seconds)", c.DeliveryTimeout))
+		errs = append(errs, config.OptionErrorf("delivery_timeout", "delivery_timeout=%d: must be at least 1 (seconds)", c.DeliveryTimeout))
 	}
 	switch c.SASLMechanism {
 	case "":
 	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
 		if c.SASLUser == "" {
-			errs = append(errs, fmt.Errorf("sasl_mechanism=%s needs sasl_user", c.SASLMechanism))
+			errs = append(errs, config.OptionErrorf("sasl_mechanism", "sasl_mechanism=%s needs sasl_user", c.SASLMechanism))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("sasl_mechanism=%q: must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASLMechanism))
+		errs = append(errs, config.OptionErrorf("sasl_mechanism", "sasl_mechanism=%q: must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASLMechanism))
 	}
-	return pubsink.JoinErrors(errs...)
+	return errors.Join(errs...)
 }
 
 // inCommunityID is the optional input key used with key=community_id.

@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/pubsink"
@@ -115,12 +116,12 @@ func parseSubject(s string) ([]part, error) {
 func check(c *Config) error {
 	var errs []error
 	if strings.TrimSpace(c.URL) == "" {
-		errs = append(errs, errors.New("url is empty: give nats://host:port[,nats://host:port...]"))
+		errs = append(errs, config.OptionErrorf("url", "url is empty: give nats://host:port[,nats://host:port...]"))
 	}
 	_, errSubject := parseSubject(c.Subject)
-	errs = append(errs, errSubject, c.TLSOptions.Check(), c.Options.Check())
+	errs = append(errs, config.AtOption("subject", errSubject), c.TLSOptions.Check(), c.Options.Check())
 	if c.Timeout < 1 {
-		errs = append(errs, fmt.Errorf("timeout=%d: must be at least 1 (seconds)", c.Timeout))
+		errs = append(errs, config.OptionErrorf("timeout", "timeout=%d: must be at least 1 (seconds)", c.Timeout))
 	}
 	n := 0
 	for _, v := range []string{c.User, c.Token, c.Creds, c.NKey} {
@@ -131,7 +132,7 @@ func check(c *Config) error {
 	if n > 1 {
 		errs = append(errs, errors.New("give one of user (with password), token, creds and nkey_seed"))
 	}
-	return pubsink.JoinErrors(errs...)
+	return errors.Join(errs...)
 }
 
 //go:embed sample.conf
