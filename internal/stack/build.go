@@ -74,21 +74,25 @@ func (b *builder) warnf(pos config.Pos, format string, args ...any) {
 // prefixErrors adds the instance context to each config error.
 func prefixErrors(where string, err error) []error {
 	var out []error
-	var walk func(error)
-	walk = func(e error) {
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, x := range j.Unwrap() {
-				walk(x)
-			}
-			return
-		}
+	eachLeaf(err, func(e error) {
 		var ce *config.Error
 		if errors.As(e, &ce) {
 			out = append(out, &config.Error{Pos: ce.Pos, Msg: where + ": " + ce.Msg})
 			return
 		}
 		out = append(out, fmt.Errorf("%s: %w", where, e))
-	}
-	walk(err)
+	})
 	return out
+}
+
+// eachLeaf calls f for each error that err joins (errors.Join), depth
+// first, or for err itself when it joins none.
+func eachLeaf(err error, f func(error)) {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			eachLeaf(e, f)
+		}
+		return
+	}
+	f(err)
 }

@@ -272,14 +272,7 @@ func (b *builder) configure(in *Node, where string) bool {
 // has), else at the instance's place in the stack.
 func (b *builder) optionErrors(in *Node, where string, err error) {
 	sec := b.f.Section(in.ID)
-	var walk func(error)
-	walk = func(e error) {
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, x := range j.Unwrap() {
-				walk(x)
-			}
-			return
-		}
+	eachLeaf(err, func(e error) {
 		pos := in.Pos
 		var oe *config.OptionError
 		if errors.As(e, &oe) {
@@ -288,8 +281,7 @@ func (b *builder) optionErrors(in *Node, where string, err error) {
 			}
 		}
 		b.errf(pos, "%s: %v", where, e)
-	}
-	walk(err)
+	})
 }
 
 // claim records the exclusive resources of a stack's instances (every
