@@ -314,7 +314,7 @@ func (b *builder) construct(in *Node, where string) bool {
 	}
 	inst, err := in.Desc.New(env)
 	if err != nil {
-		b.errf(in.Pos, "%s, %s:%s: %v", where, in.ID, in.Desc.Name, err)
+		b.optionErrors(in, fmt.Sprintf("%s, %s:%s", where, in.ID, in.Desc.Name), err)
 		return false
 	}
 	in.Inst = inst

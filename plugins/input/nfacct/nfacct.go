@@ -12,13 +12,13 @@ import (
 	_ "embed"
 
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/nl/nfacct"
 	"github.com/ulogd-go/ulogd/internal/plugin"
@@ -49,7 +49,7 @@ const maxPollInterval = 1<<31 - 1
 // New, which --check also runs, refuses it).
 func (c *Config) validate(explicit bool) error {
 	if c.PollInterval < 0 || c.PollInterval > maxPollInterval || (explicit && c.PollInterval == 0) {
-		return fmt.Errorf("pollinterval=%d: NFACCT needs a poll interval, a number of seconds from 1 to %d", c.PollInterval, maxPollInterval)
+		return config.OptionErrorf("pollinterval", "pollinterval=%d: NFACCT needs a poll interval, a number of seconds from 1 to %d", c.PollInterval, maxPollInterval)
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/ulogd-go/ulogd/internal/config"
 )
 
 // Config holds the options of an NFCT instance, in ulogd's --info order and
@@ -85,27 +87,27 @@ func extraMaskBits(mask int) string {
 func (c *Config) validate() error {
 	var errs []error
 	if c.PollInterval < 0 {
-		errs = append(errs, fmt.Errorf("pollinterval=%d: must be 0 (event mode) or a number of seconds", c.PollInterval))
+		errs = append(errs, config.OptionErrorf("pollinterval", "pollinterval=%d: must be 0 (event mode) or a number of seconds", c.PollInterval))
 	}
 	if c.PollInterval > 0 && c.HashEnable == 0 {
-		errs = append(errs, errors.New("NFCT polling mode requires the hashtable (pollinterval>0 needs hash_enable=1)"))
+		errs = append(errs, config.OptionErrorf("pollinterval", "NFCT polling mode requires the hashtable (pollinterval>0 needs hash_enable=1)"))
 	}
 	if c.HashEnable != 0 {
 		if c.HashBuckets <= 0 {
-			errs = append(errs, fmt.Errorf("hash_buckets=%d: must be positive", c.HashBuckets))
+			errs = append(errs, config.OptionErrorf("hash_buckets", "hash_buckets=%d: must be positive", c.HashBuckets))
 		}
 		if c.HashMaxEntries <= 0 {
-			errs = append(errs, fmt.Errorf("hash_max_entries=%d: must be positive", c.HashMaxEntries))
+			errs = append(errs, config.OptionErrorf("hash_max_entries", "hash_max_entries=%d: must be positive", c.HashMaxEntries))
 		}
 	}
 	if c.BufferSize < 0 {
-		errs = append(errs, fmt.Errorf("netlink_socket_buffer_size=%d: must not be negative", c.BufferSize))
+		errs = append(errs, config.OptionErrorf("netlink_socket_buffer_size", "netlink_socket_buffer_size=%d: must not be negative", c.BufferSize))
 	}
 	if c.BufferMaxSize < 0 {
-		errs = append(errs, fmt.Errorf("netlink_socket_buffer_maxsize=%d: must not be negative", c.BufferMaxSize))
+		errs = append(errs, config.OptionErrorf("netlink_socket_buffer_maxsize", "netlink_socket_buffer_maxsize=%d: must not be negative", c.BufferMaxSize))
 	}
 	if c.ResyncTimeout < 0 {
-		errs = append(errs, fmt.Errorf("netlink_resync_timeout=%d: must not be negative", c.ResyncTimeout))
+		errs = append(errs, config.OptionErrorf("netlink_resync_timeout", "netlink_resync_timeout=%d: must not be negative", c.ResyncTimeout))
 	}
 	return errors.Join(errs...)
 }
@@ -122,17 +124,17 @@ func parsePrefixes(option, s string) ([]netip.Prefix, error) {
 	for _, ent := range strings.Split(s, ",") {
 		ent = strings.TrimSpace(ent)
 		if ent == "" {
-			return nil, fmt.Errorf("%s=%q: empty entry in the list", option, s)
+			return nil, config.OptionErrorf(option, "%s=%q: empty entry in the list", option, s)
 		}
 		if !strings.Contains(ent, "/") {
-			return nil, fmt.Errorf("%s: entry %q: no network specified (every entry needs its own /prefix-length, e.g. %s/32)", option, ent, ent)
+			return nil, config.OptionErrorf(option, "%s: entry %q: no network specified (every entry needs its own /prefix-length, e.g. %s/32)", option, ent, ent)
 		}
 		p, err := netip.ParsePrefix(ent)
 		if err != nil {
-			return nil, fmt.Errorf("%s: entry %q is not ADDRESS/LENGTH (IPv4 or IPv6): %v", option, ent, err)
+			return nil, config.OptionErrorf(option, "%s: entry %q is not ADDRESS/LENGTH (IPv4 or IPv6): %v", option, ent, err)
 		}
 		if p.Addr().Is4In6() {
-			return nil, fmt.Errorf("%s: entry %q: IPv4-mapped IPv6 prefixes are not supported, write the IPv4 prefix", option, ent)
+			return nil, config.OptionErrorf(option, "%s: entry %q: IPv4-mapped IPv6 prefixes are not supported, write the IPv4 prefix", option, ent)
 		}
 		out = append(out, p.Masked())
 	}
@@ -219,26 +221,26 @@ func parseProtocols(s string, resolve protoResolver) (nums []uint8, names []stri
 	for _, ent := range strings.Split(s, ",") {
 		ent = strings.TrimSpace(ent)
 		if ent == "" {
-			return nil, nil, fmt.Errorf("accept_proto_filter=%q: empty entry in the list", s)
+			return nil, nil, config.OptionErrorf("accept_proto_filter", "accept_proto_filter=%q: empty entry in the list", s)
 		}
 		if ent[0] >= '0' && ent[0] <= '9' {
 			n, err := strconv.ParseUint(ent, 10, 8)
 			if err != nil {
-				return nil, nil, fmt.Errorf("accept_proto_filter: entry %q is not a protocol number (0-255)", ent)
+				return nil, nil, config.OptionErrorf("accept_proto_filter", "accept_proto_filter: entry %q is not a protocol number (0-255)", ent)
 			}
 			nums = append(nums, uint8(n))
 			names = append(names, ent)
 			continue
 		}
 		if strings.ContainsAny(ent, " \t/") {
-			return nil, nil, fmt.Errorf("accept_proto_filter: entry %q is not a protocol name", ent)
+			return nil, nil, config.OptionErrorf("accept_proto_filter", "accept_proto_filter: entry %q is not a protocol name", ent)
 		}
 		if resolve == nil {
 			continue
 		}
 		n, ok := resolve(ent)
 		if !ok {
-			return nil, nil, fmt.Errorf("accept_proto_filter: unknown protocol %q (not in /etc/protocols; use a name from it or a number)", ent)
+			return nil, nil, config.OptionErrorf("accept_proto_filter", "accept_proto_filter: unknown protocol %q (not in /etc/protocols; use a name from it or a number)", ent)
 		}
 		nums = append(nums, n)
 		names = append(names, ent)

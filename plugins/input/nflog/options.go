@@ -2,8 +2,9 @@ package nflog
 
 import (
 	"errors"
-	"fmt"
 	"math"
+
+	"github.com/ulogd-go/ulogd/internal/config"
 )
 
 // Config holds the options of an NFLOG instance, in ulogd's --info order
@@ -40,25 +41,25 @@ const minBufSize = 4096
 func (c *Config) validate() error {
 	var errs []error
 	if c.BufSize < minBufSize {
-		errs = append(errs, fmt.Errorf("bufsize=%d: must be at least %d bytes (a full-size packet needs about 66000)", c.BufSize, minBufSize))
+		errs = append(errs, config.OptionErrorf("bufsize", "bufsize=%d: must be at least %d bytes (a full-size packet needs about 66000)", c.BufSize, minBufSize))
 	}
 	if c.Group < 0 || c.Group > math.MaxUint16 {
-		errs = append(errs, fmt.Errorf("group=%d: must be a log group between 0 and 65535", c.Group))
+		errs = append(errs, config.OptionErrorf("group", "group=%d: must be a log group between 0 and 65535", c.Group))
 	}
 	if c.NumericLabel < 0 || c.NumericLabel > math.MaxUint8 {
-		errs = append(errs, fmt.Errorf("numeric_label=%d: must be between 0 and 255 (raw.label is 8 bits)", c.NumericLabel))
+		errs = append(errs, config.OptionErrorf("numeric_label", "numeric_label=%d: must be between 0 and 255 (raw.label is 8 bits)", c.NumericLabel))
 	}
 	if c.BufferSize < 0 {
-		errs = append(errs, fmt.Errorf("netlink_socket_buffer_size=%d: must not be negative", c.BufferSize))
+		errs = append(errs, config.OptionErrorf("netlink_socket_buffer_size", "netlink_socket_buffer_size=%d: must not be negative", c.BufferSize))
 	}
 	if c.BufferMaxSize < 0 {
-		errs = append(errs, fmt.Errorf("netlink_socket_buffer_maxsize=%d: must not be negative", c.BufferMaxSize))
+		errs = append(errs, config.OptionErrorf("netlink_socket_buffer_maxsize", "netlink_socket_buffer_maxsize=%d: must not be negative", c.BufferMaxSize))
 	}
 	if c.QThreshold < 0 {
-		errs = append(errs, fmt.Errorf("netlink_qthreshold=%d: must not be negative", c.QThreshold))
+		errs = append(errs, config.OptionErrorf("netlink_qthreshold", "netlink_qthreshold=%d: must not be negative", c.QThreshold))
 	}
 	if c.QTimeout < 0 {
-		errs = append(errs, fmt.Errorf("netlink_qtimeout=%d: must not be negative", c.QTimeout))
+		errs = append(errs, config.OptionErrorf("netlink_qtimeout", "netlink_qtimeout=%d: must not be negative", c.QTimeout))
 	}
 	return errors.Join(errs...)
 }

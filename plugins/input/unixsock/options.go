@@ -2,8 +2,9 @@ package unixsock
 
 import (
 	"errors"
-	"fmt"
 	"path/filepath"
+
+	"github.com/ulogd-go/ulogd/internal/config"
 )
 
 // Config holds the options of a UNIXSOCK instance, in ulogd2's --info order
@@ -37,13 +38,13 @@ func (c *Config) validate() error {
 	if c.SocketPath == "" {
 		errs = append(errs, errors.New("socket_path is empty"))
 	} else if len(c.SocketPath) > maxPathLen {
-		errs = append(errs, fmt.Errorf("socket_path=%q: longer than the %d bytes a unix socket address holds", c.SocketPath, maxPathLen))
+		errs = append(errs, config.OptionErrorf("socket_path", "socket_path=%q: longer than the %d bytes a unix socket address holds", c.SocketPath, maxPathLen))
 	}
 	if c.BufSize != 0 && c.BufSize < minFrameLen {
-		errs = append(errs, fmt.Errorf("bufsize=%d: the largest accepted frame must hold at least a %d-byte header (0 = %d, the wire format's maximum)", c.BufSize, minFrameLen, maxFrameLen))
+		errs = append(errs, config.OptionErrorf("bufsize", "bufsize=%d: the largest accepted frame must hold at least a %d-byte header (0 = %d, the wire format's maximum)", c.BufSize, minFrameLen, maxFrameLen))
 	}
 	if c.Perms < 0 || c.Perms > 0o7777 {
-		errs = append(errs, fmt.Errorf("perms=%d: not a file mode (write it in octal, e.g. perms=0660)", c.Perms))
+		errs = append(errs, config.OptionErrorf("perms", "perms=%d: not a file mode (write it in octal, e.g. perms=0660)", c.Perms))
 	}
 	return errors.Join(errs...)
 }

@@ -14,11 +14,11 @@ import (
 func TestCheckErrors(t *testing.T) {
 	for _, tc := range []struct{ section, want string }{
 		{"port=\"2003\"\n", `t.conf:5: stack 1, g1:GRAPHITE: mandatory option "host" not found in section [g1]`},
-		{"host=\"\"\n", `t.conf:2: stack 1, g1:GRAPHITE: host="": GRAPHITE needs`},
-		{"host=\"127.0.0.1\"\nport=\"http\"\n", `t.conf:2: stack 1, g1:GRAPHITE: port="http": not a TCP port number`},
+		{"host=\"\"\n", `t.conf:6: stack 1, g1:GRAPHITE: host="": GRAPHITE needs`},
+		{"host=\"127.0.0.1\"\nport=\"http\"\n", `t.conf:7: stack 1, g1:GRAPHITE: port="http": not a TCP port number`},
 		{"host=\"127.0.0.1\"\nport=\"70000\"\n", `port="70000"`},
 		{"host=\"127.0.0.1\"\nprefix=\"a b\"\n", `prefix="a b"`},
-		{"host=\"127.0.0.1\"\nqueue_records=0\n", "queue_records must be positive"},
+		{"host=\"127.0.0.1\"\nqueue_records=0\n", "t.conf:7: stack 1, g1:GRAPHITE: queue_records must be positive"},
 		{"host=\"127.0.0.1\"\noverflow=\"spool\"\n", "overflow=spool needs a spool_dir"},
 		{"host=\"127.0.0.1\"\noverflow=\"spool\"\nspool_dir=\"/var/spool/ulogd/g\"\n", ""},
 		{"host=\"carbon.example.org\"\nprefix=\"fw.acct\"\n", ""},

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/sinkq"
@@ -58,19 +59,19 @@ func (c *Config) validate(explicit bool) error {
 	var errs []error
 	switch h := strings.Trim(c.Host, "[]"); {
 	case c.Host == "" && explicit:
-		errs = append(errs, errors.New(`host="": GRAPHITE needs the address or name of the Carbon server`))
+		errs = append(errs, config.OptionErrorf("host", `host="": GRAPHITE needs the address or name of the Carbon server`))
 	case !validPath(c.Host) || strings.Contains(h, "/"):
-		errs = append(errs, fmt.Errorf("host=%q: not an address or host name", c.Host))
+		errs = append(errs, config.OptionErrorf("host", "host=%q: not an address or host name", c.Host))
 	case strings.Contains(h, ":"):
 		if _, err := netip.ParseAddr(h); err != nil {
-			errs = append(errs, fmt.Errorf("host=%q: not an IPv6 address: %v", c.Host, err))
+			errs = append(errs, config.OptionErrorf("host", "host=%q: not an IPv6 address: %v", c.Host, err))
 		}
 	}
 	if p, err := strconv.Atoi(c.Port); err != nil || p < 1 || p > 65535 {
-		errs = append(errs, fmt.Errorf("port=%q: not a TCP port number (1-65535)", c.Port))
+		errs = append(errs, config.OptionErrorf("port", "port=%q: not a TCP port number (1-65535)", c.Port))
 	}
 	if !validPath(c.Prefix) {
-		errs = append(errs, fmt.Errorf("prefix=%q: whitespace or control characters would break the plaintext protocol's lines", c.Prefix))
+		errs = append(errs, config.OptionErrorf("prefix", "prefix=%q: whitespace or control characters would break the plaintext protocol's lines", c.Prefix))
 	}
 	return errors.Join(errs...)
 }
