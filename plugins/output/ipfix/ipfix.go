@@ -281,27 +281,31 @@ func validHost(h string) bool {
 	return true
 }
 
-// Tunables, variables so that tests can shrink them.
-var (
+// tunables pace the sink; tests change them on their instance.
+type tunables struct {
 	// holdMax is how long records wait in the walk for more to fill a
 	// message before they are queued (checked at every Flush: the end of
 	// each receive batch, and every second).
-	holdMax = time.Second
-	// stopDrain bounds how long Stop waits for the queue to empty.
-	stopDrain = 2 * time.Second
-	// clock is the instances' clock (template refresh, held records).
-	clock = time.Now
+	holdMax time.Duration
+	// drain bounds how long Stop waits for the queue to empty.
+	drain time.Duration
+	// now is the instance's clock (template refresh, held records).
+	now func() time.Time
 	// redialMin and redialMax bound the wait between two connection
 	// attempts (zero: sinkq's 1 s and 30 s).
 	redialMin, redialMax time.Duration
-)
+}
+
+func defaultTunables() tunables {
+	return tunables{holdMax: time.Second, drain: 2 * time.Second, now: time.Now}
+}
 
 // sink is one IPFIX instance.
 type sink struct {
 	opt options
 	in  [numInputs]keys.Slot
 	log *slog.Logger
-	now func() time.Time
+	tun tunables
 
 	q *sinkq.Queue
 	w *sinkq.Writer
@@ -321,7 +325,7 @@ func newSink(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 	if len(env.In) != numInputs {
 		return nil, fmt.Errorf("IPFIX: %d input slots for %d keys", len(env.In), numInputs)
 	}
-	s := &sink{opt: o, log: env.Logger(), now: clock}
+	s := &sink{opt: o, log: env.Logger(), tun: defaultTunables()}
 	copy(s.in[:], env.In)
 	return s, nil
 }
@@ -337,9 +341,9 @@ func (s *sink) Start(ctx context.Context) error {
 		// With a spool, a collector down at start-up is waited for.
 		StartAnyway: q.Spool() != nil,
 		Dial:        s.dial,
-		BackoffMin:  redialMin,
-		BackoffMax:  redialMax,
-		Drain:       stopDrain,
+		BackoffMin:  s.tun.redialMin,
+		BackoffMax:  s.tun.redialMax,
+		Drain:       s.tun.drain,
 		Log:         s.log,
 		Peer:        peer,
 		Texts: sinkq.Texts{
@@ -397,7 +401,7 @@ func (s *sink) Written() uint64 {
 
 // Flush queues the held records once the oldest has waited holdMax.
 func (s *sink) Flush() error {
-	if len(s.heldEnds) > 0 && s.now().Sub(s.heldSince) >= holdMax {
+	if len(s.heldEnds) > 0 && s.tun.now().Sub(s.heldSince) >= s.tun.holdMax {
 		s.push()
 	}
 	return nil
@@ -419,7 +423,7 @@ func (s *sink) push() {
 // they fill a message.
 func (s *sink) hold() {
 	if len(s.heldEnds) == 0 {
-		s.heldSince = s.now()
+		s.heldSince = s.tun.now()
 	}
 	s.held = ipfix.AppendRecord(s.held, &s.flow, s.opt.markPEN)
 	s.heldEnds = append(s.heldEnds, len(s.held))

@@ -26,20 +26,49 @@ import (
 	"github.com/ulogd-go/ulogd/plugins/input/nfct"
 )
 
-func init() {
-	holdMax = 0 // every Flush queues what is held
-}
-
 const pen = 64242
+
+// testTunables are the defaults but for holdMax: every Flush queues what
+// is held.
+func testTunables() tunables {
+	tun := defaultTunables()
+	tun.holdMax = 0
+	return tun
+}
 
 // start builds TESTSRC (NFCT's keys) → IPFIX sending to l.
 func start(t *testing.T, l *ipfixtest.Listener, network, extra string) *plugintest.Harness {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(l.Addr())
 	l.SetMarkPEN(pen)
-	return plugintest.New(t, "ipfix1:IPFIX", fmt.Sprintf(
-		"[ipfix1]\noid=42\nhost=%s\nport=%s\nproto=%s\nmark_pen=%d\n%s\n", host, port, network, pen, extra),
-		nfct.OutputKeys())
+	return harness(t, fmt.Sprintf(
+		"[ipfix1]\noid=42\nhost=%s\nport=%s\nproto=%s\nmark_pen=%d\n%s\n", host, port, network, pen, extra))
+}
+
+// harness builds TESTSRC (NFCT's keys) → ipfix1:IPFIX configured by
+// section, started, with holdMax 0 on the instance. The stack built the
+// instance with the default tunables; setting holdMax now is safe: the
+// stack's flushes read it only while records are held, and records are
+// held only by the walks the test makes after this, under the lock those
+// flushes take.
+func harness(t *testing.T, section string) *plugintest.Harness {
+	t.Helper()
+	h := plugintest.New(t, "ipfix1:IPFIX", section, nfct.OutputKeys())
+	n := 0
+	for _, src := range h.Graph.Sources {
+		for _, st := range src.Stacks {
+			for _, in := range st.Instances {
+				if s, ok := in.Inst.(*sink); ok {
+					s.tun.holdMax = 0
+					n++
+				}
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d IPFIX instances in the harness, want 1", n)
+	}
+	return h
 }
 
 func ip(s string) []byte { return netip.MustParseAddr(s).AsSlice() }
@@ -89,6 +118,7 @@ func flows(t *testing.T, l *ipfixtest.Listener) []ipfix.Flow {
 var cmpAddr = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
 
 func TestRecords(t *testing.T) {
+	t.Parallel()
 	a := netip.MustParseAddr
 	const base = ipfix.HasTimes | ipfix.HasFlowID | ipfix.HasEndReason | ipfix.HasMark
 	tcpOrig := ipfix.Flow{
@@ -127,6 +157,7 @@ func TestRecords(t *testing.T) {
 		{"udp", "biflow=1", []ipfix.Flow{tcpBi, pingBi}},
 	} {
 		t.Run(tc.network+tc.extra, func(t *testing.T) {
+			t.Parallel()
 			l := ipfixtest.Listen(t, "", tc.network)
 			h := start(t, l, tc.network, tc.extra)
 			h.Event(tcpNAT)
@@ -148,6 +179,7 @@ func TestRecords(t *testing.T) {
 // TestSequence: each message's sequence number counts the data records of
 // the messages before it; messages stay within the MTU.
 func TestSequence(t *testing.T) {
+	t.Parallel()
 	l := ipfixtest.Listen(t, "", "udp")
 	h := start(t, l, "udp", "mtu=300")
 	for i := range 50 {
@@ -182,6 +214,7 @@ func TestSequence(t *testing.T) {
 // connects again and the new session starts with its templates and
 // sequence number 0.
 func TestTCPReconnect(t *testing.T) {
+	t.Parallel()
 	l := ipfixtest.Listen(t, "", "tcp")
 	h := start(t, l, "tcp", "")
 	h.Event(tcpNAT)
@@ -228,6 +261,7 @@ func TestTCPReconnect(t *testing.T) {
 // then the queue; the walk goes on and the records that did not fit are
 // counted as dropped.
 func TestNeverBlocks(t *testing.T) {
+	t.Parallel()
 	l := ipfixtest.Listen(t, "", "tcp")
 	l.Stall()
 	h := start(t, l, "tcp", "queue_records=100")
@@ -264,6 +298,7 @@ func TestNeverBlocks(t *testing.T) {
 
 // TestCheck: --check reports bad values with the file and line.
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ opts, want string }{
 		{"oid=0\nhost=127.0.0.1", "invalid Observation ID 0"},
 		{"oid=1\nhost=\"not an address\"", `host "not an address" is neither an IP address nor a host name`},
@@ -303,19 +338,21 @@ func TestCheck(t *testing.T) {
 // TestTemplateRefresh: over UDP the templates come again once
 // template_refresh seconds have passed, and not before.
 func TestTemplateRefresh(t *testing.T) {
+	t.Parallel()
+	tun := testTunables()
 	var fake atomic.Int64
 	fake.Store(time.Unix(1795630400, 0).UnixNano())
-	clock = func() time.Time { return time.Unix(0, fake.Load()) }
-	defer func() { clock = time.Now }()
+	tun.now = func() time.Time { return time.Unix(0, fake.Load()) }
 	l := ipfixtest.Listen(t, "", "udp")
-	h := start(t, l, "udp", "template_refresh=60")
+	s, r := startAt(t, l.Addr(), "udp", tun, func(cfg *Config) { cfg.TemplateRefresh = 60 })
+	setEvent(r, ping6)
 	want := []int{1, 0, 0, 1, 0}
 	advance := []time.Duration{0, 59 * time.Second, 0, 2 * time.Second, 30 * time.Second}
 	seen := 0
 	for i := range want {
 		fake.Add(int64(advance[i]))
-		h.Event(ping6)
-		h.Flush()
+		s.Interp(r)
+		s.Flush()
 		// The flow's two records come in one message or two (the writer
 		// may take the first alone); both records have one template.
 		l.WaitRecords(t, 2*(i+1))
@@ -331,19 +368,19 @@ func TestTemplateRefresh(t *testing.T) {
 	}
 }
 
-// standalone builds an IPFIX instance outside a stack, started, sending
-// to l, with r holding the event ev.
-func standalone(t *testing.T, l *ipfixtest.Listener, network string, ev map[string]any) (*sink, *keys.Record) {
+// standalone builds an IPFIX instance outside a stack with tun, started,
+// sending to l, with r holding the event ev.
+func standalone(t *testing.T, l *ipfixtest.Listener, network string, tun tunables, ev map[string]any) (*sink, *keys.Record) {
 	t.Helper()
-	s, r := startAt(t, l.Addr(), network, nil)
+	s, r := startAt(t, l.Addr(), network, tun, nil)
 	setEvent(r, ev)
 	return s, r
 }
 
 // startAt builds an IPFIX instance outside a stack, with oid 1 and an MTU
-// of 1400 and the options that set changes, started, sending to addr
-// (stopped at cleanup); r is laid out as its inputs.
-func startAt(t *testing.T, addr, network string, set func(*Config)) (s *sink, r *keys.Record) {
+// of 1400 and the options that set changes, and tun, started, sending to
+// addr (stopped at cleanup); r is laid out as its inputs.
+func startAt(t *testing.T, addr, network string, tun tunables, set func(*Config)) (s *sink, r *keys.Record) {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(addr)
 	cfg := newConfig()
@@ -358,6 +395,7 @@ func startAt(t *testing.T, addr, network string, set func(*Config)) (s *sink, r 
 		t.Fatal(err)
 	}
 	s = inst.(*sink)
+	s.tun = tun
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +407,7 @@ func startAt(t *testing.T, addr, network string, set func(*Config)) (s *sink, r 
 // grown (the queue copies the records).
 func TestInterpAllocs(t *testing.T) {
 	l := ipfixtest.Listen(t, "", "udp")
-	s, r := standalone(t, l, "udp", tcpNAT)
+	s, r := standalone(t, l, "udp", testTunables(), tcpNAT)
 	for range 1000 {
 		s.Interp(r)
 	}
@@ -381,13 +419,14 @@ func TestInterpAllocs(t *testing.T) {
 // TestHeldUntilAge: records that do not fill a message wait in the walk
 // until the oldest is holdMax old, then leave at the next Flush.
 func TestHeldUntilAge(t *testing.T) {
+	t.Parallel()
+	tun := defaultTunables()
+	tun.holdMax = time.Second
 	var fake atomic.Int64
 	fake.Store(time.Unix(1795630400, 0).UnixNano())
-	clock = func() time.Time { return time.Unix(0, fake.Load()) }
-	holdMax = time.Second
-	defer func() { clock, holdMax = time.Now, 0 }()
+	tun.now = func() time.Time { return time.Unix(0, fake.Load()) }
 	l := ipfixtest.Listen(t, "", "udp")
-	s, r := standalone(t, l, "udp", ping6)
+	s, r := standalone(t, l, "udp", tun, ping6)
 	s.Interp(r)
 	s.Flush()
 	fake.Add(int64(999 * time.Millisecond))
@@ -407,8 +446,9 @@ func TestHeldUntilAge(t *testing.T) {
 // TestReopen: SIGHUP starts a new TCP connection, whose first message
 // carries the templates again.
 func TestReopen(t *testing.T) {
+	t.Parallel()
 	l := ipfixtest.Listen(t, "", "tcp")
-	s, r := standalone(t, l, "tcp", ping6)
+	s, r := standalone(t, l, "tcp", testTunables(), ping6)
 	s.Interp(r)
 	s.Flush()
 	l.WaitRecords(t, 2)
@@ -433,17 +473,18 @@ func TestReopen(t *testing.T) {
 
 // TestHosts: an IPv6 collector, in brackets or not, and a name.
 func TestHosts(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ listen, proto, host string }{
 		{"udp6", "udp", "::1"},
 		{"tcp6", "tcp", "[::1]"},
 		{"tcp", "tcp", "localhost"},
 	} {
 		t.Run(tc.host, func(t *testing.T) {
+			t.Parallel()
 			l := ipfixtest.Listen(t, "", tc.listen)
 			_, port, _ := net.SplitHostPort(l.Addr())
 			l.SetMarkPEN(pen)
-			h := plugintest.New(t, "ipfix1:IPFIX", fmt.Sprintf(
-				"[ipfix1]\noid=1\nhost=%q\nport=%s\nproto=%s\n", tc.host, port, tc.proto), nfct.OutputKeys())
+			h := harness(t, fmt.Sprintf("[ipfix1]\noid=1\nhost=%q\nport=%s\nproto=%s\n", tc.host, port, tc.proto))
 			h.Event(ping6)
 			h.Flush()
 			l.WaitRecords(t, 2)
@@ -456,6 +497,7 @@ func TestHosts(t *testing.T) {
 // dropped, and every record is counted once: written, dropped or still
 // queued.
 func TestLostWithConnection(t *testing.T) {
+	t.Parallel()
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		return c.Control(func(fd uintptr) {
 			// A tiny receive window: most of what is sent stays unacknowledged.
@@ -484,6 +526,7 @@ func TestLostWithConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := inst.(*sink)
+	s.tun = testTunables()
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func (s *sink) dial(ctx context.Context) (sinkq.Peer, error) {
 		udp:     s.opt.network == "udp",
 		enc:     ipfix.Encoder{Domain: s.opt.domain, MTU: s.opt.mtu, Mode: s.opt.mode, MarkPEN: s.opt.markPEN},
 		refresh: s.opt.refresh,
-		now:     s.now,
+		now:     s.tun.now,
 	}
 	p.lastTpl = p.now()
 	if !p.udp {

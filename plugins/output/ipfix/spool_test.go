@@ -107,13 +107,14 @@ func (c *collector) count() int {
 // reach the collector once it is back: every record once, in order, none
 // dropped, and each session's sequence numbers count the records sent.
 func TestSpoolAcrossOutage(t *testing.T) {
-	redialMin, redialMax = 10*time.Millisecond, 50*time.Millisecond
-	t.Cleanup(func() { redialMin, redialMax = 0, 0 })
+	t.Parallel()
+	tun := testTunables()
+	tun.redialMin, tun.redialMax = 10*time.Millisecond, 50*time.Millisecond
 	c := &collector{t: t, addr: "127.0.0.1:0"}
 	c.up()
 	defer c.down()
 
-	s, r := startAt(t, c.addr, "tcp", func(cfg *Config) {
+	s, r := startAt(t, c.addr, "tcp", tun, func(cfg *Config) {
 		cfg.Biflow, cfg.QueueRecords, cfg.Overflow, cfg.SpoolDir = 1, 16, "spool", t.TempDir()+"/spool"
 	})
 	next := 0
