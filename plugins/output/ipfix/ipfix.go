@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/ipfix"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
@@ -190,20 +191,22 @@ type options struct {
 // check validates cfg: every error is one that --check reports.
 func check(cfg *Config) (options, error) {
 	var o options
-	var errs []string
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	var errs []error
+	bad := func(option, format string, args ...any) {
+		errs = append(errs, config.OptionErrorf(option, format, args...))
+	}
 	if cfg.OID <= 0 {
-		bad("invalid Observation ID %d: oid must be 1 to 4294967295", cfg.OID)
+		bad("oid", "invalid Observation ID %d: oid must be 1 to 4294967295", cfg.OID)
 	}
 	o.domain = uint32(cfg.OID)
 	switch host := cfg.Host; {
 	case host == "":
-		bad("no destination host specified: set host to an IPv4 or IPv6 address or a host name")
+		bad("host", "no destination host specified: set host to an IPv4 or IPv6 address or a host name")
 	case !validHost(host):
-		bad("host %q is neither an IP address nor a host name", host)
+		bad("host", "host %q is neither an IP address nor a host name", host)
 	}
 	if cfg.Port < 1 || cfg.Port > 65535 {
-		bad("port %d out of range 1 to 65535", cfg.Port)
+		bad("port", "port %d out of range 1 to 65535", cfg.Port)
 	}
 	o.addr = net.JoinHostPort(strings.Trim(cfg.Host, "[]"), strconv.Itoa(cfg.Port))
 	maxMTU := 65535
@@ -213,14 +216,14 @@ func check(cfg *Config) (options, error) {
 	case "tcp":
 		o.network = "tcp"
 	default:
-		bad("unsupported protocol '%s': proto must be tcp or udp", cfg.Proto)
+		bad("proto", "unsupported protocol '%s': proto must be tcp or udp", cfg.Proto)
 	}
 	if cfg.MarkPEN < 0 {
-		bad("mark_pen %d is not an enterprise number", cfg.MarkPEN)
+		bad("mark_pen", "mark_pen %d is not an enterprise number", cfg.MarkPEN)
 	}
 	o.markPEN = uint32(cfg.MarkPEN)
 	if minMTU := ipfix.MinMTU(o.markPEN); cfg.MTU < minMTU || cfg.MTU > maxMTU {
-		bad("mtu %d out of range %d to %d (the largest record with its template must fit)", cfg.MTU, minMTU, maxMTU)
+		bad("mtu", "mtu %d out of range %d to %d (the largest record with its template must fit)", cfg.MTU, minMTU, maxMTU)
 	}
 	o.mtu = cfg.MTU
 	switch cfg.SendTemplate {
@@ -232,26 +235,20 @@ func check(cfg *Config) (options, error) {
 		o.mode = ipfix.TemplateAlways
 	}
 	if cfg.TemplateRefresh < 0 {
-		bad("template_refresh %d: seconds, 0 or more", cfg.TemplateRefresh)
+		bad("template_refresh", "template_refresh %d: seconds, 0 or more", cfg.TemplateRefresh)
 	}
 	o.refresh = time.Duration(cfg.TemplateRefresh) * time.Second
 	o.biflow = cfg.Biflow != 0
 	if cfg.QueueRecords < 1 || cfg.QueueRecords > maxQueueRecords {
-		bad("queue_records %d out of range 1 to %d", cfg.QueueRecords, maxQueueRecords)
+		bad("queue_records", "queue_records %d out of range 1 to %d", cfg.QueueRecords, maxQueueRecords)
 	}
 	o.queue = cfg.Options
 	o.queue.QueueRecords = min(max(o.queue.QueueRecords, 1), maxQueueRecords) // reported above
 	if o.queue.QueueBytes == 0 {
 		o.queue.QueueBytes = o.queue.QueueRecords * 128
 	}
-	if err := o.queue.Check(); err != nil {
-		errs = append(errs, strings.Split(err.Error(), "\n")...)
-	}
-	if len(errs) == 0 {
-		return o, nil
-	}
-	// One line: the stack builder prefixes it with file:line.
-	return o, errors.New(strings.Join(errs, "; "))
+	errs = append(errs, o.queue.Check())
+	return o, errors.Join(errs...)
 }
 
 // validHost accepts an IP address (IPv6 also in brackets, with a zone) or
