@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/fileout"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/logging"
@@ -169,7 +170,7 @@ type sink struct {
 func newSink(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 	m, err := parseMode(cfg.Mode)
 	if err != nil {
-		return nil, err
+		return nil, config.AtOption("mode", err)
 	}
 	s := &sink{cfg: cfg, mode: m, log: env.Log, now: time.Now, tun: defaultTunables()}
 	s.clock.Now = func() time.Time { return s.now() }
@@ -179,7 +180,7 @@ func newSink(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 	switch m {
 	case modeFile:
 		if err := fileout.CheckPath(cfg.File); err != nil {
-			return nil, err
+			return nil, config.AtOption("file", err)
 		}
 		s.file = fileout.NewSink(cfg.File, cfg.Sync != 0, s.log, fileout.Texts{
 			Open:   "can't open JSON log file",
@@ -189,19 +190,19 @@ func newSink(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 	case modeUnix:
 		// sun_path holds 108 bytes including the terminating NUL.
 		if cfg.File == "" || len(cfg.File) >= 108 {
-			return nil, fmt.Errorf("unix socket path %q must be 1 to 107 bytes long", cfg.File)
+			return nil, config.OptionErrorf("file", "unix socket path %q must be 1 to 107 bytes long", cfg.File)
 		}
 		s.network, s.addr = "unix", cfg.File
 	case modeTCP, modeUDP:
 		if cfg.Host == "" || cfg.Port == "" {
-			return nil, fmt.Errorf("mode %s needs a host and a port", m)
+			return nil, config.OptionErrorf("mode", "mode %s needs a host and a port", m)
 		}
 		s.network = m.String()
 		s.addr = joinHostPort(cfg.Host, cfg.Port)
 	}
 	s.lay = buildLayout(env.Upstream, cfg)
 	if lay, err := parseLayout(cfg.Layout); err != nil {
-		return nil, err
+		return nil, config.AtOption("layout", err)
 	} else if lay == layoutECS {
 		s.ecs = newECSFields(env.Upstream)
 	}
