@@ -2,10 +2,10 @@ package json
 
 import (
 	"bytes"
-	"fmt"
 	"net/netip"
 	"strconv"
 
+	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/keys"
 )
 
@@ -24,7 +24,7 @@ func parseLayout(s string) (fieldLayout, error) {
 	case "ecs":
 		return layoutECS, nil
 	}
-	return 0, fmt.Errorf("unknown layout %q: want \"ulogd2\" or \"ecs\"", s)
+	return 0, config.OptionErrorf("layout", "unknown layout %q: want \"ulogd2\" or \"ecs\"", s)
 }
 
 // ecsVersion is the version of the Elastic Common Schema the layout

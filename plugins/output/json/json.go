@@ -21,7 +21,6 @@ import (
 	_ "embed"
 
 	"context"
-	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -89,7 +88,7 @@ func parseMode(s string) (mode, error) {
 	case "unix":
 		return modeUnix, nil
 	}
-	return 0, fmt.Errorf("unknown mode '%s'", s)
+	return 0, config.OptionErrorf("mode", "unknown mode '%s'", s)
 }
 
 //go:embed sample.conf
@@ -170,7 +169,7 @@ type sink struct {
 func newSink(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 	m, err := parseMode(cfg.Mode)
 	if err != nil {
-		return nil, config.AtOption("mode", err)
+		return nil, err
 	}
 	s := &sink{cfg: cfg, mode: m, log: env.Log, now: time.Now, tun: defaultTunables()}
 	s.clock.Now = func() time.Time { return s.now() }
@@ -202,7 +201,7 @@ func newSink(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 	}
 	s.lay = buildLayout(env.Upstream, cfg)
 	if lay, err := parseLayout(cfg.Layout); err != nil {
-		return nil, config.AtOption("layout", err)
+		return nil, err
 	} else if lay == layoutECS {
 		s.ecs = newECSFields(env.Upstream)
 	}
