@@ -18,35 +18,46 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "floor":
-			fs := flag.NewFlagSet("floor", flag.ExitOnError)
-			groups := fs.Uint("groups", 5, "legacy multicast group bitmask (1 NEW, 2 UPDATE, 4 DESTROY)")
-			rcvbuf := fs.Int("rcvbuf", 256<<20, "SO_RCVBUFFORCE bytes")
-			coalesce := fs.Duration("coalesce", 0, "sleep this long after a read that emptied the socket of 2 datagrams or more")
-			fs.Parse(os.Args[2:])
-			os.Exit(floorMain(uint32(*groups), *rcvbuf, *coalesce))
-		case "buspeer":
-			fs := flag.NewFlagSet("buspeer", flag.ExitOnError)
-			kind := fs.String("kind", "kafka", "kafka or nats")
-			dir := fs.String("dir", ".", "run directory (out.json)")
-			fs.Parse(os.Args[2:])
-			os.Exit(busPeerMain(*kind, *dir))
-		case "sockpeer":
-			fs := flag.NewFlagSet("sockpeer", flag.ExitOnError)
-			listen := fs.String("listen", "q.sock", "Unix socket path")
-			fs.Parse(os.Args[2:])
-			os.Exit(sockPeerMain(*listen))
-		case "inproc":
-			fs := flag.NewFlagSet("inproc", flag.ExitOnError)
-			conf := fs.String("c", "/etc/ulogd.conf", "ulogd.conf")
-			prof := fs.String("cpuprofile", "cpu.pprof", "CPU profile output")
-			fs.Parse(os.Args[2:])
-			os.Exit(inprocMain(*conf, *prof))
-		}
+	if code, ok := subcommand(os.Args[1:]); ok {
+		os.Exit(code)
 	}
 	os.Exit(benchMain(os.Args[1:]))
+}
+
+// subcommand runs the helpers the harness starts as processes of its own
+// binary (the floor, the bus peer, the Unix-socket consumer, the
+// in-process driver); ok is false when args name none.
+func subcommand(args []string) (code int, ok bool) {
+	if len(args) == 0 {
+		return 0, false
+	}
+	switch args[0] {
+	case "floor":
+		fs := flag.NewFlagSet("floor", flag.ExitOnError)
+		groups := fs.Uint("groups", 5, "legacy multicast group bitmask (1 NEW, 2 UPDATE, 4 DESTROY)")
+		rcvbuf := fs.Int("rcvbuf", 256<<20, "SO_RCVBUFFORCE bytes")
+		coalesce := fs.Duration("coalesce", 0, "sleep this long after a read that emptied the socket of 2 datagrams or more")
+		fs.Parse(args[1:])
+		return floorMain(uint32(*groups), *rcvbuf, *coalesce), true
+	case "buspeer":
+		fs := flag.NewFlagSet("buspeer", flag.ExitOnError)
+		kind := fs.String("kind", "kafka", "kafka or nats")
+		dir := fs.String("dir", ".", "run directory (out.json)")
+		fs.Parse(args[1:])
+		return busPeerMain(*kind, *dir), true
+	case "sockpeer":
+		fs := flag.NewFlagSet("sockpeer", flag.ExitOnError)
+		listen := fs.String("listen", "q.sock", "Unix socket path")
+		fs.Parse(args[1:])
+		return sockPeerMain(*listen), true
+	case "inproc":
+		fs := flag.NewFlagSet("inproc", flag.ExitOnError)
+		conf := fs.String("c", "/etc/ulogd.conf", "ulogd.conf")
+		prof := fs.String("cpuprofile", "cpu.pprof", "CPU profile output")
+		fs.Parse(args[1:])
+		return inprocMain(*conf, *prof), true
+	}
+	return 0, false
 }
 
 // options are the harness flags.
