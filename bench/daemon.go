@@ -35,6 +35,7 @@ type subject struct {
 	dir     string
 	outPath string                           // LOGEMU or JSON file (daemons)
 	count   func(dir string) (uint64, error) // database sinks: rows written
+	peer    func() lineCounter               // a consumer's counts (spec.lines)
 	logPath string                           // daemon log
 	waitErr chan error
 
@@ -56,11 +57,14 @@ type subjectSpec struct {
 	conf    stackConf
 	// floorSleep makes the floor coalesce its reads (-floor-coalesce).
 	floorSleep time.Duration
+	// lines, when set, counts what the subject logged instead of its
+	// output file: a consumer's counts (json-queue).
+	lines func() lineCounter
 }
 
 func startSubject(spec subjectSpec, ns, dir string) (*subject, error) {
 	s := &subject{kind: spec.kind, dir: dir, waitErr: make(chan error, 1),
-		outPath: filepath.Join(dir, spec.conf.out), logPath: filepath.Join(dir, "daemon.log"), count: spec.conf.count}
+		outPath: filepath.Join(dir, spec.conf.out), logPath: filepath.Join(dir, "daemon.log"), count: spec.conf.count, peer: spec.lines}
 	var argv []string
 	switch spec.kind {
 	case subjFloor:
@@ -179,6 +183,9 @@ func (s *subject) logged() lineCounter {
 	defer s.mu.Unlock()
 	if s.kind == subjFloor {
 		return lineCounter{Lines: s.floor[0] + s.floor[1], New: s.floor[0], Destroy: s.floor[1]}
+	}
+	if s.peer != nil {
+		return s.peer()
 	}
 	if s.count != nil {
 		if n, err := s.count(s.dir); err == nil {

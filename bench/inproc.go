@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
 
 	"github.com/ulogd-go/ulogd/internal/config"
+	"github.com/ulogd-go/ulogd/internal/metrics"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/stack"
 	_ "github.com/ulogd-go/ulogd/plugins/all"
@@ -18,18 +20,29 @@ import (
 // inprocMain runs the real ulogd-go stacks of a ulogd.conf in this process
 // with a CPU profile: the daemon has no profiling flag, and this is the same
 // code path (config.ParseFile, stack.Build with every built-in plugin,
-// Start, Run) without the daemon's signal and pid-file handling. It writes
-// the line the harness waits for to the configured logfile.
+// Start, Run) without the daemon's signal and pid-file handling, and the
+// metrics endpoint when metrics_listen= is set. It writes the line the
+// harness waits for to the configured logfile.
 func inprocMain(conf, profile string) int {
 	f, err := config.ParseFile(conf)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	g, err := stack.Build(f, plugin.Default, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	g, err := stack.Build(f, plugin.Default, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	if addr := g.Global.MetricsListen; addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		srv := metrics.Serve(ln, metrics.New(g, "inproc", "2.0.9"), log)
+		defer srv.Close()
 	}
 	logf := os.Stderr
 	if g.Global.Logfile != "" && g.Global.Logfile != "stdout" && g.Global.Logfile != "syslog" {

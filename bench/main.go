@@ -18,30 +18,46 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "floor":
-			fs := flag.NewFlagSet("floor", flag.ExitOnError)
-			groups := fs.Uint("groups", 5, "legacy multicast group bitmask (1 NEW, 2 UPDATE, 4 DESTROY)")
-			rcvbuf := fs.Int("rcvbuf", 256<<20, "SO_RCVBUFFORCE bytes")
-			coalesce := fs.Duration("coalesce", 0, "sleep this long after a read that emptied the socket of 2 datagrams or more")
-			fs.Parse(os.Args[2:])
-			os.Exit(floorMain(uint32(*groups), *rcvbuf, *coalesce))
-		case "buspeer":
-			fs := flag.NewFlagSet("buspeer", flag.ExitOnError)
-			kind := fs.String("kind", "kafka", "kafka or nats")
-			dir := fs.String("dir", ".", "run directory (out.json)")
-			fs.Parse(os.Args[2:])
-			os.Exit(busPeerMain(*kind, *dir))
-		case "inproc":
-			fs := flag.NewFlagSet("inproc", flag.ExitOnError)
-			conf := fs.String("c", "/etc/ulogd.conf", "ulogd.conf")
-			prof := fs.String("cpuprofile", "cpu.pprof", "CPU profile output")
-			fs.Parse(os.Args[2:])
-			os.Exit(inprocMain(*conf, *prof))
-		}
+	if code, ok := subcommand(os.Args[1:]); ok {
+		os.Exit(code)
 	}
 	os.Exit(benchMain(os.Args[1:]))
+}
+
+// subcommand runs the helpers the harness starts as processes of its own
+// binary (the floor, the bus peer, the Unix-socket consumer, the
+// in-process driver); ok is false when args name none.
+func subcommand(args []string) (code int, ok bool) {
+	if len(args) == 0 {
+		return 0, false
+	}
+	switch args[0] {
+	case "floor":
+		fs := flag.NewFlagSet("floor", flag.ExitOnError)
+		groups := fs.Uint("groups", 5, "legacy multicast group bitmask (1 NEW, 2 UPDATE, 4 DESTROY)")
+		rcvbuf := fs.Int("rcvbuf", 256<<20, "SO_RCVBUFFORCE bytes")
+		coalesce := fs.Duration("coalesce", 0, "sleep this long after a read that emptied the socket of 2 datagrams or more")
+		fs.Parse(args[1:])
+		return floorMain(uint32(*groups), *rcvbuf, *coalesce), true
+	case "buspeer":
+		fs := flag.NewFlagSet("buspeer", flag.ExitOnError)
+		kind := fs.String("kind", "kafka", "kafka or nats")
+		dir := fs.String("dir", ".", "run directory (out.json)")
+		fs.Parse(args[1:])
+		return busPeerMain(*kind, *dir), true
+	case "sockpeer":
+		fs := flag.NewFlagSet("sockpeer", flag.ExitOnError)
+		listen := fs.String("listen", "q.sock", "Unix socket path")
+		fs.Parse(args[1:])
+		return sockPeerMain(*listen), true
+	case "inproc":
+		fs := flag.NewFlagSet("inproc", flag.ExitOnError)
+		conf := fs.String("c", "/etc/ulogd.conf", "ulogd.conf")
+		prof := fs.String("cpuprofile", "cpu.pprof", "CPU profile output")
+		fs.Parse(args[1:])
+		return inprocMain(*conf, *prof), true
+	}
+	return 0, false
 }
 
 // options are the harness flags.
@@ -75,7 +91,7 @@ type options struct {
 func benchMain(args []string) int {
 	fs := flag.NewFlagSet("ulogd-bench", flag.ExitOnError)
 	var o options
-	scen := fs.String("scenarios", "nohash,hash,json,json-hash,pkt,pktjson,burst", "comma list of: nohash (canonical stack, hash_enable=0: NEW+DESTROY lines), hash (canonical stack, default hash_enable=1: DESTROY lines), burst (conntrack -F of a full table), cgnat (the burst in hash mode with a table for every flow: memory per tracked flow), hash-ts, json-hash-ts (hash and json-hash with nf_conntrack_timestamp=1), pkt (NFLOG packet path), json, json-hash, pktjson (nohash, hash and pkt with the JSON sink), kafka, nats (nohash's flows to KAFKA on kfake, to NATS on a JetStream nats-server; ulogd-go only), pgsql, pgsql-ct, sqlite3, mysql, pktpgsql (nohash into PostgreSQL's flat ulog2_ct, through INSERT_CT, into SQLite's ulog_ct; pkt through INSERT_PACKET_FULL: not in the default list)")
+	scen := fs.String("scenarios", "nohash,hash,json,json-hash,pkt,pktjson,burst", "comma list of: nohash (canonical stack, hash_enable=0: NEW+DESTROY lines), hash (canonical stack, default hash_enable=1: DESTROY lines), burst (conntrack -F of a full table), cgnat (the burst in hash mode with a table for every flow: memory per tracked flow), hash-ts, json-hash-ts (hash and json-hash with nf_conntrack_timestamp=1), pkt (NFLOG packet path), json, json-hash, pktjson (nohash, hash and pkt with the JSON sink), kafka, nats (nohash's flows to KAFKA on kfake, to NATS on a JetStream nats-server; ulogd-go only), json-queue, json-metrics (json through the sink queue to a Unix-socket consumer, json with metrics_listen= scraped every second; ulogd-go only, run in the same rounds as json, with an overhead table; not in the default list), pgsql, pgsql-ct, sqlite3, mysql, pktpgsql (nohash into PostgreSQL's flat ulog2_ct, through INSERT_CT, into SQLite's ulog_ct; pkt through INSERT_PACKET_FULL: not in the default list)")
 	rates := fs.String("rates", "20000,max", "comma list of flow rates per second for nohash/hash/json/json-hash; max = as fast as the generator goes")
 	fs.IntVar(&o.flows, "flows", 0, "flows per rate run (0 = rate × -seconds; 250000 for max)")
 	fs.IntVar(&o.repeat, "repeat", 1, "runs per subject and rate (flow and packet scenarios); the run with the median CPU per 1000 events is shown")
@@ -154,12 +170,25 @@ func benchMain(args []string) int {
 	printMachine()
 
 	var all []result
+	group := overheadGroup(o.scenarios)
+	ran := map[string]bool{}
 	for _, sc := range o.scenarios {
+		if ran[sc] {
+			continue
+		}
+		ran[sc] = true
 		var rs []result
 		_, flow := flowScenarios[sc]
 		_, pkt := pktScenarios[sc]
 		_, sqlSc := sqlScenarios[sc]
 		switch {
+		case contains(group, sc):
+			for _, g := range group {
+				ran[g] = true
+			}
+			for _, rate := range o.rates {
+				rs = append(rs, runOverheadScenario(&o, group, rate)...)
+			}
 		case sqlSc:
 			rs = runSQLScenario(&o, sc)
 		case sc == "mysql":
@@ -195,6 +224,9 @@ func benchMain(args []string) int {
 	fmt.Println("== summary ==")
 	printTable(os.Stdout, all)
 	printRatios(os.Stdout, all)
+	if group != nil {
+		printOverhead(os.Stdout, all)
+	}
 	return 0
 }
 

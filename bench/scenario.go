@@ -102,6 +102,14 @@ type stackConf struct {
 	// serverPid, when set, is the database server's process: its CPU
 	// during the run goes into the notes.
 	serverPid func() int
+	// unixPeer, when set, is the name of the Unix socket in the run
+	// directory the sink sends to: the harness runs a consumer there
+	// that counts the lines (overhead.go).
+	unixPeer string
+	// scrape, when set, is the metrics endpoint (address:port in the
+	// server namespace) the harness scrapes once a second during the load
+	// and the drain.
+	scrape string
 }
 
 // newStackConf builds the config of one stack: the source (first instance)
@@ -288,13 +296,35 @@ func packetLoad(o *options, sc string) (load, []string) {
 // alike rather than the one measured last. It returns, per subject, the run
 // with the median CPU per 1000 events.
 func runRounds(o *options, l load, subjects []string, conf stackConf) []result {
-	runs := make([][]result, len(subjects))
-	for range max(o.repeat, 1) {
-		for i, subj := range subjects {
-			runs[i] = append(runs[i], runOne(o, l, subj, conf))
+	cells := make([]cell, len(subjects))
+	for i, subj := range subjects {
+		cells[i] = cell{l: l, subject: subj, conf: conf}
+	}
+	return runCells(o, cells, false)
+}
+
+// cell is one subject on one load and config: what a round runs once.
+type cell struct {
+	l       load
+	subject string
+	conf    stackConf
+}
+
+// runCells runs every cell once per round, -repeat rounds, and returns per
+// cell the run with the median CPU per 1000 events. With rotate, round i
+// starts at cell i (mod the cells), so that no cell is always first.
+func runCells(o *options, cells []cell, rotate bool) []result {
+	runs := make([][]result, len(cells))
+	for round := range max(o.repeat, 1) {
+		for j := range cells {
+			i := j
+			if rotate {
+				i = (j + round) % len(cells)
+			}
+			runs[i] = append(runs[i], runOne(o, cells[i].l, cells[i].subject, cells[i].conf))
 		}
 	}
-	out := make([]result, len(subjects))
+	out := make([]result, len(cells))
 	for i := range runs {
 		out[i] = median(runs[i])
 	}
@@ -385,6 +415,14 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 		}
 		defer stop()
 	}
+	var peer *sockPeer
+	if conf.unixPeer != "" && kind != subjFloor {
+		if peer, err = startSockPeer(o.self, filepath.Join(dir, conf.unixPeer), dir); err != nil {
+			r.Err = err.Error()
+			return r
+		}
+		defer peer.stop()
+	}
 	g, err := newGenerator(n, l.gen.Delete)
 	if err != nil {
 		r.Err = err.Error()
@@ -401,7 +439,11 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 	if conf.dbCPU != nil {
 		dbBefore = conf.dbCPU()
 	}
-	s, err := startSubject(o.spec(kind, conf, dir), n.Server, dir)
+	spec := o.spec(kind, conf, dir)
+	if peer != nil {
+		spec.lines = peer.counts
+	}
+	s, err := startSubject(spec, n.Server, dir)
 	if err != nil {
 		r.Err = err.Error()
 		return r
@@ -415,6 +457,14 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 	if err != nil {
 		r.Err = err.Error()
 		return r
+	}
+	var peerBefore procSample
+	if peer != nil {
+		peerBefore, _ = sampleProc(peer.cmd.Process.Pid)
+	}
+	var scr *scraper
+	if conf.scrape != "" && kind != subjFloor {
+		scr = startScraper(n.Server, conf.scrape)
 	}
 
 	gr, err := g.run(l.gen)
@@ -490,6 +540,10 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 	if !s.alive() {
 		r.Err = "subject exited during the run: " + tail(filepath.Join(dir, "stderr.log"))
 	}
+	var scrapeNote string
+	if scr != nil {
+		scrapeNote = scr.stop()
+	}
 	after, err := sampleProc(s.pid)
 	if err == nil {
 		r.CPUms = float64(after.CPUTicks-before.CPUTicks) * 1000 / clockTicks
@@ -504,6 +558,14 @@ func runOne(o *options, l load, kind string, conf stackConf) (r result) {
 	if conf.dbCPU != nil && kind != subjFloor && r.Logged > 0 {
 		ms := float64(conf.dbCPU()-dbBefore) * 1000 / clockTicks
 		extra = append(extra, fmt.Sprintf("db CPU %.0f ms, %.2f ms/1k rows", ms, ms*1000/float64(r.Logged)))
+	}
+	if peer != nil {
+		if a, err := sampleProc(peer.cmd.Process.Pid); err == nil {
+			extra = append(extra, fmt.Sprintf("consumer CPU %.0f ms", float64(a.CPUTicks-peerBefore.CPUTicks)*1000/clockTicks))
+		}
+	}
+	if scrapeNote != "" {
+		extra = append(extra, scrapeNote)
 	}
 	if conf.serverPid != nil {
 		if after, err := sampleProc(conf.serverPid()); err == nil {
@@ -567,17 +629,9 @@ func oneLine(s string) string {
 // printRatios compares ulogd-go with ulogd2 and the floor, per load, and
 // with the other ulogd-go binary (-ulogd-go-base) when there is one.
 func printRatios(w io.Writer, rs []result) {
-	type key struct{ sc, offered string }
-	by := map[key]map[string]result{}
-	var order []key
-	for _, r := range rs {
-		k := key{r.Scenario, r.Offered}
-		if by[k] == nil {
-			by[k] = map[string]result{}
-			order = append(order, k)
-		}
-		by[k][r.Subject] = r
-	}
+	order, by := groupResults(rs, func(r result) ([2]string, string, bool) {
+		return [2]string{r.Scenario, r.Offered}, r.Subject, true
+	})
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "ratios (ulogd-go / other), CPU per 1000 kernel events:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -604,7 +658,7 @@ func printRatios(w io.Writer, rs []result) {
 			}
 			return fmt.Sprintf("%.2f", r.msPerK())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s", k.sc, k.offered, g.msPerK(),
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s", k[0], k[1], g.msPerK(),
 			ms(hasRef, ref), ratioCell(hasRef, g, ref, result.msPerK),
 			ms(hasFloor, fl), ratioCell(hasFloor, g, fl, result.msPerK),
 			g.lostPct(), lostCell(hasRef, ref), ratioCell(hasRef, g, ref, result.msPerLogged))
@@ -615,6 +669,26 @@ func printRatios(w io.Writer, rs []result) {
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+}
+
+// groupResults files each result under key(r)'s first value (in the order
+// first seen) and its second: a table's rows and the results of a row.
+// Results for which key says false are left out.
+func groupResults(rs []result, key func(result) ([2]string, string, bool)) ([][2]string, map[[2]string]map[string]result) {
+	by := map[[2]string]map[string]result{}
+	var order [][2]string
+	for _, r := range rs {
+		k, name, ok := key(r)
+		if !ok {
+			continue
+		}
+		if by[k] == nil {
+			by[k] = map[string]result{}
+			order = append(order, k)
+		}
+		by[k][name] = r
+	}
+	return order, by
 }
 
 // ratioCell is the ratio of a's figure to b's. For -repeat measurements it
