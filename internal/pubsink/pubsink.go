@@ -214,8 +214,14 @@ func (s *Sink) Stop(ctx context.Context) error {
 }
 
 // Flush ends a receive batch: records without a time of their own get the
-// next batch's.
-func (s *Sink) Flush() error { s.enc.Flush(); return nil }
+// next batch's, and the writer is woken for the batch's records.
+func (s *Sink) Flush() error {
+	s.enc.Flush()
+	if s.w != nil {
+		s.w.Flush()
+	}
+	return nil
+}
 
 // Reconnect closes the connection and opens a new one (SIGHUP): the TLS
 // files and credentials are read again.

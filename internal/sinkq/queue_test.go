@@ -191,3 +191,43 @@ func BenchmarkPushPeekCommit(b *testing.B) {
 		})
 	}
 }
+
+// TestFlushWakes: Push wakes the writer for each record until the sink
+// first calls Flush; then Flush wakes it, and Push only once lazyWakeAt
+// records wait.
+func TestFlushWakes(t *testing.T) {
+	q := New(Config{MaxRecords: 1024, MaxBytes: 1 << 20})
+	woken := func() bool {
+		select {
+		case <-q.Wake():
+			return true
+		default:
+			return false
+		}
+	}
+	q.Push([]byte("a"))
+	if !woken() {
+		t.Fatal("the first Push did not wake the writer")
+	}
+	q.Flush()
+	if !woken() {
+		t.Fatal("Flush with a record waiting did not wake the writer")
+	}
+	for i := 2; i < lazyWakeAt; i++ {
+		q.Push([]byte("b"))
+		if woken() {
+			t.Fatalf("Push woke the writer with %d records waiting, after a Flush", i)
+		}
+	}
+	q.Push([]byte("c"))
+	if !woken() {
+		t.Fatalf("Push did not wake the writer at %d records", lazyWakeAt)
+	}
+	var b Batch
+	q.Peek(&b, 1024)
+	q.Commit(b.Len())
+	q.Flush()
+	if woken() {
+		t.Fatal("Flush of an empty queue woke the writer")
+	}
+}

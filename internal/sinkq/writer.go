@@ -167,6 +167,10 @@ func (w *Writer) Reconnect() {
 	w.interrupt()
 }
 
+// Flush wakes the writer for what the walk queued (see Queue.Flush); a
+// sink calls it from its Flush.
+func (w *Writer) Flush() { w.q.Flush() }
+
 // Push queues rec (see Queue.Push) and logs a drop, at most every
 // logging.LimitEvery (10 s), with the last error of the peer.
 func (w *Writer) Push(rec []byte) bool {

@@ -251,11 +251,15 @@ func (s *sink) Interp(r *keys.Record) plugin.Verdict {
 	return plugin.Continue
 }
 
-// Flush is called at the end of each receive batch (and every second).
-// Socket modes send as soon as records are queued: nothing to do.
+// Flush is called at the end of each receive batch (and every second):
+// the file's buffer is written, or the socket's writer woken for the
+// batch's records.
 func (s *sink) Flush() error {
 	s.clock.Reset()
 	if s.mode != modeFile {
+		if s.w != nil {
+			s.w.Flush()
+		}
 		return nil
 	}
 	return s.file.Flush()
