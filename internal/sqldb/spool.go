@@ -16,7 +16,7 @@ import (
 // fingerprint other than its own (the stack changed: keys added, removed,
 // reordered or retyped), or none, refuses to start: those rows cannot be
 // decoded, and dropping them would lose what the spool was asked to keep
-// (docs/compat.md S10).
+// (docs/compat.md S13).
 
 // LayoutFile is the name of the fingerprint file in a spool directory.
 const LayoutFile = "sql-layout"

@@ -24,27 +24,32 @@
 //     Start's error, naming the column and the stack line) and only the
 //     bound values are queued per event. If the database is unreachable,
 //     Start logs it and succeeds: the other stacks run, this sink queues
-//     every upstream value (bounded by backlog_memcap) and the writer binds
+//     every upstream value (bounded by queue_bytes) and the writer binds
 //     the columns once it connects; a column without a key is then logged
 //     and the queued rows are dropped and counted.
 //   - Run: Interp copies the row into the queue (a full queue drops the
-//     row and counts it); the writer writes batches; a row the database
+//     row and counts it, waits, or spools it: overflow); the writer
+//     writes batches; a row the database
 //     refuses (constraint, value out of range, text too long) is logged,
 //     counted as dropped and skipped, the rest of its batch is written.
 //   - Stop: the writer drains the queue for a bounded time; what it could
-//     not write is counted as dropped and reported.
+//     not write is counted as dropped and reported, or saved to the
+//     spool (overflow=spool; see LayoutFile for what the next start
+//     checks).
 //
 // A plugin on this layer (see plugins/output/pgsql):
 //
 //	type Config struct {
-//		sqldb.Options        // table, procedure, reconnect, backlog_memcap, ...
+//		sqldb.Options        // table, procedure, reconnect, queue_bytes, overflow, ...
 //		DB string `ulogd:"db"` // the driver's own options
 //	}
 //
 //	// Descriptor: Wildcard: true (the columns choose the keys);
 //	// NewConfig returns &Config{Options: sqldb.DefaultOptions()};
 //	// Options merges sqldb.OptionDocs() with the driver's;
-//	// Keys checks cfg.Options.Check(); New checks CheckNames and returns
+//	// Keys checks cfg.Options.Check(); Resources returns
+//	// cfg.Options.Resources() (the spool directory); New checks
+//	// CheckNames and returns
 //	type sink struct{ *sqldb.Sink }
 //	&sink{sqldb.NewSink(env, sqldb.SinkConfig{Name: "PGSQL",
 //		Options: cfg.Options, IDRule: sqldb.IDUnderscore, Driver: d})}
@@ -73,7 +78,7 @@ import (
 // and queue_records: each pair is one bound, and giving both names of one
 // pair is an error (Check), whatever the values. Unset (0), the queue
 // holds 16 MiB of rows, at most one per 64 bytes (at least 1024), as
-// before the queue options existed (docs/compat.md S10).
+// before the queue options existed (docs/compat.md S13).
 type Options struct {
 	Table          string `ulogd:"table,mandatory"`
 	Procedure      string `ulogd:"procedure,mandatory"`

@@ -141,7 +141,7 @@ func (q *sqlQueueTest) dumpOnFailure() {
 // started again (the server still away: this run cannot read the table's
 // columns, the spool's rows must still decode), more flows come, the
 // server comes back, and every flow the kernel made is one row, none
-// dropped (docs/compat.md S10).
+// dropped (docs/compat.md S13).
 func TestSQLSpoolAcrossOutageAndRestart(t *testing.T) {
 	spool := filepath.Join(t.TempDir(), "spool")
 	q := newSQLQueueTest(t, fmt.Sprintf("queue_records=64\noverflow=\"spool\"\nspool_dir=%q\n", spool))

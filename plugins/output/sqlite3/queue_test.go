@@ -21,7 +21,7 @@ import (
 // spool, and the stop leaves them there. A start with other upstream keys
 // (IP2STR added to the stack) refuses the spool, naming its directory;
 // the start with the keys of the spool writes every row exactly once,
-// after which other keys are accepted again (docs/compat.md S10).
+// after which other keys are accepted again (docs/compat.md S13).
 func TestSpoolAcrossRestartAndChangedStack(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "later", "ulogd.sqlite3db") // no such directory yet
