@@ -47,6 +47,7 @@ type Sink struct {
 	firstPos []int // its layout position of each written column
 	firstErr error // why Start could not connect
 	disabled atomic.Bool
+	down     atomic.Bool   // no connection yet since a failed one at Start
 	lost     atomic.Uint64 // rows dropped while disabled (reconnect=0)
 	refused  atomic.Uint64 // rows the database refused
 
@@ -124,6 +125,7 @@ func (s *Sink) Start(ctx context.Context) error {
 		return err
 	case err != nil:
 		s.firstErr = err
+		s.down.Store(true)
 		s.layout = FullLayout(s.upstream)
 	case spool:
 		s.first, s.firstPos = c, b.Indexes()
@@ -194,6 +196,7 @@ func (s *Sink) dial(ctx context.Context) (sinkq.Peer, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.down.Store(false)
 	return s.newPeer(c, b.Indexes()), nil
 }
 
@@ -271,6 +274,27 @@ func (s *Sink) Stats() sinkq.Stats {
 		return sinkq.Stats{}
 	}
 	return s.q.Stats()
+}
+
+// Metrics reports the queue, the spool and the reconnections
+// (plugin.Metricer).
+func (s *Sink) Metrics() []plugin.Metric {
+	if s.w == nil {
+		return nil
+	}
+	return s.w.Metrics()
+}
+
+// Check reports the database down while no connection is open
+// (plugin.Checker).
+func (s *Sink) Check() error {
+	if s.w == nil {
+		return nil
+	}
+	if s.down.Load() {
+		return fmt.Errorf("not connected to %s", s.cfg.Driver.Peer())
+	}
+	return s.w.Check()
 }
 
 // Explain connects (bounded by the connect timeout), reads the table's

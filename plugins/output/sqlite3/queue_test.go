@@ -38,6 +38,13 @@ func TestSpoolAcrossRestartAndChangedStack(t *testing.T) {
 		sqltest.Flow(t, up, r, i, false)
 		inst.(plugin.Interpreter).Interp(r)
 	}
+	// The health check and the metrics tell it.
+	if err := inst.(plugin.Checker).Check(); err == nil || !strings.Contains(err.Error(), "not connected to sqlite3:") {
+		t.Errorf("Check with the database away: %v", err)
+	}
+	if m := metric(inst, plugin.MetricSpoolRecords); m < n-4 {
+		t.Errorf("%v rows in the spool, want at least %d", m, n-4)
+	}
 	if err := inst.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +83,9 @@ func TestSpoolAcrossRestartAndChangedStack(t *testing.T) {
 	}
 	sqltest.Flow(t, up, r, n, false)
 	inst.(plugin.Interpreter).Interp(r)
+	if err := inst.(plugin.Checker).Check(); err != nil {
+		t.Errorf("Check once connected: %v", err)
+	}
 	if err := inst.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -138,4 +148,14 @@ func TestQueueOptionChecks(t *testing.T) {
 	if got := d.Resources(cfg); len(got) != 1 || got[0] != "spool:/var/spool/ulogd/sql" {
 		t.Errorf("resources %q", got)
 	}
+}
+
+// metric returns the value of the sink's metric name (-1: none).
+func metric(inst plugin.Instance, name string) float64 {
+	for _, m := range inst.(plugin.Metricer).Metrics() {
+		if m.Name == name {
+			return m.Value
+		}
+	}
+	return -1
 }
