@@ -246,8 +246,9 @@ func (s *Sink) Reopen() error {
 	return nil
 }
 
-// Dropped counts rows dropped: queue full (or the spool's cap reached), refused by the database,
-// left at shutdown, or arriving while disabled (reconnect=0).
+// Dropped counts rows dropped: queue full (or the spool's cap reached),
+// refused by the database, left at shutdown, or arriving while disabled
+// (reconnect=0).
 func (s *Sink) Dropped() uint64 {
 	n := s.lost.Load()
 	if s.q != nil {
