@@ -44,8 +44,10 @@ type Sink struct {
 	w *sinkq.Writer
 
 	first    Conn  // the connection Start made, handed to the writer
+	firstPos []int // its layout position of each written column
 	firstErr error // why Start could not connect
 	disabled atomic.Bool
+	down     atomic.Bool   // no connection yet since a failed one at Start
 	lost     atomic.Uint64 // rows dropped while disabled (reconnect=0)
 	refused  atomic.Uint64 // rows the database refused
 
@@ -107,7 +109,11 @@ func (s *Sink) connectWith(ctx context.Context, dial func(context.Context) (Conn
 // Start connects once. Connected, it binds the columns (a missing table
 // or a column without a key is Start's error) and queues only their values; unreachable, it
 // logs that and queues every upstream value until the writer connects.
+// Under overflow=spool it always queues every upstream value, and refuses
+// to start when the spool holds rows of other keys (see LayoutFile).
 func (s *Sink) Start(ctx context.Context) error {
+	qo := s.cfg.Options.Queue()
+	spool := qo.Policy() == sinkq.SpoolPolicy
 	c, b, err := s.connect(ctx, s.upstream)
 	var nk *ErrNoKey
 	var nt *ErrNoTable
@@ -119,15 +125,34 @@ func (s *Sink) Start(ctx context.Context) error {
 		return err
 	case err != nil:
 		s.firstErr = err
+		s.down.Store(true)
 		s.layout = FullLayout(s.upstream)
-		s.log.Error(s.cfg.Name+": database unreachable at start; rows wait in memory until it is back",
-			"peer", s.cfg.Driver.Peer(), "err", err)
+	case spool:
+		s.first, s.firstPos = c, b.Indexes()
+		s.layout = FullLayout(s.upstream)
 	default:
 		s.first = c
 		s.layout = NewLayout(s.upstream, b.Indexes())
+		s.firstPos = identity(len(s.layout.Keys))
 	}
-	records, bytes := s.cfg.Options.QueueBounds()
-	s.q = sinkq.New(sinkq.Config{MaxRecords: records, MaxBytes: bytes, Policy: sinkq.Drop})
+	q, err := qo.Open()
+	if err == nil && q.Spool() != nil {
+		if err = checkSpoolLayout(qo.SpoolDir, s.layout, q.Spool().Len()); err != nil {
+			_, _ = q.Spool().Close(nil)
+		}
+	}
+	if err != nil {
+		if s.first != nil {
+			s.first.Close()
+			s.first = nil
+		}
+		return fmt.Errorf("%s: %w", s.cfg.Name, err)
+	}
+	if s.firstErr != nil {
+		s.log.Error(s.cfg.Name+": database unreachable at start; rows wait in the queue until it is back",
+			"peer", s.cfg.Driver.Peer(), "err", s.firstErr)
+	}
+	s.q = q
 	backoff := time.Duration(s.cfg.Options.Reconnect) * time.Second
 	if backoff <= 0 {
 		backoff = time.Second
@@ -141,11 +166,11 @@ func (s *Sink) Start(ctx context.Context) error {
 		Log:        s.log,
 		Peer:       s.cfg.Driver.Peer(),
 		Texts: sinkq.Texts{
-			Full:      s.cfg.Name + ": backlog full (backlog_memcap), dropping rows",
+			Full:      s.cfg.Name + ": queue full (queue_bytes or queue_records), dropping rows",
 			SendError: s.cfg.Name + ": write failed, reconnecting",
 			Redial:    s.cfg.Name + ": no connection to database, attempting to reconnect",
 			Connected: s.cfg.Name + ": connected to database",
-			DropStop:  s.cfg.Name + ": rows dropped (backlog full, refused by the database, or left at shutdown)",
+			DropStop:  s.cfg.Name + ": rows dropped (queue full, refused by the database, or left at shutdown)",
 		},
 	})
 	return s.w.Start(ctx)
@@ -162,7 +187,7 @@ func (s *Sink) dial(ctx context.Context) (sinkq.Peer, error) {
 		if c == nil {
 			return &downPeer{err: err}, nil
 		}
-		return s.newPeer(c, identity(len(s.layout.Keys))), nil
+		return s.newPeer(c, s.firstPos), nil
 	}
 	if s.disabled.Load() {
 		return nil, errDisabled
@@ -171,6 +196,7 @@ func (s *Sink) dial(ctx context.Context) (sinkq.Peer, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.down.Store(false)
 	return s.newPeer(c, b.Indexes()), nil
 }
 
@@ -220,8 +246,9 @@ func (s *Sink) Reopen() error {
 	return nil
 }
 
-// Dropped counts rows dropped: backlog full, refused by the database,
-// left at shutdown, or arriving while disabled (reconnect=0).
+// Dropped counts rows dropped: queue full (or the spool's cap reached),
+// refused by the database, left at shutdown, or arriving while disabled
+// (reconnect=0).
 func (s *Sink) Dropped() uint64 {
 	n := s.lost.Load()
 	if s.q != nil {
@@ -248,6 +275,27 @@ func (s *Sink) Stats() sinkq.Stats {
 		return sinkq.Stats{}
 	}
 	return s.q.Stats()
+}
+
+// Metrics reports the queue, the spool and the reconnections
+// (plugin.Metricer).
+func (s *Sink) Metrics() []plugin.Metric {
+	if s.w == nil {
+		return nil
+	}
+	return s.w.Metrics()
+}
+
+// Check reports the database down while no connection is open
+// (plugin.Checker).
+func (s *Sink) Check() error {
+	if s.w == nil {
+		return nil
+	}
+	if s.down.Load() {
+		return fmt.Errorf("not connected to %s", s.cfg.Driver.Peer())
+	}
+	return s.w.Check()
 }
 
 // Explain connects (bounded by the connect timeout), reads the table's

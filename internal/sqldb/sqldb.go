@@ -24,27 +24,32 @@
 //     Start's error, naming the column and the stack line) and only the
 //     bound values are queued per event. If the database is unreachable,
 //     Start logs it and succeeds: the other stacks run, this sink queues
-//     every upstream value (bounded by backlog_memcap) and the writer binds
+//     every upstream value (bounded by queue_bytes) and the writer binds
 //     the columns once it connects; a column without a key is then logged
 //     and the queued rows are dropped and counted.
 //   - Run: Interp copies the row into the queue (a full queue drops the
-//     row and counts it); the writer writes batches; a row the database
+//     row and counts it, waits, or spools it: overflow); the writer
+//     writes batches; a row the database
 //     refuses (constraint, value out of range, text too long) is logged,
 //     counted as dropped and skipped, the rest of its batch is written.
 //   - Stop: the writer drains the queue for a bounded time; what it could
-//     not write is counted as dropped and reported.
+//     not write is counted as dropped and reported, or saved to the
+//     spool (overflow=spool; see LayoutFile for what the next start
+//     checks).
 //
 // A plugin on this layer (see plugins/output/pgsql):
 //
 //	type Config struct {
-//		sqldb.Options        // table, procedure, reconnect, backlog_memcap, ...
+//		sqldb.Options        // table, procedure, reconnect, queue_bytes, overflow, ...
 //		DB string `ulogd:"db"` // the driver's own options
 //	}
 //
 //	// Descriptor: Wildcard: true (the columns choose the keys);
 //	// NewConfig returns &Config{Options: sqldb.DefaultOptions()};
 //	// Options merges sqldb.OptionDocs() with the driver's;
-//	// Keys checks cfg.Options.Check(); New checks CheckNames and returns
+//	// Keys checks cfg.Options.Check(); Resources returns
+//	// cfg.Options.Resources() (the spool directory); New checks
+//	// CheckNames and returns
 //	type sink struct{ *sqldb.Sink }
 //	&sink{sqldb.NewSink(env, sqldb.SinkConfig{Name: "PGSQL",
 //		Options: cfg.Options, IDRule: sqldb.IDUnderscore, Driver: d})}
@@ -60,11 +65,20 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/ulogd-go/ulogd/internal/sinkq"
 )
 
 // Options are the options of ulogd2's db layer that every SQL sink built
-// on it has. Plugins embed Options in their config (the config decoder
-// promotes embedded fields).
+// on it has, and the queue options of every network sink (queue_records,
+// queue_bytes, overflow, spool_dir, spool_size). Plugins embed Options in
+// their config (the config decoder promotes embedded fields).
+//
+// backlog_memcap and ring_buffer_size are ulogd2's names of queue_bytes
+// and queue_records: each pair is one bound, and giving both names of one
+// pair is an error (Check), whatever the values. Unset (0), the queue
+// holds 16 MiB of rows, at most one per 64 bytes (at least 1024), as
+// before the queue options existed (docs/compat.md S13).
 type Options struct {
 	Table          string `ulogd:"table,mandatory"`
 	Procedure      string `ulogd:"procedure,mandatory"`
@@ -73,25 +87,49 @@ type Options struct {
 	BacklogMemcap  int    `ulogd:"backlog_memcap"`
 	BacklogOneshot int    `ulogd:"backlog_oneshot_requests"`
 	RingBufferSize int    `ulogd:"ring_buffer_size"`
+	// The queue's options; QueueRecords and QueueBytes 0 mean unset
+	// (Queue resolves them).
+	sinkq.Options
 }
 
-// DefaultOptions returns ulogd2's defaults.
+// DefaultOptions returns ulogd2's defaults, and the queue's: its bounds
+// unset (see Queue), overflow=drop, a spool of at most 1 GiB.
 func DefaultOptions() Options {
-	return Options{Reconnect: 2, BacklogOneshot: 10}
+	q := sinkq.DefaultOptions()
+	q.QueueRecords, q.QueueBytes = 0, 0
+	return Options{Reconnect: 2, BacklogOneshot: 10, Options: q}
 }
 
 // OptionDocs describes the options of Options, for the plugins' Options
 // maps (merged with their own).
 func OptionDocs() map[string]string {
-	return map[string]string{
+	m := map[string]string{
 		"table":                    "the table (or view) whose columns say what is written, and the target of a plain `INSERT`",
 		"procedure":                "`INSERT`, `INSERT INTO name`, `CALL name` or a stored function name such as `INSERT_PACKET_FULL`",
 		"reconnect":                "seconds between connection attempts (the first retry after a loss is immediate); `0`: give up after the first failure and drop (counted)",
 		"connect_timeout":          "seconds one connection attempt may take (`0`: 10 s)",
-		"backlog_memcap":           "bytes of rows kept in memory while the database is slow or away (`0`: 16 MiB); rows past it are dropped and counted",
+		"backlog_memcap":           "ulogd2's name of `queue_bytes` (give only one of the two)",
 		"backlog_oneshot_requests": "accepted for compatibility; values ≤ 2 become 3 as in ulogd2 (the writer catches up as fast as the database takes rows)",
-		"ring_buffer_size":         "`>0`: the queue holds at most this many rows (besides `backlog_memcap`)",
+		"ring_buffer_size":         "ulogd2's name of `queue_records` (give only one of the two)",
 	}
+	for k, v := range QueueDocs() {
+		m[k] = v
+	}
+	return m
+}
+
+// QueueDocs describes the queue options of a SQL sink: the network
+// sinks' (sinkq.OptionDocs) with the SQL defaults of the bounds.
+func QueueDocs() map[string]string {
+	m := sinkq.OptionDocs()
+	for k, v := range map[string]string{
+		"queue_records": "most rows waiting in memory for the database (`0`: `ring_buffer_size` if set, else one per 64 bytes of `queue_bytes`, at least 1024)",
+		"queue_bytes":   "most bytes of rows waiting in memory for the database, also the longest row (`0`: `backlog_memcap` if set, else 16 MiB)",
+		"overflow":      "full queue: `drop` (count each row), `block` (hold the source: the kernel counts its losses) or `spool` (to disk, `spool_dir`; every upstream key is then queued, and a spool of other keys left by a changed stack stops the start)",
+	} {
+		m[k] = v
+	}
+	return m
 }
 
 // Defaults of the queue.
@@ -125,6 +163,18 @@ func (o *Options) Check() (warnings []string, err error) {
 		return nil, fmt.Errorf("option `backlog_memcap': %d is negative", o.BacklogMemcap)
 	case o.RingBufferSize < 0:
 		return nil, fmt.Errorf("option `ring_buffer_size': %d is negative", o.RingBufferSize)
+	case o.QueueRecords < 0:
+		return nil, fmt.Errorf("option `queue_records': %d is negative", o.QueueRecords)
+	case o.QueueBytes < 0:
+		return nil, fmt.Errorf("option `queue_bytes': %d is negative", o.QueueBytes)
+	case o.BacklogMemcap > 0 && o.QueueBytes > 0:
+		return nil, errors.New("options `backlog_memcap' and `queue_bytes' are both given: they are one bound (ulogd2's name and the network sinks' one); keep `queue_bytes'")
+	case o.RingBufferSize > 0 && o.QueueRecords > 0:
+		return nil, errors.New("options `ring_buffer_size' and `queue_records' are both given: they are one bound (ulogd2's name and the network sinks' one); keep `queue_records'")
+	}
+	q := o.Queue()
+	if err := q.Check(); err != nil {
+		return nil, err
 	}
 	if o.BacklogOneshot <= 2 {
 		warnings = append(warnings, fmt.Sprintf("backlog_oneshot_requests=%d is too small, using 3", o.BacklogOneshot))
@@ -133,18 +183,22 @@ func (o *Options) Check() (warnings []string, err error) {
 	return warnings, nil
 }
 
-// QueueBounds returns the queue's bounds in records and bytes for the
-// options: backlog_memcap (16 MiB when 0) bounds the bytes;
-// ring_buffer_size, when set, the records (else one record per 64 bytes
-// of memcap, at least 1024).
-func (o *Options) QueueBounds() (records, bytes int) {
-	bytes = o.BacklogMemcap
-	if bytes <= 0 {
-		bytes = DefaultMemcap
+// Queue returns the queue options with the bounds resolved: queue_bytes,
+// else backlog_memcap, else 16 MiB; queue_records, else ring_buffer_size,
+// else one record per 64 bytes of the byte bound (at least 1024).
+func (o *Options) Queue() sinkq.Options {
+	q := o.Options
+	if q.QueueBytes <= 0 {
+		q.QueueBytes = o.BacklogMemcap
 	}
-	records = o.RingBufferSize
-	if records <= 0 {
-		records = max(bytes/bytesPerRecordEst, minQueueRecords)
+	if q.QueueBytes <= 0 {
+		q.QueueBytes = DefaultMemcap
 	}
-	return records, bytes
+	if q.QueueRecords <= 0 {
+		q.QueueRecords = o.RingBufferSize
+	}
+	if q.QueueRecords <= 0 {
+		q.QueueRecords = max(q.QueueBytes/bytesPerRecordEst, minQueueRecords)
+	}
+	return q
 }

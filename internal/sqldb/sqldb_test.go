@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ulogd-go/ulogd/internal/keys"
+	"github.com/ulogd-go/ulogd/internal/sinkq"
 )
 
 func TestParseProcedure(t *testing.T) {
@@ -209,8 +210,8 @@ func TestOptions(t *testing.T) {
 	if err != nil || len(w) != 0 {
 		t.Fatal(w, err)
 	}
-	if r, b := o.QueueBounds(); b != DefaultMemcap || r != DefaultMemcap/64 {
-		t.Errorf("bounds %d %d", r, b)
+	if q := o.Queue(); q.QueueBytes != DefaultMemcap || q.QueueRecords != DefaultMemcap/64 || q.Policy() != sinkq.Drop {
+		t.Errorf("defaults %+v", q)
 	}
 	o.BacklogOneshot = 1
 	o.RingBufferSize = 100
@@ -219,8 +220,8 @@ func TestOptions(t *testing.T) {
 	if err != nil || len(w) != 1 || o.BacklogOneshot != 3 {
 		t.Errorf("oneshot: %v %v %d", w, err, o.BacklogOneshot)
 	}
-	if r, b := o.QueueBounds(); r != 100 || b != 1000 {
-		t.Errorf("bounds %d %d", r, b)
+	if q := o.Queue(); q.QueueRecords != 100 || q.QueueBytes != 1000 {
+		t.Errorf("bounds %+v", q)
 	}
 	o.Reconnect = -1
 	if _, err := o.Check(); err == nil || !strings.Contains(err.Error(), "reconnect") {

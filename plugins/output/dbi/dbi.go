@@ -112,7 +112,8 @@ func Descriptor() *plugin.Descriptor {
 		Keys: func(cfg *Config) ([]keys.Spec, []keys.Spec, error) {
 			return nil, nil, cfg.check()
 		},
-		New: newSink,
+		Resources: func(cfg *Config) []string { return cfg.Options.Resources() },
+		New:       newSink,
 	})
 }
 

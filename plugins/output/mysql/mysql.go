@@ -89,6 +89,7 @@ func Descriptor() *plugin.Descriptor {
 		Options:   options(),
 		Sample:    sample,
 		Keys:      keysOf,
+		Resources: func(cfg *Config) []string { return cfg.Options.Resources() },
 		New:       newSink,
 	})
 }

@@ -31,6 +31,10 @@ func TestConfigErrors(t *testing.T) {
 		{ok + "port=70000\n", "port"},
 		{ok + "reconnect=-1\n", "reconnect"},
 		{ok + "backlog_memcap=-5\n", "backlog_memcap"},
+		{ok + "backlog_memcap=1000\nqueue_bytes=2000\n", "`backlog_memcap' and `queue_bytes' are both given"},
+		{ok + "ring_buffer_size=10\nqueue_records=20\n", "`ring_buffer_size' and `queue_records' are both given"},
+		{ok + "overflow=\"spool\"\n", "needs a spool_dir"},
+		{ok + "overflow=\"sometimes\"\n", "overflow must be"},
 	} {
 		_, err := sqltest.New(t, "MYSQL", tc.conf, up)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

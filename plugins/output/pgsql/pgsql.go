@@ -75,6 +75,7 @@ func Descriptor() *plugin.Descriptor {
 		Keys: func(cfg *Config) ([]keys.Spec, []keys.Spec, error) {
 			return nil, nil, check(cfg)
 		},
+		Resources: func(cfg *Config) []string { return cfg.Options.Resources() },
 		New: func(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 			if err := checkNames(cfg); err != nil {
 				return nil, err

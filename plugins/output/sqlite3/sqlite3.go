@@ -17,6 +17,7 @@ import (
 
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
+	"github.com/ulogd-go/ulogd/internal/sinkq"
 	"github.com/ulogd-go/ulogd/internal/sqldb"
 )
 
@@ -24,6 +25,8 @@ import (
 type Config struct {
 	DB    string `ulogd:"db,mandatory"`
 	Table string `ulogd:"table,mandatory"`
+	// The queue's options, as the other SQL sinks' (sqldb.Options).
+	sinkq.Options
 }
 
 //go:embed sample.conf
@@ -39,19 +42,21 @@ func Descriptor() *plugin.Descriptor {
 		Summary:   "write one row per event into a table of an SQLite database file",
 		Input:     plugin.DTPacket | plugin.DTFlow | plugin.DTSum,
 		Output:    plugin.DTSink,
-		NewConfig: func() *Config { return &Config{} },
-		Options: map[string]string{
-			"db":    "the database file (created if missing; the table must exist)",
-			"table": "the table: its columns say which keys are written (`_` in a column name stands for `.` in the key name)",
+		NewConfig: func() *Config { return &Config{Options: sqldb.DefaultOptions().Options} },
+		Options:   options(),
+		Sample:    sample,
+		Wildcard:  true,
+		Keys: func(cfg *Config) ([]keys.Spec, []keys.Spec, error) {
+			o := cfg.sqlOptions()
+			_, err := o.Check()
+			return nil, nil, err
 		},
-		Sample:   sample,
-		Wildcard: true,
+		Resources: func(cfg *Config) []string { return cfg.Options.Resources() },
 		New: func(env *plugin.Env, cfg *Config) (plugin.Instance, error) {
 			if err := check(cfg); err != nil {
 				return nil, err
 			}
-			opts := sqldb.DefaultOptions()
-			opts.Table, opts.Procedure = cfg.Table, "INSERT"
+			opts := cfg.sqlOptions()
 			return &sink{Sink: sqldb.NewSink(env, sqldb.SinkConfig{
 				Name: "SQLITE3", Options: opts, IDRule: sqldb.NoID, Driver: &driver{cfg: cfg},
 			})}, nil
@@ -59,7 +64,29 @@ func Descriptor() *plugin.Descriptor {
 	})
 }
 
+func options() map[string]string {
+	m := sqldb.QueueDocs()
+	m["queue_records"] = "most rows waiting in memory for the database (`0`: one per 64 bytes of `queue_bytes`, at least 1024)"
+	m["queue_bytes"] = "most bytes of rows waiting in memory for the database, also the longest row (`0`: 16 MiB)"
+	m["db"] = "the database file (created if missing; the table must exist)"
+	m["table"] = "the table: its columns say which keys are written (`_` in a column name stands for `.` in the key name)"
+	return m
+}
+
+// sqlOptions returns the db layer's options of cfg: a plain INSERT into
+// the table, the queue's options.
+func (cfg *Config) sqlOptions() sqldb.Options {
+	opts := sqldb.DefaultOptions()
+	opts.Table, opts.Procedure = cfg.Table, "INSERT"
+	opts.Options = cfg.Options
+	return opts
+}
+
 func check(cfg *Config) error {
+	o := cfg.sqlOptions()
+	if _, err := o.Check(); err != nil {
+		return err
+	}
 	if cfg.DB == "" {
 		return errors.New("option `db' is empty")
 	}
