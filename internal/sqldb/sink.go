@@ -210,6 +210,15 @@ func identity(n int) []int {
 	return p
 }
 
+// Flush wakes the writer for the rows of the receive batch that ended
+// (see sinkq.Queue.Flush).
+func (s *Sink) Flush() error {
+	if s.w != nil {
+		s.w.Flush()
+	}
+	return nil
+}
+
 // Interp copies the row's values into the queue; it never waits.
 func (s *Sink) Interp(r *keys.Record) plugin.Verdict {
 	if s.disabled.Load() {

@@ -62,10 +62,10 @@
 package sqldb
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/sinkq"
 )
 
@@ -143,10 +143,10 @@ const (
 // config decoder reports them missing).
 func (o *Options) CheckNames() error {
 	if strings.TrimSpace(o.Table) == "" {
-		return errors.New("option `table' is empty")
+		return config.OptionErrorf("table", "option `table' is empty")
 	}
 	if strings.TrimSpace(o.Procedure) == "" {
-		return errors.New("option `procedure' is empty")
+		return config.OptionErrorf("procedure", "option `procedure' is empty")
 	}
 	return nil
 }
@@ -156,21 +156,21 @@ func (o *Options) CheckNames() error {
 func (o *Options) Check() (warnings []string, err error) {
 	switch {
 	case o.Reconnect < 0:
-		return nil, fmt.Errorf("option `reconnect': %d is negative", o.Reconnect)
+		return nil, config.OptionErrorf("reconnect", "option `reconnect': %d is negative", o.Reconnect)
 	case o.ConnectTimeout < 0:
-		return nil, fmt.Errorf("option `connect_timeout': %d is negative", o.ConnectTimeout)
+		return nil, config.OptionErrorf("connect_timeout", "option `connect_timeout': %d is negative", o.ConnectTimeout)
 	case o.BacklogMemcap < 0:
-		return nil, fmt.Errorf("option `backlog_memcap': %d is negative", o.BacklogMemcap)
+		return nil, config.OptionErrorf("backlog_memcap", "option `backlog_memcap': %d is negative", o.BacklogMemcap)
 	case o.RingBufferSize < 0:
-		return nil, fmt.Errorf("option `ring_buffer_size': %d is negative", o.RingBufferSize)
+		return nil, config.OptionErrorf("ring_buffer_size", "option `ring_buffer_size': %d is negative", o.RingBufferSize)
 	case o.QueueRecords < 0:
-		return nil, fmt.Errorf("option `queue_records': %d is negative", o.QueueRecords)
+		return nil, config.OptionErrorf("queue_records", "option `queue_records': %d is negative", o.QueueRecords)
 	case o.QueueBytes < 0:
-		return nil, fmt.Errorf("option `queue_bytes': %d is negative", o.QueueBytes)
+		return nil, config.OptionErrorf("queue_bytes", "option `queue_bytes': %d is negative", o.QueueBytes)
 	case o.BacklogMemcap > 0 && o.QueueBytes > 0:
-		return nil, errors.New("options `backlog_memcap' and `queue_bytes' are both given: they are one bound (ulogd2's name and the network sinks' one); keep `queue_bytes'")
+		return nil, config.OptionErrorf("queue_bytes", "options `backlog_memcap' and `queue_bytes' are both given: they are one bound (ulogd2's name and the network sinks' one); keep `queue_bytes'")
 	case o.RingBufferSize > 0 && o.QueueRecords > 0:
-		return nil, errors.New("options `ring_buffer_size' and `queue_records' are both given: they are one bound (ulogd2's name and the network sinks' one); keep `queue_records'")
+		return nil, config.OptionErrorf("queue_records", "options `ring_buffer_size' and `queue_records' are both given: they are one bound (ulogd2's name and the network sinks' one); keep `queue_records'")
 	}
 	q := o.Queue()
 	if err := q.Check(); err != nil {

@@ -7,13 +7,12 @@ package dbi
 
 import (
 	_ "embed"
-	"errors"
-	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/sqldb"
@@ -47,10 +46,10 @@ func (c *Config) check() error {
 		return err
 	}
 	if c.DBType != "" && !slices.Contains(DBTypes, c.DBType) {
-		return fmt.Errorf("option `dbtype': %q is not one of %s", c.DBType, strings.Join(DBTypes, ", "))
+		return config.OptionErrorf("dbtype", "option `dbtype': %q is not one of %s", c.DBType, strings.Join(DBTypes, ", "))
 	}
 	if c.Port < 0 || c.Port > 65535 {
-		return fmt.Errorf("option `port': %d is not a port number", c.Port)
+		return config.OptionErrorf("port", "option `port': %d is not a port number", c.Port)
 	}
 	return nil
 }
@@ -64,10 +63,10 @@ func (c *Config) checkNames() error {
 		return err
 	}
 	if c.DBType == "" {
-		return fmt.Errorf("option `dbtype' is empty: one of %s", strings.Join(DBTypes, ", "))
+		return config.OptionErrorf("dbtype", "option `dbtype' is empty: one of %s", strings.Join(DBTypes, ", "))
 	}
 	if strings.TrimSpace(c.DB) == "" {
-		return errors.New("option `db' is empty")
+		return config.OptionErrorf("db", "option `db' is empty")
 	}
 	return nil
 }

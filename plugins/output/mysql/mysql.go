@@ -7,11 +7,10 @@ package mysql
 
 import (
 	_ "embed"
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 
+	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/sqldb"
@@ -41,7 +40,7 @@ func (c *Config) check() error {
 		return err
 	}
 	if c.Port < 0 || c.Port > 65535 {
-		return fmt.Errorf("option `port': %d is not a port number", c.Port)
+		return config.OptionErrorf("port", "option `port': %d is not a port number", c.Port)
 	}
 	return nil
 }
@@ -55,7 +54,7 @@ func (c *Config) checkNames() error {
 		return err
 	}
 	if strings.TrimSpace(c.DB) == "" {
-		return errors.New("option `db' is empty")
+		return config.OptionErrorf("db", "option `db' is empty")
 	}
 	return nil
 }

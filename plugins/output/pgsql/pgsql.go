@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/sqldb"
@@ -99,7 +100,7 @@ func check(cfg *Config) error {
 		return err
 	}
 	if cfg.Port < 0 || cfg.Port > 65535 {
-		return fmt.Errorf("option `port': %d is not a port number", cfg.Port)
+		return config.OptionErrorf("port", "option `port': %d is not a port number", cfg.Port)
 	}
 	if _, err := pgx.ParseConfig(ConnInfo(cfg)); err != nil {
 		return fmt.Errorf("connection options: %v", err)
@@ -118,10 +119,10 @@ func checkNames(cfg *Config) error {
 	}
 	if cfg.ConnString == "" {
 		if cfg.DB == "" {
-			return errors.New("option `db' is empty (and there is no `connstring')")
+			return config.OptionErrorf("db", "option `db' is empty (and there is no `connstring')")
 		}
 		if cfg.User == "" {
-			return errors.New("option `user' is empty (and there is no `connstring')")
+			return config.OptionErrorf("user", "option `user' is empty (and there is no `connstring')")
 		}
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3lib "modernc.org/sqlite/lib"
 
+	"github.com/ulogd-go/ulogd/internal/config"
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/sinkq"
@@ -88,10 +89,10 @@ func check(cfg *Config) error {
 		return err
 	}
 	if cfg.DB == "" {
-		return errors.New("option `db' is empty")
+		return config.OptionErrorf("db", "option `db' is empty")
 	}
 	if strings.TrimSpace(cfg.Table) == "" {
-		return errors.New("option `table' is empty")
+		return config.OptionErrorf("table", "option `table' is empty")
 	}
 	return nil
 }
