@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -12,6 +13,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // The long outage of TestQueuePoliciesAcrossLongOutage: the collectors
@@ -116,6 +122,14 @@ func daemonCounters(t *testing.T, logfile string) map[string]map[string]int {
 	return c
 }
 
+// pollCounters makes d log its counters (SIGUSR1) and returns them.
+func pollCounters(t *testing.T, d *Daemon, logfile string) map[string]map[string]int {
+	t.Helper()
+	d.Signal(t, syscall.SIGUSR1)
+	time.Sleep(200 * time.Millisecond)
+	return daemonCounters(t, logfile)
+}
+
 // TestQueuePoliciesAcrossLongOutage: one NFLOG source feeds three JSON
 // sinks over TCP, each to its own collector; the collectors are down for
 // a minute while 5000 packets a second are logged. At its end the daemon
@@ -182,12 +196,7 @@ func TestQueuePoliciesAcrossLongOutage(t *testing.T) {
 	}
 	spec := DaemonSpec{Name: "ours", Binary: OurBinary(t), Netns: q.p.A, Logfile: logfile,
 		Config: WriteConfig(t, filepath.Join(q.dir, "ulogd.conf"), conf.String())}
-	// poll logs the counters (SIGUSR1) and returns them.
-	poll := func(d *Daemon) map[string]map[string]int {
-		d.Signal(t, syscall.SIGUSR1)
-		time.Sleep(200 * time.Millisecond)
-		return daemonCounters(t, logfile)
-	}
+	poll := func(d *Daemon) map[string]map[string]int { return pollCounters(t, d, logfile) }
 	// accounted: NFLOG read the want packets, and each of their records
 	// is at its collector or counted dropped (runs: the counters of
 	// each daemon run).
@@ -311,4 +320,184 @@ func TestQueuePoliciesAcrossLongOutage(t *testing.T) {
 func tail(b []byte, n int) []byte {
 	lines := strings.SplitAfter(string(b), "\n")
 	return []byte(strings.Join(lines[max(0, len(lines)-n):], ""))
+}
+
+// natsInA is a JetStream nats-server on 127.0.0.1 in p.A, with its store
+// in dir, that a test stops and starts again.
+type natsInA struct {
+	t    *testing.T
+	p    *NSPair
+	port int
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startNATSInA(t *testing.T, p *NSPair, dir string) *natsInA {
+	testutil.RequireTools(t, "nats-server")
+	s := &natsInA{t: t, p: p, dir: dir}
+	if err := InNetns(p.A, func() error {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err == nil {
+			s.port = ln.Addr().(*net.TCPAddr).Port
+			ln.Close()
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *natsInA) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.port) }
+
+func (s *natsInA) start() {
+	s.t.Helper()
+	s.cmd = exec.Command("ip", "netns", "exec", s.p.A, "nats-server",
+		"-a", "127.0.0.1", "-p", strconv.Itoa(s.port), "-js", "-sd", s.dir)
+	out := &testutil.Buffer{}
+	s.cmd.Stdout, s.cmd.Stderr = out, out
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	s.done = done
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	WaitFor(s.t, 30*time.Second, "nats-server ready", func() bool {
+		return strings.Contains(out.String(), "Server is ready")
+	})
+}
+
+// stop stops the server with SIGTERM and waits for it.
+func (s *natsInA) stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.cmd = nil
+}
+
+// connect is a client of the server, from the test (in p.A).
+func (s *natsInA) connect() *nats.Conn {
+	s.t.Helper()
+	nc, err := nats.Connect(s.url(), nats.SetCustomDialer(netnsDialer{s.p.A}))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return nc
+}
+
+// netnsDialer dials in a network namespace.
+type netnsDialer struct{ ns string }
+
+func (d netnsDialer) Dial(network, address string) (c net.Conn, err error) {
+	err = InNetns(d.ns, func() (err error) {
+		c, err = net.DialTimeout(network, address, 5*time.Second)
+		return err
+	})
+	return c, err
+}
+
+// TestNATSSpoolAcrossOutageAndRestart: NFLOG packets to NATS JetStream
+// with overflow=spool and a small queue. The server is stopped; the
+// records logged meanwhile are spooled; the daemon is stopped with SIGTERM
+// and started again while the server is still down; once it is back, the
+// stream holds every record once, in order (docs/compat.md B2, J8).
+func TestNATSSpoolAcrossOutageAndRestart(t *testing.T) {
+	t.Parallel()
+	q := newQueueTest(t)
+	srv := startNATSInA(t, q.p, filepath.Join(q.dir, "js"))
+	nc := srv.connect()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "PKT", Subjects: []string{"ulogd.>"},
+		Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+
+	const base, n = 30000, 2000 // dest ports base..base+3n-1, one packet each
+	logfile := filepath.Join(q.dir, "ulogd.log")
+	spec := DaemonSpec{Name: "ours", Binary: OurBinary(t), Netns: q.p.A, Logfile: logfile,
+		Config: WriteConfig(t, filepath.Join(q.dir, "ulogd.conf"), fmt.Sprintf(
+			"[global]\nlogfile=%q\nloglevel=1\nstack=log1:NFLOG,base1:BASE,nats1:NATS\n\n[log1]\ngroup=1\n\n"+
+				"[nats1]\nurl=%q\nsubject=\"ulogd.pkt\"\njetstream=1\ntimeout=2\ntimestamp=0\n"+
+				"queue_records=64\noverflow=\"spool\"\nspool_dir=%q\n",
+			logfile, srv.url(), filepath.Join(q.dir, "spool")))}
+	// sinkHas waits until the sink has received and written (the
+	// server acknowledged) so many records and dropped none.
+	sinkHas := func(d *Daemon, received, written int) {
+		t.Helper()
+		WaitFor(t, 90*time.Second, fmt.Sprintf("the sink to have received %d records and written %d", received, written), func() bool {
+			c := pollCounters(t, d, logfile)["nats1"]
+			return c["received"] == received && c["written"] == written && c["dropped"] == 0
+		})
+	}
+	d := StartDaemon(t, spec)
+	q.send(base, base+n, 50)
+	sinkHas(d, n, n)
+	srv.stop()
+	q.send(base+n, base+2*n, 50)
+	sinkHas(d, 2*n, n)
+	if _, err := d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if segs, _ := filepath.Glob(filepath.Join(q.dir, "spool", "*.spool")); len(segs) == 0 {
+		t.Fatal("nothing spooled at the stop")
+	}
+	if err := os.Truncate(logfile, 0); err != nil {
+		t.Fatal(err)
+	}
+	d = StartDaemon(t, spec) // the server still down
+	q.send(base+2*n, base+3*n, 50)
+	sinkHas(d, n, 0)
+	srv.start()
+	sinkHas(d, n, 2*n) // what was spooled in the first run, and the rest
+	if _, err := d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	nc = srv.connect()
+	defer nc.Close()
+	js, _ = jetstream.New(nc)
+	st, err := js.Stream(ctx, "PKT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := st.Info(ctx)
+	var got []int
+	for len(got) < int(info.State.Msgs) {
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := 0
+		for m := range batch.Messages() {
+			port, ok := destPort(m.Data())
+			if !ok {
+				t.Fatalf("no dest_port in %s", m.Data())
+			}
+			got = append(got, port)
+			k++
+		}
+		if k == 0 {
+			t.Fatalf("read %d of the stream's %d records", len(got), info.State.Msgs)
+		}
+	}
+	wantInOrder(t, got, base, 3*n)
 }
