@@ -25,12 +25,59 @@ var destPortRE = regexp.MustCompile(`"dest_port": (\d+)`)
 type queueTest struct {
 	t    *testing.T
 	p    *NSPair
-	col  *testutil.Collector
+	col  *keyCollector // keys: the dest_port of every record
 	sock *net.UDPConn
 	dir  string
+}
 
-	mu    sync.Mutex
-	ports []int // the dest_port of every record the collector read, in order
+// keyCollector is a TCP collector on 127.0.0.1 in p.A that keeps a number
+// taken from every record it reads (key), in order.
+type keyCollector struct {
+	*testutil.Collector
+	mu   sync.Mutex
+	keys []int
+}
+
+func newKeyCollector(t *testing.T, p *NSPair, key func(line []byte) (int, bool)) *keyCollector {
+	c := &keyCollector{}
+	c.Collector = testutil.NewCollector(t, "127.0.0.1:0", func(addr string) (ln net.Listener, err error) {
+		err = InNetns(p.A, func() error {
+			ln, err = net.Listen("tcp", addr)
+			return err
+		})
+		return ln, err
+	}, func(l []byte) {
+		if k, ok := key(l); ok {
+			c.mu.Lock()
+			c.keys = append(c.keys, k)
+			c.mu.Unlock()
+		}
+	})
+	return c
+}
+
+// received returns the keys read so far.
+func (c *keyCollector) received() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]int(nil), c.keys...)
+}
+
+// count returns how many keys were read so far.
+func (c *keyCollector) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.keys)
+}
+
+// destPort is the dest_port of a JSON record.
+func destPort(l []byte) (int, bool) {
+	m := destPortRE.FindSubmatch(l)
+	if m == nil {
+		return 0, false
+	}
+	port, err := strconv.Atoi(string(m[1]))
+	return port, err == nil
 }
 
 func newQueueTest(t *testing.T) *queueTest {
@@ -46,20 +93,7 @@ func newQueueTest(t *testing.T) *queueTest {
 	p.Nft(t, p.B, `table inet ulogdqueuedrop {
 	chain in { type filter hook input priority 0; udp dport 30000-39999 drop; }
 }`)
-	q.col = testutil.NewCollector(t, "127.0.0.1:0", func(addr string) (ln net.Listener, err error) {
-		err = InNetns(p.A, func() error {
-			ln, err = net.Listen("tcp", addr)
-			return err
-		})
-		return ln, err
-	}, func(l []byte) {
-		if m := destPortRE.FindSubmatch(l); m != nil {
-			port, _ := strconv.Atoi(string(m[1]))
-			q.mu.Lock()
-			q.ports = append(q.ports, port)
-			q.mu.Unlock()
-		}
-	})
+	q.col = newKeyCollector(t, p, destPort)
 	if err := InNetns(p.A, func() (err error) {
 		q.sock, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.A4, 0)))
 		return err
@@ -70,11 +104,7 @@ func newQueueTest(t *testing.T) *queueTest {
 	return q
 }
 
-func (q *queueTest) received() []int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return append([]int(nil), q.ports...)
-}
+func (q *queueTest) received() []int { return q.col.received() }
 
 // send sends one datagram to each dest port from..to-1, pausing 10 ms
 // after every burst datagrams (burst 50: 5000 a second); burst 0 sends as
@@ -105,13 +135,18 @@ func (q *queueTest) config(nflog, json string) DaemonSpec {
 // from, from+1, … once each, in order (n of them when n ≥ 0).
 func (q *queueTest) wantInOrder(from, n int) {
 	q.t.Helper()
-	got := q.received()
+	wantInOrder(q.t, q.received(), from, n)
+}
+
+// wantInOrder checks that got is from, from+1, … (n of them when n ≥ 0).
+func wantInOrder(t *testing.T, got []int, from, n int) {
+	t.Helper()
 	if n >= 0 && len(got) != n {
-		q.t.Fatalf("%d records received, want %d", len(got), n)
+		t.Fatalf("%d records received, want %d", len(got), n)
 	}
-	for i, port := range got {
-		if port != from+i {
-			q.t.Fatalf("record %d is for port %d, want %d (lost, repeated or out of order)", i, port, from+i)
+	for i, k := range got {
+		if k != from+i {
+			t.Fatalf("record %d is %d, want %d (lost, repeated or out of order)", i, k, from+i)
 		}
 	}
 }

@@ -198,8 +198,9 @@ func TestCore(t *testing.T) {
 // jsRestart creates a stream, starts a JetStream NATS instance with
 // extra options, and restarts the server while 3 × 5000 records are
 // emitted. It returns the harness, the server and the stream's records
-// read back (each ct.id with its count).
-func jsRestart(t *testing.T, opts string) (*harness, map[int]int, uint64) {
+// read back (each ct.id with its count), and the ct.ids in the stream's
+// order.
+func jsRestart(t *testing.T, opts string) (*harness, map[int]int, uint64, []int) {
 	srv := startServer(t, true)
 	nc, err := nats.Connect(srv.url())
 	if err != nil {
@@ -256,6 +257,7 @@ func jsRestart(t *testing.T, opts string) (*harness, map[int]int, uint64) {
 		t.Fatal(err)
 	}
 	seen := map[int]int{}
+	var order []int
 	for total := uint64(0); total < info.State.Msgs; {
 		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
@@ -263,7 +265,9 @@ func jsRestart(t *testing.T, opts string) (*harness, map[int]int, uint64) {
 		}
 		k := 0
 		for m := range batch.Messages() {
-			seen[id(t, m.Data())]++
+			i := id(t, m.Data())
+			seen[i]++
+			order = append(order, i)
 			k++
 		}
 		if k == 0 {
@@ -271,14 +275,14 @@ func jsRestart(t *testing.T, opts string) (*harness, map[int]int, uint64) {
 		}
 		total += uint64(k)
 	}
-	return h, seen, info.State.Msgs
+	return h, seen, info.State.Msgs, order
 }
 
 // TestJetStreamRestart restarts the server while records flow: every
 // record is in the stream once.
 func TestJetStreamRestart(t *testing.T) {
 	t.Parallel()
-	h, seen, msgs := jsRestart(t, "")
+	h, seen, msgs, _ := jsRestart(t, "")
 	const n = 15000
 	if d := h.sink.Dropped(); d != 0 {
 		t.Fatalf("dropped %d", d)
@@ -298,13 +302,35 @@ func TestJetStreamRestart(t *testing.T) {
 // every record written, once.
 func TestJetStreamRestartSmallQueue(t *testing.T) {
 	t.Parallel()
-	h, seen, msgs := jsRestart(t, "queue_records=500\n")
+	h, seen, msgs, _ := jsRestart(t, "queue_records=500\n")
 	written, dropped := h.sink.Written(), h.sink.Dropped()
 	if dropped == 0 || written+dropped != 15000 {
 		t.Fatalf("written %d + dropped %d, want 15000 with drops", written, dropped)
 	}
 	if msgs != written || uint64(len(seen)) != written {
 		t.Fatalf("stream holds %d messages (%d distinct), %d written", msgs, len(seen), written)
+	}
+}
+
+// TestJetStreamRestartSpool: with overflow=spool and the queue of
+// TestJetStreamRestartSmallQueue, what the queue cannot hold while the
+// server is down goes to the spool: nothing is dropped, and the stream
+// has every record once, in the order emitted (docs/compat.md B2).
+func TestJetStreamRestartSpool(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir() + "/spool"
+	h, _, msgs, order := jsRestart(t, fmt.Sprintf("queue_records=500\noverflow=\"spool\"\nspool_dir=%q\n", dir))
+	const n = 15000
+	if d := h.sink.Dropped(); d != 0 {
+		t.Fatalf("dropped %d", d)
+	}
+	if msgs != n || len(order) != n {
+		t.Fatalf("stream holds %d messages (%d read), want %d", msgs, len(order), n)
+	}
+	for i, id := range order {
+		if id != i {
+			t.Fatalf("stream record %d is %d (lost, repeated or out of order)", i, id)
+		}
 	}
 }
 
