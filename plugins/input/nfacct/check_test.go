@@ -12,7 +12,7 @@ import (
 func TestCheckErrors(t *testing.T) {
 	for _, tc := range []struct{ section, want string }{
 		{"timestamp=1\n", `t.conf:3: stack 1, a1:NFACCT: mandatory option "pollinterval" not found in section [a1]`},
-		{"pollinterval=0\n", `t.conf:2: stack 1, a1:NFACCT: pollinterval=0: NFACCT needs a poll interval`},
+		{"pollinterval=0\n", `t.conf:4: stack 1, a1:NFACCT: pollinterval=0: NFACCT needs a poll interval`},
 		{"pollinterval=-5\n", `pollinterval=-5`},
 		{"pollinterval=5x\n", `pollinterval`},
 		{"pollinterval=5\nzerocounter=0\ntimestamp=1\n", ""},
