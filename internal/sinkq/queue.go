@@ -149,11 +149,13 @@ type Queue struct {
 	spooling bool   // the spool holds records: new ones go there too
 
 	// lazy: Flush has been called, so Push leaves waking the writer to
-	// Flush until lazyWakeAt records wait (see Flush).
-	lazy  atomic.Bool
-	wake  chan struct{} // a record was queued (for the writer)
-	space chan struct{} // room was made (for a blocked Push)
-	done  chan struct{} // closed by Close
+	// Flush until wakeAt records or wakeBytes bytes wait (see Flush).
+	lazy      atomic.Bool
+	wakeAt    int           // records that wake the writer of a flushed queue
+	wakeBytes int           // bytes that do
+	wake      chan struct{} // a record was queued (for the writer)
+	space     chan struct{} // room was made (for a blocked Push)
+	done      chan struct{} // closed by Close
 }
 
 // New returns an empty queue.
@@ -165,12 +167,14 @@ func New(cfg Config) *Queue {
 		cfg.MaxBytes = 16 << 20
 	}
 	q := &Queue{
-		cfg:   cfg,
-		buf:   make([]byte, cfg.MaxBytes),
-		recs:  make([]span, cfg.MaxRecords),
-		wake:  make(chan struct{}, 1),
-		space: make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		wakeAt:    min(lazyWakeAt, max(1, cfg.MaxRecords/4)),
+		wakeBytes: max(1, cfg.MaxBytes/4),
+		cfg:       cfg,
+		buf:       make([]byte, cfg.MaxBytes),
+		recs:      make([]span, cfg.MaxRecords),
+		wake:      make(chan struct{}, 1),
+		space:     make(chan struct{}, 1),
+		done:      make(chan struct{}),
 	}
 	if sp, ok := cfg.Overflow.(*Spool); ok {
 		// What a previous run left in the spool is this queue's.
@@ -211,7 +215,7 @@ func (q *Queue) Push(rec []byte) bool {
 		}
 		if q.put(rec) {
 			q.enqueued++
-			wake := !q.lazy.Load() || q.depth() >= lazyWakeAt
+			wake := !q.lazy.Load() || q.depth() >= q.wakeAt || q.bytes >= q.wakeBytes
 			q.mu.Unlock()
 			if wake {
 				signal(q.wake)
@@ -230,9 +234,11 @@ func (q *Queue) Push(rec []byte) bool {
 			q.enqueued++
 			q.dropped++
 			q.mu.Unlock()
+			signal(q.wake)
 			return false
 		}
 		q.mu.Unlock()
+		signal(q.wake) // (a flushed queue's writer may not know yet)
 		select {
 		case <-q.space:
 		case <-q.done:
@@ -243,13 +249,15 @@ func (q *Queue) Push(rec []byte) bool {
 
 // lazyWakeAt is how many records wait before Push wakes the writer of a
 // queue that is flushed (a burst is not held back to the end of its
-// batch).
+// batch); a small queue wakes it at a quarter of its records or bytes,
+// so that it does not fill while the writer sleeps.
 const lazyWakeAt = 256
 
 // Flush wakes the writer when records wait. A sink calls it from its own
 // Flush, which the engine calls at the end of every receive batch and
 // every second. From the first call on, Push no longer wakes the writer
-// for each record (unless lazyWakeAt records wait): at 20k records a
+// for each record (only once lazyWakeAt records wait, or a quarter of a
+// smaller queue, and before it waits for room or drops): at 20k records a
 // second the writer would otherwise be woken, and put back to sleep, for
 // nearly every record. A record then waits at most until the end of its
 // batch (about 4 ms while events stream).

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func rec(i, size int) []byte {
@@ -229,5 +231,49 @@ func TestFlushWakes(t *testing.T) {
 	q.Flush()
 	if woken() {
 		t.Fatal("Flush of an empty queue woke the writer")
+	}
+}
+
+// TestFlushedSmallQueueWakes: a flushed queue smaller than lazyWakeAt
+// wakes its writer at a quarter of its records, and a Push that must
+// wait for room (block) wakes it too: the walk never waits for a writer
+// that sleeps.
+func TestFlushedSmallQueueWakes(t *testing.T) {
+	for _, p := range []Policy{Block, Drop} {
+		q := New(Config{MaxRecords: 16, MaxBytes: 1 << 16, Policy: p})
+		q.Flush()
+		stop := make(chan struct{})
+		var taken atomic.Int64
+		go func() {
+			var b Batch
+			for {
+				select {
+				case <-q.Wake():
+				case <-stop:
+					return
+				}
+				for q.Depth() > 0 {
+					q.Peek(&b, 1024)
+					taken.Add(int64(b.Len()))
+					q.Commit(b.Len())
+				}
+			}
+		}()
+		done := make(chan struct{})
+		go func() {
+			for range 1000 {
+				q.Push([]byte("record"))
+			}
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%v: 1000 pushes into a flushed queue of 16 did not end (%d taken)", p, taken.Load())
+		}
+		close(stop)
+		if st := q.Stats(); p == Block && st.Dropped != 0 {
+			t.Errorf("block: %d dropped", st.Dropped)
+		}
 	}
 }
