@@ -385,6 +385,10 @@ func (p *peer) Write(b *sinkq.Batch) (sent, discarded int, err error) {
 	if err != nil && p.s.cfg.Options.Reconnect == 0 {
 		if !p.s.disabled.Swap(true) {
 			p.s.log.Error(p.s.cfg.Name+": reconnect=0: permanently disabling plugin", "err", err)
+			// Nothing will take rows any more: a walk waiting for room
+			// (overflow=block) must not wait until the daemon stops.
+			// Its row, and any Push after it, is dropped and counted.
+			p.s.q.Close()
 		}
 	}
 	return stored, 0, err
