@@ -234,12 +234,12 @@ func TestFlushWakes(t *testing.T) {
 	}
 }
 
-// TestFlushedSmallQueueWakes: a flushed queue smaller than lazyWakeAt
-// wakes its writer at a quarter of its records, and a Push that must
-// wait for room (block) wakes it too: the walk never waits for a writer
-// that sleeps.
+// TestFlushedSmallQueueWakes: under overflow=block, a Push into a
+// flushed queue that must wait for room wakes the writer first: the walk
+// never waits for a writer that sleeps. (The thresholds are
+// TestFlushWakeThresholds'.)
 func TestFlushedSmallQueueWakes(t *testing.T) {
-	for _, p := range []Policy{Block, Drop} {
+	for _, p := range []Policy{Block} {
 		q := New(Config{MaxRecords: 16, MaxBytes: 1 << 16, Policy: p})
 		q.Flush()
 		stop := make(chan struct{})
@@ -275,5 +275,37 @@ func TestFlushedSmallQueueWakes(t *testing.T) {
 		if st := q.Stats(); p == Block && st.Dropped != 0 {
 			t.Errorf("block: %d dropped", st.Dropped)
 		}
+	}
+}
+
+// TestFlushWakeThresholds: after a Flush, a queue smaller than
+// lazyWakeAt wakes its writer at a quarter of its records, and any queue
+// at a quarter of its bytes.
+func TestFlushWakeThresholds(t *testing.T) {
+	woken := func(q *Queue) bool {
+		select {
+		case <-q.Wake():
+			return true
+		default:
+			return false
+		}
+	}
+	q := New(Config{MaxRecords: 16, MaxBytes: 1 << 16})
+	q.Flush()
+	for i := 1; i < 4; i++ {
+		if q.Push([]byte("r")); woken(q) {
+			t.Fatalf("queue of 16: woken at %d records", i)
+		}
+	}
+	if q.Push([]byte("r")); !woken(q) {
+		t.Fatal("queue of 16: not woken at 4 records")
+	}
+	q = New(Config{MaxRecords: 1024, MaxBytes: 4096})
+	q.Flush()
+	if q.Push(make([]byte, 1023)); woken(q) {
+		t.Fatal("woken at 1023 of 4096 bytes")
+	}
+	if q.Push([]byte("x")); !woken(q) {
+		t.Fatal("not woken at a quarter of the bytes")
 	}
 }
