@@ -17,12 +17,12 @@ import (
 type failDriver struct{ release chan struct{} }
 
 func (d *failDriver) Dial(context.Context) (Conn, error) { return failConn{d}, nil }
-func (d *failDriver) Peer() string                        { return "test" }
+func (d *failDriver) Peer() string                       { return "test" }
 
 type failConn struct{ d *failDriver }
 
 func (failConn) Columns(context.Context) ([]string, error) { return []string{"ct_mark"}, nil }
-func (failConn) Prepare(context.Context, []string) error    { return nil }
+func (failConn) Prepare(context.Context, []string) error   { return nil }
 func (c failConn) Write(context.Context, []Row) (int, error) {
 	<-c.d.release
 	return 0, errors.New("connection lost")
