@@ -1,6 +1,6 @@
 // Package sinkq is the bounded queue between a stack's walk and a slow
 // sink's writer goroutine, for every sink whose peer can be slow or absent
-// (JSON's sockets today; SQL, Kafka, NATS, GRAPHITE, IPFIX over TCP next).
+// (JSON's sockets, GRAPHITE, IPFIX, KAFKA, NATS and the SQL sinks).
 //
 // The walk encodes a record and hands the bytes to Push, which copies them
 // into a ring and returns at once: under the Drop policy a record that does

@@ -219,7 +219,8 @@ func (s *Sink) Flush() error {
 	return nil
 }
 
-// Interp copies the row's values into the queue; it never waits.
+// Interp copies the row's values into the queue; it waits only under
+// overflow=block, for room in a full queue.
 func (s *Sink) Interp(r *keys.Record) plugin.Verdict {
 	if s.disabled.Load() {
 		s.lost.Add(1)
