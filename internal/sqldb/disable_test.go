@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,5 +66,43 @@ func TestDisabledFreesBlockedWalk(t *testing.T) {
 	s.Stop(context.Background())
 	if w, dr := s.Written(), s.Dropped(); w != 0 || dr != n {
 		t.Errorf("written %d, dropped %d; want 0 and %d (every row counted)", w, dr, n)
+	}
+}
+
+// downDriver never connects; it counts the attempts.
+type downDriver struct{ dials atomic.Int32 }
+
+func (d *downDriver) Dial(context.Context) (Conn, error) {
+	d.dials.Add(1)
+	return nil, errors.New("connection refused")
+}
+func (d *downDriver) Peer() string { return "down" }
+
+// TestReconnectZeroDownAtStart: with reconnect=0, a database that is
+// down at start is the one failure: the stack starts, the sink dials no
+// more, and its rows are dropped and counted.
+func TestReconnectZeroDownAtStart(t *testing.T) {
+	up := []keys.Bound{{Spec: keys.Spec{Name: "ct.mark", Type: keys.Uint32}, Slot: 0, Instance: "ct1"}}
+	o := DefaultOptions()
+	o.Table, o.Procedure, o.Reconnect = "t", "INSERT", 0
+	d := &downDriver{}
+	s := NewSink(&plugin.Env{Upstream: up, Log: slog.New(slog.DiscardHandler)},
+		SinkConfig{Name: "TEST", Options: o, Driver: d, Drain: time.Second})
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatalf("Start with the database down: %v (the other stacks must run)", err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the sink to give up", s.disabled.Load)
+	r := keys.NewRecord([]keys.Type{keys.Uint32})
+	for i := range 10 {
+		r.SetUint(0, uint64(i))
+		s.Interp(r)
+	}
+	time.Sleep(2500 * time.Millisecond) // two of the writer's 1 s backoffs
+	s.Stop(context.Background())
+	if n := d.dials.Load(); n != 1 {
+		t.Errorf("%d connection attempts, want 1 (reconnect=0)", n)
+	}
+	if dr := s.Dropped(); dr != 10 {
+		t.Errorf("dropped %d, want 10", dr)
 	}
 }

@@ -185,6 +185,9 @@ func (s *Sink) dial(ctx context.Context) (sinkq.Peer, error) {
 		c, err := s.first, s.firstErr
 		s.first, s.firstErr = nil, nil
 		if c == nil {
+			if s.cfg.Options.Reconnect == 0 {
+				s.disable(err) // the first failure was Start's
+			}
 			return &downPeer{err: err}, nil
 		}
 		return s.newPeer(c, s.firstPos), nil
@@ -201,6 +204,16 @@ func (s *Sink) dial(ctx context.Context) (sinkq.Peer, error) {
 }
 
 var errDisabled = errors.New("reconnect=0: plugin disabled after a failure")
+
+// disable gives up for good (reconnect=0) after err: from now on every
+// row is dropped and counted, and a walk waiting for room in the queue
+// (overflow=block) goes on, its row dropped too.
+func (s *Sink) disable(err error) {
+	if !s.disabled.Swap(true) {
+		s.log.Error(s.cfg.Name+": reconnect=0: permanently disabling plugin", "err", err)
+		s.q.Close()
+	}
+}
 
 func identity(n int) []int {
 	p := make([]int, n)
@@ -384,13 +397,7 @@ func (p *peer) Write(b *sinkq.Batch) (sent, discarded int, err error) {
 		return stored, 1, nil
 	}
 	if err != nil && p.s.cfg.Options.Reconnect == 0 {
-		if !p.s.disabled.Swap(true) {
-			p.s.log.Error(p.s.cfg.Name+": reconnect=0: permanently disabling plugin", "err", err)
-			// Nothing will take rows any more: a walk waiting for room
-			// (overflow=block) must not wait until the daemon stops.
-			// Its row, and any Push after it, is dropped and counted.
-			p.s.q.Close()
-		}
+		p.s.disable(err)
 	}
 	return stored, 0, err
 }
