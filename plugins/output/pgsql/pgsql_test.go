@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ulogd-go/ulogd/internal/keys"
 	"github.com/ulogd-go/ulogd/internal/plugin"
 	"github.com/ulogd-go/ulogd/internal/sqldb"
@@ -306,34 +308,103 @@ func TestPGSQL(t *testing.T) {
 		}
 	})
 
-	t.Run("RefusedRowMidBatch", func(t *testing.T) {
+	// A stored function is called for a whole batch in one statement,
+	// each column's values as an array literal: the text survives it.
+	t.Run("FunctionArrayText", func(t *testing.T) {
 		db := s.Connect("flat")
-		s.Exec(db, "create table checked (_id serial, ct_mark bigint check (ct_mark <> 13), orig_ip_saddr_str inet)")
-		inst, err := sqltest.New(t, "PGSQL", conn("flat")+"table=checked\nprocedure=INSERT\n", ctUp)
+		s.Exec(db, "create table ftexts (oob_prefix text, oob_mark bigint)")
+		s.Exec(db, "create function put_text(p text, m bigint) returns void as 'insert into ftexts values ($1, $2)' language sql")
+		up, r := sqltest.Upstream(t, "NFLOG")
+		inst, err := sqltest.New(t, "PGSQL", conn("flat")+"table=ftexts\nprocedure=put_text\n", up)
 		if err != nil {
 			t.Fatal(err)
 		}
 		sqltest.Start(t, inst)
-		for i := range 100 {
-			sqltest.Flow(t, ctUp, ctRec, i, false)
-			if i == 60 {
-				sqltest.Set(t, ctUp, ctRec, "orig.ip.saddr.str", "not an address")
+		// The connection a driver of these options makes calls the
+		// function once per batch.
+		cfg := &Config{Options: sqldb.Options{Table: "ftexts", Procedure: "put_text"}, ConnString: s.ConnString("flat")}
+		c, err := NewDriver(cfg).Dial(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		cols, err := c.Columns(context.Background())
+		if err == nil {
+			err = c.Prepare(context.Background(), cols)
+		}
+		if err != nil || !batched(c) {
+			t.Fatalf("the function is not called once per batch (%v)", err)
+		}
+		want := []string{`dq"here`, `back\slash`, "{a,b}", "NULL", "", "tab\there", `\"`, "(null)"}
+		for i, p := range want {
+			r.Reset()
+			if p != "(null)" {
+				sqltest.Set(t, up, r, "oob.prefix", p)
 			}
-			inst.(plugin.Interpreter).Interp(ctRec)
+			sqltest.Set(t, up, r, "oob.mark", i)
+			inst.(plugin.Interpreter).Interp(r)
 		}
 		if err := stop(t, inst); err != nil {
 			t.Fatal(err)
 		}
-		if w, d := sqltest.Counters(inst); w != 98 || d != 2 {
-			t.Errorf("%s, want 98 written, 2 dropped", sqltest.String(inst))
+		rows, err := db.Query(context.Background(), "select coalesce(oob_prefix, '(null)') from ftexts order by oob_mark")
+		if err != nil {
+			t.Fatal(err)
 		}
-		if n := count(t, s, "flat", "select count(*) from checked"); n != 98 {
-			t.Errorf("rows: %d, want 98", n)
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
 		}
-		if n := count(t, s, "flat", "select count(*) from checked where ct_mark in (13, 60)"); n != 0 {
-			t.Errorf("refused rows stored: %d", n)
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("got %q, want %q", got, want)
 		}
 	})
+
+	// A row the database refuses (a bad address for inet) is skipped,
+	// counted, and the rest of its batch written: as one pipeline into a
+	// table, and as one statement calling a stored function.
+	for _, c := range []struct {
+		name, table string
+		ddl         []string
+		proc        string
+	}{
+		{"RefusedRowMidBatch", "checked", []string{
+			"create table checked (_id serial, ct_mark bigint check (ct_mark <> 13), orig_ip_saddr_str inet)"}, "INSERT"},
+		{"RefusedRowMidBatchFunction", "fchecked", []string{
+			"create table fchecked (ct_mark bigint check (ct_mark <> 13), orig_ip_saddr_str inet)",
+			"create function put_checked(m bigint, a inet) returns void as 'insert into fchecked values ($1, $2)' language sql"}, "put_checked"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db := s.Connect("flat")
+			for _, q := range c.ddl {
+				s.Exec(db, q)
+			}
+			inst, err := sqltest.New(t, "PGSQL", conn("flat")+"table="+c.table+"\nprocedure="+c.proc+"\n", ctUp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sqltest.Start(t, inst)
+			for i := range 100 {
+				sqltest.Flow(t, ctUp, ctRec, i, false)
+				if i == 60 {
+					sqltest.Set(t, ctUp, ctRec, "orig.ip.saddr.str", "not an address")
+				}
+				inst.(plugin.Interpreter).Interp(ctRec)
+			}
+			if err := stop(t, inst); err != nil {
+				t.Fatal(err)
+			}
+			if w, d := sqltest.Counters(inst); w != 98 || d != 2 {
+				t.Errorf("%s, want 98 written, 2 dropped", sqltest.String(inst))
+			}
+			if n := count(t, s, "flat", "select count(*) from "+c.table); n != 98 {
+				t.Errorf("rows: %d, want 98", n)
+			}
+			if n := count(t, s, "flat", "select count(*) from "+c.table+" where ct_mark in (13, 60)"); n != 0 {
+				t.Errorf("refused rows stored: %d", n)
+			}
+		})
+	}
 
 	t.Run("DownAtStart", func(t *testing.T) {
 		s.Stop()
@@ -457,4 +528,10 @@ func TestThroughput(t *testing.T) {
 	waitWritten(t, inst, n, 120*time.Second)
 	el := time.Since(start)
 	t.Logf("%d rows queued in %v, written in %v: %.0f rows/s", n, queued, el, n/el.Seconds())
+}
+
+// batched reports whether c calls its stored function once per batch.
+func batched(c sqldb.Conn) bool {
+	pc, ok := c.(*conn)
+	return ok && pc.many
 }
