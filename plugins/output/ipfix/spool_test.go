@@ -107,7 +107,6 @@ func (c *collector) count() int {
 // reach the collector once it is back: every record once, in order, none
 // dropped, and each session's sequence numbers count the records sent.
 func TestSpoolAcrossOutage(t *testing.T) {
-	t.Parallel()
 	tun := testTunables()
 	tun.redialMin, tun.redialMax = 10*time.Millisecond, 50*time.Millisecond
 	c := &collector{t: t, addr: "127.0.0.1:0"}
