@@ -37,23 +37,7 @@ func newSQLQueueTest(t *testing.T, pgOptions string) *sqlQueueTest {
 	q.s.CreateDB("flows", pgFlatSchema)
 	dir := t.TempDir()
 	logfile := filepath.Join(dir, "ours.log")
-	conf := WriteConfig(t, filepath.Join(dir, "ours.conf"), fmt.Sprintf(`[global]
-logfile=%q
-loglevel=3
-stack=ct1:NFCT,ip2str1:IP2STR,pg1:PGSQL
-
-[ct1]
-event_mask=1
-hash_enable=0
-
-[pg1]
-host=%q
-user="postgres"
-db="flows"
-table="ulog2_ct"
-procedure="INSERT"
-reconnect=1
-%s`, logfile, q.s.Dir, pgOptions))
+	conf := WriteConfig(t, filepath.Join(dir, "ours.conf"), pgFlowConfig(logfile, q.s.Dir, pgOptions))
 	q.spec = DaemonSpec{Name: "ours", Binary: OurBinary(t), Netns: q.p.A, Config: conf, Logfile: logfile}
 	return q
 }

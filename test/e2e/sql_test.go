@@ -273,6 +273,29 @@ func exitCounters(t *testing.T, logfile string) map[string][3]int {
 	return out
 }
 
+// pgFlowConfig is NFCT (NEW events, no hash) → IP2STR → PGSQL's plain
+// INSERT into the flat ulog2_ct of database "flows" on the server in
+// host, reconnecting every second, with more PGSQL options.
+func pgFlowConfig(logfile, host, pgOptions string) string {
+	return fmt.Sprintf(`[global]
+logfile=%q
+loglevel=3
+stack=ct1:NFCT,ip2str1:IP2STR,pg1:PGSQL
+
+[ct1]
+event_mask=1
+hash_enable=0
+
+[pg1]
+host=%q
+user="postgres"
+db="flows"
+table="ulog2_ct"
+procedure="INSERT"
+reconnect=1
+%s`, logfile, host, pgOptions)
+}
+
 // TestSQLOutage stops PostgreSQL for 10 s while 5000 new flows/s reach
 // our daemon (NFCT NEW events → IP2STR → PGSQL into ulog2_ct), then starts
 // it again. With a backlog large enough for the outage every flow the
@@ -299,24 +322,8 @@ func TestSQLOutage(t *testing.T) {
 			p := NewNSPair(t, NSOptions{Conntrack: true})
 			dir := t.TempDir()
 			logfile := filepath.Join(dir, "ours.log")
-			conf := WriteConfig(t, filepath.Join(dir, "ours.conf"), fmt.Sprintf(`[global]
-logfile=%q
-loglevel=3
-stack=ct1:NFCT,ip2str1:IP2STR,pg1:PGSQL
-
-[ct1]
-event_mask=1
-hash_enable=0
-
-[pg1]
-host=%q
-user="postgres"
-db="flows"
-table="ulog2_ct"
-procedure="INSERT"
-reconnect=1
-backlog_memcap=%d
-`, logfile, s.Dir, tc.memcap))
+			conf := WriteConfig(t, filepath.Join(dir, "ours.conf"),
+				pgFlowConfig(logfile, s.Dir, fmt.Sprintf("backlog_memcap=%d\n", tc.memcap)))
 			d := StartDaemon(t, DaemonSpec{Name: "ours", Binary: OurBinary(t), Netns: p.A, Config: conf, Logfile: logfile})
 			n := int((tc.down + 4*time.Second).Seconds()) * rate
 			stopAt, startAt := 2*rate, 2*rate+int(tc.down.Seconds())*rate
