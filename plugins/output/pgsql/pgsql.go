@@ -358,17 +358,7 @@ func appendArrayElem(dst []byte, v sqldb.Value) []byte {
 	if !ok {
 		return append(dst[:n], "NULL"...)
 	}
-	if !bytes.ContainsAny(dst[n+1:], `"\`) {
-		return append(dst, '"')
-	}
-	text := append([]byte(nil), dst[n+1:]...)
-	dst = dst[:n+1]
-	for _, ch := range text {
-		if ch == '"' || ch == '\\' {
-			dst = append(dst, '\\')
-		}
-		dst = append(dst, ch)
-	}
+	dst = escapeFrom(dst, n+1, `"\`, func(b []byte, ch byte) []byte { return append(b, '\\', ch) })
 	return append(dst, '"')
 }
 
@@ -398,22 +388,31 @@ func (c *conn) copyRows(ctx context.Context, rows []sqldb.Row) error {
 // copyEscape escapes b[n:] for COPY's text format: backslash, tab,
 // newline and carriage return.
 func copyEscape(b []byte, n int) []byte {
-	if !bytes.ContainsAny(b[n:], "\\\t\n\r") {
+	return escapeFrom(b, n, "\\\t\n\r", func(b []byte, ch byte) []byte {
+		switch ch {
+		case '\t':
+			ch = 't'
+		case '\n':
+			ch = 'n'
+		case '\r':
+			ch = 'r'
+		}
+		return append(b, '\\', ch)
+	})
+}
+
+// escapeFrom rewrites b[n:]: each byte of special as esc appends it, the
+// others as they are. It copies nothing when b[n:] holds none of them.
+func escapeFrom(b []byte, n int, special string, esc func(b []byte, ch byte) []byte) []byte {
+	if !bytes.ContainsAny(b[n:], special) {
 		return b
 	}
-	v := append([]byte(nil), b[n:]...)
+	text := append([]byte(nil), b[n:]...)
 	b = b[:n]
-	for _, ch := range v {
-		switch ch {
-		case '\\':
-			b = append(b, '\\', '\\')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		default:
+	for _, ch := range text {
+		if strings.IndexByte(special, ch) >= 0 {
+			b = esc(b, ch)
+		} else {
 			b = append(b, ch)
 		}
 	}
