@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"sync"
 	"time"
@@ -62,7 +63,7 @@ func Defaults() Options {
 // sink's own ones added.
 func OptionDocs(own ...map[string]string) map[string]string {
 	m := sinkq.AddOptionDocs(map[string]string{})
-	for k, v := range map[string]string{
+	maps.Copy(m, map[string]string{
 		"timestamp":     "0 leaves the time stamp out (as JSON's)",
 		"eventv1":       "1: Logstash event v1, `\"@version\": 1` first and the time stamp named `@timestamp` (as JSON's)",
 		"device":        "value of `dvc` (as JSON's)",
@@ -71,13 +72,9 @@ func OptionDocs(own ...map[string]string) map[string]string {
 		"queue_bytes":   "bytes the queue holds in memory (65536 to 1073741824; allocated at start)",
 		"layout":        "field names: `ulogd2` (ulogd2's keys) or `ecs` (Elastic Common Schema; as JSON's)",
 		"batch_records": "records published at once before waiting for their acknowledgements (1 to 65536)",
-	} {
-		m[k] = v
-	}
+	})
 	for _, o := range own {
-		for k, v := range o {
-			m[k] = v
-		}
+		maps.Copy(m, o)
 	}
 	return m
 }

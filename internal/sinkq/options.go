@@ -2,6 +2,7 @@ package sinkq
 
 import (
 	"errors"
+	"maps"
 	"path/filepath"
 
 	"github.com/ulogd-go/ulogd/internal/config"
@@ -49,9 +50,7 @@ func OptionDocs() map[string]string {
 
 // AddOptionDocs adds OptionDocs to docs and returns it.
 func AddOptionDocs(docs map[string]string) map[string]string {
-	for k, v := range OptionDocs() {
-		docs[k] = v
-	}
+	maps.Copy(docs, OptionDocs())
 	return docs
 }
 

@@ -63,6 +63,7 @@ package sqldb
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/ulogd-go/ulogd/internal/config"
@@ -112,9 +113,7 @@ func OptionDocs() map[string]string {
 		"backlog_oneshot_requests": "accepted for compatibility; values ≤ 2 become 3 as in ulogd2 (the writer catches up as fast as the database takes rows)",
 		"ring_buffer_size":         "ulogd2's name of `queue_records` (give only one of the two)",
 	}
-	for k, v := range QueueDocs() {
-		m[k] = v
-	}
+	maps.Copy(m, QueueDocs())
 	return m
 }
 
@@ -122,13 +121,11 @@ func OptionDocs() map[string]string {
 // sinks' (sinkq.OptionDocs) with the SQL defaults of the bounds.
 func QueueDocs() map[string]string {
 	m := sinkq.OptionDocs()
-	for k, v := range map[string]string{
+	maps.Copy(m, map[string]string{
 		"queue_records": "most rows waiting in memory for the database (`0`: `ring_buffer_size` if set, else one per 64 bytes of `queue_bytes`, at least 1024)",
 		"queue_bytes":   "most bytes of rows waiting in memory for the database, also the longest row (`0`: `backlog_memcap` if set, else 16 MiB)",
 		"overflow":      "full queue: `drop` (count each row), `block` (hold the source: the kernel counts its losses) or `spool` (to disk, `spool_dir`; every upstream key is then queued, and a spool of other keys left by a changed stack stops the start)",
-	} {
-		m[k] = v
-	}
+	})
 	return m
 }
 
