@@ -301,11 +301,15 @@ func (c *conn) Prepare(ctx context.Context, cols []string) error {
 // It reports whether the statement could be prepared; if not, each row
 // is one call, in one pipeline per batch.
 func (c *conn) prepareMany(ctx context.Context, st *sqldb.Statement, oids []uint32) bool {
-	types := make([]string, len(oids))
+	ids := make([]int64, len(oids))
 	for i, oid := range oids {
-		if err := c.c.QueryRow(ctx, "SELECT format_type($1::oid, NULL)", oid).Scan(&types[i]); err != nil {
-			return false
-		}
+		ids[i] = int64(oid)
+	}
+	var types []string
+	err := c.c.QueryRow(ctx, `SELECT array_agg(format_type(o::oid, NULL) ORDER BY i)
+		FROM unnest($1::int8[]) WITH ORDINALITY AS u(o, i)`, ids).Scan(&types)
+	if err != nil || len(types) != len(oids) {
+		return false
 	}
 	var cols, arrs []byte
 	for i, ty := range types {
@@ -321,7 +325,7 @@ func (c *conn) prepareMany(ctx context.Context, st *sqldb.Statement, oids []uint
 		arrs = append(arrs, "[]"...)
 	}
 	q := string(st.AppendOne(nil, cols)) + " FROM unnest(" + string(arrs) + ") AS v(" + string(cols) + ")"
-	_, err := c.c.PgConn().Prepare(ctx, stmtMany, q, nil)
+	_, err = c.c.PgConn().Prepare(ctx, stmtMany, q, nil)
 	return err == nil
 }
 
