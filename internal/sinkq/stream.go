@@ -17,8 +17,7 @@ import (
 // so that a dead peer is noticed before the next record goes into the
 // void.
 func NewStreamPeer(c net.Conn) Peer {
-	_, tcp := c.(*net.TCPConn)
-	p := &streamPeer{c: c, tcp: tcp, gone: make(chan struct{})}
+	p := &streamPeer{c: c, gone: make(chan struct{})}
 	go func() {
 		var b [512]byte
 		for {
@@ -37,7 +36,6 @@ func NewStreamPeer(c net.Conn) Peer {
 // held unsent: they are lost with the connection, and counted as dropped.
 type streamPeer struct {
 	c     net.Conn
-	tcp   bool
 	gone  chan struct{}
 	total uint64   // bytes written into the connection
 	ends  []uint64 // stream offsets after each record written but maybe not delivered
@@ -58,10 +56,11 @@ func (p *streamPeer) Write(b *Batch) (int, int, error) {
 	return sent, 0, err
 }
 
-// delivered returns how many bytes of the stream left this host's kernel
-// for good: acknowledged by the peer (TCP), or read by it (Unix).
-func (p *streamPeer) delivered() (uint64, bool) {
-	sc, ok := p.c.(syscall.Conn)
+// Delivered returns how many of the total bytes written into c left this
+// host's kernel for good: acknowledged by the peer (TCP), or read by it
+// (a Unix stream). It reports false when c's socket cannot say.
+func Delivered(c net.Conn, total uint64) (uint64, bool) {
+	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return 0, false
 	}
@@ -69,12 +68,13 @@ func (p *streamPeer) delivered() (uint64, bool) {
 	if err != nil {
 		return 0, false
 	}
+	_, tcp := c.(*net.TCPConn)
 	var (
 		acked uint64
 		qerr  error = errors.ErrUnsupported
 	)
 	_ = rc.Control(func(fd uintptr) {
-		if p.tcp {
+		if tcp {
 			// bytes_acked survives a reset, which empties the send
 			// queue (SIOCOUTQ then says 0).
 			var info *unix.TCPInfo
@@ -85,7 +85,7 @@ func (p *streamPeer) delivered() (uint64, bool) {
 		}
 		var outq int
 		if outq, qerr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); qerr == nil {
-			acked = p.total - min(p.total, uint64(outq))
+			acked = total - min(total, uint64(outq))
 		}
 	})
 	return acked, qerr == nil
@@ -93,7 +93,7 @@ func (p *streamPeer) delivered() (uint64, bool) {
 
 // trim forgets the records the peer has.
 func (p *streamPeer) trim() {
-	acked, ok := p.delivered()
+	acked, ok := Delivered(p.c, p.total)
 	if !ok {
 		p.ends = p.ends[:0]
 		return

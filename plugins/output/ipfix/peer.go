@@ -7,8 +7,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ulogd-go/ulogd/internal/ipfix"
 	"github.com/ulogd-go/ulogd/internal/sinkq"
 )
@@ -143,35 +141,12 @@ func (p *peer) send(now time.Time) error {
 	return err
 }
 
-// acked returns how many bytes of the TCP stream the collector
-// acknowledged (bytes_acked survives a reset, which empties the send
-// queue).
-func (p *peer) acked() (uint64, bool) {
-	sc, ok := p.c.(syscall.Conn)
-	if !ok {
-		return 0, false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return 0, false
-	}
-	var info *unix.TCPInfo
-	qerr := errors.ErrUnsupported
-	_ = rc.Control(func(fd uintptr) {
-		info, qerr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-	})
-	if qerr != nil {
-		return 0, false
-	}
-	return info.Bytes_acked, true
-}
-
 // trim forgets the messages the collector acknowledged.
 func (p *peer) trim() {
 	if len(p.unacked) == 0 {
 		return
 	}
-	acked, ok := p.acked()
+	acked, ok := sinkq.Delivered(p.c, p.total)
 	if !ok {
 		p.unacked = p.unacked[:0]
 		return
