@@ -3,7 +3,6 @@ package dbi
 import (
 	"github.com/ulogd-go/ulogd/internal/sqldb"
 	"github.com/ulogd-go/ulogd/plugins/output/pgsql"
-	"github.com/ulogd-go/ulogd/plugins/output/sqlite3"
 )
 
 // pgsqlDriver is PGSQL's driver on DBI's options: no schema (DBI ignores
@@ -12,6 +11,3 @@ func pgsqlDriver(cfg *Config) (sqldb.Driver, error) {
 	return pgsql.NewDriver(&pgsql.Config{Options: cfg.Options, DB: cfg.DB, Host: cfg.Host, User: cfg.User,
 		Pass: cfg.Pass, Port: cfg.Port}), nil
 }
-
-// sqliteRowFault is SQLITE3's classification of refused rows.
-func sqliteRowFault(err error) bool { return sqlite3.RowRefused(err) }

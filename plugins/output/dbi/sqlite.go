@@ -83,31 +83,14 @@ func (c *sqliteConn) Prepare(_ context.Context, cols []string) error {
 	return nil
 }
 
-// Write runs one statement per row in one transaction. A refused row
-// ends the transaction there: the rows before it are committed.
+// Write runs one statement per row in one transaction (sqlite3.WriteTx).
 func (c *sqliteConn) Write(ctx context.Context, rows []sqldb.Row) (int, error) {
-	tx, err := c.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, err
-	}
-	for i := range rows {
+	return sqlite3.WriteTx(ctx, c.db, len(rows), func(tx *sql.Tx, i int) error {
 		c.vals = rows[i].AppendSQL(c.vals[:0], &sqliteDialect)
 		c.buf = c.st.AppendOne(c.buf[:0], c.vals)
-		if _, err := tx.ExecContext(ctx, string(c.buf)); err != nil {
-			if !sqliteRowFault(err) {
-				tx.Rollback()
-				return 0, err
-			}
-			if cerr := tx.Commit(); cerr != nil {
-				return 0, cerr
-			}
-			return i, &sqldb.RowError{Err: err}
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, err
-	}
-	return len(rows), nil
+		_, err := tx.ExecContext(ctx, string(c.buf))
+		return err
+	})
 }
 
 func (c *sqliteConn) Close() error { return c.db.Close() }

@@ -176,17 +176,30 @@ func (c *conn) Prepare(ctx context.Context, cols []string) error {
 	return nil
 }
 
-// Write inserts the rows in one transaction. A refused row ends the
-// transaction there: the rows before it are committed.
+// Write inserts the rows in one transaction (WriteTx).
 func (c *conn) Write(ctx context.Context, rows []sqldb.Row) (int, error) {
-	tx, err := c.db.BeginTx(ctx, nil)
+	var st *sql.Stmt
+	return WriteTx(ctx, c.db, len(rows), func(tx *sql.Tx, i int) error {
+		if st == nil {
+			st = tx.StmtContext(ctx, c.stmt)
+		}
+		c.args = Args(c.args[:0], &rows[i])
+		_, err := st.ExecContext(ctx, c.args...)
+		return err
+	})
+}
+
+// WriteTx runs exec for each of n rows in one transaction. A row SQLite
+// refuses (RowRefused) ends the transaction there: the rows before it
+// are committed, and the refusal is returned as a *sqldb.RowError. DBI
+// with dbtype=sqlite3 writes through it too.
+func WriteTx(ctx context.Context, db *sql.DB, n int, exec func(tx *sql.Tx, i int) error) (int, error) {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
-	st := tx.StmtContext(ctx, c.stmt)
-	for i := range rows {
-		c.args = Args(c.args[:0], &rows[i])
-		if _, err := st.ExecContext(ctx, c.args...); err != nil {
+	for i := range n {
+		if err := exec(tx, i); err != nil {
 			if !RowRefused(err) {
 				tx.Rollback()
 				return 0, err
@@ -200,7 +213,7 @@ func (c *conn) Write(ctx context.Context, rows []sqldb.Row) (int, error) {
 	if err := tx.Commit(); err != nil {
 		return 0, err
 	}
-	return len(rows), nil
+	return n, nil
 }
 
 // RowRefused reports whether err is SQLite refusing the row's values
