@@ -10,8 +10,12 @@ import (
 // names (plugin.Metricer): records and bytes waiting in memory and, with
 // overflow=spool, on disk, and the connections made again after the
 // first. A sink that writes through a Writer returns
-// them from its own Metrics. Safe from any goroutine.
+// them from its own Metrics. Safe from any goroutine; a nil Writer (a
+// sink not started, or in a mode without a peer) has none.
 func (w *Writer) Metrics() []plugin.Metric {
+	if w == nil {
+		return nil
+	}
 	st := w.q.Stats()
 	reconnects := w.Connects()
 	if reconnects > 0 {
@@ -32,9 +36,9 @@ func (w *Writer) Metrics() []plugin.Metric {
 }
 
 // Check reports the peer down while no connection is open (plugin.Checker),
-// with the last error seen.
+// with the last error seen. A nil Writer is never down.
 func (w *Writer) Check() error {
-	if w.Connected() {
+	if w == nil || w.Connected() {
 		return nil
 	}
 	w.noteMu.Lock()

@@ -34,3 +34,12 @@ func TestWriterMetrics(t *testing.T) {
 	}
 	sp.Close(nil)
 }
+
+// TestNilWriterReports: a sink without a writer (not started, or a mode
+// without a peer) reports no queue metrics and is not down.
+func TestNilWriterReports(t *testing.T) {
+	var w *Writer
+	if m, err := w.Metrics(), w.Check(); m != nil || err != nil {
+		t.Errorf("nil Writer: metrics %v, check %v", m, err)
+	}
+}

@@ -303,19 +303,13 @@ func (s *Sink) Stats() sinkq.Stats {
 // Metrics reports the queue, the spool and the reconnections
 // (plugin.Metricer).
 func (s *Sink) Metrics() []plugin.Metric {
-	if s.w == nil {
-		return nil
-	}
 	return s.w.Metrics()
 }
 
 // Check reports the database down while no connection is open
 // (plugin.Checker).
 func (s *Sink) Check() error {
-	if s.w == nil {
-		return nil
-	}
-	if s.down.Load() {
+	if s.w != nil && s.down.Load() {
 		return fmt.Errorf("not connected to %s", s.cfg.Driver.Peer())
 	}
 	return s.w.Check()

@@ -7,17 +7,11 @@ import "github.com/ulogd-go/ulogd/internal/plugin"
 // serving metrics before it stops the sinks, and a reload stops them
 // with the scrapes held.
 func (s *sink) Metrics() []plugin.Metric {
-	if s.w == nil {
-		return nil
-	}
 	return s.w.Metrics()
 }
 
 // Check reports the collector down while no connection is open
 // (plugin.Checker).
 func (s *sink) Check() error {
-	if s.w == nil {
-		return nil
-	}
 	return s.w.Check()
 }

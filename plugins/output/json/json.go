@@ -300,17 +300,11 @@ func (s *sink) Written() uint64 {
 // Metrics reports the socket queue and reconnections (plugin.Metricer);
 // nothing in file mode.
 func (s *sink) Metrics() []plugin.Metric {
-	if s.w == nil {
-		return nil
-	}
 	return s.w.Metrics()
 }
 
 // Check reports the peer down while the socket is not connected
 // (plugin.Checker); file mode is always up.
 func (s *sink) Check() error {
-	if s.w == nil {
-		return nil
-	}
 	return s.w.Check()
 }
