@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ulogd-go/ulogd/internal/testutil"
 )
 
 // Timeouts of the bounded waits (polling, no sleeps to synchronise).
@@ -55,17 +57,6 @@ func Require(t testing.TB) {
 	}
 }
 
-// FreePort returns a loopback TCP port that nothing listens on now.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // Start configures and starts a carbon-cache on a free loopback port, and
 // stops it when t ends.
 func Start(t testing.TB) *Carbon { return StartIn(t, "") }
@@ -75,7 +66,7 @@ func Start(t testing.TB) *Carbon { return StartIn(t, "") }
 func StartIn(t testing.TB, netns string) *Carbon {
 	t.Helper()
 	Require(t)
-	c := &Carbon{Dir: t.TempDir(), Port: FreePort(t), Netns: netns}
+	c := &Carbon{Dir: t.TempDir(), Port: testutil.FreePort(t), Netns: netns}
 	if err := os.MkdirAll(filepath.Join(c.Dir, "whisper"), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -232,7 +232,7 @@ func TestStalledServerSpools(t *testing.T) {
 // TestStartFailsWithoutServer: as in ulogd2, a server that cannot be
 // reached fails the start.
 func TestStartFailsWithoutServer(t *testing.T) {
-	addr := "127.0.0.1:" + strconv.Itoa(carbontest.FreePort(t))
+	addr := "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
 	s := newTestSink(t, addr, fastTunables())
 	err := s.Start(context.Background())
 	if err == nil {

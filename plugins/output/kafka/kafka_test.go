@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -317,29 +316,10 @@ func TestLeaderMove(t *testing.T) {
 	}
 }
 
-// freePorts returns n loopback ports free now.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
-
 // restart is the cluster-down phase of TestClusterRestart: the cluster
 // with its data in dir is stopped while records flow, and started again.
 func restartUnderLoad(t *testing.T, queue string) (h *harness, n int, addrs []string) {
-	ports := freePorts(t, 3)
+	ports := testutil.FreePorts(t, 3)
 	dir := t.TempDir()
 	opts := []kfake.Opt{kfake.NumBrokers(3), kfake.SeedTopics(3, "flows"), kfake.Ports(ports...), kfake.DataDir(dir), kfake.SyncWrites()}
 	c, err := kfake.NewCluster(opts...)
@@ -464,7 +444,7 @@ func TestSASLSCRAM(t *testing.T) {
 func TestStartFailsWithoutBroker(t *testing.T) {
 	t.Parallel()
 	cfg := newConfig()
-	cfg.Brokers = fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	cfg.Brokers = fmt.Sprintf("127.0.0.1:%d", testutil.FreePorts(t, 1)[0])
 	s, _ := direct(t, cfg)
 	plugintest.StartFails(t, s, "can't connect to kafka:127.0.0.1")
 }
@@ -474,7 +454,7 @@ func TestStartFailsWithoutBroker(t *testing.T) {
 func TestStartSpoolWithoutBroker(t *testing.T) {
 	t.Parallel()
 	cfg := newConfig()
-	cfg.Brokers = fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	cfg.Brokers = fmt.Sprintf("127.0.0.1:%d", testutil.FreePorts(t, 1)[0])
 	cfg.Overflow, cfg.SpoolDir = "spool", t.TempDir()+"/spool"
 	s, _ := direct(t, cfg)
 	if err := s.Start(t.Context()); err != nil {

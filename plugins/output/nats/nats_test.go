@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -37,22 +36,12 @@ type server struct {
 	done chan struct{}
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startServer starts nats-server (JetStream with a store in a temporary
 // directory when js), stopped when the test ends.
 func startServer(t testing.TB, js bool, args ...string) *server {
 	t.Helper()
 	testutil.RequireTools(t, "nats-server")
-	s := &server{t: t, port: freePort(t), args: args}
+	s := &server{t: t, port: testutil.FreePort(t), args: args}
 	if js {
 		s.dir = t.TempDir()
 	}
@@ -337,7 +326,7 @@ func TestJetStreamRestartSpool(t *testing.T) {
 func TestStartFailsWithoutServer(t *testing.T) {
 	t.Parallel()
 	cfg := newConfig()
-	cfg.URL = fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	cfg.URL = fmt.Sprintf("nats://127.0.0.1:%d", testutil.FreePort(t))
 	up, _ := plugintest.Upstream(flowKeys)
 	d, _ := plugin.Default.Lookup("NATS")
 	inst, err := d.New(&plugin.Env{Config: cfg, Upstream: up})
